@@ -1,0 +1,312 @@
+//! Named accounts and their Codex homes: resolving a name, listing them all, comparing homes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::{self, Config};
+use crate::error::status;
+use crate::names;
+
+/// The account that `codex` uses when CODEX_HOME is unset.
+pub const DEFAULT: &str = "default";
+/// Prefix of the conventional per-account home folders (`~/.codex-NAME`).
+pub const CONVENTION_PREFIX: &str = ".codex-";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// `~/.codex`, or the home the config gives `default`.
+    Default,
+    /// Named in the config file.
+    Config,
+    /// Found as `~/.codex-NAME`.
+    Convention,
+}
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub name: String,
+    /// The home as configured (tilde expanded), before canonicalisation.
+    pub home: PathBuf,
+    pub source: Source,
+    /// Inherited variables the config lets this account keep.
+    pub pass_env: Vec<String>,
+}
+
+impl Account {
+    pub fn exists(&self) -> bool {
+        self.home.is_dir()
+    }
+
+    /// The real path of the home (symlinks resolved), or the configured path when it is missing.
+    pub fn canonical_home(&self) -> PathBuf {
+        canonical(&self.home)
+    }
+
+    pub fn is_default_home(&self, accounts: &Accounts) -> bool {
+        same_home(&self.home, &accounts.default_home)
+    }
+}
+
+/// The real path of a folder, or the path itself when it cannot be resolved (it does not exist).
+pub fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Two homes are the same account when they resolve to the same folder.
+pub fn same_home(a: &Path, b: &Path) -> bool {
+    canonical(a) == canonical(b)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("account name '{name}' {reason}")]
+    InvalidName { name: String, reason: String },
+    #[error("unknown account '{name}'{}: see `codex-as list`, or create it with `codex-as login {name}`", did_you_mean(.suggestion))]
+    Unknown {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("account '{name}' has no home at {}: run `codex-as login {name}` to create it and log in", .home.display())]
+    MissingHome { name: String, home: PathBuf },
+    #[error("account '{name}' is already configured with home {}: `codex-as remove {name}` first to change it", .home.display())]
+    AlreadyConfigured { name: String, home: PathBuf },
+    #[error("account '{name}' is not in the config{}", not_configured_hint(.convention_home))]
+    NotConfigured {
+        name: String,
+        convention_home: Option<PathBuf>,
+    },
+}
+
+fn did_you_mean(s: &Option<String>) -> String {
+    s.as_ref()
+        .map(|s| format!(" (did you mean '{s}'?)"))
+        .unwrap_or_default()
+}
+
+fn not_configured_hint(home: &Option<PathBuf>) -> String {
+    match home {
+        Some(h) => format!(
+            ": it is found by convention at {}; codex-as never deletes a home, so rename or remove that folder yourself to forget it",
+            h.display()
+        ),
+        None => ": see `codex-as list`".into(),
+    }
+}
+
+impl AccountError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AccountError::MissingHome { .. } => status::FAILURE,
+            _ => status::USAGE,
+        }
+    }
+}
+
+/// Every account codex-as knows: the default, the configured ones, and `~/.codex-NAME` folders.
+pub struct Accounts {
+    pub home_dir: PathBuf,
+    pub default_home: PathBuf,
+    pub config: Config,
+    pub config_path: PathBuf,
+}
+
+impl Accounts {
+    pub fn load() -> anyhow::Result<Self> {
+        let (config, config_path) = Config::load()?;
+        let home_dir = config::home_dir()?;
+        Ok(Self::new(config, config_path, home_dir))
+    }
+
+    pub fn new(config: Config, config_path: PathBuf, home_dir: PathBuf) -> Self {
+        let default_home = config
+            .accounts
+            .get(DEFAULT)
+            .and_then(|a| a.home.as_deref())
+            .map(|h| config::expand_tilde(h, &home_dir))
+            .unwrap_or_else(|| home_dir.join(".codex"));
+        Self {
+            home_dir,
+            default_home,
+            config,
+            config_path,
+        }
+    }
+
+    pub fn convention_home(&self, name: &str) -> PathBuf {
+        self.home_dir.join(format!("{CONVENTION_PREFIX}{name}"))
+    }
+
+    fn configured(&self, name: &str) -> Option<Account> {
+        let c = self.config.accounts.get(name)?;
+        let home = match c.home.as_deref() {
+            Some(h) => config::expand_tilde(h, &self.home_dir),
+            None if name == DEFAULT => self.default_home.clone(),
+            None => self.convention_home(name),
+        };
+        Some(Account {
+            name: name.to_string(),
+            home,
+            source: if name == DEFAULT {
+                Source::Default
+            } else {
+                Source::Config
+            },
+            pass_env: c.pass_env.clone(),
+        })
+    }
+
+    /// Resolves a name the user typed. The home need not exist (see [`Accounts::require`]).
+    pub fn resolve(&self, name: &str) -> Result<Account, AccountError> {
+        names::check(name).map_err(|reason| AccountError::InvalidName {
+            name: name.to_string(),
+            reason,
+        })?;
+        if let Some(a) = self.configured(name) {
+            return Ok(a);
+        }
+        if name == DEFAULT {
+            return Ok(Account {
+                name: DEFAULT.into(),
+                home: self.default_home.clone(),
+                source: Source::Default,
+                pass_env: Vec::new(),
+            });
+        }
+        let home = self.convention_home(name);
+        if home.is_dir() {
+            return Ok(Account {
+                name: name.to_string(),
+                home,
+                source: Source::Convention,
+                pass_env: Vec::new(),
+            });
+        }
+        let all = self.all();
+        let suggestion =
+            names::suggest(name, all.iter().map(|a| a.name.as_str())).map(String::from);
+        Err(AccountError::Unknown {
+            name: name.to_string(),
+            suggestion,
+        })
+    }
+
+    /// Resolves a name whose home must exist, as Codex refuses a CODEX_HOME that does not.
+    /// The default account is exempt: `codex` creates `~/.codex` itself.
+    pub fn require(&self, name: &str) -> Result<Account, AccountError> {
+        let a = self.resolve(name)?;
+        if !a.exists() && name != DEFAULT {
+            return Err(AccountError::MissingHome {
+                name: a.name,
+                home: a.home,
+            });
+        }
+        Ok(a)
+    }
+
+    /// All accounts, default first, then configured and conventional ones by name.
+    pub fn all(&self) -> Vec<Account> {
+        let mut by_name: BTreeMap<String, Account> = BTreeMap::new();
+        if let Ok(entries) = std::fs::read_dir(&self.home_dir) {
+            for entry in entries.flatten() {
+                let file_name = entry.file_name();
+                let Some(name) = file_name
+                    .to_str()
+                    .and_then(|n| n.strip_prefix(CONVENTION_PREFIX))
+                else {
+                    continue;
+                };
+                if names::check(name).is_ok() && entry.path().is_dir() {
+                    by_name.insert(
+                        name.to_string(),
+                        Account {
+                            name: name.to_string(),
+                            home: entry.path(),
+                            source: Source::Convention,
+                            pass_env: Vec::new(),
+                        },
+                    );
+                }
+            }
+        }
+        for name in self.config.accounts.keys() {
+            if name != DEFAULT && names::check(name).is_ok() {
+                if let Some(a) = self.configured(name) {
+                    by_name.insert(name.clone(), a);
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(by_name.len() + 1);
+        out.push(self.configured(DEFAULT).unwrap_or(Account {
+            name: DEFAULT.into(),
+            home: self.default_home.clone(),
+            source: Source::Default,
+            pass_env: Vec::new(),
+        }));
+        out.extend(by_name.into_values());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(config: &str) -> (tempfile::TempDir, Accounts) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(home.join(".codex")).unwrap();
+        std::fs::create_dir_all(home.join(".codex-bob")).unwrap();
+        std::fs::create_dir_all(home.join(".codex-bad name")).unwrap();
+        let accounts = Accounts::new(
+            Config::parse(config).unwrap(),
+            dir.path().join("c.toml"),
+            home,
+        );
+        (dir, accounts)
+    }
+
+    #[test]
+    fn resolves_config_convention_and_default() {
+        let (_d, a) = setup("[accounts.alice]\nhome = \"~/homes/a\"\n");
+        assert_eq!(a.resolve("alice").unwrap().home, a.home_dir.join("homes/a"));
+        assert_eq!(a.resolve("alice").unwrap().source, Source::Config);
+        assert_eq!(a.resolve("bob").unwrap().source, Source::Convention);
+        assert_eq!(
+            a.resolve("default").unwrap().home,
+            a.home_dir.join(".codex")
+        );
+        let names: Vec<_> = a.all().into_iter().map(|a| a.name).collect();
+        assert_eq!(names, ["default", "alice", "bob"]);
+    }
+
+    #[test]
+    fn unknown_names_get_a_suggestion() {
+        let (_d, a) = setup("");
+        let e = a.resolve("bbo").unwrap_err().to_string();
+        assert!(e.contains("did you mean 'bob'"), "{e}");
+        assert!(matches!(
+            a.resolve("a b"),
+            Err(AccountError::InvalidName { .. })
+        ));
+    }
+
+    #[test]
+    fn missing_home_is_an_error_except_for_default() {
+        let (_d, a) = setup("[accounts.carol]\n[accounts.default]\nhome = \"~/nowhere\"\n");
+        assert!(matches!(
+            a.require("carol"),
+            Err(AccountError::MissingHome { .. })
+        ));
+        assert!(a.require("default").is_ok());
+    }
+
+    #[test]
+    fn symlinked_homes_are_the_same_account() {
+        let (_d, a) = setup("");
+        let link = a.home_dir.join("link");
+        std::os::unix::fs::symlink(a.home_dir.join(".codex"), &link).unwrap();
+        assert!(same_home(&link, &a.default_home));
+        assert!(!same_home(&a.home_dir.join(".codex-bob"), &a.default_home));
+    }
+}

@@ -1,0 +1,110 @@
+//! The command line: what codex-as accepts, with the examples `--help` shows first.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::quote::Shell;
+
+const EXAMPLES: &str = "\
+Examples:
+  codex-as login work                       create ~/.codex-work and log in to it
+  codex-as work -- codex exec 'fix the tests'
+                                            run any program as the account 'work'
+  codex-as work -- sh -c 'cd api && codex exec \"…\"'
+                                            a compound command, all of it as 'work'
+  codex-as work --cwd ~/src/api -- codex    change directory first
+  codex-as list                             accounts, homes, and how each is logged in
+  eval \"$(codex-as env work)\"               switch this shell to 'work'
+
+Accounts: `default` is ~/.codex; NAME is ~/.codex-NAME unless the config file
+(`codex-as list` prints its path) gives it another home.
+
+Exit status: 0 ok, 1 failure, 2 usage error, 126/127 command not executable/not
+found; when a command ran, its own status (128+N if a signal N killed it).";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "codex-as",
+    version,
+    about = "Run Codex, and anything else, as one of your Codex accounts",
+    override_usage = "codex-as <ACCOUNT> [--cwd DIR] -- <COMMAND> [ARGS]...\n       codex-as <COMMAND>",
+    after_help = EXAMPLES,
+    subcommand_value_name = "COMMAND",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add an account to the config (its home defaults to ~/.codex-NAME)
+    #[command(after_help = "Example:\n  codex-as add work --home ~/work/codex-home")]
+    Add(AddArgs),
+    /// Remove an account from the config (its home folder is never deleted)
+    Remove(NameArg),
+    /// List accounts: name, home, whether it exists, how it is logged in
+    List(ListArgs),
+    /// Print an account's home folder
+    #[command(after_help = "Example:\n  ls \"$(codex-as which work)\"/sessions")]
+    Which(NameArg),
+    /// Create an account's home when missing and run `codex login` as it
+    #[command(
+        after_help = "Examples:\n  codex-as login work\n  codex-as login work --copy-config\n  printenv KEY | codex-as login ci -- --with-api-key"
+    )]
+    Login(LoginArgs),
+    /// Print shell code that switches the current shell to an account
+    #[command(
+        after_help = "Examples:\n  eval \"$(codex-as env work)\"\n  codex-as env work --shell fish | source"
+    )]
+    Env(EnvArgs),
+    /// Run as an account: `codex-as ACCOUNT [--cwd DIR] -- COMMAND [ARGS]...`
+    #[command(external_subcommand)]
+    Run(Vec<OsString>),
+}
+
+#[derive(Debug, Args)]
+pub struct NameArg {
+    /// Account name
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Account name: letters, digits, '.', '_', '-'
+    pub name: String,
+    /// Its Codex home folder [default: ~/.codex-NAME]
+    #[arg(long, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Account name
+    pub name: String,
+    /// Seed a new home's config.toml with a copy of the default account's
+    #[arg(long)]
+    pub copy_config: bool,
+    /// Arguments for `codex login`, after `--`
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// Account name
+    pub name: String,
+    /// Shell to quote for [default: from $SHELL, else POSIX sh]
+    #[arg(long, value_enum)]
+    pub shell: Option<Shell>,
+}

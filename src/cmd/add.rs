@@ -1,0 +1,63 @@
+use anyhow::Context;
+
+use crate::account::{self, AccountError, Accounts};
+use crate::cli::AddArgs;
+use crate::config::ConfigEdit;
+use crate::error::{UsageError, status};
+use crate::names;
+
+pub fn run(args: AddArgs) -> anyhow::Result<u8> {
+    names::check(&args.name).map_err(|reason| AccountError::InvalidName {
+        name: args.name.clone(),
+        reason,
+    })?;
+    let accounts = Accounts::load()?;
+    if let Some(existing) = accounts.config.accounts.get(&args.name) {
+        let home = existing
+            .home
+            .as_deref()
+            .map(|h| crate::config::expand_tilde(h, &accounts.home_dir))
+            .unwrap_or_else(|| accounts.convention_home(&args.name));
+        return Err(AccountError::AlreadyConfigured {
+            name: args.name,
+            home,
+        }
+        .into());
+    }
+    let home = match args.home {
+        Some(h) if h.is_absolute() => h,
+        Some(h) => std::env::current_dir()
+            .context("cannot resolve --home against the current folder")?
+            .join(h),
+        None => accounts.convention_home(&args.name),
+    };
+    let home_str = home.to_str().ok_or_else(|| {
+        UsageError::new(format!(
+            "home {} is not valid UTF-8: the config file cannot hold it",
+            home.display()
+        ))
+    })?;
+    if let Some(other) = accounts
+        .all()
+        .into_iter()
+        .find(|a| a.name != args.name && a.exists() && account::same_home(&a.home, &home))
+    {
+        eprintln!(
+            "codex-as: note: '{}' uses the same home ({}), so both names are one account",
+            other.name,
+            other.canonical_home().display()
+        );
+    }
+    let mut edit = ConfigEdit::open(&accounts.config_path)?;
+    edit.set_account_home(&args.name, home_str);
+    edit.save()?;
+    println!("added '{}' with home {}", args.name, home.display());
+    if !home.is_dir() {
+        eprintln!(
+            "codex-as: {} does not exist yet: run `codex-as login {}` to create it and log in",
+            home.display(),
+            args.name
+        );
+    }
+    Ok(status::OK)
+}

@@ -1,0 +1,36 @@
+use crate::account::Accounts;
+use crate::account_env::EnvPlan;
+use crate::cli::EnvArgs;
+use crate::error::{UsageError, status};
+use crate::quote::Shell;
+
+pub fn run(args: EnvArgs) -> anyhow::Result<u8> {
+    let accounts = Accounts::load()?;
+    let account = accounts.require(&args.name)?;
+    let shell = args.shell.unwrap_or_else(Shell::from_env);
+    print!("{}", render(&EnvPlan::for_account(&account), shell)?);
+    Ok(status::OK)
+}
+
+/// Shell code that applies `plan` to the shell that evaluates it.
+pub fn render(plan: &EnvPlan, shell: Shell) -> Result<String, UsageError> {
+    let mut out = String::new();
+    for name in &plan.unset {
+        match shell {
+            Shell::Fish => out.push_str(&format!("set -e {name};\n")),
+            _ => out.push_str(&format!("unset {name};\n")),
+        }
+    }
+    for (name, value) in &plan.set {
+        let value = value.to_str().ok_or_else(|| {
+            UsageError::new(format!(
+                "{name} would not be valid UTF-8; shells cannot be given it safely (rename the folder)"
+            ))
+        })?;
+        match shell {
+            Shell::Fish => out.push_str(&format!("set -gx {name} {};\n", shell.quote(value))),
+            _ => out.push_str(&format!("export {name}={};\n", shell.quote(value))),
+        }
+    }
+    Ok(out)
+}

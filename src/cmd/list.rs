@@ -1,0 +1,101 @@
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::account::{self, Accounts, Source};
+use crate::account_env::CODEX_HOME;
+use crate::cli::ListArgs;
+use crate::error::status;
+use crate::login_state::{self, LoginState};
+
+/// One row of `codex-as list --json`. Field names are a stable interface.
+#[derive(Debug, Serialize)]
+struct Row {
+    name: String,
+    /// Canonical home (symlinks resolved) when it exists, else the configured path.
+    home: PathBuf,
+    exists: bool,
+    login: LoginState,
+    /// True for the account `codex` uses when CODEX_HOME is unset (and any name sharing its home).
+    default: bool,
+    /// True for the account this shell's CODEX_HOME points at (the default one when unset).
+    current: bool,
+    source: Source,
+}
+
+pub fn run(args: ListArgs) -> anyhow::Result<u8> {
+    let accounts = Accounts::load()?;
+    let current_home = std::env::var_os(CODEX_HOME)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| accounts.default_home.clone());
+    let rows: Vec<Row> = accounts
+        .all()
+        .into_iter()
+        .map(|a| {
+            let exists = a.exists();
+            Row {
+                login: if exists {
+                    login_state::read(&a.home)
+                } else {
+                    LoginState::LoggedOut
+                },
+                default: a.is_default_home(&accounts),
+                current: account::same_home(&a.home, &current_home),
+                home: a.canonical_home(),
+                exists,
+                source: a.source,
+                name: a.name,
+            }
+        })
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(status::OK);
+    }
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    let homes: Vec<String> = rows.iter().map(|r| printable(&r.home)).collect();
+    let home_width = homes
+        .iter()
+        .map(|h| h.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!("  {:width$}  {:home_width$}  LOGIN", "NAME", "HOME");
+    for (r, home) in rows.iter().zip(&homes) {
+        let mark = if r.current { '*' } else { ' ' };
+        let login = if r.exists {
+            r.login.describe()
+        } else {
+            "(no home: `codex-as login` creates it)"
+        };
+        let same = if r.default && r.name != account::DEFAULT {
+            "  (same home as default)"
+        } else {
+            ""
+        };
+        println!(
+            "{mark} {:width$}  {home:home_width$}  {login}{same}",
+            r.name
+        );
+    }
+    println!(
+        "\n* current account (CODEX_HOME)   config: {}",
+        printable(&accounts.config_path)
+    );
+    Ok(status::OK)
+}
+
+/// A path for a terminal: control characters (a newline in a folder name) shown escaped.
+fn printable(p: &Path) -> String {
+    p.to_string_lossy()
+        .chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}

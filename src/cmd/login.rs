@@ -1,0 +1,83 @@
+//! `codex-as login NAME [--copy-config] [-- ARGS]`
+
+use std::ffi::OsString;
+
+use anyhow::{Context, bail};
+
+use crate::account::{Account, AccountError, Accounts, DEFAULT, Source};
+use crate::account_env::EnvPlan;
+use crate::cli::LoginArgs;
+use crate::error::UsageError;
+use crate::{exec, fsutil};
+
+pub fn run(args: LoginArgs) -> anyhow::Result<u8> {
+    let accounts = Accounts::load()?;
+    let account = match accounts.resolve(&args.name) {
+        Ok(a) => a,
+        // A new name becomes a conventional account: its home is ~/.codex-NAME.
+        Err(AccountError::Unknown { name, .. }) => Account {
+            home: accounts.convention_home(&name),
+            name,
+            source: Source::Convention,
+            pass_env: Vec::new(),
+        },
+        Err(e) => return Err(e.into()),
+    };
+    let codex = which::which("codex").map_err(|_| {
+        anyhow::anyhow!("codex is not on your PATH: install it with `npm install -g @openai/codex`")
+    })?;
+    let source_config = accounts.default_home.join("config.toml");
+    if args.copy_config {
+        if account.name == DEFAULT || account.is_default_home(&accounts) {
+            return Err(UsageError::new(
+                "--copy-config copies the default account's config.toml into another account: this is the default account",
+            )
+            .into());
+        }
+        if !source_config.is_file() {
+            bail!(
+                "--copy-config: the default account has no config.toml at {} to copy",
+                source_config.display()
+            );
+        }
+    }
+    if !account.exists() {
+        fsutil::create_private_dir(&account.home)
+            .with_context(|| format!("cannot create {}", account.home.display()))?;
+        eprintln!(
+            "codex-as: created {} for '{}'",
+            account.home.display(),
+            account.name
+        );
+    }
+    if args.copy_config {
+        copy_config(&source_config, &account)?;
+    }
+    let mut login_args: Vec<OsString> = vec!["login".into()];
+    login_args.extend(args.args);
+    let plan = EnvPlan::for_account(&account);
+    Err(exec::exec(codex.as_os_str(), &login_args, &plan, None).into())
+}
+
+/// A copy, never a link: Codex rewrites config.toml in place, and a link would carry one account's
+/// settings into the other. An existing config.toml is left as it is.
+fn copy_config(source: &std::path::Path, account: &Account) -> anyhow::Result<()> {
+    let target = account.home.join("config.toml");
+    if target.symlink_metadata().is_ok() {
+        eprintln!(
+            "codex-as: {} already exists; left unchanged (--copy-config only seeds a missing one)",
+            target.display()
+        );
+        return Ok(());
+    }
+    let bytes =
+        std::fs::read(source).with_context(|| format!("cannot read {}", source.display()))?;
+    fsutil::write_private_atomic(&target, &bytes)
+        .with_context(|| format!("cannot write {}", target.display()))?;
+    eprintln!(
+        "codex-as: copied {} to {}",
+        source.display(),
+        target.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! One module per subcommand; each returns the exit status to end with.
+
+mod add;
+mod env;
+mod list;
+mod login;
+mod remove;
+mod run;
+mod which;
+
+use crate::cli::{Cli, Command};
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Add(a) => add::run(a),
+        Command::Remove(a) => remove::run(a),
+        Command::List(a) => list::run(a),
+        Command::Which(a) => which::run(a),
+        Command::Login(a) => login::run(a),
+        Command::Env(a) => env::run(a),
+        Command::Run(args) => run::run(args),
+    }
+}

@@ -1,0 +1,36 @@
+use crate::account::{AccountError, Accounts};
+use crate::cli::NameArg;
+use crate::config::ConfigEdit;
+use crate::error::status;
+use crate::names;
+
+pub fn run(args: NameArg) -> anyhow::Result<u8> {
+    names::check(&args.name).map_err(|reason| AccountError::InvalidName {
+        name: args.name.clone(),
+        reason,
+    })?;
+    let accounts = Accounts::load()?;
+    let mut edit = ConfigEdit::open(&accounts.config_path)?;
+    if !edit.remove_account(&args.name) {
+        let conv = accounts.convention_home(&args.name);
+        return Err(AccountError::NotConfigured {
+            name: args.name,
+            convention_home: conv.is_dir().then_some(conv),
+        }
+        .into());
+    }
+    edit.save()?;
+    println!(
+        "removed '{}' from the config; its home folder is untouched",
+        args.name
+    );
+    let conv = accounts.convention_home(&args.name);
+    if conv.is_dir() {
+        eprintln!(
+            "codex-as: note: {} still exists, so '{}' remains an account by convention",
+            conv.display(),
+            args.name
+        );
+    }
+    Ok(status::OK)
+}

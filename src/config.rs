@@ -1,0 +1,276 @@
+//! The user's config file: which accounts exist, where their homes are, and defaults.
+//!
+//! Read with serde so that a typo is an error that names the key; edited with `toml_edit` so that
+//! `codex-as add`/`remove` keep the user's comments and layout.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::fsutil;
+
+/// Environment variable naming the config file, for tests and unusual setups.
+pub const CONFIG_ENV: &str = "CODEX_AS_CONFIG";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Default order of accounts for `auto` and lists.
+    #[serde(default)]
+    pub order: Vec<String>,
+    #[serde(default)]
+    pub accounts: BTreeMap<String, AccountConfig>,
+    #[serde(default)]
+    pub plugin: PluginConfig,
+    #[serde(default)]
+    pub broker: BrokerConfig,
+    #[serde(default)]
+    pub quota: QuotaConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// The account's CODEX_HOME; `~/` is expanded. Default: `~/.codex-NAME`.
+    pub home: Option<String>,
+    /// Inherited variables this account may keep (by default codex-as drops the ones that would
+    /// make Codex act as another identity).
+    #[serde(default)]
+    pub pass_env: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Root of the Codex plugin for Claude Code (the folder holding `scripts/codex-companion.mjs`).
+    pub root: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// How long an unused codex-as broker stays warm, e.g. "30m", "2h", "90s".
+    pub idle_exit: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// `auto` skips an account whose usage window is at or above this percentage.
+    pub threshold: Option<f64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path} is not valid: {message} (fix or move the file)")]
+    Parse { path: PathBuf, message: String },
+    #[error("cannot write config {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot find your home folder: set HOME")]
+    NoHome,
+}
+
+/// Where the config file lives: `$CODEX_AS_CONFIG`, else the platform's config folder
+/// (`$XDG_CONFIG_HOME/codex-as/config.toml` or `~/.config/codex-as/config.toml` on Linux).
+pub fn path() -> Result<PathBuf, ConfigError> {
+    if let Some(p) = std::env::var_os(CONFIG_ENV).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let base = directories::BaseDirs::new().ok_or(ConfigError::NoHome)?;
+    Ok(base.config_dir().join("codex-as").join("config.toml"))
+}
+
+/// The user's home folder (`$HOME` first, as every shell tool does).
+pub fn home_dir() -> Result<PathBuf, ConfigError> {
+    directories::BaseDirs::new()
+        .map(|b| b.home_dir().to_path_buf())
+        .ok_or(ConfigError::NoHome)
+}
+
+/// Expands a leading `~/` (or a lone `~`) against the home folder.
+pub fn expand_tilde(raw: &str, home: &Path) -> PathBuf {
+    if raw == "~" {
+        home.to_path_buf()
+    } else if let Some(rest) = raw.strip_prefix("~/") {
+        home.join(rest)
+    } else {
+        PathBuf::from(raw)
+    }
+}
+
+impl Config {
+    /// Loads the config; a missing file is an empty config.
+    pub fn load() -> Result<(Config, PathBuf), ConfigError> {
+        let path = path()?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Config::default(), path));
+            }
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        let config = Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.clone(),
+            message,
+        })?;
+        Ok((config, path))
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.message().to_string())
+    }
+}
+
+/// An edit of the config file that keeps everything the user wrote around it.
+pub struct ConfigEdit {
+    path: PathBuf,
+    doc: toml_edit::DocumentMut,
+}
+
+impl ConfigEdit {
+    pub fn open(path: &Path) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        // Refuse to edit a file we could not read as a config: rewriting it would lose what the
+        // user meant.
+        Config::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        let doc = text
+            .parse()
+            .map_err(|e: toml_edit::TomlError| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: e.message().to_string(),
+            })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            doc,
+        })
+    }
+
+    pub fn set_account_home(&mut self, name: &str, home: &str) {
+        let accounts = self.doc.entry("accounts").or_insert_with(|| {
+            let mut t = toml_edit::Table::new();
+            t.set_implicit(true);
+            toml_edit::Item::Table(t)
+        });
+        if let Some(accounts) = accounts.as_table_like_mut() {
+            let entry = accounts
+                .entry(name)
+                .or_insert(toml_edit::Item::Table(toml_edit::Table::new()));
+            if let Some(t) = entry.as_table_like_mut() {
+                t.insert("home", toml_edit::value(home));
+            }
+        }
+    }
+
+    /// Removes the account's table and its place in `order`; false if it was not configured.
+    pub fn remove_account(&mut self, name: &str) -> bool {
+        let removed = self
+            .doc
+            .get_mut("accounts")
+            .and_then(|a| a.as_table_like_mut())
+            .and_then(|a| a.remove(name))
+            .is_some();
+        if let Some(order) = self.doc.get_mut("order").and_then(|o| o.as_array_mut()) {
+            order.retain(|v| v.as_str() != Some(name));
+        }
+        removed
+    }
+
+    pub fn save(&self) -> Result<(), ConfigError> {
+        let write_err = |source| ConfigError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fsutil::create_private_dir(dir).map_err(write_err)?;
+        }
+        fsutil::write_private_atomic(&self.path, self.doc.to_string().as_bytes()).map_err(write_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_config() {
+        let c = Config::parse(
+            r#"
+order = ["alice", "bob"]
+[accounts.alice]
+home = "~/x"
+pass_env = ["OPENAI_API_KEY"]
+[plugin]
+root = "/p"
+[broker]
+idle_exit = "30m"
+[quota]
+threshold = 90
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.order, ["alice", "bob"]);
+        assert_eq!(c.accounts["alice"].home.as_deref(), Some("~/x"));
+        assert_eq!(c.accounts["alice"].pass_env, ["OPENAI_API_KEY"]);
+        assert_eq!(c.quota.threshold, Some(90.0));
+    }
+
+    #[test]
+    fn a_typo_names_the_key() {
+        let err = Config::parse("[accounts.a]\nhoem = \"/x\"\n").unwrap_err();
+        assert!(err.contains("hoem"), "{err}");
+    }
+
+    #[test]
+    fn edits_keep_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "# mine\norder = [\"a\", \"b\"]\n\n[accounts.a]\nhome = \"/a\" # note\n",
+        )
+        .unwrap();
+        let mut e = ConfigEdit::open(&p).unwrap();
+        e.set_account_home("b", "/b");
+        e.save().unwrap();
+        let mut e = ConfigEdit::open(&p).unwrap();
+        assert!(e.remove_account("a"));
+        assert!(!e.remove_account("zzz"));
+        e.save().unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("# mine"), "{text}");
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.order, ["b"]);
+        assert_eq!(c.accounts["b"].home.as_deref(), Some("/b"));
+        assert!(!c.accounts.contains_key("a"));
+    }
+
+    #[test]
+    fn tilde_expands_only_at_the_start() {
+        let h = Path::new("/home/u");
+        assert_eq!(expand_tilde("~/a", h), PathBuf::from("/home/u/a"));
+        assert_eq!(expand_tilde("~", h), PathBuf::from("/home/u"));
+        assert_eq!(expand_tilde("/x/~/a", h), PathBuf::from("/x/~/a"));
+        assert_eq!(expand_tilde("~bob/a", h), PathBuf::from("~bob/a"));
+    }
+}

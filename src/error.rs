@@ -1,0 +1,66 @@
+//! Typed errors raised inside codex-as, and the one place that maps any error to an exit status.
+
+use std::path::PathBuf;
+
+/// Exit statuses codex-as itself uses (a command that ran returns its own status instead).
+pub mod status {
+    pub const OK: u8 = 0;
+    pub const FAILURE: u8 = 1;
+    pub const USAGE: u8 = 2;
+    /// Like a shell: the command exists but could not be executed.
+    pub const NOT_EXECUTABLE: u8 = 126;
+    /// Like a shell: the command was not found.
+    pub const NOT_FOUND: u8 = 127;
+}
+
+/// A mistake in how codex-as was called: exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+impl UsageError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
+/// The program to run could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("{program}: command not found (check the name, or your PATH)")]
+    NotFound { program: String },
+    #[error("{program}: permission denied (is it executable?)")]
+    NotExecutable { program: String },
+    #[error("cannot run {program}: {source}")]
+    Other {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot change directory to {dir}: {source} (check --cwd)")]
+    Cwd {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Exit status for an error that reached `main`: the first typed error in the chain decides.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.downcast_ref::<UsageError>().is_some() {
+            return status::USAGE;
+        }
+        if let Some(e) = cause.downcast_ref::<crate::account::AccountError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<ExecError>() {
+            return match e {
+                ExecError::NotFound { .. } => status::NOT_FOUND,
+                ExecError::NotExecutable { .. } => status::NOT_EXECUTABLE,
+                ExecError::Other { .. } | ExecError::Cwd { .. } => status::FAILURE,
+            };
+        }
+    }
+    status::FAILURE
+}

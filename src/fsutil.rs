@@ -1,0 +1,87 @@
+//! Private files and folders, written so a crash never leaves a half-written one behind.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+
+/// Creates `dir` (and missing parents) with mode 0700.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Replaces `path` with `contents` atomically: a 0600 temporary file in the same folder, synced,
+/// then renamed over the target, so readers see the old file or the new one, never a mix.
+pub fn write_private_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".codex-as-")
+        .suffix(".tmp")
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Why a file or folder that another local user could have planted must not be trusted, if so.
+pub fn untrusted_reason(meta: &fs::Metadata) -> Option<String> {
+    let me = nix::unistd::getuid().as_raw();
+    if meta.uid() != me {
+        return Some(format!(
+            "it is owned by uid {}, not you (uid {me})",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Some(format!(
+            "it is writable by others (mode {:o})",
+            meta.mode() & 0o777
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_is_private_and_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.toml");
+        write_private_atomic(&p, b"one").unwrap();
+        write_private_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+    }
+
+    #[test]
+    fn private_dir_is_0700() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a/b");
+        create_private_dir(&p).unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn world_writable_is_untrusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("w");
+        fs::write(&p, "").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).unwrap();
+        let why = untrusted_reason(&fs::metadata(&p).unwrap()).unwrap();
+        assert!(why.contains("writable by others"), "{why}");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(untrusted_reason(&fs::metadata(&p).unwrap()), None);
+    }
+}

@@ -1,0 +1,95 @@
+//! Quoting values for the shells whose code codex-as prints. Fish is not POSIX: inside its single
+//! quotes only `\\` and `\'` are special, and `'\''` would not work there.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    /// Any POSIX sh (dash, ksh, busybox).
+    Posix,
+}
+
+impl Shell {
+    /// The user's shell from `$SHELL`, falling back to POSIX sh.
+    pub fn from_env() -> Shell {
+        let shell = std::env::var_os("SHELL").unwrap_or_default();
+        match std::path::Path::new(&shell)
+            .file_name()
+            .and_then(|n| n.to_str())
+        {
+            Some("bash") => Shell::Bash,
+            Some("zsh") => Shell::Zsh,
+            Some("fish") => Shell::Fish,
+            _ => Shell::Posix,
+        }
+    }
+
+    pub fn quote(self, value: &str) -> String {
+        match self {
+            Shell::Fish => fish(value),
+            Shell::Bash | Shell::Zsh | Shell::Posix => posix(value),
+        }
+    }
+}
+
+impl fmt::Display for Shell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Shell::Bash => "bash",
+            Shell::Zsh => "zsh",
+            Shell::Fish => "fish",
+            Shell::Posix => "posix",
+        })
+    }
+}
+
+/// Single-quoted for any POSIX shell: every byte is literal, `'` is closed, escaped, reopened.
+pub fn posix(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        if c == '\'' {
+            out.push_str("'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Single-quoted for fish.
+pub fn fish(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        if c == '\'' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn posix_quoting() {
+        assert_eq!(posix("a b"), "'a b'");
+        assert_eq!(posix("it's"), r"'it'\''s'");
+        assert_eq!(posix("$(x)`y`\\"), r"'$(x)`y`\'");
+    }
+
+    #[test]
+    fn fish_quoting() {
+        assert_eq!(fish("it's"), r"'it\'s'");
+        assert_eq!(fish(r"a\b"), r"'a\\b'");
+        assert_eq!(fish("$x"), "'$x'");
+    }
+}
