@@ -204,7 +204,7 @@ impl Accounts {
         Ok(a)
     }
 
-    /// All accounts, default first, then configured and conventional ones by name.
+    /// All accounts: default first, then those in the config's `order`, then the rest by name.
     pub fn all(&self) -> Vec<Account> {
         let mut by_name: BTreeMap<String, Account> = BTreeMap::new();
         if let Ok(entries) = std::fs::read_dir(&self.home_dir) {
@@ -230,10 +230,11 @@ impl Accounts {
             }
         }
         for name in self.config.accounts.keys() {
-            if name != DEFAULT && names::check(name).is_ok() {
-                if let Some(a) = self.configured(name) {
-                    by_name.insert(name.clone(), a);
-                }
+            if let Some(a) = self
+                .configured(name)
+                .filter(|_| name != DEFAULT && names::check(name).is_ok())
+            {
+                by_name.insert(name.clone(), a);
             }
         }
         let mut out = Vec::with_capacity(by_name.len() + 1);
@@ -243,6 +244,12 @@ impl Accounts {
             source: Source::Default,
             pass_env: Vec::new(),
         }));
+        // The config's `order` first, then the rest by name.
+        for name in &self.config.order {
+            if let Some(a) = by_name.remove(name) {
+                out.push(a);
+            }
+        }
         out.extend(by_name.into_values());
         out
     }
@@ -268,7 +275,7 @@ mod tests {
 
     #[test]
     fn resolves_config_convention_and_default() {
-        let (_d, a) = setup("[accounts.alice]\nhome = \"~/homes/a\"\n");
+        let (_d, a) = setup("order = [\"bob\"]\n[accounts.alice]\nhome = \"~/homes/a\"\n");
         assert_eq!(a.resolve("alice").unwrap().home, a.home_dir.join("homes/a"));
         assert_eq!(a.resolve("alice").unwrap().source, Source::Config);
         assert_eq!(a.resolve("bob").unwrap().source, Source::Convention);
@@ -277,7 +284,7 @@ mod tests {
             a.home_dir.join(".codex")
         );
         let names: Vec<_> = a.all().into_iter().map(|a| a.name).collect();
-        assert_eq!(names, ["default", "alice", "bob"]);
+        assert_eq!(names, ["default", "bob", "alice"], "order first, then by name");
     }
 
     #[test]

@@ -52,13 +52,15 @@ pub fn check(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The closest candidate to an unknown name, when it is close enough to be a likely typo.
+/// The closest candidate to an unknown name, when it is close enough to be a likely typo:
+/// at most one edit (a transposition counts as one) per three characters, or a shared prefix.
 pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let allowed = (name.chars().count() / 3).max(1);
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(name, c), c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|c| (strsim::osa_distance(name, c), c))
+        .filter(|(d, c)| *d <= allowed || (name.len() >= 3 && c.starts_with(name)))
+        .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
 
@@ -98,6 +100,9 @@ mod tests {
         let names = ["alice", "bob", "default"];
         assert_eq!(suggest("alcie", names), Some("alice"));
         assert_eq!(suggest("defualt", names), Some("default"));
+        assert_eq!(suggest("bbo", names), Some("bob"));
+        assert_eq!(suggest("ali", names), Some("alice"));
         assert_eq!(suggest("zzz", names), None);
+        assert_eq!(suggest("carol", names), None);
     }
 }
