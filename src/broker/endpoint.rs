@@ -16,8 +16,8 @@ pub fn socket_path(endpoint: &str) -> Result<PathBuf, BrokerError> {
     }
 }
 
-/// A socket file this process created, identified by inode so that a successor's socket at the
-/// same path is never removed by mistake.
+/// A socket file this process created. A successor may bind the same path once this one is
+/// closed (and the inode number may even be reused), so removal checks both.
 #[derive(Debug)]
 pub struct BoundSocket {
     path: PathBuf,
@@ -26,10 +26,17 @@ pub struct BoundSocket {
 }
 
 impl BoundSocket {
-    /// Removes the socket file if it is still the one this process bound.
+    /// Removes the socket file if it is still the one this process bound and nothing listens
+    /// on it (call it after closing or shutting down the listener).
     pub fn remove(&self) {
-        if let Ok(m) = std::fs::symlink_metadata(&self.path) {
-            if m.dev() == self.dev && m.ino() == self.ino {
+        let Ok(m) = std::fs::symlink_metadata(&self.path) else {
+            return;
+        };
+        if m.dev() != self.dev || m.ino() != self.ino {
+            return;
+        }
+        if let Err(e) = UnixStream::connect(&self.path) {
+            if e.kind() == io::ErrorKind::ConnectionRefused {
                 let _ = std::fs::remove_file(&self.path);
             }
         }
@@ -123,9 +130,11 @@ mod tests {
         drop(live);
         // Nothing listens any more: a stale socket of ours is replaced.
         let (_again, sock2) = bind(&path).unwrap();
-        // The first one's inode is gone: removing through it must not touch the new socket.
+        // Removing through the first handle must not touch the live successor, even when the
+        // file system reused the inode number.
         sock.remove();
         assert!(path.exists());
+        drop(_again);
         sock2.remove();
         assert!(!path.exists());
 

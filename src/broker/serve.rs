@@ -85,11 +85,14 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
     let mut sigint = signal(SignalKind::interrupt()).map_err(BrokerError::Io)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(BrokerError::Io)?;
 
-    let (std_listener, bound) = endpoint::bind(&socket_path)?;
+    let (bound_listener, bound) = endpoint::bind(&socket_path)?;
     let mut files = Files {
         socket: Some(bound),
         pid_file: None,
     };
+    // Declared after `files` so that on an early return the listener closes before the socket
+    // file is removed.
+    let std_listener = bound_listener;
     if let Some(p) = &opts.pid_file {
         crate::fsutil::write_private_atomic(p, format!("{}\n", std::process::id()).as_bytes())
             .map_err(|source| BrokerError::PidFile {

@@ -537,3 +537,415 @@ impl State {
         std::mem::take(&mut self.out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::AuthIdentity;
+    use crate::login_state::LoginState;
+
+    const A: ClientId = 1;
+    const B: ClientId = 2;
+    const C: ClientId = 3;
+
+    fn facts() -> Facts {
+        Facts {
+            pid: 10,
+            app_server_pid: 11,
+            started_at: 1_700_000_000,
+            cwd: "/w".into(),
+            endpoint: "unix:/tmp/s".into(),
+            identity: Identity {
+                codex_home: "/h".into(),
+                auth: AuthIdentity {
+                    method: LoginState::ApiKey,
+                    fingerprint: Some("sha256:0123456789abcdef".into()),
+                },
+            },
+        }
+    }
+
+    /// A serving broker with clients A and B connected.
+    fn serving() -> (State, Instant) {
+        let t0 = Instant::now();
+        let (mut s, first) = State::new(facts(), t0);
+        assert_eq!(first.len(), 1);
+        let out = s.on_app_server_message(Message::ok(json!(1), json!({})), t0);
+        assert!(matches!(out[0], Action::Ready(_)));
+        s.on_connect(A, t0);
+        s.on_connect(B, t0);
+        (s, t0)
+    }
+
+    fn req(id: u64, method: &str, params: Value) -> Result<Message, String> {
+        Ok(Message::Request {
+            id: json!(id),
+            method: method.into(),
+            params: Some(params),
+        })
+    }
+
+    /// The (broker id, method) of each request sent to the app-server.
+    fn upstream(actions: &[Action]) -> Vec<(u64, String)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::ToAppServer(Message::Request { id, method, .. }) => {
+                    Some((id.as_u64().unwrap(), method.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn only_upstream(actions: &[Action]) -> u64 {
+        let ups = upstream(actions);
+        assert_eq!(ups.len(), 1, "{actions:?}");
+        ups[0].0
+    }
+
+    fn to(client: ClientId, actions: &[Action]) -> Vec<Value> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::ToClient(c, m) if *c == client => Some(m.to_value()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn error_code(v: &Value) -> Option<i64> {
+        v.pointer("/error/code").and_then(Value::as_i64)
+    }
+
+    fn note(method: &str, thread: &str) -> Message {
+        Message::notification(method, json!({"threadId": thread}))
+    }
+
+    /// A starts a turn on thread `t` and the app-server accepts it.
+    fn start_stream(s: &mut State, t0: Instant, client: ClientId, thread: &str) {
+        let up = only_upstream(&s.on_client_message(
+            client,
+            req(50, "turn/start", json!({"threadId": thread})),
+            t0,
+        ));
+        let result = json!({"turn": {"id": format!("turn-{thread}"), "status": "inProgress"}});
+        let out = s.on_app_server_message(Message::ok(json!(up), result), t0);
+        assert_eq!(to(client, &out)[0]["id"], 50);
+    }
+
+    #[test]
+    fn initializes_its_app_server_like_the_plugin_then_accepts_clients() {
+        let t0 = Instant::now();
+        let (mut s, first) = State::new(facts(), t0);
+        let Action::ToAppServer(Message::Request { method, params, .. }) = &first[0] else {
+            panic!("{first:?}");
+        };
+        assert_eq!(method, "initialize");
+        let params = params.as_ref().unwrap();
+        assert_eq!(params["clientInfo"]["name"], "Claude Code");
+        assert_eq!(
+            params["capabilities"]["optOutNotificationMethods"][0],
+            "item/agentMessage/delta"
+        );
+        assert_eq!(s.phase(), Phase::Starting);
+        assert_eq!(s.idle_since(), None, "not idle before ready");
+        let out = s.on_app_server_message(Message::ok(json!(1), json!({"codexHome": "/h"})), t0);
+        assert!(matches!(out[0], Action::Ready(_)));
+        assert!(
+            matches!(&out[1], Action::ToAppServer(Message::Notification { method, .. }) if method == "initialized")
+        );
+        assert_eq!(s.phase(), Phase::Serving);
+    }
+
+    #[test]
+    fn refused_initialize_stops_the_broker() {
+        let t0 = Instant::now();
+        let (mut s, _) = State::new(facts(), t0);
+        let out = s.on_app_server_message(Message::err(json!(1), -32600, "nope"), t0);
+        assert!(matches!(&out[0], Action::Stop(StopReason::InitFailed(m)) if m.contains("nope")));
+    }
+
+    #[test]
+    fn answers_initialize_locally_and_swallows_initialized() {
+        let (mut s, t0) = serving();
+        let out = s.on_client_message(A, req(1, "initialize", json!({})), t0);
+        assert_eq!(
+            to(A, &out),
+            [json!({"id": 1, "result": {"userAgent": "codex-companion-broker"}})]
+        );
+        let initialized = Ok(Message::notification("initialized", json!({})));
+        assert!(s.on_client_message(A, initialized, t0).is_empty());
+    }
+
+    #[test]
+    fn remaps_ids_so_clients_never_collide() {
+        let (mut s, t0) = serving();
+        let up_a = only_upstream(&s.on_client_message(A, req(1, "account/read", json!({})), t0));
+        // A keeps ownership while its request is in flight; a second request of its own passes.
+        let up_a2 = only_upstream(&s.on_client_message(A, req(1, "config/read", json!({})), t0));
+        assert_ne!(up_a, up_a2);
+        let out = s.on_app_server_message(Message::ok(json!(up_a2), json!("second")), t0);
+        assert_eq!(to(A, &out), [json!({"id": 1, "result": "second"})]);
+        assert!(s.busy(), "one request still in flight");
+        let out = s.on_app_server_message(Message::ok(json!(up_a), json!("first")), t0);
+        assert_eq!(to(A, &out), [json!({"id": 1, "result": "first"})]);
+        assert!(!s.busy());
+        let up_b = only_upstream(&s.on_client_message(B, req(1, "account/read", json!({})), t0));
+        assert!(up_b != up_a && up_b != up_a2);
+        let err = json!({"code": -32600, "message": "bad", "data": {"x": 1}});
+        let out = s.on_app_server_message(
+            Message::Response {
+                id: json!(up_b),
+                outcome: Err(err.clone()),
+            },
+            t0,
+        );
+        assert_eq!(to(B, &out), [json!({"id": 1, "error": err})]);
+        assert!(to(A, &out).is_empty());
+    }
+
+    #[test]
+    fn a_request_in_flight_makes_others_busy() {
+        let (mut s, t0) = serving();
+        let up = only_upstream(&s.on_client_message(A, req(1, "thread/start", json!({})), t0));
+        for method in ["account/read", "turn/interrupt", "turn/start"] {
+            let out = s.on_client_message(B, req(9, method, json!({"threadId": "t"})), t0);
+            assert!(upstream(&out).is_empty(), "{method}");
+            assert_eq!(error_code(&to(B, &out)[0]), Some(p::BUSY), "{method}");
+        }
+        s.on_app_server_message(Message::ok(json!(up), json!({})), t0);
+        let out = s.on_client_message(B, req(9, "account/read", json!({})), t0);
+        assert_eq!(upstream(&out).len(), 1);
+    }
+
+    #[test]
+    fn a_stream_belongs_to_its_client_until_its_turn_completes() {
+        let (mut s, t0) = serving();
+        start_stream(&mut s, t0, A, "t1");
+        assert!(s.busy());
+        let out = s.on_client_message(B, req(2, "account/read", json!({})), t0);
+        assert_eq!(error_code(&to(B, &out)[0]), Some(p::BUSY));
+
+        let out = s.on_app_server_message(note("item/completed", "t1"), t0);
+        assert_eq!(to(A, &out).len(), 1);
+        assert!(to(B, &out).is_empty(), "notifications go to the owner only");
+        // Another thread's completion does not end A's stream.
+        let out = s.on_app_server_message(note("turn/completed", "other"), t0);
+        assert_eq!(to(A, &out).len(), 1);
+        assert!(s.busy());
+        let out = s.on_app_server_message(note("turn/completed", "t1"), t0);
+        assert_eq!(to(A, &out).len(), 1);
+        assert!(!s.busy());
+        // Unowned notifications go nowhere.
+        let out = s.on_app_server_message(note("item/completed", "t1"), t0);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn review_streams_end_on_their_review_thread_too() {
+        let (mut s, t0) = serving();
+        let up = only_upstream(&s.on_client_message(
+            A,
+            req(1, "review/start", json!({"threadId": "t"})),
+            t0,
+        ));
+        s.on_app_server_message(
+            Message::ok(json!(up), json!({"reviewThreadId": "r", "turn": {"id": "x"}})),
+            t0,
+        );
+        assert!(s.busy());
+        s.on_app_server_message(note("turn/completed", "r"), t0);
+        assert!(!s.busy());
+    }
+
+    #[test]
+    fn another_client_may_interrupt_a_stream_but_not_a_request() {
+        let (mut s, t0) = serving();
+        start_stream(&mut s, t0, A, "t1");
+        let params = json!({"threadId": "t1", "turnId": "turn-t1"});
+        let out = s.on_client_message(B, req(7, "turn/interrupt", params.clone()), t0);
+        let up = only_upstream(&out);
+        let out = s.on_app_server_message(Message::ok(json!(up), json!({})), t0);
+        assert_eq!(to(B, &out), [json!({"id": 7, "result": {}})]);
+        assert!(s.busy(), "the interrupt does not make B the owner");
+        let out = s.on_app_server_message(note("turn/completed", "t1"), t0);
+        assert_eq!(to(A, &out).len(), 1, "the stream's end goes to A");
+        assert!(to(B, &out).is_empty());
+        assert!(!s.busy());
+
+        // While A has a request in flight, even an interrupt is refused.
+        start_stream(&mut s, t0, A, "t2");
+        only_upstream(&s.on_client_message(A, req(8, "thread/read", json!({})), t0));
+        let out = s.on_client_message(B, req(9, "turn/interrupt", params), t0);
+        assert_eq!(error_code(&to(B, &out)[0]), Some(p::BUSY));
+    }
+
+    #[test]
+    fn refuses_the_app_servers_requests() {
+        let (mut s, t0) = serving();
+        start_stream(&mut s, t0, A, "t1");
+        let ask = Message::Request {
+            id: json!(5),
+            method: "item/commandExecution/requestApproval".into(),
+            params: Some(json!({"threadId": "t1"})),
+        };
+        let out = s.on_app_server_message(ask, t0);
+        assert!(to(A, &out).is_empty(), "never reaches a client");
+        let Action::ToAppServer(Message::Response { id, outcome: Err(e) }) = &out[0] else {
+            panic!("{out:?}");
+        };
+        assert_eq!(id, &json!(5));
+        assert_eq!(e["code"], p::METHOD_NOT_FOUND);
+    }
+
+    #[test]
+    fn a_disconnect_mid_stream_releases_and_interrupts_the_abandoned_turn() {
+        let (mut s, t0) = serving();
+        start_stream(&mut s, t0, A, "t1");
+        let out = s.on_disconnect(A, t0);
+        assert!(!s.busy());
+        let ups = upstream(&out);
+        assert_eq!(ups.len(), 1);
+        assert_eq!(ups[0].1, "turn/interrupt");
+        // B takes over at once and never sees A's leftovers.
+        s.on_connect(C, t0);
+        start_stream(&mut s, t0, B, "t2");
+        let out = s.on_app_server_message(note("item/completed", "t1"), t0);
+        assert!(out.is_empty());
+        let out = s.on_app_server_message(note("turn/completed", "t1"), t0);
+        assert!(out.is_empty());
+        assert!(s.busy(), "B's stream is untouched");
+        let out = s.on_app_server_message(note("item/completed", "t2"), t0);
+        assert_eq!(to(B, &out).len(), 1);
+    }
+
+    #[test]
+    fn a_turn_whose_client_left_before_it_started_is_interrupted() {
+        let (mut s, t0) = serving();
+        let up = only_upstream(&s.on_client_message(
+            A,
+            req(1, "turn/start", json!({"threadId": "t1"})),
+            t0,
+        ));
+        s.on_disconnect(A, t0);
+        assert!(!s.busy());
+        let out = s.on_app_server_message(Message::ok(json!(up), json!({"turn": {"id": "u"}})), t0);
+        assert_eq!(upstream(&out)[0].1, "turn/interrupt");
+        assert!(!s.busy());
+        assert!(out.iter().all(|a| !matches!(a, Action::ToClient(..))));
+    }
+
+    #[test]
+    fn status_is_answered_before_the_busy_gate() {
+        let (mut s, t0) = serving();
+        start_stream(&mut s, t0, A, "t1");
+        let out = s.on_client_message(B, req(3, "broker/status", json!({})), t0);
+        let st = &to(B, &out)[0]["result"];
+        assert_eq!(st["busy"], true);
+        assert_eq!(st["broker"], "codex-as");
+        assert_eq!(st["pid"], 10);
+        assert_eq!(st["appServerPid"], 11);
+        assert_eq!(st["codexHome"], "/h");
+        assert_eq!(st["auth"]["method"], "api-key");
+        assert_eq!(st["auth"]["fingerprint"], "sha256:0123456789abcdef");
+        assert_eq!(st["connections"], 2);
+        assert_eq!(st["idleSeconds"], 0);
+        assert_eq!(st["endpoint"], "unix:/tmp/s");
+        s.on_app_server_message(note("turn/completed", "t1"), t0);
+        let later = t0 + std::time::Duration::from_secs(5);
+        let out = s.on_client_message(B, req(4, "broker/status", json!({})), later);
+        assert_eq!(to(B, &out)[0]["result"]["busy"], false);
+        assert_eq!(to(B, &out)[0]["result"]["idleSeconds"], 5);
+    }
+
+    #[test]
+    fn shutdown_if_idle_refuses_while_busy_and_stops_when_idle() {
+        let (mut s, t0) = serving();
+        start_stream(&mut s, t0, A, "t1");
+        let if_idle = json!({"ifIdle": true});
+        let out = s.on_client_message(B, req(1, "broker/shutdown", if_idle.clone()), t0);
+        assert_eq!(
+            to(B, &out),
+            [json!({"id": 1, "result": {"shutdown": false, "busy": true}})]
+        );
+        assert_eq!(s.phase(), Phase::Serving);
+        s.on_app_server_message(note("turn/completed", "t1"), t0);
+        let out = s.on_client_message(B, req(2, "broker/shutdown", if_idle), t0);
+        assert_eq!(to(B, &out)[0]["result"]["shutdown"], true);
+        assert_eq!(
+            out.last(),
+            Some(&Action::Stop(StopReason::ShutdownRequested))
+        );
+    }
+
+    #[test]
+    fn plain_shutdown_stops_even_when_busy_and_fails_what_is_in_flight() {
+        let (mut s, t0) = serving();
+        only_upstream(&s.on_client_message(A, req(1, "thread/start", json!({})), t0));
+        let out = s.on_client_message(B, req(2, "broker/shutdown", json!({})), t0);
+        assert_eq!(to(B, &out), [json!({"id": 2, "result": {}})]);
+        assert_eq!(error_code(&to(A, &out)[0]), Some(p::SERVER_ERROR));
+        assert_eq!(
+            out.last(),
+            Some(&Action::Stop(StopReason::ShutdownRequested))
+        );
+        assert_eq!(s.phase(), Phase::Stopped);
+        assert!(s.on_client_message(B, req(3, "account/read", json!({})), t0).is_empty());
+    }
+
+    #[test]
+    fn app_server_death_fails_requests_in_flight() {
+        let (mut s, t0) = serving();
+        only_upstream(&s.on_client_message(A, req(1, "turn/start", json!({})), t0));
+        let out = s.on_app_server_gone("codex app-server exited unexpectedly (exit 3).".into());
+        let answer = &to(A, &out)[0];
+        assert_eq!(answer["id"], 1);
+        assert!(answer["error"]["message"].as_str().unwrap().contains("exit 3"));
+        assert!(matches!(
+            out.last(),
+            Some(Action::Stop(StopReason::AppServerGone(_)))
+        ));
+    }
+
+    #[test]
+    fn idle_means_no_client_and_nothing_in_flight() {
+        let (mut s, t0) = serving();
+        assert_eq!(s.idle_since(), None);
+        let up = only_upstream(&s.on_client_message(A, req(1, "account/read", json!({})), t0));
+        s.on_disconnect(A, t0);
+        s.on_disconnect(B, t0);
+        assert_eq!(s.idle_since(), None, "A's request is still in flight");
+        let t1 = t0 + std::time::Duration::from_millis(5);
+        s.on_app_server_message(Message::ok(json!(up), json!({})), t1);
+        assert_eq!(s.idle_since(), Some(t1));
+        s.on_connect(C, t1);
+        assert_eq!(s.idle_since(), None);
+    }
+
+    #[test]
+    fn draining_serves_queued_clients_then_stops() {
+        let (mut s, t0) = serving();
+        s.on_disconnect(B, t0);
+        assert!(s.begin_draining(t0).is_empty(), "A is still connected");
+        assert_eq!(s.phase(), Phase::Draining);
+        let up = only_upstream(&s.on_client_message(A, req(1, "account/read", json!({})), t0));
+        let out = s.on_app_server_message(Message::ok(json!(up), json!({})), t0);
+        assert_eq!(to(A, &out)[0]["id"], 1, "a drained client is fully served");
+        let out = s.on_disconnect(A, t0);
+        assert_eq!(out, [Action::Stop(StopReason::IdleExit)]);
+
+        let (mut s, t0) = serving();
+        s.on_disconnect(A, t0);
+        s.on_disconnect(B, t0);
+        assert_eq!(s.begin_draining(t0), [Action::Stop(StopReason::IdleExit)]);
+    }
+
+    #[test]
+    fn malformed_lines_get_a_parse_error() {
+        let (mut s, t0) = serving();
+        let out = s.on_client_message(A, Err("Invalid JSON: x".into()), t0);
+        assert_eq!(to(A, &out)[0]["id"], Value::Null);
+        assert_eq!(error_code(&to(A, &out)[0]), Some(p::PARSE_ERROR));
+    }
+}
