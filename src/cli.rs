@@ -61,6 +61,9 @@ pub enum Command {
         after_help = "Examples:\n  eval \"$(codex-as env work)\"\n  codex-as env work --shell fish | source"
     )]
     Env(EnvArgs),
+    /// codex-as's own app-server broker (internal)
+    #[command(hide = true, subcommand)]
+    Broker(BrokerCommand),
     /// Run as an account: `codex-as ACCOUNT [--cwd DIR] -- COMMAND [ARGS]...`
     #[command(external_subcommand)]
     Run(Vec<OsString>),
@@ -107,4 +110,52 @@ pub struct EnvArgs {
     /// Shell to quote for [default: from $SHELL, else POSIX sh]
     #[arg(long, value_enum)]
     pub shell: Option<Shell>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BrokerCommand {
+    /// Serve one `codex app-server` (the account of this environment) to many clients
+    Serve(BrokerServeArgs),
+    /// Print a broker's status as JSON
+    Status(BrokerEndpointArgs),
+    /// Stop a broker (with --if-idle: only when nobody is using it)
+    Shutdown(BrokerShutdownArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BrokerServeArgs {
+    /// Where to listen: unix:PATH
+    #[arg(long, value_name = "ENDPOINT")]
+    pub endpoint: String,
+    /// Working directory of the app-server (the workspace)
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Exit after this long with no client and nothing in flight (500ms, 90s, 30m, 2h)
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
+    pub idle_exit: Option<std::time::Duration>,
+    /// Write the broker's pid here (removed on exit)
+    #[arg(long, value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+    /// Inherited file descriptor to write "ready" to once clients can be served
+    #[arg(long, value_name = "N")]
+    pub ready_fd: Option<i32>,
+}
+
+#[derive(Debug, Args)]
+pub struct BrokerEndpointArgs {
+    /// The broker's endpoint: unix:PATH
+    #[arg(long, value_name = "ENDPOINT")]
+    pub endpoint: String,
+    /// How long to wait for an answer
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse, default_value = "2s")]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct BrokerShutdownArgs {
+    #[command(flatten)]
+    pub target: BrokerEndpointArgs,
+    /// Refuse (exit status 1) when the broker is busy
+    #[arg(long)]
+    pub if_idle: bool,
 }

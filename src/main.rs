@@ -4,12 +4,15 @@ use clap::Parser;
 
 mod account;
 mod account_env;
+mod broker;
 mod cli;
 mod cmd;
 mod config;
+mod duration;
 mod error;
 mod exec;
 mod fsutil;
+mod identity;
 mod login_state;
 mod names;
 mod quote;

@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the exit status to end with.
 
 mod add;
+mod broker;
 mod env;
 mod list;
 mod login;
@@ -18,6 +19,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Which(a) => which::run(a),
         Command::Login(a) => login::run(a),
         Command::Env(a) => env::run(a),
+        Command::Broker(c) => broker::run(c),
         Command::Run(args) => run::run(args),
     }
 }

@@ -1,0 +1,232 @@
+//! Talking to a broker from codex-as itself: ours, or the plugin's (legacy or patched by PR
+//! #369), which answer `broker/status` differently; the errors tell those cases apart.
+
+use std::io;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::time::{Instant, timeout_at};
+
+use super::endpoint;
+use super::lines;
+use super::protocol::{self as p, Message};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("unsupported broker endpoint {0:?}: expected unix:PATH")]
+    Endpoint(String),
+    /// The socket is missing or nothing listens on it: no broker runs there.
+    #[error("no broker at {endpoint}: {source}")]
+    NotRunning {
+        endpoint: String,
+        #[source]
+        source: io::Error,
+    },
+    /// No answer in time. A broker that does not answer must be treated as busy.
+    #[error("the broker did not answer within {0:?}")]
+    Timeout(Duration),
+    /// Error -32001: another client owns the broker (a legacy broker answers status this way).
+    #[error("the broker is busy")]
+    Busy,
+    /// It answered `broker/status`, but not with a status: a legacy plugin broker forwarding
+    /// the call to its app-server, which does not know it.
+    #[error("the broker does not report its status (a legacy plugin broker?): {detail}")]
+    NotStatus { detail: String },
+    #[error("{method} failed: {message} (code {code})")]
+    Rpc {
+        method: String,
+        code: i64,
+        message: String,
+    },
+    #[error("the broker closed the connection before answering")]
+    Closed,
+    #[error("broker connection: {0}")]
+    Io(#[source] io::Error),
+}
+
+pub struct Connection {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    next_id: u64,
+}
+
+/// The answer of `broker/status`, from codex-as's broker or a patched plugin broker: only
+/// `busy` is required, everything else is filled in when the broker says it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Status {
+    pub busy: bool,
+    /// `"codex-as"` for ours.
+    pub broker: Option<String>,
+    pub version: Option<String>,
+    pub pid: Option<u32>,
+    pub app_server_pid: Option<u32>,
+    pub codex_home: Option<String>,
+    pub auth: Option<AuthStatus>,
+    pub started_at: Option<u64>,
+    pub connections: Option<u64>,
+    pub idle_seconds: Option<u64>,
+    pub cwd: Option<String>,
+    pub endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AuthStatus {
+    pub method: Option<String>,
+    pub fingerprint: Option<String>,
+}
+
+impl Status {
+    pub fn is_codex_as(&self) -> bool {
+        self.broker.as_deref() == Some("codex-as")
+    }
+}
+
+pub async fn connect(endpoint: &str, timeout: Duration) -> Result<Connection, ClientError> {
+    connect_by(endpoint, Instant::now() + timeout, timeout).await
+}
+
+async fn connect_by(
+    endpoint: &str,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<Connection, ClientError> {
+    let path =
+        endpoint::socket_path(endpoint).map_err(|_| ClientError::Endpoint(endpoint.into()))?;
+    let stream = match timeout_at(deadline, UnixStream::connect(&path)).await {
+        Err(_) => return Err(ClientError::Timeout(timeout)),
+        Ok(Ok(s)) => s,
+        Ok(Err(e))
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Err(ClientError::NotRunning {
+                endpoint: endpoint.into(),
+                source: e,
+            });
+        }
+        Ok(Err(e)) => return Err(ClientError::Io(e)),
+    };
+    let (read, writer) = stream.into_split();
+    Ok(Connection {
+        reader: BufReader::new(read),
+        writer,
+        next_id: 1,
+    })
+}
+
+/// Sends one request and waits for its answer, skipping notifications meanwhile.
+pub async fn request(
+    conn: &mut Connection,
+    method: &str,
+    params: Value,
+    timeout: Duration,
+) -> Result<Value, ClientError> {
+    request_by(conn, method, params, Instant::now() + timeout, timeout).await
+}
+
+async fn request_by(
+    conn: &mut Connection,
+    method: &str,
+    params: Value,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<Value, ClientError> {
+    let id = conn.next_id;
+    conn.next_id += 1;
+    let mut line = Message::request(id, method, params).to_value().to_string();
+    line.push('\n');
+    let exchange = async {
+        conn.writer
+            .write_all(line.as_bytes())
+            .await
+            .map_err(ClientError::Io)?;
+        loop {
+            let Some(line) = lines::read_line(&mut conn.reader)
+                .await
+                .map_err(ClientError::Io)?
+            else {
+                return Err(ClientError::Closed);
+            };
+            match Message::parse(&line) {
+                Ok(Message::Response { id: got, outcome }) if got == json!(id) => {
+                    return outcome.map_err(|e| rpc_error(method, &e));
+                }
+                _ => continue,
+            }
+        }
+    };
+    timeout_at(deadline, exchange)
+        .await
+        .map_err(|_| ClientError::Timeout(timeout))?
+}
+
+fn rpc_error(method: &str, e: &Value) -> ClientError {
+    let code = e
+        .get("code")
+        .and_then(Value::as_i64)
+        .unwrap_or(p::SERVER_ERROR);
+    if code == p::BUSY {
+        return ClientError::Busy;
+    }
+    ClientError::Rpc {
+        method: method.into(),
+        code,
+        message: e
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .into(),
+    }
+}
+
+/// Asks a broker who and how busy it is. `Busy` and `Timeout` both mean "in use"; `NotStatus`
+/// means a legacy plugin broker that happens to be idle.
+pub async fn status(endpoint: &str, timeout: Duration) -> Result<Status, ClientError> {
+    let deadline = Instant::now() + timeout;
+    let mut conn = connect_by(endpoint, deadline, timeout).await?;
+    let result = match request_by(&mut conn, p::BROKER_STATUS, json!({}), deadline, timeout).await {
+        Err(ClientError::Rpc { code, message, .. }) => {
+            return Err(ClientError::NotStatus {
+                detail: format!("error {code}: {message}"),
+            });
+        }
+        other => other?,
+    };
+    if result.get("busy").and_then(Value::as_bool).is_none() {
+        return Err(ClientError::NotStatus {
+            detail: "the answer has no \"busy\" field".into(),
+        });
+    }
+    serde_json::from_value(result).map_err(|e| ClientError::NotStatus {
+        detail: e.to_string(),
+    })
+}
+
+/// Stops a broker unless it is busy: Ok(true) when it agreed, Ok(false) when it refused because
+/// it is busy. After agreeing, waits (within `timeout`) until the broker has closed the
+/// connection. A LEGACY broker ignores `ifIdle` and always stops, even mid-turn: check `status`
+/// first and never call this on one.
+pub async fn shutdown_if_idle(endpoint: &str, timeout: Duration) -> Result<bool, ClientError> {
+    let deadline = Instant::now() + timeout;
+    let mut conn = connect_by(endpoint, deadline, timeout).await?;
+    let params = json!({"ifIdle": true});
+    let result = request_by(&mut conn, p::BROKER_SHUTDOWN, params, deadline, timeout).await?;
+    let agreed = result
+        .get("shutdown")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    if agreed {
+        let until_closed =
+            async { while let Ok(Some(_)) = lines::read_line(&mut conn.reader).await {} };
+        let _ = timeout_at(deadline, until_closed).await;
+    }
+    Ok(agreed)
+}

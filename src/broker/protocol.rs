@@ -1,0 +1,198 @@
+//! The wire format shared by the plugin's broker, ours and `codex app-server`: one JSON-RPC
+//! object per line, without the `"jsonrpc"` member.
+
+use serde_json::{Map, Value, json};
+
+/// Another client owns the app-server (the plugin's `BROKER_BUSY_RPC_CODE`).
+pub const BUSY: i64 = -32001;
+/// What the plugin's broker answers the app-server's requests to its client with.
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const PARSE_ERROR: i64 = -32700;
+/// The plugin's code for a request that failed without an error code of its own.
+pub const SERVER_ERROR: i64 = -32000;
+
+pub const BUSY_MESSAGE: &str = "Shared Codex broker is busy.";
+
+/// Methods whose success starts a stream of notifications that ends with `turn/completed`.
+pub const STREAMING_METHODS: [&str; 3] = ["turn/start", "review/start", "thread/compact/start"];
+
+pub const INITIALIZE: &str = "initialize";
+pub const INITIALIZED: &str = "initialized";
+pub const TURN_INTERRUPT: &str = "turn/interrupt";
+pub const TURN_COMPLETED: &str = "turn/completed";
+pub const BROKER_STATUS: &str = "broker/status";
+pub const BROKER_SHUTDOWN: &str = "broker/shutdown";
+
+/// The plugin version whose client identity the broker presents to Codex. Codex records the
+/// client name as a session's `originator`, so sessions run through codex-as look exactly like
+/// the plugin's own.
+pub const PLUGIN_VERSION: &str = "1.0.5";
+
+/// `initialize` params exactly as the plugin's broker sends them; the opt-outs decide which
+/// notifications reach clients at all.
+pub fn initialize_params() -> Value {
+    json!({
+        "clientInfo": {"title": "Codex Plugin", "name": "Claude Code", "version": PLUGIN_VERSION},
+        "capabilities": {
+            "experimentalApi": false,
+            "requestAttestation": false,
+            "optOutNotificationMethods": [
+                "item/agentMessage/delta",
+                "item/reasoning/summaryTextDelta",
+                "item/reasoning/summaryPartAdded",
+                "item/reasoning/textDelta"
+            ]
+        }
+    })
+}
+
+/// What the broker answers a client's `initialize` with (the plugin's broker says the same, and
+/// companions never look further).
+pub fn client_initialize_result() -> Value {
+    json!({"userAgent": "codex-companion-broker"})
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Request {
+        id: Value,
+        method: String,
+        params: Option<Value>,
+    },
+    Notification {
+        method: String,
+        params: Option<Value>,
+    },
+    /// `Ok(result)` or `Err(error object)`, passed on verbatim.
+    Response {
+        id: Value,
+        outcome: Result<Value, Value>,
+    },
+}
+
+impl Message {
+    /// Reads one line. The error text is what a peer is told about a malformed line.
+    pub fn parse(line: &str) -> Result<Message, String> {
+        let value: Value = serde_json::from_str(line).map_err(|e| format!("Invalid JSON: {e}"))?;
+        let Value::Object(mut obj) = value else {
+            return Err("Invalid JSON-RPC message: not an object".to_string());
+        };
+        let id = obj.remove("id");
+        let method = match obj.remove("method") {
+            Some(Value::String(m)) => Some(m),
+            Some(_) => return Err("Invalid JSON-RPC message: method is not a string".to_string()),
+            None => None,
+        };
+        let params = obj.remove("params");
+        Ok(match (id, method) {
+            (Some(id), Some(method)) => Message::Request { id, method, params },
+            (None, Some(method)) => Message::Notification { method, params },
+            (Some(id), None) => {
+                let outcome = match obj.remove("error") {
+                    Some(err) if !err.is_null() => Err(err),
+                    // The plugin's client resolves a missing result as `{}`.
+                    _ => Ok(obj.remove("result").unwrap_or_else(|| json!({}))),
+                };
+                Message::Response { id, outcome }
+            }
+            (None, None) => {
+                return Err("Invalid JSON-RPC message: neither id nor method".to_string());
+            }
+        })
+    }
+
+    pub fn to_value(&self) -> Value {
+        let mut obj = Map::new();
+        match self {
+            Message::Request { id, method, params } => {
+                obj.insert("id".into(), id.clone());
+                obj.insert("method".into(), Value::String(method.clone()));
+                if let Some(p) = params {
+                    obj.insert("params".into(), p.clone());
+                }
+            }
+            Message::Notification { method, params } => {
+                obj.insert("method".into(), Value::String(method.clone()));
+                if let Some(p) = params {
+                    obj.insert("params".into(), p.clone());
+                }
+            }
+            Message::Response { id, outcome } => {
+                obj.insert("id".into(), id.clone());
+                match outcome {
+                    Ok(r) => obj.insert("result".into(), r.clone()),
+                    Err(e) => obj.insert("error".into(), e.clone()),
+                };
+            }
+        }
+        Value::Object(obj)
+    }
+
+    pub fn ok(id: Value, result: Value) -> Message {
+        Message::Response {
+            id,
+            outcome: Ok(result),
+        }
+    }
+
+    pub fn err(id: Value, code: i64, message: impl Into<String>) -> Message {
+        Message::Response {
+            id,
+            outcome: Err(json!({"code": code, "message": message.into()})),
+        }
+    }
+
+    pub fn request(id: u64, method: &str, params: Value) -> Message {
+        Message::Request {
+            id: Value::from(id),
+            method: method.to_string(),
+            params: Some(params),
+        }
+    }
+
+    pub fn notification(method: &str, params: Value) -> Message {
+        Message::Notification {
+            method: method.to_string(),
+            params: Some(params),
+        }
+    }
+}
+
+/// A string member of `params`, e.g. the thread a turn or notification belongs to.
+pub fn str_param<'a>(params: Option<&'a Value>, key: &str) -> Option<&'a str> {
+    params?.get(key)?.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_requests_notifications_and_responses_apart() {
+        let m = Message::parse(r#"{"id":7,"method":"turn/start","params":{"threadId":"t"}}"#);
+        assert!(matches!(m, Ok(Message::Request { ref method, .. }) if method == "turn/start"));
+        let m = Message::parse(r#"{"method":"initialized"}"#).unwrap();
+        assert!(
+            matches!(m, Message::Notification { ref method, params: None } if method == "initialized")
+        );
+        let m = Message::parse(r#"{"id":1,"result":{"a":1}}"#).unwrap();
+        assert_eq!(m, Message::ok(json!(1), json!({"a": 1})));
+        let m = Message::parse(r#"{"id":1}"#).unwrap();
+        assert_eq!(m, Message::ok(json!(1), json!({})));
+        let m = Message::parse(r#"{"id":"x","error":{"code":-1,"message":"no"}}"#).unwrap();
+        assert_eq!(m, Message::err(json!("x"), -1, "no"));
+    }
+
+    #[test]
+    fn rejects_what_is_not_json_rpc() {
+        for line in ["{", "[]", "3", r#"{"x":1}"#, r#"{"id":1,"method":5}"#] {
+            assert!(Message::parse(line).is_err(), "{line}");
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let m = Message::request(3, "account/read", json!({}));
+        assert_eq!(Message::parse(&m.to_value().to_string()).unwrap(), m);
+    }
+}

@@ -1,0 +1,94 @@
+//! `codex-as broker ...`: codex-as's own app-server broker, for codex-as's own use.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use crate::broker::serve::{self, Options};
+use crate::broker::state::StopReason;
+use crate::broker::{BrokerError, client};
+use crate::cli::{BrokerCommand, BrokerServeArgs};
+use crate::error::{UsageError, status};
+
+pub fn run(cmd: BrokerCommand) -> anyhow::Result<u8> {
+    match cmd {
+        BrokerCommand::Serve(args) => serve_cmd(args),
+        BrokerCommand::Status(a) => {
+            let st = runtime()?.block_on(client::status(&a.endpoint, a.timeout))?;
+            if !st.is_codex_as() {
+                eprintln!("codex-as: note: not a codex-as broker (a patched plugin broker?)");
+            }
+            println!("{}", serde_json::to_string(&st)?);
+            Ok(status::OK)
+        }
+        BrokerCommand::Shutdown(a) => {
+            let t = &a.target;
+            let rt = runtime()?;
+            if a.if_idle {
+                if rt.block_on(client::shutdown_if_idle(&t.endpoint, t.timeout))? {
+                    Ok(status::OK)
+                } else {
+                    eprintln!("codex-as: the broker is busy; not stopped");
+                    Ok(status::FAILURE)
+                }
+            } else {
+                rt.block_on(async {
+                    let mut c = client::connect(&t.endpoint, t.timeout).await?;
+                    client::request(&mut c, "broker/shutdown", serde_json::json!({}), t.timeout)
+                        .await
+                })?;
+                Ok(status::OK)
+            }
+        }
+    }
+}
+
+fn serve_cmd(args: BrokerServeArgs) -> anyhow::Result<u8> {
+    // First of all, so that no child (the app-server) inherits the ready pipe and keeps the
+    // spawner from seeing end of file if the broker dies.
+    let ready = args.ready_fd.map(take_ready_fd).transpose()?;
+    if !args.endpoint.starts_with("unix:") || args.endpoint.len() <= "unix:".len() {
+        return Err(UsageError::new(format!(
+            "--endpoint {:?}: expected unix:PATH",
+            args.endpoint
+        ))
+        .into());
+    }
+    let opts = Options {
+        endpoint: args.endpoint,
+        cwd: serve::resolve_cwd(args.cwd.as_deref())?,
+        idle_exit: args.idle_exit,
+        pid_file: args.pid_file,
+        codex: serve::find_codex()?,
+        ready,
+    };
+    let reason = runtime()?.block_on(serve::serve(opts))?;
+    Ok(match reason {
+        StopReason::AppServerGone(why) => {
+            eprintln!("codex-as broker: {why}");
+            status::FAILURE
+        }
+        _ => status::OK,
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn take_ready_fd(fd: i32) -> Result<OwnedFd, BrokerError> {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    if fd < 3 {
+        return Err(BrokerError::ReadyFd(fd));
+    }
+    // SAFETY: nothing else in this process knows this descriptor: it was inherited for this
+    // one purpose, and it is checked to be open before being owned.
+    let owned = unsafe {
+        if nix::libc::fcntl(fd, nix::libc::F_GETFD) < 0 {
+            return Err(BrokerError::ReadyFd(fd));
+        }
+        OwnedFd::from_raw_fd(fd)
+    };
+    fcntl(&owned, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|_| BrokerError::ReadyFd(fd))?;
+    Ok(owned)
+}

@@ -1,0 +1,756 @@
+//! End-to-end tests of `codex-as broker serve`, driven through its socket with the scripted fake
+//! Codex (tests/fixtures/fake-codex/codex) behind it.
+//!
+//! Waiting is always for an event (the ready pipe, a line, an exit); the only bounds are hang
+//! guards that turn a stuck broker into a failure instead of a stuck CI job.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const HANG_GUARD: Duration = Duration::from_secs(30);
+
+fn fake_codex() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-codex/codex")
+}
+
+/// A private folder under /tmp with a short path (Unix socket paths are limited to ~104 bytes).
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let dir = tempfile::Builder::new()
+            .prefix("cxb")
+            .tempdir_in("/tmp")
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        Sandbox { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn home(&self, name: &str) -> PathBuf {
+        let h = self.path(name);
+        std::fs::create_dir_all(&h).unwrap();
+        h
+    }
+}
+
+struct Broker {
+    child: Option<Child>,
+    endpoint: String,
+    sock: PathBuf,
+    pid_file: PathBuf,
+    log: PathBuf,
+    stderr: PathBuf,
+    /// What the ready pipe said before it closed ("ready\n", or "" when the broker failed).
+    ready: String,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Broker {
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    fn connect(&self) -> Client {
+        Client::connect(&self.sock).unwrap()
+    }
+
+    /// Waits for the broker to exit on its own.
+    fn wait_exit(&mut self) -> ExitStatus {
+        let child = self.child.as_mut().unwrap();
+        let deadline = Instant::now() + HANG_GUARD;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "broker did not exit");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Rows of the fake Codex's log: which app-server pid and home handled which method.
+    fn served(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Asserts the broker left nothing behind: socket, pid file, app-server process.
+    fn assert_cleaned_up(&self, app_server_pid: u64) {
+        assert!(!self.sock.exists(), "socket left behind");
+        assert!(!self.pid_file.exists(), "pid file left behind");
+        assert!(
+            !Path::new(&format!("/proc/{app_server_pid}")).exists(),
+            "app-server {app_server_pid} not reaped"
+        );
+    }
+}
+
+/// Starts `codex-as broker serve` with CODEX_HOME=`home` and waits on its ready pipe.
+fn start(sb: &Sandbox, home: &Path, extra: &[&str], env: &[(&str, &str)]) -> Broker {
+    start_at(sb, &sb.path("s"), home, extra, env)
+}
+
+fn start_at(sb: &Sandbox, sock: &Path, home: &Path, extra: &[&str], env: &[(&str, &str)]) -> Broker {
+    let (read_end, write_end): (OwnedFd, OwnedFd) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let write_raw = write_end.as_raw_fd();
+    let endpoint = format!("unix:{}", sock.display());
+    let pid_file = sock.with_extension("pid");
+    let log = sb.path("log");
+    let stderr = sb.path(&format!("stderr-{}", write_raw));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_codex-as"));
+    cmd.args(["broker", "serve", "--endpoint", &endpoint, "--cwd"])
+        .arg(sb.dir.path())
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .args(["--ready-fd", &write_raw.to_string()])
+        .args(extra)
+        .env("CODEX_HOME", home)
+        .env("CODEX_AS_CODEX", fake_codex())
+        .env("FAKE_CODEX_LOG", &log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&stderr).unwrap());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    // SAFETY: only fcntl between fork and exec, which is async-signal-safe. The pipe is
+    // close-on-exec everywhere else so that no other test's child keeps it open.
+    unsafe {
+        cmd.pre_exec(move || {
+            if nix::libc::fcntl(write_raw, nix::libc::F_SETFD, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    drop(write_end);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = File::from(read_end).read_to_string(&mut s);
+        let _ = tx.send(s);
+    });
+    let mut broker = Broker {
+        child: Some(child),
+        endpoint,
+        sock: sock.to_path_buf(),
+        pid_file,
+        log,
+        stderr,
+        ready: String::new(),
+    };
+    broker.ready = rx
+        .recv_timeout(HANG_GUARD)
+        .expect("ready pipe neither written nor closed");
+    broker
+}
+
+fn start_ready(sb: &Sandbox, home: &Path, extra: &[&str]) -> Broker {
+    let b = start(sb, home, extra, &[]);
+    assert_eq!(b.ready, "ready\n", "broker failed: {}", b.stderr());
+    b
+}
+
+struct Client {
+    r: BufReader<UnixStream>,
+    w: UnixStream,
+    next_id: u64,
+}
+
+impl Client {
+    fn connect(sock: &Path) -> io::Result<Client> {
+        let w = UnixStream::connect(sock)?;
+        w.set_read_timeout(Some(HANG_GUARD))?;
+        let r = BufReader::new(w.try_clone()?);
+        Ok(Client { r, w, next_id: 100 })
+    }
+
+    fn send(&mut self, v: Value) {
+        let mut line = v.to_string();
+        line.push('\n');
+        self.w.write_all(line.as_bytes()).unwrap();
+    }
+
+    /// The next line; None at end of file (the broker closed the connection).
+    fn recv(&mut self) -> Option<Value> {
+        let mut line = String::new();
+        match self.r.read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => Some(serde_json::from_str(&line).unwrap()),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => None,
+            Err(e) => panic!("reading from broker: {e}"),
+        }
+    }
+
+    /// Sends a request with this id; returns the lines received before its answer, and the answer.
+    fn request_id(&mut self, id: Value, method: &str, params: Value) -> (Vec<Value>, Value) {
+        self.send(json!({"id": id, "method": method, "params": params}));
+        let mut before = Vec::new();
+        loop {
+            let v = self.recv().expect("connection closed before the answer");
+            if v.get("method").is_none() && v["id"] == id {
+                return (before, v);
+            }
+            before.push(v);
+        }
+    }
+
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.request_id(json!(id), method, params).1
+    }
+
+    fn status(&mut self) -> Value {
+        self.call("broker/status", json!({}))["result"].clone()
+    }
+
+    /// Reads until a `turn/completed` notification; returns everything read, it included.
+    fn until_turn_completed(&mut self) -> Vec<Value> {
+        let mut got = Vec::new();
+        loop {
+            let v = self.recv().expect("connection closed mid-stream");
+            let done = v["method"] == "turn/completed";
+            got.push(v);
+            if done {
+                return got;
+            }
+        }
+    }
+
+    /// Waits until the broker reports a state (other clients' disconnects reach it
+    /// asynchronously).
+    fn wait_status(&mut self, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + HANG_GUARD;
+        loop {
+            let st = self.status();
+            if ok(&st) {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "status never became {what}: {st}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+fn turn(thread: &str, prompt: &str) -> Value {
+    json!({"threadId": thread, "input": [{"type": "text", "text": prompt}]})
+}
+
+fn code(v: &Value) -> Option<i64> {
+    v.pointer("/error/code").and_then(Value::as_i64)
+}
+
+/// Starts a thread and a turn on it; returns the thread id.
+fn start_turn(c: &mut Client, prompt: &str) -> String {
+    let t = c.call("thread/start", json!({}));
+    let thread = t["result"]["thread"]["id"].as_str().unwrap().to_string();
+    let r = c.call("turn/start", turn(&thread, prompt));
+    assert_eq!(r["result"]["turn"]["status"], "inProgress", "{r}");
+    thread
+}
+
+#[test]
+fn serves_requests_and_answers_initialize_itself() {
+    let sb = Sandbox::new();
+    let home = sb.home("home");
+    let b = start_ready(&sb, &home, &[]);
+    assert!(b.sock.exists());
+    let mode = std::fs::metadata(&b.sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let pid_text = std::fs::read_to_string(&b.pid_file).unwrap();
+    assert_eq!(pid_text, format!("{}\n", b.pid()));
+    let mode = std::fs::metadata(&b.pid_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let mut c = b.connect();
+    let init = c.call("initialize", json!({"clientInfo": {"name": "x"}}));
+    assert_eq!(init["result"]["userAgent"], "codex-companion-broker");
+    c.send(json!({"method": "initialized", "params": {}}));
+    let acct = c.call("account/read", json!({}));
+    assert_eq!(acct["result"]["account"], Value::Null);
+    let who = c.call("fake/whoami", json!({}));
+    let served = b.served();
+    // The broker initialized its app-server once; the client's initialize never reached it.
+    let methods: Vec<&str> = served.iter().map(|r| r["method"].as_str().unwrap()).collect();
+    assert_eq!(methods, ["initialize", "account/read", "fake/whoami"]);
+    let canonical_home = std::fs::canonicalize(&home).unwrap();
+    for row in &served {
+        assert_eq!(row["pid"], who["result"]["pid"]);
+        assert_eq!(row["codexHome"], canonical_home.to_str().unwrap());
+    }
+    // A malformed line gets a parse error, and the connection stays usable.
+    c.w.write_all(b"{nope\n").unwrap();
+    let bad = c.recv().unwrap();
+    assert_eq!(code(&bad), Some(-32700));
+    assert_eq!(bad["id"], Value::Null);
+    assert_eq!(c.call("account/read", json!({}))["result"]["account"], Value::Null);
+}
+
+#[test]
+fn status_reports_identity_without_secrets() {
+    let sb = Sandbox::new();
+    let real_home = sb.home("real-home");
+    std::fs::write(
+        real_home.join("auth.json"),
+        r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-test-secret"}"#,
+    )
+    .unwrap();
+    // Through a symlink: the status must name the canonical home.
+    let link = sb.path("link-home");
+    std::os::unix::fs::symlink(&real_home, &link).unwrap();
+    let b = start_ready(&sb, &link, &[]);
+    let mut c = b.connect();
+    let raw = {
+        c.send(json!({"id": 1, "method": "broker/status"}));
+        c.recv().unwrap()
+    };
+    assert!(!raw.to_string().contains("sk-test-secret"));
+    let st = &raw["result"];
+    let who = c.call("fake/whoami", json!({}));
+    assert_eq!(st["busy"], false);
+    assert_eq!(st["broker"], "codex-as");
+    assert_eq!(st["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(st["pid"], b.pid());
+    assert_eq!(st["appServerPid"], who["result"]["pid"]);
+    let canonical = std::fs::canonicalize(&real_home).unwrap();
+    assert_eq!(st["codexHome"], canonical.to_str().unwrap());
+    assert_eq!(st["auth"]["method"], "api-key");
+    let fp = st["auth"]["fingerprint"].as_str().unwrap();
+    assert!(fp.starts_with("sha256:") && fp.len() == 23, "{fp}");
+    assert_eq!(st["connections"], 1);
+    assert!(st["startedAt"].as_u64().unwrap() > 1_600_000_000);
+    assert!(st["idleSeconds"].is_u64());
+    assert_eq!(st["endpoint"], b.endpoint);
+    assert_eq!(
+        st["cwd"],
+        std::fs::canonicalize(sb.dir.path()).unwrap().to_str().unwrap()
+    );
+
+    // The CLI's own status command parses the same answer.
+    let out = Command::new(env!("CARGO_BIN_EXE_codex-as"))
+        .args(["broker", "status", "--endpoint", &b.endpoint])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(parsed["pid"], b.pid());
+    assert_eq!(parsed["auth"]["fingerprint"], fp);
+}
+
+#[test]
+fn one_owner_at_a_time_and_interrupt_from_another_client() {
+    let sb = Sandbox::new();
+    let b = start_ready(&sb, &sb.home("home"), &[]);
+    let mut a = b.connect();
+    let mut other = b.connect();
+    let thread = start_turn(&mut a, "[[hang]]");
+
+    // A owns the app-server while its turn streams: others are busy, status still answers.
+    let busy = other.call("account/read", json!({}));
+    assert_eq!(code(&busy), Some(-32001), "{busy}");
+    assert_eq!(busy["error"]["message"], "Shared Codex broker is busy.");
+    assert_eq!(other.status()["busy"], true);
+    // ...but may interrupt A's turn; the turn's end goes to A only.
+    let r = other.call("turn/interrupt", json!({"threadId": thread}));
+    assert_eq!(r["result"], json!({}), "{r}");
+    let stream = a.until_turn_completed();
+    assert_eq!(
+        stream.last().unwrap()["params"]["turn"]["status"],
+        "interrupted"
+    );
+    // Free again: the other client's first line is its own answer, no leaked notification.
+    let (before, acct) = other.request_id(json!(1), "account/read", json!({}));
+    assert!(before.is_empty(), "leaked to a non-owner: {before:?}");
+    assert!(acct.get("result").is_some());
+}
+
+#[test]
+fn notifications_go_to_the_owner_only() {
+    let sb = Sandbox::new();
+    let b = start_ready(&sb, &sb.home("home"), &[]);
+    let mut a = b.connect();
+    let mut idle = b.connect();
+    assert_eq!(idle.status()["connections"], 2);
+    start_turn(&mut a, "[[stream:5]]");
+    let stream = a.until_turn_completed();
+    let parts = stream
+        .iter()
+        .filter(|v| v["method"] == "item/completed")
+        .count();
+    assert_eq!(parts, 6, "5 streamed items and the final message: {stream:?}");
+    let (before, _) = idle.request_id(json!(1), "account/read", json!({}));
+    assert!(before.is_empty(), "leaked to a non-owner: {before:?}");
+}
+
+#[test]
+fn request_ids_are_remapped_so_clients_never_collide() {
+    let sb = Sandbox::new();
+    let b = start_ready(&sb, &sb.home("home"), &[]);
+    let workers: Vec<_> = (0..6)
+        .map(|n| {
+            let sock = b.sock.clone();
+            std::thread::spawn(move || {
+                let mut c = Client::connect(&sock).unwrap();
+                let mut busy = 0;
+                let mut served = 0;
+                while served < 10 {
+                    // Every client uses the same ids.
+                    let (_, r) = c.request_id(json!(served), "fake/whoami", json!({}));
+                    assert_eq!(r["id"], json!(served));
+                    match code(&r) {
+                        Some(-32001) => busy += 1,
+                        None => served += 1,
+                        other => panic!("client {n}: unexpected {other:?}: {r}"),
+                    }
+                }
+                busy
+            })
+        })
+        .collect();
+    let busy: u32 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    eprintln!("60 requests served, {busy} busy answers on the way");
+    let whoami = b
+        .served()
+        .iter()
+        .filter(|r| r["method"] == "fake/whoami")
+        .count();
+    assert_eq!(whoami, 60);
+}
+
+#[test]
+fn app_server_requests_are_refused_so_turns_never_hang() {
+    let sb = Sandbox::new();
+    let b = start_ready(&sb, &sb.home("home"), &[]);
+    let mut a = b.connect();
+    start_turn(&mut a, "[[server-request]]");
+    let stream = a.until_turn_completed();
+    assert!(
+        stream.iter().all(|v| v.get("id").is_none()),
+        "a server request reached the client: {stream:?}"
+    );
+    assert_eq!(
+        stream.last().unwrap()["params"]["turn"]["status"],
+        "completed"
+    );
+}
+
+#[test]
+fn a_client_leaving_mid_stream_releases_it_and_its_turn_is_interrupted() {
+    let sb = Sandbox::new();
+    let b = start_ready(&sb, &sb.home("home"), &[]);
+    let mut a = b.connect();
+    let mut next = b.connect();
+    let first = start_turn(&mut a, "[[hang]]");
+    assert_eq!(code(&next.call("account/read", json!({}))), Some(-32001));
+    drop(a);
+    next.wait_status("free", |st| st["busy"] == false && st["connections"] == 1);
+    let second = start_turn(&mut next, "[[stream:2]]");
+    let stream = next.until_turn_completed();
+    for v in &stream {
+        assert_ne!(v["params"]["threadId"], first, "abandoned turn leaked: {v}");
+    }
+    assert_eq!(stream.last().unwrap()["params"]["threadId"], second);
+    let methods: Vec<Value> = b.served().into_iter().map(|r| r["method"].clone()).collect();
+    assert!(
+        methods.contains(&json!("turn/interrupt")),
+        "the abandoned turn was not interrupted: {methods:?}"
+    );
+}
+
+#[test]
+fn app_server_death_mid_request_answers_an_error_and_exits_cleanly() {
+    let sb = Sandbox::new();
+    let mut b = start_ready(&sb, &sb.home("home"), &[]);
+    let mut a = b.connect();
+    let app_pid = a.status()["appServerPid"].as_u64().unwrap();
+    let r = a.call("fake/die", json!({}));
+    assert_eq!(code(&r), Some(-32000), "{r}");
+    let msg = r["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("exited unexpectedly (exit 3)"), "{msg}");
+    assert_eq!(a.recv(), None, "the broker closes the connection");
+    let status = b.wait_exit();
+    assert_eq!(status.code(), Some(1));
+    assert!(b.stderr().contains("exit 3"), "{}", b.stderr());
+    b.assert_cleaned_up(app_pid);
+}
+
+#[test]
+fn app_server_death_mid_turn_ends_the_stream() {
+    let sb = Sandbox::new();
+    let mut b = start_ready(&sb, &sb.home("home"), &[]);
+    let mut a = b.connect();
+    let mut watcher = b.connect();
+    let app_pid = a.status()["appServerPid"].as_u64().unwrap();
+    start_turn(&mut a, "[[die]]");
+    // The owner is told by the connection closing, not left waiting for turn/completed.
+    while let Some(v) = a.recv() {
+        assert_ne!(v["method"], "turn/completed");
+    }
+    assert_eq!(watcher.recv(), None);
+    assert_eq!(b.wait_exit().code(), Some(1));
+    b.assert_cleaned_up(app_pid);
+}
+
+#[test]
+fn shutdown_if_idle_is_refused_while_busy() {
+    let sb = Sandbox::new();
+    let mut b = start_ready(&sb, &sb.home("home"), &[]);
+    let mut a = b.connect();
+    let mut admin = b.connect();
+    let app_pid = a.status()["appServerPid"].as_u64().unwrap();
+    let thread = start_turn(&mut a, "[[hang]]");
+    let r = admin.call("broker/shutdown", json!({"ifIdle": true}));
+    assert_eq!(r["result"], json!({"shutdown": false, "busy": true}));
+    // Still serving A.
+    a.call("turn/interrupt", json!({"threadId": thread}));
+    a.until_turn_completed();
+    let r = admin.call("broker/shutdown", json!({"ifIdle": true}));
+    assert_eq!(r["result"]["shutdown"], true, "{r}");
+    assert_eq!(admin.recv(), None);
+    assert_eq!(b.wait_exit().code(), Some(0));
+    b.assert_cleaned_up(app_pid);
+}
+
+#[test]
+fn plain_shutdown_behaves_like_the_plugins() {
+    let sb = Sandbox::new();
+    let mut b = start_ready(&sb, &sb.home("home"), &[]);
+    let mut a = b.connect();
+    let mut admin = b.connect();
+    let app_pid = a.status()["appServerPid"].as_u64().unwrap();
+    start_turn(&mut a, "[[hang]]");
+    let r = admin.call("broker/shutdown", json!({}));
+    assert_eq!(r["result"], json!({}));
+    while a.recv().is_some() {}
+    assert_eq!(b.wait_exit().code(), Some(0));
+    b.assert_cleaned_up(app_pid);
+}
+
+#[test]
+fn shutdown_command_if_idle() {
+    let sb = Sandbox::new();
+    let mut b = start_ready(&sb, &sb.home("home"), &[]);
+    let mut a = b.connect();
+    let app_pid = a.status()["appServerPid"].as_u64().unwrap();
+    let thread = start_turn(&mut a, "[[hang]]");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_codex-as"))
+            .args(["broker", "shutdown", "--if-idle", "--endpoint", &b.endpoint])
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("busy"));
+    a.call("turn/interrupt", json!({"threadId": thread}));
+    a.until_turn_completed();
+    drop(a);
+    assert!(run().status.success());
+    assert_eq!(b.wait_exit().code(), Some(0));
+    b.assert_cleaned_up(app_pid);
+}
+
+#[test]
+fn signals_stop_it_cleanly() {
+    for sig in [nix::sys::signal::SIGTERM, nix::sys::signal::SIGINT] {
+        let sb = Sandbox::new();
+        let mut b = start_ready(&sb, &sb.home("home"), &[]);
+        let mut a = b.connect();
+        let app_pid = a.status()["appServerPid"].as_u64().unwrap();
+        start_turn(&mut a, "[[hang]]");
+        let pid = nix::unistd::Pid::from_raw(b.pid() as i32);
+        nix::sys::signal::kill(pid, sig).unwrap();
+        while a.recv().is_some() {}
+        assert_eq!(b.wait_exit().code(), Some(0), "{sig}");
+        b.assert_cleaned_up(app_pid);
+    }
+}
+
+#[test]
+fn idle_exit_waits_for_clients_and_work() {
+    let sb = Sandbox::new();
+    let mut b = start_ready(&sb, &sb.home("home"), &["--idle-exit", "100ms"]);
+    let mut a = b.connect();
+    let app_pid = a.status()["appServerPid"].as_u64().unwrap();
+    // A connected client keeps it alive however long it stays quiet: it still answers after
+    // several idle periods (the turn below takes 300ms).
+    start_turn(&mut a, "[[delay:300]]");
+    a.until_turn_completed();
+    assert!(a.call("account/read", json!({})).get("result").is_some());
+    drop(a);
+    assert_eq!(b.wait_exit().code(), Some(0));
+    b.assert_cleaned_up(app_pid);
+}
+
+/// The idle exit racing a client that connects at about the same moment: a client whose
+/// connection was accepted must get its answer; being refused (or finding no socket) is fine.
+#[test]
+fn idle_exit_never_drops_a_client_it_accepted() {
+    const ITERATIONS: usize = 240;
+    const WORKERS: usize = 2;
+    let results: Vec<(usize, usize)> = (0..WORKERS)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let (mut served, mut refused) = (0, 0);
+                for i in 0..ITERATIONS / WORKERS {
+                    let sb = Sandbox::new();
+                    let mut b = start_ready(&sb, &sb.home("home"), &["--idle-exit", "20ms"]);
+                    // Spread the connect over the moment of the idle decision.
+                    std::thread::sleep(Duration::from_micros(((i * 7 + w * 3) % 40) as u64 * 1000));
+                    match Client::connect(&b.sock) {
+                        Err(e) => {
+                            assert!(
+                                matches!(
+                                    e.kind(),
+                                    io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+                                ),
+                                "iteration {i}: {e}"
+                            );
+                            refused += 1;
+                        }
+                        Ok(mut c) => {
+                            c.send(json!({"id": 1, "method": "fake/whoami", "params": {}}));
+                            let answer = c.recv();
+                            assert!(
+                                answer.as_ref().is_some_and(|a| a["result"]["pid"].is_u64()),
+                                "iteration {i}: an accepted client was dropped: {answer:?}"
+                            );
+                            served += 1;
+                        }
+                    }
+                    assert_eq!(b.wait_exit().code(), Some(0), "iteration {i}");
+                    assert!(!b.sock.exists() && !b.pid_file.exists());
+                }
+                (served, refused)
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    let served: usize = results.iter().map(|r| r.0).sum();
+    let refused: usize = results.iter().map(|r| r.1).sum();
+    eprintln!("{ITERATIONS} races: {served} clients served, {refused} refused, 0 dropped");
+}
+
+#[test]
+fn refuses_a_live_socket_and_replaces_a_stale_one() {
+    let sb = Sandbox::new();
+    let home = sb.home("home");
+    let first = start_ready(&sb, &home, &[]);
+    // A second broker on the same path fails before ready, and leaves the first alone.
+    let mut second = start_at(&sb, &first.sock, &home, &[], &[]);
+    assert_eq!(second.ready, "");
+    assert_ne!(second.wait_exit().code(), Some(0));
+    let err = second.stderr();
+    assert!(err.contains("a broker is listening there"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(first.connect().status()["pid"], first.pid());
+    drop(first);
+
+    // A dead socket of ours (as a crash leaves) is replaced.
+    let stale = sb.path("stale");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    assert!(stale.exists());
+    let b = start_at(&sb, &stale, &home, &[], &[]);
+    assert_eq!(b.ready, "ready\n", "{}", b.stderr());
+    assert_eq!(b.connect().status()["busy"], false);
+
+    // Something that is not a socket is never removed.
+    let file = sb.path("file");
+    std::fs::write(&file, "x").unwrap();
+    let mut b = start_at(&sb, &file, &home, &[], &[]);
+    assert_eq!(b.ready, "");
+    assert_ne!(b.wait_exit().code(), Some(0));
+    assert!(file.exists());
+}
+
+#[test]
+fn fails_before_ready_with_one_line_when_codex_is_missing_or_broken() {
+    let sb = Sandbox::new();
+    let home = sb.home("home");
+    let missing = sb.path("no-such-codex");
+    let mut b = start(&sb, &home, &[], &[("CODEX_AS_CODEX", missing.to_str().unwrap())]);
+    assert_eq!(b.ready, "");
+    assert_ne!(b.wait_exit().code(), Some(0));
+    let err = b.stderr();
+    assert!(err.contains("no-such-codex") && err.trim().lines().count() == 1, "{err}");
+    assert!(!b.sock.exists() && !b.pid_file.exists());
+
+    // Not on PATH either.
+    let sb = Sandbox::new();
+    let mut b = start(&sb, &home, &[], &[("CODEX_AS_CODEX", ""), ("PATH", "/nonexistent")]);
+    assert_eq!(b.ready, "");
+    assert_ne!(b.wait_exit().code(), Some(0));
+    assert!(b.stderr().contains("codex not found"), "{}", b.stderr());
+
+    // An app-server that dies at start: Codex refuses a missing CODEX_HOME.
+    let sb = Sandbox::new();
+    let gone = sb.path("gone-home");
+    let mut b = start(&sb, &gone, &[], &[]);
+    assert_eq!(b.ready, "");
+    assert_ne!(b.wait_exit().code(), Some(0));
+    assert!(b.stderr().contains("exited unexpectedly"), "{}", b.stderr());
+    assert!(!b.sock.exists() && !b.pid_file.exists());
+}
+
+#[test]
+fn each_broker_serves_its_own_home() {
+    let sb = Sandbox::new();
+    let home_a = sb.home("a");
+    let home_b = sb.home("b");
+    std::fs::write(
+        home_a.join("auth.json"),
+        r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-a"}"#,
+    )
+    .unwrap();
+    let a = start_at(&sb, &sb.path("sa"), &home_a, &[], &[]);
+    let b = start_at(&sb, &sb.path("sb"), &home_b, &[], &[]);
+    assert_eq!((a.ready.as_str(), b.ready.as_str()), ("ready\n", "ready\n"));
+    let who_a = a.connect().call("account/read", json!({}));
+    let who_b = b.connect().call("account/read", json!({}));
+    assert_eq!(who_a["result"]["account"]["type"], "apiKey");
+    assert_eq!(who_b["result"]["account"], Value::Null);
+    assert_eq!(
+        who_a["result"]["codexHome"],
+        std::fs::canonicalize(&home_a).unwrap().to_str().unwrap()
+    );
+    assert_eq!(
+        who_b["result"]["codexHome"],
+        std::fs::canonicalize(&home_b).unwrap().to_str().unwrap()
+    );
+}
