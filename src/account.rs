@@ -284,7 +284,11 @@ mod tests {
             a.home_dir.join(".codex")
         );
         let names: Vec<_> = a.all().into_iter().map(|a| a.name).collect();
-        assert_eq!(names, ["default", "bob", "alice"], "order first, then by name");
+        assert_eq!(
+            names,
+            ["default", "bob", "alice"],
+            "order first, then by name"
+        );
     }
 
     #[test]

@@ -64,6 +64,11 @@ pub enum Command {
     /// codex-as's own app-server broker (internal)
     #[command(hide = true, subcommand)]
     Broker(BrokerCommand),
+    /// Show the brokers keeping accounts' app-servers warm, or stop codex-as's idle ones
+    #[command(
+        after_help = "Examples:\n  codex-as brokers\n  codex-as brokers stop            stop idle codex-as brokers now\n  codex-as brokers stop --all      also wait for busy ones to finish, then stop them"
+    )]
+    Brokers(BrokersArgs),
     /// Run as an account: `codex-as ACCOUNT [--cwd DIR] -- COMMAND [ARGS]...`
     #[command(external_subcommand)]
     Run(Vec<OsString>),
@@ -158,4 +163,34 @@ pub struct BrokerShutdownArgs {
     /// Refuse (exit status 1) when the broker is busy
     #[arg(long)]
     pub if_idle: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BrokersArgs {
+    #[command(subcommand)]
+    pub action: Option<BrokersAction>,
+    /// Machine-readable output
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BrokersAction {
+    /// List codex-as's brokers and the plugin's (the default)
+    List,
+    /// Stop codex-as's brokers that are idle; never the plugin's, never one at work
+    Stop(StopArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Only idle brokers, now (the default)
+    #[arg(long, conflicts_with = "all")]
+    pub idle: bool,
+    /// Also busy ones: wait for each to finish its work, then stop it
+    #[arg(long)]
+    pub all: bool,
+    /// With --all, how long to wait for busy brokers
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub timeout: String,
 }

@@ -22,10 +22,8 @@ pub struct Config {
     #[serde(default)]
     pub accounts: BTreeMap<String, AccountConfig>,
     #[serde(default)]
-    #[cfg_attr(not(test), expect(dead_code, reason = "the companion path lands next"))]
     pub plugin: PluginConfig,
     #[serde(default)]
-    #[cfg_attr(not(test), expect(dead_code, reason = "the companion path lands next"))]
     pub broker: BrokerConfig,
 }
 
@@ -44,7 +42,6 @@ pub struct AccountConfig {
 #[serde(deny_unknown_fields)]
 pub struct PluginConfig {
     /// Root of the Codex plugin for Claude Code (the folder holding `scripts/codex-companion.mjs`).
-    #[cfg_attr(not(test), expect(dead_code, reason = "the companion path lands next"))]
     pub root: Option<String>,
 }
 
@@ -52,7 +49,6 @@ pub struct PluginConfig {
 #[serde(deny_unknown_fields)]
 pub struct BrokerConfig {
     /// How long an unused codex-as broker stays warm, e.g. "30m", "2h", "90s".
-    #[cfg_attr(not(test), expect(dead_code, reason = "the companion path lands next"))]
     pub idle_exit: Option<String>,
 }
 

@@ -31,7 +31,6 @@ pub fn write_private_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-#[cfg_attr(not(test), expect(dead_code, reason = "the companion path lands next"))]
 /// Why a file or folder that another local user could have planted must not be trusted, if so.
 pub fn untrusted_reason(meta: &fs::Metadata) -> Option<String> {
     let me = nix::unistd::getuid().as_raw();

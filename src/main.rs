@@ -5,6 +5,7 @@ use clap::Parser;
 mod account;
 mod account_env;
 mod broker;
+mod broker_pool;
 mod cli;
 mod cmd;
 mod config;
@@ -15,7 +16,12 @@ mod fsutil;
 mod identity;
 mod login_state;
 mod names;
+mod plugin;
+mod plugin_brokers;
 mod quote;
+mod registry;
+mod runtime_dir;
+mod workspace;
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {

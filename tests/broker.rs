@@ -121,7 +121,13 @@ fn start(sb: &Sandbox, home: &Path, extra: &[&str], env: &[(&str, &str)]) -> Bro
     start_at(sb, &sb.path("s"), home, extra, env)
 }
 
-fn start_at(sb: &Sandbox, sock: &Path, home: &Path, extra: &[&str], env: &[(&str, &str)]) -> Broker {
+fn start_at(
+    sb: &Sandbox,
+    sock: &Path,
+    home: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Broker {
     let (read_end, write_end): (OwnedFd, OwnedFd) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
     let write_raw = write_end.as_raw_fd();
@@ -260,7 +266,10 @@ impl Client {
             if ok(&st) {
                 return st;
             }
-            assert!(Instant::now() < deadline, "status never became {what}: {st}");
+            assert!(
+                Instant::now() < deadline,
+                "status never became {what}: {st}"
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
     }
@@ -305,7 +314,10 @@ fn serves_requests_and_answers_initialize_itself() {
     let who = c.call("fake/whoami", json!({}));
     let served = b.served();
     // The broker initialized its app-server once; the client's initialize never reached it.
-    let methods: Vec<&str> = served.iter().map(|r| r["method"].as_str().unwrap()).collect();
+    let methods: Vec<&str> = served
+        .iter()
+        .map(|r| r["method"].as_str().unwrap())
+        .collect();
     assert_eq!(methods, ["initialize", "account/read", "fake/whoami"]);
     let canonical_home = std::fs::canonicalize(&home).unwrap();
     for row in &served {
@@ -317,7 +329,10 @@ fn serves_requests_and_answers_initialize_itself() {
     let bad = c.recv().unwrap();
     assert_eq!(code(&bad), Some(-32700));
     assert_eq!(bad["id"], Value::Null);
-    assert_eq!(c.call("account/read", json!({}))["result"]["account"], Value::Null);
+    assert_eq!(
+        c.call("account/read", json!({}))["result"]["account"],
+        Value::Null
+    );
 }
 
 #[test]
@@ -357,7 +372,10 @@ fn status_reports_identity_without_secrets() {
     assert_eq!(st["endpoint"], b.endpoint);
     assert_eq!(
         st["cwd"],
-        std::fs::canonicalize(sb.dir.path()).unwrap().to_str().unwrap()
+        std::fs::canonicalize(sb.dir.path())
+            .unwrap()
+            .to_str()
+            .unwrap()
     );
 
     // The CLI's own status command parses the same answer.
@@ -411,7 +429,10 @@ fn notifications_go_to_the_owner_only() {
         .iter()
         .filter(|v| v["method"] == "item/completed")
         .count();
-    assert_eq!(parts, 6, "5 streamed items and the final message: {stream:?}");
+    assert_eq!(
+        parts, 6,
+        "5 streamed items and the final message: {stream:?}"
+    );
     let (before, _) = idle.request_id(json!(1), "account/read", json!({}));
     assert!(before.is_empty(), "leaked to a non-owner: {before:?}");
 }
@@ -484,7 +505,11 @@ fn a_client_leaving_mid_stream_releases_it_and_its_turn_is_interrupted() {
         assert_ne!(v["params"]["threadId"], first, "abandoned turn leaked: {v}");
     }
     assert_eq!(stream.last().unwrap()["params"]["threadId"], second);
-    let methods: Vec<Value> = b.served().into_iter().map(|r| r["method"].clone()).collect();
+    let methods: Vec<Value> = b
+        .served()
+        .into_iter()
+        .map(|r| r["method"].clone())
+        .collect();
     assert!(
         methods.contains(&json!("turn/interrupt")),
         "the abandoned turn was not interrupted: {methods:?}"
@@ -704,16 +729,29 @@ fn fails_before_ready_with_one_line_when_codex_is_missing_or_broken() {
     let sb = Sandbox::new();
     let home = sb.home("home");
     let missing = sb.path("no-such-codex");
-    let mut b = start(&sb, &home, &[], &[("CODEX_AS_CODEX", missing.to_str().unwrap())]);
+    let mut b = start(
+        &sb,
+        &home,
+        &[],
+        &[("CODEX_AS_CODEX", missing.to_str().unwrap())],
+    );
     assert_eq!(b.ready, "");
     assert_ne!(b.wait_exit().code(), Some(0));
     let err = b.stderr();
-    assert!(err.contains("no-such-codex") && err.trim().lines().count() == 1, "{err}");
+    assert!(
+        err.contains("no-such-codex") && err.trim().lines().count() == 1,
+        "{err}"
+    );
     assert!(!b.sock.exists() && !b.pid_file.exists());
 
     // Not on PATH either.
     let sb = Sandbox::new();
-    let mut b = start(&sb, &home, &[], &[("CODEX_AS_CODEX", ""), ("PATH", "/nonexistent")]);
+    let mut b = start(
+        &sb,
+        &home,
+        &[],
+        &[("CODEX_AS_CODEX", ""), ("PATH", "/nonexistent")],
+    );
     assert_eq!(b.ready, "");
     assert_ne!(b.wait_exit().code(), Some(0));
     assert!(b.stderr().contains("codex not found"), "{}", b.stderr());

@@ -36,7 +36,9 @@ pub enum BrokerError {
         #[source]
         source: std::io::Error,
     },
-    #[error("codex not found on PATH (install @openai/codex, or set CODEX_AS_CODEX to its path)")]
+    #[error(
+        "codex is not on your PATH: install it with `npm install -g @openai/codex` (or set CODEX_AS_CODEX to its path)"
+    )]
     CodexNotFound,
     #[error("cannot start {program} app-server: {source}")]
     Spawn {

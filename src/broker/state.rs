@@ -751,7 +751,10 @@ mod tests {
             t0,
         ));
         s.on_app_server_message(
-            Message::ok(json!(up), json!({"reviewThreadId": "r", "turn": {"id": "x"}})),
+            Message::ok(
+                json!(up),
+                json!({"reviewThreadId": "r", "turn": {"id": "x"}}),
+            ),
             t0,
         );
         assert!(s.busy());
@@ -792,7 +795,11 @@ mod tests {
         };
         let out = s.on_app_server_message(ask, t0);
         assert!(to(A, &out).is_empty(), "never reaches a client");
-        let Action::ToAppServer(Message::Response { id, outcome: Err(e) }) = &out[0] else {
+        let Action::ToAppServer(Message::Response {
+            id,
+            outcome: Err(e),
+        }) = &out[0]
+        else {
             panic!("{out:?}");
         };
         assert_eq!(id, &json!(5));
@@ -891,7 +898,10 @@ mod tests {
             Some(&Action::Stop(StopReason::ShutdownRequested))
         );
         assert_eq!(s.phase(), Phase::Stopped);
-        assert!(s.on_client_message(B, req(3, "account/read", json!({})), t0).is_empty());
+        assert!(
+            s.on_client_message(B, req(3, "account/read", json!({})), t0)
+                .is_empty()
+        );
     }
 
     #[test]
@@ -901,7 +911,12 @@ mod tests {
         let out = s.on_app_server_gone("codex app-server exited unexpectedly (exit 3).".into());
         let answer = &to(A, &out)[0];
         assert_eq!(answer["id"], 1);
-        assert!(answer["error"]["message"].as_str().unwrap().contains("exit 3"));
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("exit 3")
+        );
         assert!(matches!(
             out.last(),
             Some(Action::Stop(StopReason::AppServerGone(_)))

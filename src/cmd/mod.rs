@@ -2,6 +2,8 @@
 
 mod add;
 mod broker;
+mod brokers;
+mod companion;
 mod env;
 mod list;
 mod login;
@@ -20,6 +22,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Login(a) => login::run(a),
         Command::Env(a) => env::run(a),
         Command::Broker(c) => broker::run(c),
+        Command::Brokers(a) => brokers::run(a),
         Command::Run(args) => run::run(args),
     }
 }

@@ -8,12 +8,38 @@ use crate::account_env::EnvPlan;
 use crate::error::UsageError;
 use crate::exec;
 
+/// Companion subcommands (plugin 1.0.x), including the internal ones the plugin calls itself.
+pub const COMPANION_COMMANDS: &[&str] = &[
+    "setup",
+    "review",
+    "adversarial-review",
+    "task",
+    "transfer",
+    "status",
+    "result",
+    "cancel",
+    "task-worker",
+    "task-resume-candidate",
+    "help",
+];
+
 /// What follows the account name.
 #[derive(Debug, PartialEq, Eq)]
 pub struct RunArgs {
     pub account: String,
-    pub cwd: Option<PathBuf>,
-    pub command: Vec<OsString>,
+    pub plugin_root: Option<PathBuf>,
+    pub mode: Mode,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `-- COMMAND [ARGS]...`
+    Exec {
+        cwd: Option<PathBuf>,
+        command: Vec<OsString>,
+    },
+    /// `SUBCOMMAND [ARGS]...` for the plugin's companion, passed on unchanged.
+    Companion { args: Vec<OsString> },
 }
 
 pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
@@ -24,31 +50,54 @@ pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
         .into_string()
         .map_err(|n| UsageError::new(format!("account name {n:?} is not valid UTF-8")))?;
     let mut cwd = None;
+    let mut plugin_root = None;
+    let value = |it: &mut std::vec::IntoIter<OsString>, flag: &str| {
+        it.next()
+            .map(PathBuf::from)
+            .ok_or_else(|| UsageError::new(format!("{flag} needs a folder")))
+    };
     loop {
         let Some(arg) = it.next() else {
             return Err(UsageError::new(format!(
-                "nothing to run as '{account}': put a command after `--`, e.g. `codex-as {account} -- codex`"
+                "nothing to run as '{account}': give a companion command (`codex-as {account} task \"...\"`) or a program after `--` (`codex-as {account} -- codex`)"
             )));
         };
-        let text = arg.to_string_lossy();
-        if text == "--" {
-            break;
-        }
-        if text == "--cwd" {
-            let dir = it
-                .next()
-                .ok_or_else(|| UsageError::new("--cwd needs a folder, e.g. `--cwd ~/src/app`"))?;
-            cwd = Some(PathBuf::from(dir));
-        } else if let Some(dir) = text.strip_prefix("--cwd=") {
-            cwd = Some(PathBuf::from(dir));
-        } else if text.starts_with('-') {
-            return Err(UsageError::new(format!(
-                "unknown option '{text}' for `codex-as {account}`: options of the command go after `--`"
-            )));
-        } else {
-            return Err(UsageError::new(format!(
-                "'{text}' is not a codex-as command: to run it as '{account}', write `codex-as {account} -- {text} ...`"
-            )));
+        let text = arg.to_string_lossy().into_owned();
+        match text.as_str() {
+            "--" => break,
+            "--cwd" => cwd = Some(value(&mut it, "--cwd")?),
+            "--plugin-root" => plugin_root = Some(value(&mut it, "--plugin-root")?),
+            _ if text.starts_with("--cwd=") => cwd = Some(PathBuf::from(&text[6..])),
+            _ if text.starts_with("--plugin-root=") => {
+                plugin_root = Some(PathBuf::from(&text[14..]))
+            }
+            _ if text.starts_with('-') => {
+                return Err(UsageError::new(format!(
+                    "unknown option '{text}' for `codex-as {account}`: options of the command go after it (or after `--`)"
+                )));
+            }
+            _ if COMPANION_COMMANDS.contains(&text.as_str()) => {
+                if cwd.is_some() {
+                    return Err(UsageError::new(format!(
+                        "--cwd is for `-- COMMAND`; give the companion its own: `codex-as {account} {text} --cwd DIR ...`"
+                    )));
+                }
+                let mut args = vec![arg];
+                args.extend(it);
+                return Ok(RunArgs {
+                    account,
+                    plugin_root,
+                    mode: Mode::Companion { args },
+                });
+            }
+            _ => {
+                let hint = crate::names::suggest(&text, COMPANION_COMMANDS.iter().copied())
+                    .map(|c| format!("did you mean the companion command '{c}'? "))
+                    .unwrap_or_default();
+                return Err(UsageError::new(format!(
+                    "'{text}' is not a companion command: {hint}to run a program as '{account}', write `codex-as {account} -- {text} ...`"
+                )));
+            }
         }
     }
     let command: Vec<OsString> = it.collect();
@@ -59,8 +108,8 @@ pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
     }
     Ok(RunArgs {
         account,
-        cwd,
-        command,
+        plugin_root,
+        mode: Mode::Exec { cwd, command },
     })
 }
 
@@ -68,12 +117,23 @@ pub fn run(raw: Vec<OsString>) -> anyhow::Result<u8> {
     let args = parse(raw)?;
     let accounts = Accounts::load()?;
     let account = accounts.require(&args.account)?;
-    let plan = EnvPlan::for_account(&account);
-    let (program, rest) = args
-        .command
-        .split_first()
-        .ok_or_else(|| UsageError::new("nothing to run"))?;
-    Err(exec::exec(program, rest, &plan, args.cwd.as_deref()).into())
+    match args.mode {
+        Mode::Companion {
+            args: companion_args,
+        } => super::companion::run(
+            &accounts,
+            &account,
+            args.plugin_root.as_deref(),
+            companion_args,
+        ),
+        Mode::Exec { cwd, command } => {
+            let plan = EnvPlan::for_account(&account);
+            let (program, rest) = command
+                .split_first()
+                .ok_or_else(|| UsageError::new("nothing to run"))?;
+            Err(exec::exec(program, rest, &plan, cwd.as_deref()).into())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -84,20 +144,47 @@ mod tests {
         v.iter().map(OsString::from).collect()
     }
 
+    fn exec(cwd: Option<&str>, cmd: &[&str]) -> Mode {
+        Mode::Exec {
+            cwd: cwd.map(PathBuf::from),
+            command: os(cmd),
+        }
+    }
+
     #[test]
     fn parses_options_before_the_separator() {
         let a = parse(os(&["w", "--cwd", "/x", "--", "sh", "-c", "x"])).unwrap();
         assert_eq!(a.account, "w");
-        assert_eq!(a.cwd, Some(PathBuf::from("/x")));
-        assert_eq!(a.command, os(&["sh", "-c", "x"]));
-        assert_eq!(
-            parse(os(&["w", "--cwd=/y", "--", "a"])).unwrap().cwd,
-            Some("/y".into())
-        );
+        assert_eq!(a.mode, exec(Some("/x"), &["sh", "-c", "x"]));
+        let a = parse(os(&["w", "--cwd=/y", "--", "a"])).unwrap();
+        assert_eq!(a.mode, exec(Some("/y"), &["a"]));
         // Everything after `--` belongs to the command, even `--` and `--cwd`.
-        assert_eq!(
-            parse(os(&["w", "--", "a", "--", "--cwd"])).unwrap().command,
-            os(&["a", "--", "--cwd"])
+        let a = parse(os(&["w", "--", "a", "--", "--cwd"])).unwrap();
+        assert_eq!(a.mode, exec(None, &["a", "--", "--cwd"]));
+    }
+
+    #[test]
+    fn companion_commands_pass_through_unchanged() {
+        let a = parse(os(&[
+            "w",
+            "--plugin-root",
+            "/p",
+            "task",
+            "--cwd",
+            "x",
+            "--",
+            "hi",
+        ]))
+        .unwrap();
+        assert_eq!(a.plugin_root, Some(PathBuf::from("/p")));
+        let args = os(&["task", "--cwd", "x", "--", "hi"]);
+        assert_eq!(a.mode, Mode::Companion { args });
+        let e = parse(os(&["w", "--cwd", "x", "task"])).unwrap_err().0;
+        assert!(e.contains("task --cwd"), "{e}");
+        let e = parse(os(&["w", "taks"])).unwrap_err().0;
+        assert!(
+            e.contains("did you mean the companion command 'task'"),
+            "{e}"
         );
     }
 
@@ -117,10 +204,10 @@ mod tests {
                 .contains("unknown option")
         );
         assert!(
-            parse(os(&["w", "ls"]))
+            parse(os(&["w", "ls-files"]))
                 .unwrap_err()
                 .0
-                .contains("codex-as w -- ls")
+                .contains("codex-as w -- ls-files")
         );
     }
 }

@@ -1,0 +1,226 @@
+//! One warm codex-as broker per (workspace, account): find the live one that provably serves the
+//! account, or start exactly one, never stopping anything that may be serving someone.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::io::AsyncBufReadExt;
+
+use crate::account_env::EnvPlan;
+use crate::broker::client::{self, ClientError, Status};
+use crate::identity;
+use crate::registry::{Record, Registry};
+
+/// How long a live broker may take to answer `broker/status` before it counts as hung.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a new broker may take to listen with its app-server initialized.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Request<'a> {
+    pub account: &'a str,
+    /// Canonical home of the account.
+    pub home: &'a Path,
+    /// Canonical workspace root.
+    pub workspace: &'a Path,
+    pub plan: &'a EnvPlan,
+    pub idle_exit: &'a str,
+}
+
+/// What a probe found a broker to be.
+enum Verdict {
+    /// Serves this account with its current login: use it (busy or not: a busy broker makes the
+    /// companion fall back to its own app-server, which runs with the same CODEX_HOME).
+    Usable,
+    /// Serves this account's home with an older login.
+    StaleLogin { busy: bool },
+    /// Nothing listens: the broker is gone.
+    Dead,
+    /// Did not answer, or answered as someone else: leave it alone.
+    Unknown,
+}
+
+fn judge(
+    probe: &Result<Status, ClientError>,
+    req: &Request<'_>,
+    fingerprint: &Option<String>,
+) -> Verdict {
+    match probe {
+        Ok(st) if !serves(st, req.home) => Verdict::Unknown,
+        Ok(st) if &fingerprint_of(st) != fingerprint => Verdict::StaleLogin { busy: st.busy },
+        Ok(_) => Verdict::Usable,
+        Err(ClientError::NotRunning { .. }) => Verdict::Dead,
+        Err(_) => Verdict::Unknown,
+    }
+}
+
+/// Whether a broker's own status says it is codex-as's and runs on `home`.
+pub fn serves(st: &Status, home: &Path) -> bool {
+    st.is_codex_as() && st.codex_home.as_deref().map(Path::new) == Some(home)
+}
+
+pub fn fingerprint_of(st: &Status) -> Option<String> {
+    st.auth.as_ref().and_then(|a| a.fingerprint.clone())
+}
+
+/// The endpoint of a broker serving `req.home` for `req.workspace`, started when none is live.
+pub async fn ensure(reg: &Registry, req: &Request<'_>) -> anyhow::Result<String> {
+    let key = Registry::key(req.workspace, req.home);
+    if let Some(endpoint) = find(reg, &key, req).await {
+        return Ok(endpoint);
+    }
+    let lock = reg.lock(&key).context("cannot lock the broker registry")?;
+    // Someone may have started one while we waited for the lock.
+    if let Some(endpoint) = find(reg, &key, req).await {
+        return Ok(endpoint);
+    }
+    let endpoint = start(reg, &key, req).await?;
+    drop(lock);
+    Ok(endpoint)
+}
+
+async fn find(reg: &Registry, key: &str, req: &Request<'_>) -> Option<String> {
+    let fingerprint = identity::auth_fingerprint(req.home);
+    for id in reg.ids_for_key(key) {
+        let endpoint = format!("unix:{}", reg.socket_path(&id).display());
+        let probe = client::status(&endpoint, PROBE_TIMEOUT).await;
+        match judge(&probe, req, &fingerprint) {
+            Verdict::Usable => return Some(endpoint),
+            Verdict::StaleLogin { busy: false } => {
+                // Atomic in our broker: refused if a client slipped in meanwhile.
+                if let Ok(true) = client::shutdown_if_idle(&endpoint, PROBE_TIMEOUT).await {
+                    reg.forget(&id);
+                }
+            }
+            Verdict::Dead => reg.forget(&id),
+            Verdict::StaleLogin { busy: true } | Verdict::Unknown => {}
+        }
+    }
+    None
+}
+
+async fn start(reg: &Registry, key: &str, req: &Request<'_>) -> anyhow::Result<String> {
+    let id = Registry::new_id(key);
+    let socket = reg.socket_path(&id);
+    let endpoint = format!("unix:{}", socket.display());
+    let log_path = reg.log_path(&id);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode_private()
+        .open(&log_path)
+        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    let exe = std::env::current_exe().context("cannot find the codex-as executable")?;
+    let (ready_rx, ready_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let ready_fd = std::os::fd::AsRawFd::as_raw_fd(&ready_tx);
+    let mut cmd = Command::new(exe);
+    cmd.arg("broker")
+        .arg("serve")
+        .arg("--endpoint")
+        .arg(&endpoint)
+        .arg("--cwd")
+        .arg(req.workspace)
+        .arg("--idle-exit")
+        .arg(req.idle_exit)
+        .arg("--pid-file")
+        .arg(reg.pid_path(&id))
+        .arg("--ready-fd")
+        .arg(ready_fd.to_string())
+        .current_dir(req.workspace)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    req.plan.apply(&mut cmd);
+    detach(&mut cmd, ready_fd);
+    let mut intermediate = cmd.spawn().context("cannot start a broker")?;
+    drop(ready_tx);
+    // The intermediate process exits at once, leaving the broker to init: reap it now.
+    let _ = intermediate.wait();
+
+    let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(ready_rx)?;
+    let mut line = String::new();
+    let mut reader = tokio::io::BufReader::new(receiver);
+    let got = tokio::time::timeout(START_TIMEOUT, reader.read_line(&mut line)).await;
+    if !matches!(got, Ok(Ok(n)) if n > 0 && line.starts_with("ready")) {
+        let why = last_line(&log_path).unwrap_or_else(|| "no output".into());
+        if got.is_err() {
+            bail!(
+                "the broker for '{}' did not become ready within {}s ({why}); see {}",
+                req.account,
+                START_TIMEOUT.as_secs(),
+                log_path.display()
+            );
+        }
+        reg.forget(&id);
+        bail!("the broker for '{}' failed to start: {why}", req.account);
+    }
+    let status = client::status(&endpoint, PROBE_TIMEOUT)
+        .await
+        .with_context(|| format!("the new broker for '{}' does not answer", req.account))?;
+    if !serves(&status, req.home) {
+        bail!(
+            "the new broker for '{}' reports another home ({:?}); refusing to use it",
+            req.account,
+            status.codex_home
+        );
+    }
+    reg.save(&Record {
+        id,
+        workspace: req.workspace.to_path_buf(),
+        account: req.account.to_string(),
+        codex_home: req.home.to_path_buf(),
+        endpoint: endpoint.clone(),
+        pid: status.pid.unwrap_or(0),
+        started_at: status.started_at.unwrap_or(0),
+        auth_fingerprint: fingerprint_of(&status),
+    })
+    .context("cannot write the broker record")?;
+    Ok(endpoint)
+}
+
+/// The broker must outlive codex-as and never be anyone's child: codex-as execs the companion
+/// next, and node would not reap it. So the spawned process forks once more and exits, the
+/// broker (its child) gets a session of its own, and readiness comes through an inherited pipe.
+fn detach(cmd: &mut Command, ready_fd: i32) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec only async-signal-safe calls are made (fork, _exit, setsid,
+    // fcntl), and nothing is allocated.
+    unsafe {
+        cmd.pre_exec(move || {
+            match nix::unistd::fork()? {
+                nix::unistd::ForkResult::Parent { .. } => nix::libc::_exit(0),
+                nix::unistd::ForkResult::Child => {}
+            }
+            nix::unistd::setsid()?;
+            // Only the broker inherits the ready pipe; everywhere else it is close-on-exec.
+            if nix::libc::fcntl(ready_fd, nix::libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+fn last_line(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+}
+
+trait PrivateMode {
+    fn mode_private(&mut self) -> &mut Self;
+}
+
+impl PrivateMode for std::fs::OpenOptions {
+    fn mode_private(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
+    }
+}
+
+/// Canonical form of a path that exists (the workspace and home always do here).
+pub fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}

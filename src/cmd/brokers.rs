@@ -1,0 +1,269 @@
+//! `codex-as brokers [list|stop] [--json]`: the brokers that keep accounts warm, and stopping
+//! codex-as's own ones without ever interrupting work.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::account::Accounts;
+use crate::broker::client::{self, ClientError};
+use crate::cli::{BrokersAction, BrokersArgs, StopArgs};
+use crate::error::status;
+use crate::registry::Registry;
+use crate::{broker_pool, duration, plugin_brokers, workspace};
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// One row of `codex-as brokers --json`. Field names are a stable interface.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Row {
+    /// "codex-as" or "plugin".
+    owner: &'static str,
+    /// The account name whose home it serves, when known.
+    account: Option<String>,
+    codex_home: Option<PathBuf>,
+    workspace: Option<PathBuf>,
+    pid: Option<u32>,
+    endpoint: String,
+    age_seconds: Option<u64>,
+    idle_seconds: Option<u64>,
+    /// "idle", "busy", "hung" (did not answer), "stale-login", "stopped", "refused", "unknown".
+    state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+    #[serde(skip)]
+    id: Option<String>,
+}
+
+pub fn run(args: BrokersArgs) -> anyhow::Result<u8> {
+    let accounts = Accounts::load()?;
+    let reg = Registry::open()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match args.action.unwrap_or(BrokersAction::List) {
+        BrokersAction::List => {
+            let mut rows = runtime.block_on(own_rows(&reg, &accounts));
+            rows.extend(plugin_rows(&accounts));
+            print_rows(&rows, args.json)?;
+        }
+        BrokersAction::Stop(stop) => {
+            let rows = runtime.block_on(stop_own(&reg, &accounts, &stop))?;
+            print_rows(&rows, args.json)?;
+        }
+    }
+    Ok(status::OK)
+}
+
+fn account_for(accounts: &Accounts, home: &std::path::Path) -> Option<String> {
+    accounts
+        .all()
+        .into_iter()
+        .find(|a| a.exists() && crate::account::same_home(&a.home, home))
+        .map(|a| a.name)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for id in reg.ids() {
+        let record = reg.record(&id);
+        let endpoint = format!("unix:{}", reg.socket_path(&id).display());
+        let probe = client::status(&endpoint, PROBE_TIMEOUT).await;
+        let mut row = Row {
+            owner: "codex-as",
+            account: record.as_ref().map(|r| r.account.clone()),
+            codex_home: record.as_ref().map(|r| r.codex_home.clone()),
+            workspace: record.as_ref().map(|r| r.workspace.clone()),
+            pid: record.as_ref().map(|r| r.pid),
+            endpoint: endpoint.clone(),
+            age_seconds: record.as_ref().map(|r| now().saturating_sub(r.started_at)),
+            idle_seconds: None,
+            state: "unknown".into(),
+            note: None,
+            id: Some(id.clone()),
+        };
+        match probe {
+            Ok(st) => {
+                let home = st.codex_home.as_deref().map(PathBuf::from);
+                let stale = home.as_deref().is_some_and(|h| {
+                    crate::identity::auth_fingerprint(h) != broker_pool::fingerprint_of(&st)
+                });
+                row.account = home
+                    .as_deref()
+                    .and_then(|h| account_for(accounts, h))
+                    .or(row.account);
+                row.codex_home = home.or(row.codex_home);
+                row.workspace = st.cwd.as_deref().map(PathBuf::from).or(row.workspace);
+                row.pid = st.pid.or(row.pid);
+                row.age_seconds = st
+                    .started_at
+                    .map(|t| now().saturating_sub(t))
+                    .or(row.age_seconds);
+                row.idle_seconds = st.idle_seconds;
+                row.state = if st.busy {
+                    "busy"
+                } else if stale {
+                    "stale-login"
+                } else {
+                    "idle"
+                }
+                .into();
+                if stale && st.busy {
+                    row.note = Some(
+                        "its account logged in again since it started; replaced once idle".into(),
+                    );
+                }
+            }
+            Err(ClientError::NotRunning { .. }) => {
+                // Gone without cleaning up (killed): nothing listens, so nothing is lost.
+                reg.forget(&id);
+                continue;
+            }
+            Err(ClientError::Timeout(_)) => row.state = "hung".into(),
+            Err(e) => row.note = Some(e.to_string()),
+        }
+        rows.push(row);
+    }
+    rows
+}
+
+fn plugin_rows(accounts: &Accounts) -> Vec<Row> {
+    plugin_brokers::scan(&workspace::plugin_state_root(), &accounts.default_home)
+        .into_iter()
+        .filter(|b| b.alive || b.refused.is_some())
+        .map(|b| Row {
+            owner: "plugin",
+            account: b
+                .codex_home
+                .as_deref()
+                .and_then(|h| account_for(accounts, h)),
+            codex_home: b.codex_home.clone(),
+            workspace: None,
+            pid: b.pid,
+            endpoint: b.endpoint,
+            age_seconds: b.age_seconds,
+            idle_seconds: None,
+            state: if b.refused.is_some() {
+                "refused"
+            } else {
+                "unknown"
+            }
+            .into(),
+            note: Some(match b.refused {
+                Some(r) => format!("{}: {r}", b.state_dir.display()),
+                None => format!(
+                    "{} (account from {}); codex-as never stops the plugin's brokers",
+                    b.state_dir.display(),
+                    b.home_source
+                ),
+            }),
+            id: None,
+        })
+        .collect()
+}
+
+async fn stop_own(
+    reg: &Registry,
+    accounts: &Accounts,
+    args: &StopArgs,
+) -> anyhow::Result<Vec<Row>> {
+    let wait = duration::parse(&args.timeout)
+        .map_err(|e| crate::error::UsageError::new(format!("--timeout: {e}")))?;
+    let deadline = Instant::now() + wait;
+    let mut rows = own_rows(reg, accounts).await;
+    loop {
+        let mut pending = false;
+        for row in rows
+            .iter_mut()
+            .filter(|r| matches!(r.state.as_str(), "idle" | "busy" | "stale-login"))
+        {
+            match client::shutdown_if_idle(&row.endpoint, PROBE_TIMEOUT).await {
+                Ok(true) => {
+                    row.state = "stopped".into();
+                    row.note = None;
+                    if let Some(id) = &row.id {
+                        reg.forget(id);
+                    }
+                }
+                Ok(false) => {
+                    row.state = "busy".into();
+                    pending = true;
+                }
+                Err(ClientError::NotRunning { .. }) => row.state = "stopped".into(),
+                Err(_) => row.state = "hung".into(),
+            }
+        }
+        if !pending || !args.all || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for row in &mut rows {
+        match row.state.as_str() {
+            "busy" => {
+                row.note = Some(if args.all {
+                    "still busy at --timeout: left running".into()
+                } else {
+                    "busy: left running (`--all` waits for it to finish)".into()
+                })
+            }
+            "hung" => row.note = Some("did not answer: left alone".into()),
+            _ => {}
+        }
+    }
+    Ok(rows)
+}
+
+fn print_rows(rows: &[Row], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no brokers");
+        return Ok(());
+    }
+    let fmt_secs = |s: Option<u64>| s.map(human).unwrap_or_else(|| "-".into());
+    println!(
+        "{:<9} {:<12} {:<12} {:>8} {:>6} {:>6}  WORKSPACE",
+        "OWNER", "ACCOUNT", "STATE", "PID", "AGE", "IDLE"
+    );
+    for r in rows {
+        println!(
+            "{:<9} {:<12} {:<12} {:>8} {:>6} {:>6}  {}",
+            r.owner,
+            r.account.as_deref().unwrap_or("?"),
+            r.state,
+            r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            fmt_secs(r.age_seconds),
+            fmt_secs(r.idle_seconds),
+            r.workspace
+                .as_ref()
+                .map(|w| w.display().to_string())
+                .unwrap_or_else(|| "-".into()),
+        );
+        if let Some(note) = &r.note {
+            println!("          {note}");
+        }
+    }
+    Ok(())
+}
+
+fn human(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s => format!("{}h", s / 3600),
+    }
+}

@@ -1,0 +1,96 @@
+//! `codex-as NAME <companion command> [ARGS]...`: the plugin's companion, as NAME, pinned to a
+//! broker that serves NAME's home.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::account::{Account, Accounts};
+use crate::account_env::EnvPlan;
+use crate::broker_pool::{self, Request};
+use crate::registry::Registry;
+use crate::{exec, fsutil, plugin, workspace};
+
+/// The variable that makes every companion path use one broker instead of broker.json.
+pub const ENDPOINT_ENV: &str = "CODEX_COMPANION_APP_SERVER_ENDPOINT";
+const DEFAULT_IDLE_EXIT: &str = "30m";
+
+pub fn run(
+    accounts: &Accounts,
+    account: &Account,
+    plugin_root: Option<&Path>,
+    args: Vec<OsString>,
+) -> anyhow::Result<u8> {
+    let plugin = plugin::locate(plugin_root, &accounts.config, &accounts.home_dir)?;
+    let node = which::which("node").map_err(|_| {
+        anyhow::anyhow!("node is not on your PATH: the plugin's companion needs Node.js (install it, e.g. `apt install nodejs` or from nodejs.org)")
+    })?;
+    // Checked here so a missing codex is one clear error, not a broker that failed to start.
+    crate::broker::serve::find_codex()?;
+    let here = std::env::current_dir().context("cannot read the current folder")?;
+    let cwd = workspace::companion_cwd(&args, &here);
+    let ws = broker_pool::canonical(&workspace::workspace_root(&cwd));
+    check_plugin_state(&ws)?;
+
+    let mut plan = EnvPlan::for_account(account);
+    let home = account.canonical_home();
+    let idle_exit = accounts
+        .config
+        .broker
+        .idle_exit
+        .clone()
+        .unwrap_or_else(|| DEFAULT_IDLE_EXIT.to_string());
+    crate::duration::parse(&idle_exit)
+        .map_err(|e| anyhow::anyhow!("broker.idle_exit in the config: {e}"))?;
+    let reg = Registry::open()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let endpoint = runtime.block_on(broker_pool::ensure(
+        &reg,
+        &Request {
+            account: &account.name,
+            home: &home,
+            workspace: &ws,
+            plan: &plan,
+            idle_exit: &idle_exit,
+        },
+    ))?;
+    drop(runtime);
+    plan.set.push((ENDPOINT_ENV.to_string(), endpoint.into()));
+    let mut node_args: Vec<OsString> = vec![plugin.companion().into_os_string()];
+    node_args.extend(args);
+    Err(exec::exec(node.as_os_str(), &node_args, &plan, None).into())
+}
+
+/// The plugin keeps jobs and broker.json under a shared temporary folder by default, where
+/// another local user could plant them first. Refuse state we do not own; create the root
+/// ourselves (private) when it does not exist yet, so nobody can.
+fn check_plugin_state(ws: &Path) -> anyhow::Result<()> {
+    let root = workspace::plugin_state_root();
+    if std::fs::symlink_metadata(&root).is_err() {
+        fsutil::create_private_dir(&root).with_context(|| {
+            format!("cannot create the plugin's state folder {}", root.display())
+        })?;
+    }
+    let dir = workspace::plugin_state_dir(&root, ws);
+    for p in [
+        root.as_path(),
+        dir.as_path(),
+        &dir.join("broker.json"),
+        &dir.join("state.json"),
+    ] {
+        let Ok(meta) = std::fs::symlink_metadata(p) else {
+            continue;
+        };
+        if let Some(reason) = fsutil::untrusted_reason(&meta) {
+            anyhow::bail!(
+                "refusing the plugin's state {}: {reason}; another local user could have planted it (remove it, or set TMPDIR or CLAUDE_PLUGIN_DATA to a private folder)",
+                p.display()
+            );
+        }
+    }
+    Ok(())
+}

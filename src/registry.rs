@@ -1,0 +1,224 @@
+//! Records of the brokers codex-as started, in its private runtime folder.
+//!
+//! A broker's socket is the truth about whether it lives (and its `broker/status` about whom it
+//! serves); a record only remembers what a hung or unreachable broker was, so that `brokers list`
+//! can still say. Records are written atomically, so a crash leaves the old one or the new one.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::fsutil;
+use crate::runtime_dir::{self, RuntimeDirError};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub id: String,
+    pub workspace: PathBuf,
+    pub account: String,
+    pub codex_home: PathBuf,
+    pub endpoint: String,
+    pub pid: u32,
+    pub started_at: u64,
+    pub auth_fingerprint: Option<String>,
+}
+
+pub struct Registry {
+    dir: PathBuf,
+}
+
+/// Holds the lock of one (workspace, home) key until dropped.
+pub struct KeyLock {
+    _file: File,
+}
+
+impl Registry {
+    pub fn open() -> Result<Registry, RuntimeDirError> {
+        Ok(Registry {
+            dir: runtime_dir::ensure()?,
+        })
+    }
+
+    /// 16 hex digits naming one (workspace, account home) pair: brokers are per pair.
+    pub fn key(workspace: &Path, home: &Path) -> String {
+        let mut h = Sha256::new();
+        h.update(workspace.as_os_str().as_encoded_bytes());
+        h.update([0]);
+        h.update(home.as_os_str().as_encoded_bytes());
+        h.finalize()
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    pub fn new_id(key: &str) -> String {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!(
+            "{key}-{:08x}",
+            (nanos as u32) ^ std::process::id().rotate_left(16)
+        )
+    }
+
+    pub fn socket_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.sock"))
+    }
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.log"))
+    }
+    pub fn pid_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.pid"))
+    }
+    fn record_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    /// Serialises everyone who may start a broker for `key`, across processes.
+    pub fn lock(&self, key: &str) -> std::io::Result<KeyLock> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join(format!("{key}.lock")))?;
+        file.lock()?;
+        Ok(KeyLock { _file: file })
+    }
+
+    pub fn save(&self, rec: &Record) -> std::io::Result<()> {
+        let text = serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?;
+        fsutil::write_private_atomic(&self.record_path(&rec.id), &text)
+    }
+
+    /// Forgets a broker that is gone: its record, socket, pid and log files.
+    pub fn forget(&self, id: &str) {
+        for p in [
+            self.record_path(id),
+            self.socket_path(id),
+            self.pid_path(id),
+            self.log_path(id),
+        ] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// Every broker id known here: from records and from sockets without one (a record lost
+    /// or corrupted never hides a live broker).
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let id = name
+                    .strip_suffix(".json")
+                    .or_else(|| name.strip_suffix(".sock"))?;
+                valid_id(id).then(|| id.to_string())
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    pub fn ids_for_key(&self, key: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .ids()
+            .into_iter()
+            .filter(|id| id.starts_with(key) && id.as_bytes().get(key.len()) == Some(&b'-'))
+            .collect();
+        // Newest first: the best candidate is the last one started.
+        ids.sort_by_key(|id| std::cmp::Reverse(self.mtime(id)));
+        ids
+    }
+
+    fn mtime(&self, id: &str) -> Option<std::time::SystemTime> {
+        std::fs::metadata(self.record_path(id))
+            .or_else(|_| std::fs::symlink_metadata(self.socket_path(id)))
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
+    /// The record of `id`, or None when missing or unreadable (truncated, corrupt).
+    pub fn record(&self, id: &str) -> Option<Record> {
+        let bytes = std::fs::read(self.record_path(id)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    let mut parts = id.split('-');
+    let (Some(k), Some(n), None) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    k.len() == 16 && !n.is_empty() && (k.chars().chain(n.chars())).all(|c| c.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg() -> (tempfile::TempDir, Registry) {
+        let d = tempfile::tempdir().unwrap();
+        let r = Registry {
+            dir: d.path().to_path_buf(),
+        };
+        (d, r)
+    }
+
+    fn record(id: &str) -> Record {
+        Record {
+            id: id.into(),
+            workspace: "/ws".into(),
+            account: "a".into(),
+            codex_home: "/h".into(),
+            endpoint: "unix:/x.sock".into(),
+            pid: 1,
+            started_at: 2,
+            auth_fingerprint: None,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_corrupt_ones_read_as_none() {
+        let (_d, r) = reg();
+        let key = Registry::key(Path::new("/ws"), Path::new("/h"));
+        let id = Registry::new_id(&key);
+        r.save(&record(&id)).unwrap();
+        assert_eq!(r.record(&id), Some(record(&id)));
+        assert_eq!(r.ids_for_key(&key), vec![id.clone()]);
+        std::fs::write(r.record_path(&id), "{\"id\":").unwrap();
+        assert_eq!(r.record(&id), None);
+        assert_eq!(
+            r.ids(),
+            vec![id.clone()],
+            "still listed, so it can be cleaned up"
+        );
+        r.forget(&id);
+        assert!(r.ids().is_empty());
+    }
+
+    #[test]
+    fn a_socket_without_a_record_is_still_known() {
+        let (_d, r) = reg();
+        let key = Registry::key(Path::new("/ws"), Path::new("/h"));
+        let id = format!("{key}-00000001");
+        std::fs::write(r.socket_path(&id), "").unwrap();
+        std::fs::write(r.dir.join("junk.sock"), "").unwrap();
+        assert_eq!(r.ids(), vec![id]);
+    }
+
+    #[test]
+    fn keys_differ_per_workspace_and_home() {
+        let a = Registry::key(Path::new("/w"), Path::new("/h1"));
+        assert_ne!(a, Registry::key(Path::new("/w"), Path::new("/h2")));
+        assert_ne!(a, Registry::key(Path::new("/w2"), Path::new("/h1")));
+        assert_eq!(a.len(), 16);
+    }
+}
