@@ -13,6 +13,7 @@ mod fsutil;
 mod login_state;
 mod names;
 mod quote;
+mod shell;
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {

@@ -1,11 +1,14 @@
 //! One module per subcommand; each returns the exit status to end with.
 
 mod add;
+mod completions;
 mod env;
+mod init;
 mod list;
 mod login;
 mod remove;
 mod run;
+mod use_;
 mod which;
 
 use crate::cli::{Cli, Command};
@@ -18,6 +21,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Which(a) => which::run(a),
         Command::Login(a) => login::run(a),
         Command::Env(a) => env::run(a),
+        Command::Init(a) => init::run(a),
+        Command::Use(a) => use_::run(a),
+        Command::Completions(a) => completions::run(a),
         Command::Run(args) => run::run(args),
     }
 }

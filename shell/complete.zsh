@@ -1,0 +1,126 @@
+{%- if standalone -%}
+#compdef codex-as
+{% endif -%}
+# Completion for codex-as in zsh 5. Generated from the CLI by `codex-as completions zsh`;
+# `codex-as init zsh` includes it.
+
+# Account names, read at each TAB so that a new account appears without re-sourcing anything.
+function __codex_as_accounts {
+    local -a accounts expl
+    accounts=(${(f)"$(command codex-as list --names 2>/dev/null)"})
+    _wanted accounts expl account compadd -a accounts
+}
+
+# Completes a value of kind $1: account, dir, file, any, or choices `a|b|c`.
+function __codex_as_value {
+    local -a choices expl
+    case $1 in
+        account) __codex_as_accounts ;;
+        dir) _files -/ ;;
+        file) _files ;;
+        any) _message value ;;
+        *)
+            choices=(${(s:|:)1})
+            _wanted values expl value compadd -a choices
+            ;;
+    esac
+}
+
+# Completes the arguments of a subcommand. $1: 1 when `--` starts free arguments; $2: its flags
+# (`--json`, `--home=dir`); $3: the kinds of its positional arguments, in order.
+function __codex_as_sub {
+    local has_last=$1 word spec pending= i npos=0
+    local -a flags kinds
+    flags=(${=2})
+    kinds=(${=3})
+    for (( i = 3; i < CURRENT; i++ )); do
+        word=$words[i]
+        if [[ -n $pending ]]; then
+            pending=
+            continue
+        fi
+        if [[ $word == -- ]]; then
+            if (( has_last )); then
+                _files
+                return
+            fi
+            continue
+        fi
+        if [[ $word == -* ]]; then
+            for spec in $flags; do
+                [[ $spec == ${word}=* ]] && pending=${spec#*=}
+            done
+            continue
+        fi
+        (( npos++ ))
+    done
+    if [[ -n $pending ]]; then
+        __codex_as_value $pending
+    elif [[ $words[CURRENT] == -* ]]; then
+        compadd -- ${flags%%=*}
+    elif (( npos < $#kinds )); then
+        __codex_as_value $kinds[npos+1]
+    fi
+}
+
+# Completes `codex-as ACCOUNT [--cwd DIR] [COMPANION ... | -- COMMAND ...]`.
+function __codex_as_run {
+    local i
+    local -a companion
+    for (( i = 3; i < CURRENT; i++ )); do
+        if [[ $words[i] == -- ]]; then
+            # Complete the command as if it had been typed alone.
+            shift i words
+            (( CURRENT -= i ))
+            _normal
+            return
+        fi
+    done
+    if [[ $words[CURRENT-1] == --cwd ]]; then
+        _files -/
+        return
+    fi
+    i=3
+    while (( i < CURRENT )) && [[ $words[i] == --cwd ]]; do
+        (( i += 2 ))
+    done
+    if (( i == CURRENT )); then
+        companion=({% for w in spec.companion_q %}{% if !loop.first %} {% endif %}{{ w }}{% endfor %})
+        _describe -t companion 'companion command' companion
+        compadd -- -- --cwd
+    else
+        _files
+    fi
+}
+
+function _codex_as {
+    emulate -L zsh
+    local all={{ spec.flags_q }}
+    local -a subcommands flags
+    if (( CURRENT == 2 )); then
+        if [[ $words[CURRENT] == -* ]]; then
+            flags=(${=all})
+            compadd -- ${flags%%=*}
+            return
+        fi
+        subcommands=(
+{%- for s in spec.subcommands %}
+            {{ s.item_q }}
+{%- endfor %}
+        )
+        _describe -t commands 'codex-as command' subcommands
+        __codex_as_accounts
+        return 0
+    fi
+    case $words[2] in
+{%- for s in spec.subcommands %}
+        {{ s.name_q }}) __codex_as_sub {% if s.has_last %}1{% else %}0{% endif %} {{ s.flags_q }} {{ s.positionals_q }} ;;
+{%- endfor %}
+        -*) ;;
+        *) __codex_as_run ;;
+    esac
+}
+{%- if standalone %}
+
+_codex_as "$@"
+{%- endif %}

@@ -1,0 +1,258 @@
+//! Shell integration: `codex-as init SHELL` and the completion scripts, rendered from the
+//! templates in `shell/` (compiled in by askama, so printing them costs no file reads).
+//!
+//! Completions are generated from the clap definition, so subcommands and flags added to the CLI
+//! appear without editing a template; account names are read when the user presses TAB, by the
+//! hidden `codex-as list --names`, so a new account shows up without re-sourcing anything.
+
+use askama::Template;
+use clap::{ArgAction, CommandFactory, ValueHint};
+
+use crate::account::Accounts;
+use crate::quote;
+
+/// Shells `codex-as init` and `codex-as completions` support.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InitShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl InitShell {
+    pub fn quoting(self) -> quote::Shell {
+        match self {
+            InitShell::Bash => quote::Shell::Bash,
+            InitShell::Zsh => quote::Shell::Zsh,
+            InitShell::Fish => quote::Shell::Fish,
+        }
+    }
+}
+
+/// Words the plugin's companion accepts after an account name (`codex-as alice task "..."`).
+pub const COMPANION_SUBCOMMANDS: &[&str] = &[
+    "setup",
+    "review",
+    "adversarial-review",
+    "task",
+    "transfer",
+    "status",
+    "result",
+    "cancel",
+];
+
+/// One visible subcommand, as the completion templates need it. Every field is already quoted
+/// for the target shell, because descriptions come from doc comments anyone may edit.
+pub struct SubSpec {
+    pub name_q: String,
+    pub about_q: String,
+    /// `name:about` for zsh's `_describe`.
+    pub item_q: String,
+    /// Space-separated flag specs: `--json`, `-h`, `--home=dir`, `--shell=bash|zsh|fish`.
+    pub flags_q: String,
+    /// Space-separated kinds of the positional arguments, in order: `account`, `dir`, `file`,
+    /// `any`, or `a|b|c` (choices).
+    pub positionals_q: String,
+    /// Whether `--` may be followed by free arguments (files are then completed).
+    pub has_last: bool,
+}
+
+pub struct CompletionSpec {
+    pub subcommands: Vec<SubSpec>,
+    /// Top-level flags, as `flags_q` above.
+    pub flags_q: String,
+    /// Companion words, each quoted.
+    pub companion_q: Vec<String>,
+}
+
+fn value_kind(arg: &clap::Arg, subcommand: &str) -> String {
+    let choices: Vec<String> = arg
+        .get_possible_values()
+        .iter()
+        .filter(|v| !v.is_hide_set())
+        .map(|v| v.get_name().to_string())
+        .collect();
+    if !choices.is_empty() {
+        return choices.join("|");
+    }
+    // The CLI names every account argument `name`; `add` takes a new name, so offering existing
+    // ones there would only suggest mistakes.
+    if arg.is_positional() && arg.get_id() == "name" {
+        return if subcommand == "add" {
+            "any"
+        } else {
+            "account"
+        }
+        .into();
+    }
+    let dir_named = arg
+        .get_value_names()
+        .is_some_and(|n| n.iter().any(|n| n.as_str() == "DIR"));
+    match arg.get_value_hint() {
+        ValueHint::DirPath => "dir".into(),
+        _ if dir_named => "dir".into(),
+        ValueHint::AnyPath | ValueHint::FilePath | ValueHint::ExecutablePath => "file".into(),
+        _ => "any".into(),
+    }
+}
+
+fn takes_value(arg: &clap::Arg) -> bool {
+    matches!(arg.get_action(), ArgAction::Set | ArgAction::Append)
+}
+
+fn flag_specs(cmd: &clap::Command, subcommand: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for arg in cmd.get_arguments() {
+        if arg.is_positional() || arg.is_hide_set() {
+            continue;
+        }
+        let suffix = if takes_value(arg) {
+            format!("={}", value_kind(arg, subcommand))
+        } else {
+            String::new()
+        };
+        if let Some(longs) = arg.get_long_and_visible_aliases() {
+            out.extend(longs.iter().map(|l| format!("--{l}{suffix}")));
+        }
+        if let Some(shorts) = arg.get_short_and_visible_aliases() {
+            out.extend(shorts.iter().map(|s| format!("-{s}{suffix}")));
+        }
+    }
+    out
+}
+
+impl CompletionSpec {
+    pub fn new(shell: InitShell) -> CompletionSpec {
+        let q = shell.quoting();
+        let mut cli = crate::cli::Cli::command();
+        cli.build();
+        let mut subcommands = Vec::new();
+        for sub in cli.get_subcommands() {
+            if sub.is_hide_set() {
+                continue;
+            }
+            let name = sub.get_name().to_string();
+            let positionals: Vec<String> = sub
+                .get_arguments()
+                .filter(|a| a.is_positional() && !a.is_last_set() && !a.is_hide_set())
+                .map(|a| value_kind(a, &name))
+                .collect();
+            let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+            subcommands.push(SubSpec {
+                name_q: q.quote(&name),
+                about_q: q.quote(&about),
+                flags_q: q.quote(&flag_specs(sub, &name).join(" ")),
+                positionals_q: q.quote(&positionals.join(" ")),
+                item_q: q.quote(&format!("{}:{about}", name.replace(':', "\\:"))),
+                has_last: sub.get_arguments().any(|a| a.is_last_set()),
+            });
+        }
+        CompletionSpec {
+            subcommands,
+            flags_q: q.quote(&flag_specs(&cli, "").join(" ")),
+            companion_q: COMPANION_SUBCOMMANDS.iter().map(|w| q.quote(w)).collect(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "complete.bash", escape = "none")]
+pub struct BashCompletion<'a> {
+    pub spec: &'a CompletionSpec,
+}
+
+#[derive(Template)]
+#[template(path = "complete.zsh", escape = "none")]
+pub struct ZshCompletion<'a> {
+    pub spec: &'a CompletionSpec,
+    /// As an autoloaded `_codex-as` file in `$fpath` (true), or inside the init (false).
+    pub standalone: bool,
+}
+
+#[derive(Template)]
+#[template(path = "complete.fish", escape = "none")]
+pub struct FishCompletion<'a> {
+    pub spec: &'a CompletionSpec,
+}
+
+pub fn completion_script(shell: InitShell, standalone: bool) -> askama::Result<String> {
+    let spec = CompletionSpec::new(shell);
+    match shell {
+        InitShell::Bash => BashCompletion { spec: &spec }.render(),
+        InitShell::Zsh => ZshCompletion {
+            spec: &spec,
+            standalone,
+        }
+        .render(),
+        InitShell::Fish => FishCompletion { spec: &spec }.render(),
+    }
+}
+
+/// One `codex-NAME` shortcut function.
+pub struct Shortcut {
+    /// The function name. Only names that pass [`names::check`] get here, so it is a plain word
+    /// (a function name cannot be quoted).
+    pub function: String,
+    /// The account name, quoted for the shell.
+    pub account_q: String,
+    /// A description (fish shows it), quoted.
+    pub description_q: String,
+}
+
+/// What the init templates are rendered from.
+pub struct InitOpts {
+    pub shortcuts: Vec<Shortcut>,
+    /// The completion script to embed (empty with `--no-completions`).
+    pub completion: String,
+}
+
+#[derive(Template)]
+#[template(path = "init.bash", escape = "none")]
+pub struct BashInit<'a> {
+    pub opts: &'a InitOpts,
+}
+
+#[derive(Template)]
+#[template(path = "init.zsh", escape = "none")]
+pub struct ZshInit<'a> {
+    pub opts: &'a InitOpts,
+}
+
+#[derive(Template)]
+#[template(path = "init.fish", escape = "none")]
+pub struct FishInit<'a> {
+    pub opts: &'a InitOpts,
+}
+
+/// Shortcut functions for every known account. The prefix is checked like an account name
+/// (it becomes part of a function name, which no shell lets us quote).
+pub fn shortcuts(accounts: &Accounts, shell: InitShell, prefix: &str) -> Vec<Shortcut> {
+    accounts
+        .all()
+        .into_iter()
+        // Names come from a file the user edits; `Accounts::all` already drops invalid ones, and
+        // this keeps anything else out of a function name, which no shell lets us quote.
+        .filter(|a| plain_word(&a.name) && plain_word(prefix))
+        .map(|a| Shortcut {
+            function: format!("{prefix}{}", a.name),
+            account_q: shell.quoting().quote(&a.name),
+            description_q: shell
+                .quoting()
+                .quote(&format!("codex as the account {}", a.name)),
+        })
+        .collect()
+}
+
+/// Letters, digits, `.`, `_`, `-`: safe unquoted as (part of) a function name in every shell.
+pub fn plain_word(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+pub fn render_init(shell: InitShell, opts: &InitOpts) -> askama::Result<String> {
+    match shell {
+        InitShell::Bash => BashInit { opts }.render(),
+        InitShell::Zsh => ZshInit { opts }.render(),
+        InitShell::Fish => FishInit { opts }.render(),
+    }
+}
