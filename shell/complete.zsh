@@ -66,7 +66,7 @@ function __codex_as_sub {
 # Completes `codex-as ACCOUNT [--cwd DIR] [COMPANION ... | -- COMMAND ...]`.
 function __codex_as_run {
     local i
-    local -a companion
+    local -a companion expl
     for (( i = 3; i < CURRENT; i++ )); do
         if [[ $words[i] == -- ]]; then
             # Complete the command as if it had been typed alone.
@@ -86,7 +86,7 @@ function __codex_as_run {
     done
     if (( i == CURRENT )); then
         companion=({% for w in spec.companion_q %}{% if !loop.first %} {% endif %}{{ w }}{% endfor %})
-        _describe -t companion 'companion command' companion
+        _wanted companion expl 'companion command' compadd -a companion
         compadd -- -- --cwd
     else
         _files
@@ -96,19 +96,20 @@ function __codex_as_run {
 function _codex_as {
     emulate -L zsh
     local all={{ spec.flags_q }}
-    local -a subcommands flags
+    local -a subcommands displays flags expl
     if (( CURRENT == 2 )); then
         if [[ $words[CURRENT] == -* ]]; then
             flags=(${=all})
             compadd -- ${flags%%=*}
             return
         fi
-        subcommands=(
+        subcommands=({% for s in spec.subcommands %}{% if !loop.first %} {% endif %}{{ s.name_q }}{% endfor %})
+        displays=(
 {%- for s in spec.subcommands %}
-            {{ s.item_q }}
+            {{ s.display_q }}
 {%- endfor %}
         )
-        _describe -t commands 'codex-as command' subcommands
+        _wanted commands expl 'codex-as command' compadd -l -d displays -a subcommands
         __codex_as_accounts
         return 0
     fi

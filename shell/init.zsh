@@ -4,6 +4,7 @@
 # `codex-as use NAME` switches this shell to an account, which no child process can do for it;
 # everything else goes to the binary untouched, exit status included.
 function codex-as {
+    emulate -L zsh
     if [[ ${1-} == use ]]; then
         shift
         __codex_as_use "$@"
@@ -27,6 +28,7 @@ function __codex_as_use {
 # The current account for a prompt, without starting a process. In PROMPT, the expansion
 # ${CODEX_AS_ACCOUNT-} itself (with `setopt prompt_subst`) is cheaper still.
 function codex_as_prompt {
+    emulate -L zsh
     [[ -n ${CODEX_AS_ACCOUNT-} ]] && print -rn -- "$CODEX_AS_ACCOUNT"
     return 0
 }
@@ -42,6 +44,7 @@ function {{ s.function }} {
 
 # Shortcuts complete like `codex` itself.
 function __codex_as_shortcut {
+    emulate -L zsh
     words=(codex "${(@)words[2,-1]}")
     _normal
 }
@@ -49,6 +52,7 @@ function __codex_as_shortcut {
 # compdef exists once compinit has run. When it has not run yet (it comes later in .zshrc),
 # register at the first prompt instead, once: that hook then removes itself.
 function __codex_as_compdef {
+    emulate -L zsh
     (( $+functions[compdef] )) || return 1
     compdef _codex_as codex-as
 {%- for s in opts.shortcuts %}
@@ -57,6 +61,7 @@ function __codex_as_compdef {
 }
 
 function __codex_as_compdef_later {
+    emulate -L zsh
     precmd_functions=(${precmd_functions:#__codex_as_compdef_later})
     __codex_as_compdef
     return 0

@@ -46,8 +46,8 @@ pub const COMPANION_SUBCOMMANDS: &[&str] = &[
 pub struct SubSpec {
     pub name_q: String,
     pub about_q: String,
-    /// `name:about` for zsh's `_describe`.
-    pub item_q: String,
+    /// `name  -- about`, aligned, as zsh lists a match with its description.
+    pub display_q: String,
     /// Space-separated flag specs: `--json`, `-h`, `--home=dir`, `--shell=bash|zsh|fish`.
     pub flags_q: String,
     /// Space-separated kinds of the positional arguments, in order: `account`, `dir`, `file`,
@@ -127,6 +127,12 @@ impl CompletionSpec {
         let mut cli = crate::cli::Cli::command();
         cli.build();
         let mut subcommands = Vec::new();
+        let width = cli
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set())
+            .map(|s| s.get_name().len())
+            .max()
+            .unwrap_or(0);
         for sub in cli.get_subcommands() {
             if sub.is_hide_set() {
                 continue;
@@ -143,7 +149,7 @@ impl CompletionSpec {
                 about_q: q.quote(&about),
                 flags_q: q.quote(&flag_specs(sub, &name).join(" ")),
                 positionals_q: q.quote(&positionals.join(" ")),
-                item_q: q.quote(&format!("{}:{about}", name.replace(':', "\\:"))),
+                display_q: q.quote(&format!("{name:width$}  -- {about}")),
                 has_last: sub.get_arguments().any(|a| a.is_last_set()),
             });
         }
