@@ -262,3 +262,60 @@ pub fn render_init(shell: InitShell, opts: &InitOpts) -> askama::Result<String> 
         InitShell::Fish => FishInit { opts }.render(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub<'a>(spec: &'a CompletionSpec, name: &str) -> &'a SubSpec {
+        let q = quote::posix(name);
+        spec.subcommands
+            .iter()
+            .find(|s| s.name_q == q)
+            .unwrap_or_else(|| panic!("no subcommand {name}"))
+    }
+
+    #[test]
+    fn spec_follows_the_clap_definition() {
+        let spec = CompletionSpec::new(InitShell::Bash);
+        assert_eq!(
+            sub(&spec, "env").flags_q,
+            "'--shell=bash|zsh|fish|posix --help -h'"
+        );
+        assert_eq!(sub(&spec, "env").positionals_q, "'account'");
+        // `add` names a new account; `--home` takes a folder.
+        assert_eq!(sub(&spec, "add").positionals_q, "'any'");
+        assert!(sub(&spec, "add").flags_q.contains("--home=dir"));
+        assert!(sub(&spec, "login").has_last);
+        assert_eq!(sub(&spec, "init").positionals_q, "'bash|zsh|fish'");
+        // Hidden flags stay out.
+        assert!(!sub(&spec, "use").flags_q.contains("--emit"));
+        assert!(!sub(&spec, "list").flags_q.contains("--names"));
+        assert!(spec.flags_q.contains("--version"));
+    }
+
+    #[test]
+    fn descriptions_are_quoted_per_shell() {
+        let fish = CompletionSpec::new(InitShell::Fish);
+        // "Print an account's home folder": fish escapes the quote with a backslash.
+        assert!(
+            fish.subcommands
+                .iter()
+                .any(|s| s.about_q.contains(r"account\'s"))
+        );
+        let zsh = CompletionSpec::new(InitShell::Zsh);
+        assert!(
+            zsh.subcommands
+                .iter()
+                .any(|s| s.about_q.contains(r"account'\''s"))
+        );
+    }
+
+    #[test]
+    fn shortcut_names_must_be_plain_words() {
+        assert!(plain_word("codex-team.prod_2"));
+        assert!(!plain_word("a b"));
+        assert!(!plain_word("a$(x)"));
+        assert!(!plain_word("é"));
+    }
+}

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{BIN, Sandbox, have, init, run};
+use common::{BIN, Sandbox, have, run};
 
 const SHELLS: &[&str] = &["bash", "zsh", "fish"];
 

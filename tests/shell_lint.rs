@@ -8,7 +8,12 @@ use std::process::Stdio;
 
 use common::{BIN, Sandbox, have, init, run};
 
-const VARIANTS: &[&[&str]] = &[&[], &["--shortcuts"], &["--no-completions"], &["--shortcuts", "--no-completions"]];
+const VARIANTS: &[&[&str]] = &[
+    &[],
+    &["--shortcuts"],
+    &["--no-completions"],
+    &["--shortcuts", "--no-completions"],
+];
 
 /// Every script for `shell`: the init in each variant, and the standalone completion script.
 fn scripts(sb: &Sandbox, shell: &str) -> Vec<(String, String)> {
@@ -32,7 +37,12 @@ fn check(sb: &Sandbox, program: &str, args: &[&str], input: &str) -> (bool, Stri
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     (
         out.status.success(),
@@ -58,7 +68,12 @@ fn bash_scripts_pass_shellcheck() {
     }
     let sb = sandbox();
     for (what, text) in scripts(&sb, "bash") {
-        let (ok, msg) = check(&sb, "shellcheck", &["--enable=all", "--shell=bash", "-"], &text);
+        let (ok, msg) = check(
+            &sb,
+            "shellcheck",
+            &["--enable=all", "--shell=bash", "-"],
+            &text,
+        );
         assert!(ok && msg.is_empty(), "shellcheck on `{what}`:\n{msg}");
     }
 }
@@ -70,7 +85,12 @@ fn bash_scripts_are_shfmt_formatted() {
     }
     let sb = sandbox();
     for (what, text) in scripts(&sb, "bash") {
-        let (ok, msg) = check(&sb, "shfmt", &["-d", "-i", "4", "-ci", "-ln", "bash", "-"], &text);
+        let (ok, msg) = check(
+            &sb,
+            "shfmt",
+            &["-d", "-i", "4", "-ci", "-ln", "bash", "-"],
+            &text,
+        );
         assert!(ok && msg.is_empty(), "shfmt -d on `{what}`:\n{msg}");
     }
 }
@@ -95,7 +115,10 @@ fn fish_scripts_parse_and_are_indented() {
     let sb = sandbox();
     for (what, text) in scripts(&sb, "fish") {
         let (ok, msg) = check(&sb, "fish", &["--no-config", "--no-execute"], &text);
-        assert!(ok && msg.is_empty(), "fish --no-execute on `{what}`:\n{msg}");
+        assert!(
+            ok && msg.is_empty(),
+            "fish --no-execute on `{what}`:\n{msg}"
+        );
         if !have("fish_indent") {
             continue;
         }
@@ -103,9 +126,12 @@ fn fish_scripts_parse_and_are_indented() {
         // since every value is quoted on purpose.
         let (ok, indented) = check(&sb, "fish_indent", &[], &text);
         assert!(ok, "fish_indent on `{what}`: {indented}");
-        let lead = |s: &str| -> Vec<usize> {
-            s.lines().map(|l| l.len() - l.trim_start().len()).collect()
-        };
-        assert_eq!(lead(&text), lead(&indented), "fish_indent on `{what}`:\n{indented}");
+        let lead =
+            |s: &str| -> Vec<usize> { s.lines().map(|l| l.len() - l.trim_start().len()).collect() };
+        assert_eq!(
+            lead(&text),
+            lead(&indented),
+            "fish_indent on `{what}`:\n{indented}"
+        );
     }
 }
