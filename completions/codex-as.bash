@@ -101,8 +101,11 @@ function __codex_as_run() {
                 while IFS= read -r line; do
                     COMPREPLY+=("${line}")
                 done < <(compgen -c -- "${cur}" || true)
+            elif declare -F _comp_command_offset >/dev/null; then
+                # bash-completion 2.12+ is loaded: complete the command as if typed alone.
+                _comp_command_offset $((i + 1))
             elif declare -F _command_offset >/dev/null; then
-                # bash-completion is loaded: complete the command as if typed alone.
+                # Older bash-completion.
                 _command_offset $((i + 1))
             else
                 __codex_as_value file "${cur}"

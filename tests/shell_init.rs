@@ -388,13 +388,24 @@ fn hostile_homes_end_up_literal_and_run_nothing() {
         std::fs::create_dir(&path).unwrap();
         config.push((*name, path.to_str().unwrap().to_string()));
     }
-    let config_ref: Vec<(&str, &str)> = config.iter().map(|(n, h)| (*n, h.as_str())).collect();
+    let mut config_ref: Vec<(&str, &str)> = config.iter().map(|(n, h)| (*n, h.as_str())).collect();
+    // Invalid names are ignored (never made into a shortcut or completed), whatever they hold.
+    config_ref.push(("x; touch pwned", "~/alice-home"));
+    config_ref.push(("$(touch pwned)", "~/alice-home"));
     sb.write_config(&config_ref);
     for shell in SHELLS {
         if !have(shell) {
             continue;
         }
         let mut script = load(shell, "--shortcuts");
+        // Completion reads the names too.
+        script.push_str(if *shell == "fish" {
+            "complete -C 'codex-as ' >/dev/null\n"
+        } else if *shell == "bash" {
+            "COMP_WORDS=(codex-as '')\nCOMP_CWORD=1\n_codex_as\n"
+        } else {
+            ""
+        });
         for (name, _) in &homes {
             script.push_str(&format!(
                 "codex-as use {name}\nprintf '%s\\0' \"$CODEX_HOME\"\n"
