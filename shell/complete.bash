@@ -50,10 +50,28 @@ function __codex_as_value() {
     esac
 }
 
-# Completes the arguments of a subcommand. $1: 1 when `--` starts free arguments; $2: its flags
+# Completes the command line that follows the `--` at COMP_WORDS[$1].
+function __codex_as_command() {
+    local dashdash=$1 cur=${COMP_WORDS[COMP_CWORD]-} line
+    if ((dashdash + 1 == COMP_CWORD)); then
+        while IFS= read -r line; do
+            COMPREPLY+=("${line}")
+        done < <(compgen -c -- "${cur}" || true)
+    elif declare -F _comp_command_offset >/dev/null; then
+        # bash-completion 2.12+ is loaded: complete the command as if typed alone.
+        _comp_command_offset $((dashdash + 1))
+    elif declare -F _command_offset >/dev/null; then
+        # Older bash-completion.
+        _command_offset $((dashdash + 1))
+    else
+        __codex_as_value file "${cur}"
+    fi
+}
+
+# Completes the arguments of a subcommand. $1: what follows `--` (none, args, command); $2: its flags
 # (`--json`, `--home=dir`); $3: the kinds of its positional arguments, in order.
 function __codex_as_sub() {
-    local has_last=$1 cur=${COMP_WORDS[COMP_CWORD]-} word spec pending='' i npos=0
+    local last=$1 cur=${COMP_WORDS[COMP_CWORD]-} word spec pending='' i npos=0
     local -a flags=() kinds=() names=()
     read -ra flags <<<"$2"
     read -ra kinds <<<"$3"
@@ -64,10 +82,17 @@ function __codex_as_sub() {
             continue
         fi
         if [[ ${word} == -- ]]; then
-            if ((has_last)); then
-                __codex_as_value file "${cur}"
-                return
-            fi
+            case ${last} in
+                args)
+                    __codex_as_value file "${cur}"
+                    return
+                    ;;
+                command)
+                    __codex_as_command "${i}"
+                    return
+                    ;;
+                *) ;;
+            esac
             continue
         fi
         if [[ ${word} == -* ]]; then
@@ -94,22 +119,10 @@ function __codex_as_sub() {
 
 # Completes `codex-as ACCOUNT [--cwd DIR] [COMPANION ... | -- COMMAND ...]`.
 function __codex_as_run() {
-    local cur=${COMP_WORDS[COMP_CWORD]-} line i=2
+    local cur=${COMP_WORDS[COMP_CWORD]-} i=2
     for ((i = 2; i < COMP_CWORD; i++)); do
         if [[ ${COMP_WORDS[i]} == -- ]]; then
-            if ((i + 1 == COMP_CWORD)); then
-                while IFS= read -r line; do
-                    COMPREPLY+=("${line}")
-                done < <(compgen -c -- "${cur}" || true)
-            elif declare -F _comp_command_offset >/dev/null; then
-                # bash-completion 2.12+ is loaded: complete the command as if typed alone.
-                _comp_command_offset $((i + 1))
-            elif declare -F _command_offset >/dev/null; then
-                # Older bash-completion.
-                _command_offset $((i + 1))
-            else
-                __codex_as_value file "${cur}"
-            fi
+            __codex_as_command "${i}"
             return
         fi
     done
@@ -146,7 +159,7 @@ function _codex_as() {
     fi
     case ${COMP_WORDS[1]} in
 {%- for s in spec.subcommands %}
-        {{ s.name_q }}) __codex_as_sub {% if s.has_last %}1{% else %}0{% endif %} {{ s.flags_q }} {{ s.positionals_q }} ;;
+        {{ s.name_q }}) __codex_as_sub {{ s.last }} {{ s.flags_q }} {{ s.positionals_q }} ;;
 {%- endfor %}
         -*) ;;
         *) __codex_as_run ;;

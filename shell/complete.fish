@@ -24,10 +24,22 @@ function __codex_as_value
     end
 end
 
-# Completes the arguments of a subcommand. $argv[1]: 1 when `--` starts free arguments;
+# Completes the command line that follows the `--` at token $argv[1], as if typed alone.
+function __codex_as_command
+    set -l words (commandline -opc)
+    set -l rest
+    set -l j (math $argv[1] + 1)
+    while test $j -le (count $words)
+        set -a rest (string escape -- $words[$j])
+        set j (math $j + 1)
+    end
+    complete -C (string join ' ' -- $rest (commandline -ct))
+end
+
+# Completes the arguments of a subcommand. $argv[1]: what follows `--` (none, args, command);
 # $argv[2]: its flags (`--json`, `--home=dir`); $argv[3]: the kinds of its positional arguments.
 function __codex_as_sub
-    set -l has_last $argv[1]
+    set -l last $argv[1]
     set -l flags (string split -n ' ' -- $argv[2])
     set -l kinds (string split -n ' ' -- $argv[3])
     set -l words (commandline -opc)
@@ -35,15 +47,21 @@ function __codex_as_sub
     set -e words[1..2]
     set -l pending
     set -l npos 0
+    set -l i 2
     for word in $words
+        set i (math $i + 1)
         if test -n "$pending"
             set pending
             continue
         end
         if test "$word" = --
-            if test "$has_last" = 1
-                __fish_complete_path $cur
-                return
+            switch $last
+                case args
+                    __fish_complete_path $cur
+                    return
+                case command
+                    __codex_as_command $i
+                    return
             end
             continue
         end
@@ -75,14 +93,7 @@ function __codex_as_run
     set -l i 3
     while test $i -le $n
         if test "$words[$i]" = --
-            # Complete the command as if it had been typed alone.
-            set -l rest
-            set -l j (math $i + 1)
-            while test $j -le $n
-                set -a rest (string escape -- $words[$j])
-                set j (math $j + 1)
-            end
-            complete -C (string join ' ' -- $rest "$cur")
+            __codex_as_command $i
             return
         end
         set i (math $i + 1)
@@ -120,7 +131,7 @@ function __codex_as_complete
     switch $words[2]
 {%- for s in spec.subcommands %}
         case {{ s.name_q }}
-            __codex_as_sub {% if s.has_last %}1{% else %}0{% endif %} {{ s.flags_q }} {{ s.positionals_q }}
+            __codex_as_sub {{ s.last }} {{ s.flags_q }} {{ s.positionals_q }}
 {%- endfor %}
         case '-*'
         case '*'

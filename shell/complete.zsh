@@ -26,10 +26,18 @@ function __codex_as_value {
     esac
 }
 
-# Completes the arguments of a subcommand. $1: 1 when `--` starts free arguments; $2: its flags
+# Completes the command line that follows the `--` at $words[$1], as if typed alone.
+function __codex_as_command {
+    local dashdash=$1
+    shift $dashdash words
+    (( CURRENT -= dashdash ))
+    _normal
+}
+
+# Completes the arguments of a subcommand. $1: what follows `--` (none, args, command); $2: its flags
 # (`--json`, `--home=dir`); $3: the kinds of its positional arguments, in order.
 function __codex_as_sub {
-    local has_last=$1 word spec pending= i npos=0
+    local last=$1 word spec pending= i npos=0
     local -a flags kinds
     flags=(${=2})
     kinds=(${=3})
@@ -40,10 +48,10 @@ function __codex_as_sub {
             continue
         fi
         if [[ $word == -- ]]; then
-            if (( has_last )); then
-                _files
-                return
-            fi
+            case $last in
+                args) _files; return ;;
+                command) __codex_as_command $i; return ;;
+            esac
             continue
         fi
         if [[ $word == -* ]]; then
@@ -69,10 +77,7 @@ function __codex_as_run {
     local -a companion expl
     for (( i = 3; i < CURRENT; i++ )); do
         if [[ $words[i] == -- ]]; then
-            # Complete the command as if it had been typed alone.
-            shift i words
-            (( CURRENT -= i ))
-            _normal
+            __codex_as_command $i
             return
         fi
     done
@@ -115,7 +120,7 @@ function _codex_as {
     fi
     case $words[2] in
 {%- for s in spec.subcommands %}
-        {{ s.name_q }}) __codex_as_sub {% if s.has_last %}1{% else %}0{% endif %} {{ s.flags_q }} {{ s.positionals_q }} ;;
+        {{ s.name_q }}) __codex_as_sub {{ s.last }} {{ s.flags_q }} {{ s.positionals_q }} ;;
 {%- endfor %}
         -*) ;;
         *) __codex_as_run ;;

@@ -53,8 +53,9 @@ pub struct SubSpec {
     /// Space-separated kinds of the positional arguments, in order: `account`, `dir`, `file`,
     /// `any`, or `a|b|c` (choices).
     pub positionals_q: String,
-    /// Whether `--` may be followed by free arguments (files are then completed).
-    pub has_last: bool,
+    /// What may follow `--`: `none`, `args` (files are completed) or `command` (a command line,
+    /// completed as if typed alone; for an argument named COMMAND or hinted as a command).
+    pub last: &'static str,
 }
 
 pub struct CompletionSpec {
@@ -93,6 +94,20 @@ fn value_kind(arg: &clap::Arg, subcommand: &str) -> String {
         _ if dir_named => "dir".into(),
         ValueHint::AnyPath | ValueHint::FilePath | ValueHint::ExecutablePath => "file".into(),
         _ => "any".into(),
+    }
+}
+
+fn last_kind(cmd: &clap::Command) -> &'static str {
+    let Some(arg) = cmd.get_arguments().find(|a| a.is_last_set()) else {
+        return "none";
+    };
+    let named_command = arg
+        .get_value_names()
+        .is_some_and(|n| n.iter().any(|n| n.as_str() == "COMMAND"));
+    match arg.get_value_hint() {
+        ValueHint::CommandWithArguments | ValueHint::CommandName => "command",
+        _ if named_command => "command",
+        _ => "args",
     }
 }
 
@@ -150,7 +165,7 @@ impl CompletionSpec {
                 flags_q: q.quote(&flag_specs(sub, &name).join(" ")),
                 positionals_q: q.quote(&positionals.join(" ")),
                 display_q: q.quote(&format!("{name:width$}  -- {about}")),
-                has_last: sub.get_arguments().any(|a| a.is_last_set()),
+                last: last_kind(sub),
             });
         }
         CompletionSpec {
@@ -286,12 +301,32 @@ mod tests {
         // `add` names a new account; `--home` takes a folder.
         assert_eq!(sub(&spec, "add").positionals_q, "'any'");
         assert!(sub(&spec, "add").flags_q.contains("--home=dir"));
-        assert!(sub(&spec, "login").has_last);
+        assert_eq!(sub(&spec, "login").last, "args");
+        assert_eq!(sub(&spec, "env").last, "none");
         assert_eq!(sub(&spec, "init").positionals_q, "'bash|zsh|fish'");
         // Hidden flags stay out.
         assert!(!sub(&spec, "use").flags_q.contains("--emit"));
         assert!(!sub(&spec, "list").flags_q.contains("--names"));
         assert!(spec.flags_q.contains("--version"));
+    }
+
+    #[test]
+    fn a_last_argument_named_command_completes_commands() {
+        // As a future `codex-as auto -- COMMAND...` would declare it.
+        let auto = clap::Command::new("auto").arg(
+            clap::Arg::new("command")
+                .last(true)
+                .num_args(1..)
+                .value_name("COMMAND"),
+        );
+        assert_eq!(last_kind(&auto), "command");
+        let hinted = clap::Command::new("x").arg(
+            clap::Arg::new("c")
+                .last(true)
+                .num_args(1..)
+                .value_hint(ValueHint::CommandWithArguments),
+        );
+        assert_eq!(last_kind(&hinted), "command");
     }
 
     #[test]
