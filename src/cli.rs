@@ -18,6 +18,7 @@ Examples:
   codex-as work --cwd ~/src/api -- codex    change directory first
   codex-as list                             accounts, homes, and how each is logged in
   eval \"$(codex-as env work)\"               switch this shell to 'work'
+  eval \"$(codex-as init zsh)\"               in ~/.zshrc: `codex-as use NAME`, completion
 
 Accounts: `default` is ~/.codex; NAME is ~/.codex-NAME unless the config file
 (`codex-as list` prints its path) gives it another home.
@@ -137,7 +138,8 @@ Supported shells: bash, zsh, fish.";
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// The shell to integrate with
-    #[arg(value_enum)]
+    // Named by its values so that a missing SHELL error lists them too.
+    #[arg(value_enum, value_name = "bash|zsh|fish")]
     pub shell: InitShell,
     /// Also define a `codex-NAME` function per account (`codex-NAME ARGS` runs `codex ARGS` as NAME)
     #[arg(long)]
@@ -163,6 +165,6 @@ pub struct UseArgs {
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell to complete for
-    #[arg(value_enum)]
+    #[arg(value_enum, value_name = "bash|zsh|fish")]
     pub shell: InitShell,
 }
