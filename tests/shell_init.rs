@@ -143,6 +143,35 @@ fn use_switches_this_shell_and_a_run_agrees() {
 }
 
 #[test]
+fn use_drops_another_identity_from_this_shell() {
+    let sb = Sandbox::new();
+    for shell in SHELLS {
+        if !have(shell) {
+            continue;
+        }
+        let (set, get) = if *shell == "fish" {
+            (
+                "set -gx OPENAI_API_KEY sk-other\n",
+                "echo \"key=$OPENAI_API_KEY\"\n",
+            )
+        } else {
+            (
+                "export OPENAI_API_KEY=sk-other\n",
+                "echo \"key=${OPENAI_API_KEY-}\"\n",
+            )
+        };
+        let script = format!("{}{set}{get}codex-as use alice\n{get}", load(shell, ""));
+        let out = run(&mut shell_cmd(&sb, shell, &script));
+        out.ok();
+        assert_eq!(
+            out.stdout, "key=sk-other\nkey=\n",
+            "{shell}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
 fn use_without_the_init_says_how_to_load_it() {
     let sb = Sandbox::new();
     for shell in ["/bin/zsh", "/usr/bin/fish", "/bin/bash"] {
@@ -162,11 +191,13 @@ fn use_without_the_init_says_how_to_load_it() {
 #[test]
 fn unsupported_shell_is_refused_naming_the_supported_ones() {
     let sb = Sandbox::new();
-    let out = run(sb.cmd(BIN).args(["init", "tcsh"]));
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(out.stdout, "");
-    for s in SHELLS {
-        assert!(out.stderr.contains(s), "{}", out.stderr);
+    for args in [&["init", "tcsh"][..], &["init"], &["completions", "nu"]] {
+        let out = run(sb.cmd(BIN).args(args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(out.stdout, "");
+        for s in SHELLS {
+            assert!(out.stderr.contains(s), "{args:?}: {}", out.stderr);
+        }
     }
 }
 
