@@ -462,3 +462,46 @@ fn hostile_homes_end_up_literal_and_run_nothing() {
         assert_eq!(out.stderr, "", "{shell}");
     }
 }
+
+#[test]
+fn committed_completion_files_work_without_the_init() {
+    let sb = Sandbox::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
+    let expected = ["alice", "bob", "default"];
+    if have("bash") {
+        let script = format!(
+            "source {}\nCOMP_WORDS=(codex-as use '')\nCOMP_CWORD=2\n_codex_as\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+            quote_bash(dir.join("codex-as.bash").to_str().unwrap())
+        );
+        let out = run(&mut shell_cmd(&sb, "bash", &script));
+        out.ok();
+        let mut got: Vec<&str> = out.stdout.lines().collect();
+        got.sort();
+        assert_eq!(got, expected, "bash: {}", out.stderr);
+    }
+    if have("fish") {
+        let script = format!(
+            "source {}\ncomplete -C 'codex-as use '\n",
+            quote_fish(dir.join("codex-as.fish").to_str().unwrap())
+        );
+        let out = run(&mut shell_cmd(&sb, "fish", &script));
+        out.ok();
+        let mut got: Vec<&str> = out
+            .stdout
+            .lines()
+            .map(|l| l.split('\t').next().unwrap())
+            .collect();
+        got.sort();
+        assert_eq!(got, expected, "fish: {}", out.stderr);
+    }
+    if have("zsh") {
+        let mut got = complete(
+            &sb,
+            "zsh",
+            "codex-as use ",
+            &format!("fpath:{}", dir.display()),
+        );
+        got.sort();
+        assert_eq!(got, expected, "zsh");
+    }
+}

@@ -1,6 +1,7 @@
 # Drives real zsh completion: starts an interactive zsh on a pseudo-terminal (zpty), loads the
 # init, types `$1` followed by TAB, and prints every candidate offered, one a line.
-# $2: `before` or `after`: whether compinit runs before or after the init is evaluated.
+# $2: `before` or `after`: whether compinit runs before or after the init is evaluated; or
+# `fpath:DIR`: no init, the `_codex-as` file in DIR is autoloaded by compinit.
 # Candidates are written to $ZC_OUT by a wrapper around compadd, not read off the terminal.
 zmodload zsh/zpty || exit 3
 typeset -g line=$1 order=$2
@@ -19,7 +20,9 @@ compadd() {
 __zc_done() { print -r -- "--end--" >> $ZC_OUT; exit 0 }
 bindkey "^I" complete-word
 '
-if [[ $order == before ]]; then
+if [[ $order == fpath:* ]]; then
+    setup+="fpath=(${(q)order#fpath:} \$fpath)"$'\nautoload -Uz compinit && compinit -u -D\n'
+elif [[ $order == before ]]; then
     setup+=$'autoload -Uz compinit && compinit -u -D\neval "$(codex-as init zsh --shortcuts)"\n'
 else
     setup+=$'eval "$(codex-as init zsh --shortcuts)"\nautoload -Uz compinit && compinit -u -D\n'
