@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::quote::Shell;
+use crate::shell::InitShell;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -17,6 +18,7 @@ Examples:
   codex-as work --cwd ~/src/api -- codex    change directory first
   codex-as list                             accounts, homes, and how each is logged in
   eval \"$(codex-as env work)\"               switch this shell to 'work'
+  eval \"$(codex-as init zsh)\"               in ~/.zshrc: `codex-as use NAME`, completion
 
 Accounts: `default` is ~/.codex; NAME is ~/.codex-NAME unless the config file
 (`codex-as list` prints its path) gives it another home.
@@ -69,6 +71,19 @@ pub enum Command {
         after_help = "Examples:\n  codex-as brokers\n  codex-as brokers stop            stop idle codex-as brokers now\n  codex-as brokers stop --all      also wait for busy ones to finish, then stop them"
     )]
     Brokers(BrokersArgs),
+    /// Print the shell integration: `codex-as use`, completions, a prompt helper
+    #[command(after_help = INIT_EXAMPLES)]
+    Init(InitArgs),
+    /// Switch this shell to an account (needs `codex-as init` loaded in the shell)
+    #[command(
+        after_help = "Examples:\n  codex-as use work\n  codex-as use --unset      back to the default account"
+    )]
+    Use(UseArgs),
+    /// Print the completion script for a shell (`codex-as init` already loads it)
+    #[command(
+        after_help = "Examples:\n  codex-as completions zsh > ~/.zfunc/_codex-as\n  codex-as completions fish > ~/.config/fish/completions/codex-as.fish"
+    )]
+    Completions(CompletionsArgs),
     /// Run as an account: `codex-as ACCOUNT [--cwd DIR] -- COMMAND [ARGS]...`
     #[command(external_subcommand)]
     Run(Vec<OsString>),
@@ -94,6 +109,9 @@ pub struct ListArgs {
     /// Machine-readable output
     #[arg(long)]
     pub json: bool,
+    /// Only the names, one a line, without reading login state (for shell completion)
+    #[arg(long, hide = true, conflicts_with = "json")]
+    pub names: bool,
 }
 
 #[derive(Debug, Args)]
@@ -193,4 +211,46 @@ pub struct StopArgs {
     /// With --all, how long to wait for busy brokers
     #[arg(long, default_value = "5m", value_name = "DURATION")]
     pub timeout: String,
+}
+
+const INIT_EXAMPLES: &str = "\
+Examples:
+  eval \"$(codex-as init zsh)\"                 in ~/.zshrc
+  eval \"$(codex-as init bash --shortcuts)\"    in ~/.bashrc, with codex-NAME functions
+  codex-as init fish | source                 in ~/.config/fish/config.fish
+
+Supported shells: bash, zsh, fish.";
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The shell to integrate with
+    // Named by its values so that a missing SHELL error lists them too.
+    #[arg(value_enum, value_name = "bash|zsh|fish")]
+    pub shell: InitShell,
+    /// Also define a `codex-NAME` function per account (`codex-NAME ARGS` runs `codex ARGS` as NAME)
+    #[arg(long)]
+    pub shortcuts: bool,
+    /// Leave completion out (when it is installed from a file instead)
+    #[arg(long)]
+    pub no_completions: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UseArgs {
+    /// Account name (`default` is the account of ~/.codex)
+    #[arg(conflicts_with = "unset")]
+    pub name: Option<String>,
+    /// Return to the default account
+    #[arg(long)]
+    pub unset: bool,
+    /// Print the code that switches a shell (the init's `codex-as` function evaluates it)
+    #[arg(long, hide = true, value_enum, value_name = "SHELL")]
+    pub emit: Option<InitShell>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum, value_name = "bash|zsh|fish")]
+    pub shell: InitShell,
 }

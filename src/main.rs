@@ -21,6 +21,7 @@ mod plugin_brokers;
 mod quote;
 mod registry;
 mod runtime_dir;
+mod shell;
 mod workspace;
 
 fn main() -> ExitCode {

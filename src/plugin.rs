@@ -7,6 +7,20 @@ use serde::Deserialize;
 use crate::config::{self, Config};
 
 pub const COMPANION: &str = "scripts/codex-companion.mjs";
+
+/// Companion subcommands people type (plugin 1.0.x); completion offers these.
+pub const COMMANDS: &[&str] = &[
+    "setup",
+    "review",
+    "adversarial-review",
+    "task",
+    "transfer",
+    "status",
+    "result",
+    "cancel",
+];
+/// Subcommands the plugin runs itself: passed on, never offered.
+pub const INTERNAL_COMMANDS: &[&str] = &["task-worker", "task-resume-candidate", "help"];
 pub const ROOT_ENV: &str = "CODEX_AS_PLUGIN_ROOT";
 const CLAUDE_ROOT_ENV: &str = "CLAUDE_PLUGIN_ROOT";
 const PLUGIN_ID: &str = "codex@openai-codex";

@@ -37,7 +37,7 @@ pub enum BrokerError {
         source: std::io::Error,
     },
     #[error(
-        "codex is not on your PATH: install it with `npm install -g @openai/codex` (or set CODEX_AS_CODEX to its path)"
+        "codex not found on PATH: install it with `npm install -g @openai/codex` (or set CODEX_AS_CODEX to its path)"
     )]
     CodexNotFound,
     #[error("cannot start {program} app-server: {source}")]

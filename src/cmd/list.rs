@@ -25,6 +25,16 @@ struct Row {
 
 pub fn run(args: ListArgs) -> anyhow::Result<u8> {
     let accounts = Accounts::load()?;
+    if args.names {
+        // Completion runs this on every TAB: names only, no login state, no canonicalisation.
+        let mut out = String::new();
+        for a in accounts.all() {
+            out.push_str(&a.name);
+            out.push('\n');
+        }
+        print!("{out}");
+        return Ok(status::OK);
+    }
     let current_home = std::env::var_os(CODEX_HOME)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)

@@ -4,11 +4,14 @@ mod add;
 mod broker;
 mod brokers;
 mod companion;
+mod completions;
 mod env;
+mod init;
 mod list;
 mod login;
 mod remove;
 mod run;
+mod use_;
 mod which;
 
 use crate::cli::{Cli, Command};
@@ -23,6 +26,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Env(a) => env::run(a),
         Command::Broker(c) => broker::run(c),
         Command::Brokers(a) => brokers::run(a),
+        Command::Init(a) => init::run(a),
+        Command::Use(a) => use_::run(a),
+        Command::Completions(a) => completions::run(a),
         Command::Run(args) => run::run(args),
     }
 }

@@ -6,22 +6,7 @@ use std::path::PathBuf;
 use crate::account::Accounts;
 use crate::account_env::EnvPlan;
 use crate::error::UsageError;
-use crate::exec;
-
-/// Companion subcommands (plugin 1.0.x), including the internal ones the plugin calls itself.
-pub const COMPANION_COMMANDS: &[&str] = &[
-    "setup",
-    "review",
-    "adversarial-review",
-    "task",
-    "transfer",
-    "status",
-    "result",
-    "cancel",
-    "task-worker",
-    "task-resume-candidate",
-    "help",
-];
+use crate::{exec, plugin};
 
 /// What follows the account name.
 #[derive(Debug, PartialEq, Eq)]
@@ -76,7 +61,9 @@ pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
                     "unknown option '{text}' for `codex-as {account}`: options of the command go after it (or after `--`)"
                 )));
             }
-            _ if COMPANION_COMMANDS.contains(&text.as_str()) => {
+            _ if plugin::COMMANDS.contains(&text.as_str())
+                || plugin::INTERNAL_COMMANDS.contains(&text.as_str()) =>
+            {
                 if cwd.is_some() {
                     return Err(UsageError::new(format!(
                         "--cwd is for `-- COMMAND`; give the companion its own: `codex-as {account} {text} --cwd DIR ...`"
@@ -91,7 +78,7 @@ pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
                 });
             }
             _ => {
-                let hint = crate::names::suggest(&text, COMPANION_COMMANDS.iter().copied())
+                let hint = crate::names::suggest(&text, plugin::COMMANDS.iter().copied())
                     .map(|c| format!("did you mean the companion command '{c}'? "))
                     .unwrap_or_default();
                 return Err(UsageError::new(format!(

@@ -1,0 +1,18 @@
+//! `codex-as completions SHELL`: the completion script alone, for a completions folder.
+
+use std::io::Write;
+
+use anyhow::Context;
+
+use crate::cli::CompletionsArgs;
+use crate::error::status;
+use crate::shell;
+
+pub fn run(args: CompletionsArgs) -> anyhow::Result<u8> {
+    let text = shell::completion_script(args.shell, true).context("cannot render completion")?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .context("cannot write to stdout")?;
+    Ok(status::OK)
+}

@@ -1,0 +1,344 @@
+//! Shell integration: `codex-as init SHELL` and the completion scripts, rendered from the
+//! templates in `shell/` (compiled in by askama, so printing them costs no file reads).
+//!
+//! Completions are generated from the clap definition, so subcommands and flags added to the CLI
+//! appear without editing a template; account names are read when the user presses TAB, by the
+//! hidden `codex-as list --names`, so a new account shows up without re-sourcing anything.
+
+use askama::Template;
+use clap::{ArgAction, CommandFactory, ValueHint};
+
+use crate::account::Accounts;
+use crate::quote;
+
+/// Shells `codex-as init` and `codex-as completions` support.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InitShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl InitShell {
+    pub fn quoting(self) -> quote::Shell {
+        match self {
+            InitShell::Bash => quote::Shell::Bash,
+            InitShell::Zsh => quote::Shell::Zsh,
+            InitShell::Fish => quote::Shell::Fish,
+        }
+    }
+}
+
+/// One visible subcommand, as the completion templates need it. Every field is already quoted
+/// for the target shell, because descriptions come from doc comments anyone may edit.
+pub struct SubSpec {
+    pub name_q: String,
+    pub about_q: String,
+    /// `name  -- about`, aligned, as zsh lists a match with its description.
+    pub display_q: String,
+    /// Space-separated flag specs: `--json`, `-h`, `--home=dir`, `--shell=bash|zsh|fish`.
+    pub flags_q: String,
+    /// Space-separated kinds of the positional arguments, in order: `account`, `dir`, `file`,
+    /// `any`, or `a|b|c` (choices).
+    pub positionals_q: String,
+    /// What may follow `--`: `none`, `args` (files are completed) or `command` (a command line,
+    /// completed as if typed alone; for an argument named COMMAND or hinted as a command).
+    pub last: &'static str,
+}
+
+pub struct CompletionSpec {
+    pub subcommands: Vec<SubSpec>,
+    /// Top-level flags, as `flags_q` above.
+    pub flags_q: String,
+    /// Companion words, each quoted.
+    pub companion_q: Vec<String>,
+}
+
+fn value_kind(arg: &clap::Arg, subcommand: &str) -> String {
+    let choices: Vec<String> = arg
+        .get_possible_values()
+        .iter()
+        .filter(|v| !v.is_hide_set())
+        .map(|v| v.get_name().to_string())
+        .collect();
+    if !choices.is_empty() {
+        return choices.join("|");
+    }
+    // The CLI names every account argument `name`; `add` takes a new name, so offering existing
+    // ones there would only suggest mistakes.
+    if arg.is_positional() && arg.get_id() == "name" {
+        return if subcommand == "add" {
+            "any"
+        } else {
+            "account"
+        }
+        .into();
+    }
+    let dir_named = arg
+        .get_value_names()
+        .is_some_and(|n| n.iter().any(|n| n.as_str() == "DIR"));
+    match arg.get_value_hint() {
+        ValueHint::DirPath => "dir".into(),
+        _ if dir_named => "dir".into(),
+        ValueHint::AnyPath | ValueHint::FilePath | ValueHint::ExecutablePath => "file".into(),
+        _ => "any".into(),
+    }
+}
+
+fn last_kind(cmd: &clap::Command) -> &'static str {
+    let Some(arg) = cmd.get_arguments().find(|a| a.is_last_set()) else {
+        return "none";
+    };
+    let named_command = arg
+        .get_value_names()
+        .is_some_and(|n| n.iter().any(|n| n.as_str() == "COMMAND"));
+    match arg.get_value_hint() {
+        ValueHint::CommandWithArguments | ValueHint::CommandName => "command",
+        _ if named_command => "command",
+        _ => "args",
+    }
+}
+
+fn takes_value(arg: &clap::Arg) -> bool {
+    matches!(arg.get_action(), ArgAction::Set | ArgAction::Append)
+}
+
+fn flag_specs(cmd: &clap::Command, subcommand: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for arg in cmd.get_arguments() {
+        if arg.is_positional() || arg.is_hide_set() {
+            continue;
+        }
+        let suffix = if takes_value(arg) {
+            format!("={}", value_kind(arg, subcommand))
+        } else {
+            String::new()
+        };
+        if let Some(longs) = arg.get_long_and_visible_aliases() {
+            out.extend(longs.iter().map(|l| format!("--{l}{suffix}")));
+        }
+        if let Some(shorts) = arg.get_short_and_visible_aliases() {
+            out.extend(shorts.iter().map(|s| format!("-{s}{suffix}")));
+        }
+    }
+    out
+}
+
+impl CompletionSpec {
+    pub fn new(shell: InitShell) -> CompletionSpec {
+        let q = shell.quoting();
+        let mut cli = crate::cli::Cli::command();
+        cli.build();
+        let mut subcommands = Vec::new();
+        let width = cli
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set())
+            .map(|s| s.get_name().len())
+            .max()
+            .unwrap_or(0);
+        for sub in cli.get_subcommands() {
+            if sub.is_hide_set() {
+                continue;
+            }
+            let name = sub.get_name().to_string();
+            let positionals: Vec<String> = sub
+                .get_arguments()
+                .filter(|a| a.is_positional() && !a.is_last_set() && !a.is_hide_set())
+                .map(|a| value_kind(a, &name))
+                .collect();
+            let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+            subcommands.push(SubSpec {
+                name_q: q.quote(&name),
+                about_q: q.quote(&about),
+                flags_q: q.quote(&flag_specs(sub, &name).join(" ")),
+                positionals_q: q.quote(&positionals.join(" ")),
+                display_q: q.quote(&format!("{name:width$}  -- {about}")),
+                last: last_kind(sub),
+            });
+        }
+        CompletionSpec {
+            subcommands,
+            flags_q: q.quote(&flag_specs(&cli, "").join(" ")),
+            companion_q: crate::plugin::COMMANDS.iter().map(|w| q.quote(w)).collect(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "complete.bash", escape = "none")]
+pub struct BashCompletion<'a> {
+    pub spec: &'a CompletionSpec,
+}
+
+#[derive(Template)]
+#[template(path = "complete.zsh", escape = "none")]
+pub struct ZshCompletion<'a> {
+    pub spec: &'a CompletionSpec,
+    /// As an autoloaded `_codex-as` file in `$fpath` (true), or inside the init (false).
+    pub standalone: bool,
+}
+
+#[derive(Template)]
+#[template(path = "complete.fish", escape = "none")]
+pub struct FishCompletion<'a> {
+    pub spec: &'a CompletionSpec,
+}
+
+pub fn completion_script(shell: InitShell, standalone: bool) -> askama::Result<String> {
+    let spec = CompletionSpec::new(shell);
+    match shell {
+        InitShell::Bash => BashCompletion { spec: &spec }.render(),
+        InitShell::Zsh => ZshCompletion {
+            spec: &spec,
+            standalone,
+        }
+        .render(),
+        InitShell::Fish => FishCompletion { spec: &spec }.render(),
+    }
+}
+
+/// One `codex-NAME` shortcut function.
+pub struct Shortcut {
+    /// The function name. Only names that pass [`names::check`] get here, so it is a plain word
+    /// (a function name cannot be quoted).
+    pub function: String,
+    /// The account name, quoted for the shell.
+    pub account_q: String,
+    /// A description (fish shows it), quoted.
+    pub description_q: String,
+}
+
+/// What the init templates are rendered from.
+pub struct InitOpts {
+    pub shortcuts: Vec<Shortcut>,
+    /// The completion script to embed (empty with `--no-completions`).
+    pub completion: String,
+}
+
+#[derive(Template)]
+#[template(path = "init.bash", escape = "none")]
+pub struct BashInit<'a> {
+    pub opts: &'a InitOpts,
+}
+
+#[derive(Template)]
+#[template(path = "init.zsh", escape = "none")]
+pub struct ZshInit<'a> {
+    pub opts: &'a InitOpts,
+}
+
+#[derive(Template)]
+#[template(path = "init.fish", escape = "none")]
+pub struct FishInit<'a> {
+    pub opts: &'a InitOpts,
+}
+
+/// Shortcut functions for every known account. The prefix is checked like an account name
+/// (it becomes part of a function name, which no shell lets us quote).
+pub fn shortcuts(accounts: &Accounts, shell: InitShell, prefix: &str) -> Vec<Shortcut> {
+    accounts
+        .all()
+        .into_iter()
+        // Names come from a file the user edits; `Accounts::all` already drops invalid ones, and
+        // this keeps anything else out of a function name, which no shell lets us quote.
+        .filter(|a| plain_word(&a.name) && plain_word(prefix))
+        .map(|a| Shortcut {
+            function: format!("{prefix}{}", a.name),
+            account_q: shell.quoting().quote(&a.name),
+            description_q: shell
+                .quoting()
+                .quote(&format!("codex as the account {}", a.name)),
+        })
+        .collect()
+}
+
+/// Letters, digits, `.`, `_`, `-`: safe unquoted as (part of) a function name in every shell.
+pub fn plain_word(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+pub fn render_init(shell: InitShell, opts: &InitOpts) -> askama::Result<String> {
+    match shell {
+        InitShell::Bash => BashInit { opts }.render(),
+        InitShell::Zsh => ZshInit { opts }.render(),
+        InitShell::Fish => FishInit { opts }.render(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub<'a>(spec: &'a CompletionSpec, name: &str) -> &'a SubSpec {
+        let q = quote::posix(name);
+        spec.subcommands
+            .iter()
+            .find(|s| s.name_q == q)
+            .unwrap_or_else(|| panic!("no subcommand {name}"))
+    }
+
+    #[test]
+    fn spec_follows_the_clap_definition() {
+        let spec = CompletionSpec::new(InitShell::Bash);
+        assert_eq!(
+            sub(&spec, "env").flags_q,
+            "'--shell=bash|zsh|fish|posix --help -h'"
+        );
+        assert_eq!(sub(&spec, "env").positionals_q, "'account'");
+        // `add` names a new account; `--home` takes a folder.
+        assert_eq!(sub(&spec, "add").positionals_q, "'any'");
+        assert!(sub(&spec, "add").flags_q.contains("--home=dir"));
+        assert_eq!(sub(&spec, "login").last, "args");
+        assert_eq!(sub(&spec, "env").last, "none");
+        assert_eq!(sub(&spec, "init").positionals_q, "'bash|zsh|fish'");
+        // Hidden flags stay out.
+        assert!(!sub(&spec, "use").flags_q.contains("--emit"));
+        assert!(!sub(&spec, "list").flags_q.contains("--names"));
+        assert!(spec.flags_q.contains("--version"));
+    }
+
+    #[test]
+    fn a_last_argument_named_command_completes_commands() {
+        // As a future `codex-as auto -- COMMAND...` would declare it.
+        let auto = clap::Command::new("auto").arg(
+            clap::Arg::new("command")
+                .last(true)
+                .num_args(1..)
+                .value_name("COMMAND"),
+        );
+        assert_eq!(last_kind(&auto), "command");
+        let hinted = clap::Command::new("x").arg(
+            clap::Arg::new("c")
+                .last(true)
+                .num_args(1..)
+                .value_hint(ValueHint::CommandWithArguments),
+        );
+        assert_eq!(last_kind(&hinted), "command");
+    }
+
+    #[test]
+    fn descriptions_are_quoted_per_shell() {
+        let fish = CompletionSpec::new(InitShell::Fish);
+        // "Print an account's home folder": fish escapes the quote with a backslash.
+        assert!(
+            fish.subcommands
+                .iter()
+                .any(|s| s.about_q.contains(r"account\'s"))
+        );
+        let zsh = CompletionSpec::new(InitShell::Zsh);
+        assert!(
+            zsh.subcommands
+                .iter()
+                .any(|s| s.about_q.contains(r"account'\''s"))
+        );
+    }
+
+    #[test]
+    fn shortcut_names_must_be_plain_words() {
+        assert!(plain_word("codex-team.prod_2"));
+        assert!(!plain_word("a b"));
+        assert!(!plain_word("a$(x)"));
+        assert!(!plain_word("é"));
+    }
+}
