@@ -86,7 +86,13 @@ async fn find(reg: &Registry, key: &str, req: &Request<'_>) -> Option<String> {
         let endpoint = format!("unix:{}", reg.socket_path(&id).display());
         let probe = client::status(&endpoint, PROBE_TIMEOUT).await;
         match judge(&probe, req, &fingerprint) {
-            Verdict::Usable => return Some(endpoint),
+            Verdict::Usable => {
+                if let (Ok(st), None) = (&probe, reg.record(&id)) {
+                    // The broker itself is the truth; a lost or corrupt record is rebuilt from it.
+                    let _ = reg.save(&record(id, req, &endpoint, st));
+                }
+                return Some(endpoint);
+            }
             Verdict::StaleLogin { busy: false } => {
                 // Atomic in our broker: refused if a client slipped in meanwhile.
                 if let Ok(true) = client::shutdown_if_idle(&endpoint, PROBE_TIMEOUT).await {
@@ -165,18 +171,22 @@ async fn start(reg: &Registry, key: &str, req: &Request<'_>) -> anyhow::Result<S
             status.codex_home
         );
     }
-    reg.save(&Record {
+    reg.save(&record(id, req, &endpoint, &status))
+        .context("cannot write the broker record")?;
+    Ok(endpoint)
+}
+
+fn record(id: String, req: &Request<'_>, endpoint: &str, status: &Status) -> Record {
+    Record {
         id,
         workspace: req.workspace.to_path_buf(),
         account: req.account.to_string(),
         codex_home: req.home.to_path_buf(),
-        endpoint: endpoint.clone(),
+        endpoint: endpoint.to_string(),
         pid: status.pid.unwrap_or(0),
         started_at: status.started_at.unwrap_or(0),
-        auth_fingerprint: fingerprint_of(&status),
-    })
-    .context("cannot write the broker record")?;
-    Ok(endpoint)
+        auth_fingerprint: fingerprint_of(status),
+    }
 }
 
 /// The broker must outlive codex-as and never be anyone's child: codex-as execs the companion
