@@ -121,7 +121,13 @@ fn start(sb: &Sandbox, home: &Path, extra: &[&str], env: &[(&str, &str)]) -> Bro
     start_at(sb, &sb.path("s"), home, extra, env)
 }
 
-fn start_at(sb: &Sandbox, sock: &Path, home: &Path, extra: &[&str], env: &[(&str, &str)]) -> Broker {
+fn start_at(
+    sb: &Sandbox,
+    sock: &Path,
+    home: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Broker {
     let (read_end, write_end): (OwnedFd, OwnedFd) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
     let write_raw = write_end.as_raw_fd();
@@ -260,7 +266,10 @@ impl Client {
             if ok(&st) {
                 return st;
             }
-            assert!(Instant::now() < deadline, "status never became {what}: {st}");
+            assert!(
+                Instant::now() < deadline,
+                "status never became {what}: {st}"
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
     }
@@ -305,7 +314,10 @@ fn serves_requests_and_answers_initialize_itself() {
     let who = c.call("fake/whoami", json!({}));
     let served = b.served();
     // The broker initialized its app-server once; the client's initialize never reached it.
-    let methods: Vec<&str> = served.iter().map(|r| r["method"].as_str().unwrap()).collect();
+    let methods: Vec<&str> = served
+        .iter()
+        .map(|r| r["method"].as_str().unwrap())
+        .collect();
     assert_eq!(methods, ["initialize", "account/read", "fake/whoami"]);
     let canonical_home = std::fs::canonicalize(&home).unwrap();
     for row in &served {
@@ -317,7 +329,10 @@ fn serves_requests_and_answers_initialize_itself() {
     let bad = c.recv().unwrap();
     assert_eq!(code(&bad), Some(-32700));
     assert_eq!(bad["id"], Value::Null);
-    assert_eq!(c.call("account/read", json!({}))["result"]["account"], Value::Null);
+    assert_eq!(
+        c.call("account/read", json!({}))["result"]["account"],
+        Value::Null
+    );
 }
 
 #[test]
@@ -357,7 +372,10 @@ fn status_reports_identity_without_secrets() {
     assert_eq!(st["endpoint"], b.endpoint);
     assert_eq!(
         st["cwd"],
-        std::fs::canonicalize(sb.dir.path()).unwrap().to_str().unwrap()
+        std::fs::canonicalize(sb.dir.path())
+            .unwrap()
+            .to_str()
+            .unwrap()
     );
 
     // The CLI's own status command parses the same answer.
@@ -411,7 +429,10 @@ fn notifications_go_to_the_owner_only() {
         .iter()
         .filter(|v| v["method"] == "item/completed")
         .count();
-    assert_eq!(parts, 6, "5 streamed items and the final message: {stream:?}");
+    assert_eq!(
+        parts, 6,
+        "5 streamed items and the final message: {stream:?}"
+    );
     let (before, _) = idle.request_id(json!(1), "account/read", json!({}));
     assert!(before.is_empty(), "leaked to a non-owner: {before:?}");
 }
@@ -484,7 +505,11 @@ fn a_client_leaving_mid_stream_releases_it_and_its_turn_is_interrupted() {
         assert_ne!(v["params"]["threadId"], first, "abandoned turn leaked: {v}");
     }
     assert_eq!(stream.last().unwrap()["params"]["threadId"], second);
-    let methods: Vec<Value> = b.served().into_iter().map(|r| r["method"].clone()).collect();
+    let methods: Vec<Value> = b
+        .served()
+        .into_iter()
+        .map(|r| r["method"].clone())
+        .collect();
     assert!(
         methods.contains(&json!("turn/interrupt")),
         "the abandoned turn was not interrupted: {methods:?}"
@@ -704,16 +729,29 @@ fn fails_before_ready_with_one_line_when_codex_is_missing_or_broken() {
     let sb = Sandbox::new();
     let home = sb.home("home");
     let missing = sb.path("no-such-codex");
-    let mut b = start(&sb, &home, &[], &[("CODEX_AS_CODEX", missing.to_str().unwrap())]);
+    let mut b = start(
+        &sb,
+        &home,
+        &[],
+        &[("CODEX_AS_CODEX", missing.to_str().unwrap())],
+    );
     assert_eq!(b.ready, "");
     assert_ne!(b.wait_exit().code(), Some(0));
     let err = b.stderr();
-    assert!(err.contains("no-such-codex") && err.trim().lines().count() == 1, "{err}");
+    assert!(
+        err.contains("no-such-codex") && err.trim().lines().count() == 1,
+        "{err}"
+    );
     assert!(!b.sock.exists() && !b.pid_file.exists());
 
     // Not on PATH either.
     let sb = Sandbox::new();
-    let mut b = start(&sb, &home, &[], &[("CODEX_AS_CODEX", ""), ("PATH", "/nonexistent")]);
+    let mut b = start(
+        &sb,
+        &home,
+        &[],
+        &[("CODEX_AS_CODEX", ""), ("PATH", "/nonexistent")],
+    );
     assert_eq!(b.ready, "");
     assert_ne!(b.wait_exit().code(), Some(0));
     assert!(b.stderr().contains("codex not found"), "{}", b.stderr());
@@ -753,4 +791,112 @@ fn each_broker_serves_its_own_home() {
         who_b["result"]["codexHome"],
         std::fs::canonicalize(&home_b).unwrap().to_str().unwrap()
     );
+}
+
+/// The real `codex app-server` (CODEX_AS_REAL_CODEX names the binary) behind two brokers, one
+/// per home: each serves its own account.
+#[test]
+fn real_codex_serves_each_home_its_own_account() {
+    let Some(codex) = std::env::var_os("CODEX_AS_REAL_CODEX").filter(|v| !v.is_empty()) else {
+        eprintln!(
+            "SKIP: real_codex_serves_each_home_its_own_account: set CODEX_AS_REAL_CODEX to a codex binary (npm @openai/codex)"
+        );
+        return;
+    };
+    let codex = PathBuf::from(codex);
+    let sb = Sandbox::new();
+    let user_home = sb.home("user");
+    let tmp = sb.home("tmp");
+    let sandbox_env = |cmd: &mut Command| {
+        cmd.env("HOME", &user_home).env("TMPDIR", &tmp);
+    };
+    let keyed = sb.home("keyed");
+    let logged_out = sb.home("out");
+    let mut login = Command::new(&codex);
+    login
+        .args(["login", "--with-api-key"])
+        .env("CODEX_HOME", &keyed)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    sandbox_env(&mut login);
+    let mut child = login.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"sk-test-123")
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "codex login --with-api-key failed"
+    );
+
+    let env = [
+        ("CODEX_AS_CODEX", codex.to_str().unwrap()),
+        ("HOME", user_home.to_str().unwrap()),
+        ("TMPDIR", tmp.to_str().unwrap()),
+    ];
+    let brokers = [
+        (
+            start_at(&sb, &sb.path("k"), &keyed, &[], &env),
+            &keyed,
+            true,
+        ),
+        (
+            start_at(&sb, &sb.path("o"), &logged_out, &[], &env),
+            &logged_out,
+            false,
+        ),
+    ];
+    // Both asked first, then both answers read: the two app-servers work at the same time.
+    let mut clients: Vec<Client> = brokers
+        .iter()
+        .map(|(b, ..)| {
+            assert_eq!(b.ready, "ready\n", "{}", b.stderr());
+            let mut c = b.connect();
+            let init = c.call(
+                "initialize",
+                json!({"clientInfo": {"name": "t", "version": "0"}}),
+            );
+            assert!(init.get("result").is_some(), "{init}");
+            c.send(json!({"method": "initialized"}));
+            c.send(json!({"id": 1, "method": "account/read", "params": {}}));
+            c.send(json!({"id": 2, "method": "thread/start", "params": {}}));
+            c
+        })
+        .collect();
+    for ((_, home, has_key), c) in brokers.iter().zip(clients.iter_mut()) {
+        let home = std::fs::canonicalize(home).unwrap();
+        let mut answers = std::collections::HashMap::new();
+        while answers.len() < 2 {
+            let v = c.recv().expect("connection closed");
+            if v.get("method").is_none() {
+                answers.insert(v["id"].as_u64().unwrap(), v);
+            }
+        }
+        let account = &answers[&1]["result"]["account"];
+        if *has_key {
+            assert_eq!(account["type"], "apiKey", "{account}");
+        } else {
+            assert_eq!(account, &Value::Null);
+        }
+        let thread = &answers[&2]["result"]["thread"];
+        let rollout = thread["path"].as_str().unwrap_or_default();
+        assert!(
+            rollout.starts_with(home.to_str().unwrap()),
+            "thread of {} recorded at {rollout:?}",
+            home.display()
+        );
+        // Codex records the broker's client identity, as it does for the plugin's broker.
+        assert_eq!(thread["originator"], "Claude Code", "{thread}");
+        let st = c.status();
+        assert_eq!(st["codexHome"], home.to_str().unwrap());
+        assert_eq!(
+            st["auth"]["method"],
+            if *has_key { "api-key" } else { "logged-out" }
+        );
+        assert_eq!(st["auth"]["fingerprint"].is_string(), *has_key);
+        assert!(!st.to_string().contains("sk-test-123"));
+    }
 }

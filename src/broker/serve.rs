@@ -272,10 +272,10 @@ fn close_listener(listener: Option<UnixListener>, files: &mut Files) -> Vec<Unix
     let mut queued = Vec::new();
     if let Ok(std_listener) = listener.into_std() {
         while let Ok((s, _)) = std_listener.accept() {
-            if s.set_nonblocking(true).is_ok() {
-                if let Ok(s) = UnixStream::from_std(s) {
-                    queued.push(s);
-                }
+            if s.set_nonblocking(true).is_ok()
+                && let Ok(s) = UnixStream::from_std(s)
+            {
+                queued.push(s);
             }
         }
     }
