@@ -900,3 +900,141 @@ fn real_codex_serves_each_home_its_own_account() {
         assert!(!st.to_string().contains("sk-test-123"));
     }
 }
+
+/// The plugin's own companion (unpatched; CODEX_PLUGIN_CC_DIR names a checkout of
+/// openai/codex-plugin-cc) runs a task through the broker without knowing it is not the plugin's,
+/// and when another client owns it, takes the busy answer and falls back to its own app-server
+/// as it does with the plugin's broker.
+#[test]
+fn plugin_companion_uses_it_unknowingly() {
+    let Some(plugin) = std::env::var_os("CODEX_PLUGIN_CC_DIR").filter(|v| !v.is_empty()) else {
+        eprintln!(
+            "SKIP: plugin_companion_uses_it_unknowingly: set CODEX_PLUGIN_CC_DIR to a checkout of openai/codex-plugin-cc"
+        );
+        return;
+    };
+    let companion = Path::new(&plugin).join("plugins/codex/scripts/codex-companion.mjs");
+    let sb = Sandbox::new();
+    let home = sb.home("home");
+    let bin = sb.home("bin");
+    std::os::unix::fs::symlink(fake_codex(), bin.join("codex")).unwrap();
+    let ws = sb.home("ws");
+    let b = start_ready(&sb, &home, &[]);
+    let broker_app_pid = b.connect().status()["appServerPid"].clone();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run_task = |prompt: &str| {
+        let out = Command::new("node")
+            .arg(&companion)
+            .args(["task", "--wait", prompt])
+            .current_dir(&ws)
+            .env("PATH", &path)
+            .env("HOME", sb.dir.path())
+            .env("TMPDIR", sb.home("tmp"))
+            .env("CLAUDE_PLUGIN_DATA", sb.home("data"))
+            .env("CODEX_HOME", &home)
+            .env("CODEX_COMPANION_APP_SERVER_ENDPOINT", &b.endpoint)
+            .env("FAKE_CODEX_LOG", &b.log)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let turn_pids = || -> Vec<Value> {
+        b.served()
+            .into_iter()
+            .filter(|r| r["method"] == "turn/start")
+            .map(|r| r["pid"].clone())
+            .collect()
+    };
+
+    let out = run_task("say hi [[stream:2]]");
+    assert!(out.contains("done by"), "{out}");
+    assert_eq!(turn_pids(), [broker_app_pid.clone()]);
+
+    let mut owner = b.connect();
+    start_turn(&mut owner, "[[hang]]");
+    run_task("while busy");
+    let pids = turn_pids();
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    assert_ne!(
+        pids[2], broker_app_pid,
+        "the busy broker served the companion"
+    );
+}
+
+/// `codex-as broker status` against the plugin's own (legacy) Node broker, idle then busy: the
+/// client helpers must tell it apart from a broker that reports its status.
+#[test]
+fn status_tells_a_legacy_plugin_broker() {
+    let Some(plugin) = std::env::var_os("CODEX_PLUGIN_CC_DIR").filter(|v| !v.is_empty()) else {
+        eprintln!(
+            "SKIP: status_tells_a_legacy_plugin_broker: set CODEX_PLUGIN_CC_DIR to a checkout of openai/codex-plugin-cc"
+        );
+        return;
+    };
+    let script = Path::new(&plugin).join("plugins/codex/scripts/app-server-broker.mjs");
+    let sb = Sandbox::new();
+    let home = sb.home("home");
+    let bin = sb.home("bin");
+    std::os::unix::fs::symlink(fake_codex(), bin.join("codex")).unwrap();
+    let sock = sb.path("s");
+    let endpoint = format!("unix:{}", sock.display());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let child = Command::new("node")
+        .arg(&script)
+        .args(["serve", "--endpoint", &endpoint, "--cwd"])
+        .arg(sb.dir.path())
+        .env("PATH", &path)
+        .env("CODEX_HOME", &home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = Broker {
+        child: Some(child),
+        endpoint: endpoint.clone(),
+        sock: sock.clone(),
+        pid_file: sb.path("none"),
+        log: sb.path("log"),
+        stderr: sb.path("none"),
+        ready: String::new(),
+    };
+    // The plugin's broker has no readiness signal: like the plugin, wait for the socket.
+    let deadline = Instant::now() + HANG_GUARD;
+    let mut owner = loop {
+        match Client::connect(&sock) {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("plugin broker never listened: {e}"),
+        }
+    };
+    let status = || {
+        Command::new(env!("CARGO_BIN_EXE_codex-as"))
+            .args(["broker", "status", "--endpoint", &endpoint])
+            .output()
+            .unwrap()
+    };
+    let out = status();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not report its status"), "{err}");
+    start_turn(&mut owner, "[[hang]]");
+    let out = status();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("busy"), "{err}");
+}
