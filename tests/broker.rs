@@ -134,7 +134,9 @@ fn start_at(
     let endpoint = format!("unix:{}", sock.display());
     let pid_file = sock.with_extension("pid");
     let log = sb.path("log");
-    let stderr = sb.path(&format!("stderr-{}", write_raw));
+    static SPAWNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let stderr = sb.path(&format!("stderr-{n}"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_codex-as"));
     cmd.args(["broker", "serve", "--endpoint", &endpoint, "--cwd"])
         .arg(sb.dir.path())

@@ -125,6 +125,7 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
     let mut clients: HashMap<ClientId, ClientHandle> = HashMap::new();
     let mut next_client: ClientId = 1;
     let mut app_exit: Option<std::process::ExitStatus> = None;
+    let mut app_waited = false;
     let mut exit_deadline: Option<tokio::time::Instant> = None;
     let mut ready = false;
 
@@ -196,7 +197,8 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
                     state.on_connect(id, now());
                 }
             }
-            exited = app.wait(), if app_exit.is_none() => {
+            exited = app.wait(), if !app_waited => {
+                app_waited = true;
                 app_exit = exited.ok();
                 exit_deadline = Some(tokio::time::Instant::now() + EXIT_GRACE);
             }
