@@ -960,7 +960,7 @@ fn plugin_companion_uses_it_unknowingly() {
 
     let out = run_task("say hi [[stream:2]]");
     assert!(out.contains("done by"), "{out}");
-    assert_eq!(turn_pids(), [broker_app_pid.clone()]);
+    assert_eq!(turn_pids(), std::slice::from_ref(&broker_app_pid));
 
     let mut owner = b.connect();
     start_turn(&mut owner, "[[hang]]");
