@@ -97,6 +97,9 @@ fn one_run(mut cmd: Command, sock: &Path) -> Result<Run, String> {
     let broker_rss_kb = rss_kb(pid);
     let app_server_rss_kb = children_of(pid).into_iter().map(tree_rss_kb).sum();
     let _ = w.write_all(b"{\"id\":2,\"method\":\"broker/shutdown\",\"params\":{}}\n");
+    // The plugin's broker only finishes stopping once every client has hung up.
+    drop(w);
+    drop(r);
     let deadline = Instant::now() + Duration::from_secs(10);
     while child.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
