@@ -61,8 +61,16 @@ struct Broker {
 }
 
 impl Drop for Broker {
+    /// SIGTERM first, so the broker reaps its app-server before the sandbox is removed (a real
+    /// Codex orphaned by SIGKILL keeps writing into it for a moment); SIGKILL if it lingers.
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
