@@ -1048,3 +1048,24 @@ fn status_tells_a_legacy_plugin_broker() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("busy"), "{err}");
 }
+
+/// Ready means ready: the ready line comes only after the app-server answered `initialize`, even
+/// when it is slow to start, and clients that connect earlier simply wait.
+#[test]
+fn ready_only_after_the_app_server_is_initialized() {
+    let sb = Sandbox::new();
+    let b = start(
+        &sb,
+        &sb.home("home"),
+        &[],
+        &[("FAKE_CODEX_STARTUP_MS", "400")],
+    );
+    assert_eq!(b.ready, "ready\n", "{}", b.stderr());
+    let served = b.served();
+    assert_eq!(
+        served.first().map(|r| r["method"].clone()),
+        Some(json!("initialize")),
+        "ready before the app-server answered initialize"
+    );
+    assert_eq!(b.connect().status()["busy"], false);
+}
