@@ -156,7 +156,16 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
     // file is removed.
     let std_listener = bound_listener;
     if let Some(p) = &opts.pid_file {
-        crate::fsutil::write_private_atomic(p, format!("{}\n", std::process::id()).as_bytes())
+        // Like the plugin's broker, create the folder when missing (privately).
+        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+        parent
+            .map_or(Ok(()), crate::fsutil::create_private_dir)
+            .and_then(|()| {
+                crate::fsutil::write_private_atomic(
+                    p,
+                    format!("{}\n", std::process::id()).as_bytes(),
+                )
+            })
             .map_err(|source| BrokerError::PidFile {
                 path: p.clone(),
                 source,
