@@ -61,8 +61,16 @@ struct Broker {
 }
 
 impl Drop for Broker {
+    /// SIGTERM first, so the broker reaps its app-server before the sandbox is removed (a real
+    /// Codex orphaned by SIGKILL keeps writing into it for a moment); SIGKILL if it lingers.
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -134,7 +142,9 @@ fn start_at(
     let endpoint = format!("unix:{}", sock.display());
     let pid_file = sock.with_extension("pid");
     let log = sb.path("log");
-    let stderr = sb.path(&format!("stderr-{}", write_raw));
+    static SPAWNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let stderr = sb.path(&format!("stderr-{n}"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_codex-as"));
     cmd.args(["broker", "serve", "--endpoint", &endpoint, "--cwd"])
         .arg(sb.dir.path())
@@ -791,4 +801,271 @@ fn each_broker_serves_its_own_home() {
         who_b["result"]["codexHome"],
         std::fs::canonicalize(&home_b).unwrap().to_str().unwrap()
     );
+}
+
+/// The real `codex app-server` (CODEX_AS_REAL_CODEX names the binary) behind two brokers, one
+/// per home: each serves its own account.
+#[test]
+fn real_codex_serves_each_home_its_own_account() {
+    let Some(codex) = std::env::var_os("CODEX_AS_REAL_CODEX").filter(|v| !v.is_empty()) else {
+        eprintln!(
+            "SKIP: real_codex_serves_each_home_its_own_account: set CODEX_AS_REAL_CODEX to a codex binary (npm @openai/codex)"
+        );
+        return;
+    };
+    let codex = PathBuf::from(codex);
+    let sb = Sandbox::new();
+    let user_home = sb.home("user");
+    let tmp = sb.home("tmp");
+    let sandbox_env = |cmd: &mut Command| {
+        cmd.env("HOME", &user_home).env("TMPDIR", &tmp);
+    };
+    let keyed = sb.home("keyed");
+    let logged_out = sb.home("out");
+    let mut login = Command::new(&codex);
+    login
+        .args(["login", "--with-api-key"])
+        .env("CODEX_HOME", &keyed)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    sandbox_env(&mut login);
+    let mut child = login.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"sk-test-123")
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "codex login --with-api-key failed"
+    );
+
+    let env = [
+        ("CODEX_AS_CODEX", codex.to_str().unwrap()),
+        ("HOME", user_home.to_str().unwrap()),
+        ("TMPDIR", tmp.to_str().unwrap()),
+    ];
+    let brokers = [
+        (
+            start_at(&sb, &sb.path("k"), &keyed, &[], &env),
+            &keyed,
+            true,
+        ),
+        (
+            start_at(&sb, &sb.path("o"), &logged_out, &[], &env),
+            &logged_out,
+            false,
+        ),
+    ];
+    // Both asked first, then both answers read: the two app-servers work at the same time.
+    let mut clients: Vec<Client> = brokers
+        .iter()
+        .map(|(b, ..)| {
+            assert_eq!(b.ready, "ready\n", "{}", b.stderr());
+            let mut c = b.connect();
+            let init = c.call(
+                "initialize",
+                json!({"clientInfo": {"name": "t", "version": "0"}}),
+            );
+            assert!(init.get("result").is_some(), "{init}");
+            c.send(json!({"method": "initialized"}));
+            c.send(json!({"id": 1, "method": "account/read", "params": {}}));
+            c.send(json!({"id": 2, "method": "thread/start", "params": {}}));
+            c
+        })
+        .collect();
+    for ((_, home, has_key), c) in brokers.iter().zip(clients.iter_mut()) {
+        let home = std::fs::canonicalize(home).unwrap();
+        let mut answers = std::collections::HashMap::new();
+        while answers.len() < 2 {
+            let v = c.recv().expect("connection closed");
+            if v.get("method").is_none() {
+                answers.insert(v["id"].as_u64().unwrap(), v);
+            }
+        }
+        let account = &answers[&1]["result"]["account"];
+        if *has_key {
+            assert_eq!(account["type"], "apiKey", "{account}");
+        } else {
+            assert_eq!(account, &Value::Null);
+        }
+        let thread = &answers[&2]["result"]["thread"];
+        let rollout = thread["path"].as_str().unwrap_or_default();
+        assert!(
+            rollout.starts_with(home.to_str().unwrap()),
+            "thread of {} recorded at {rollout:?}",
+            home.display()
+        );
+        // Codex records the broker's client identity, as it does for the plugin's broker.
+        assert_eq!(thread["originator"], "Claude Code", "{thread}");
+        let st = c.status();
+        assert_eq!(st["codexHome"], home.to_str().unwrap());
+        assert_eq!(
+            st["auth"]["method"],
+            if *has_key { "api-key" } else { "logged-out" }
+        );
+        assert_eq!(st["auth"]["fingerprint"].is_string(), *has_key);
+        assert!(!st.to_string().contains("sk-test-123"));
+    }
+}
+
+/// The plugin's own companion (unpatched; CODEX_PLUGIN_CC_DIR names a checkout of
+/// openai/codex-plugin-cc) runs a task through the broker without knowing it is not the plugin's,
+/// and when another client owns it, takes the busy answer and falls back to its own app-server
+/// as it does with the plugin's broker.
+#[test]
+fn plugin_companion_uses_it_unknowingly() {
+    let Some(plugin) = std::env::var_os("CODEX_PLUGIN_CC_DIR").filter(|v| !v.is_empty()) else {
+        eprintln!(
+            "SKIP: plugin_companion_uses_it_unknowingly: set CODEX_PLUGIN_CC_DIR to a checkout of openai/codex-plugin-cc"
+        );
+        return;
+    };
+    let companion = Path::new(&plugin).join("plugins/codex/scripts/codex-companion.mjs");
+    let sb = Sandbox::new();
+    let home = sb.home("home");
+    let bin = sb.home("bin");
+    std::os::unix::fs::symlink(fake_codex(), bin.join("codex")).unwrap();
+    let ws = sb.home("ws");
+    let b = start_ready(&sb, &home, &[]);
+    let broker_app_pid = b.connect().status()["appServerPid"].clone();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run_task = |prompt: &str| {
+        let out = Command::new("node")
+            .arg(&companion)
+            .args(["task", "--wait", prompt])
+            .current_dir(&ws)
+            .env("PATH", &path)
+            .env("HOME", sb.dir.path())
+            .env("TMPDIR", sb.home("tmp"))
+            .env("CLAUDE_PLUGIN_DATA", sb.home("data"))
+            .env("CODEX_HOME", &home)
+            .env("CODEX_COMPANION_APP_SERVER_ENDPOINT", &b.endpoint)
+            .env("FAKE_CODEX_LOG", &b.log)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let turn_pids = || -> Vec<Value> {
+        b.served()
+            .into_iter()
+            .filter(|r| r["method"] == "turn/start")
+            .map(|r| r["pid"].clone())
+            .collect()
+    };
+
+    let out = run_task("say hi [[stream:2]]");
+    assert!(out.contains("done by"), "{out}");
+    assert_eq!(turn_pids(), std::slice::from_ref(&broker_app_pid));
+
+    let mut owner = b.connect();
+    start_turn(&mut owner, "[[hang]]");
+    run_task("while busy");
+    let pids = turn_pids();
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    assert_ne!(
+        pids[2], broker_app_pid,
+        "the busy broker served the companion"
+    );
+}
+
+/// `codex-as broker status` against the plugin's own (legacy) Node broker, idle then busy: the
+/// client helpers must tell it apart from a broker that reports its status.
+#[test]
+fn status_tells_a_legacy_plugin_broker() {
+    let Some(plugin) = std::env::var_os("CODEX_PLUGIN_CC_DIR").filter(|v| !v.is_empty()) else {
+        eprintln!(
+            "SKIP: status_tells_a_legacy_plugin_broker: set CODEX_PLUGIN_CC_DIR to a checkout of openai/codex-plugin-cc"
+        );
+        return;
+    };
+    let script = Path::new(&plugin).join("plugins/codex/scripts/app-server-broker.mjs");
+    let sb = Sandbox::new();
+    let home = sb.home("home");
+    let bin = sb.home("bin");
+    std::os::unix::fs::symlink(fake_codex(), bin.join("codex")).unwrap();
+    let sock = sb.path("s");
+    let endpoint = format!("unix:{}", sock.display());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let child = Command::new("node")
+        .arg(&script)
+        .args(["serve", "--endpoint", &endpoint, "--cwd"])
+        .arg(sb.dir.path())
+        .env("PATH", &path)
+        .env("CODEX_HOME", &home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = Broker {
+        child: Some(child),
+        endpoint: endpoint.clone(),
+        sock: sock.clone(),
+        pid_file: sb.path("none"),
+        log: sb.path("log"),
+        stderr: sb.path("none"),
+        ready: String::new(),
+    };
+    // The plugin's broker has no readiness signal: like the plugin, wait for the socket.
+    let deadline = Instant::now() + HANG_GUARD;
+    let mut owner = loop {
+        match Client::connect(&sock) {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("plugin broker never listened: {e}"),
+        }
+    };
+    let status = || {
+        Command::new(env!("CARGO_BIN_EXE_codex-as"))
+            .args(["broker", "status", "--endpoint", &endpoint])
+            .output()
+            .unwrap()
+    };
+    let out = status();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not report its status"), "{err}");
+    start_turn(&mut owner, "[[hang]]");
+    let out = status();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("busy"), "{err}");
+}
+
+/// Ready means ready: the ready line comes only after the app-server answered `initialize`, even
+/// when it is slow to start, and clients that connect earlier simply wait.
+#[test]
+fn ready_only_after_the_app_server_is_initialized() {
+    let sb = Sandbox::new();
+    let b = start(
+        &sb,
+        &sb.home("home"),
+        &[],
+        &[("FAKE_CODEX_STARTUP_MS", "400")],
+    );
+    assert_eq!(b.ready, "ready\n", "{}", b.stderr());
+    let served = b.served();
+    assert_eq!(
+        served.first().map(|r| r["method"].clone()),
+        Some(json!("initialize")),
+        "ready before the app-server answered initialize"
+    );
+    assert_eq!(b.connect().status()["busy"], false);
 }

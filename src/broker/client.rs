@@ -230,3 +230,145 @@ pub async fn shutdown_if_idle(endpoint: &str, timeout: Duration) -> Result<bool,
     }
     Ok(agreed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::UnixListener;
+
+    /// A one-connection broker that answers each request with `answer(request)` (None: never
+    /// answers), after an unrelated notification.
+    fn scripted(
+        answer: impl Fn(&Value) -> Option<Value> + Send + 'static,
+    ) -> (tempfile::TempDir, String) {
+        let dir = tempfile::Builder::new()
+            .prefix("cxc")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let path = dir.path().join("s");
+        let listener = UnixListener::bind(&path).unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (r, mut w) = stream.into_split();
+            let mut r = BufReader::new(r);
+            while let Ok(Some(line)) = lines::read_line(&mut r).await {
+                let req: Value = serde_json::from_str(&line).unwrap();
+                // A notification first: clients must skip it.
+                let note = json!({"method": "noise", "params": {}});
+                w.write_all(format!("{note}\n").as_bytes()).await.unwrap();
+                match answer(&req) {
+                    Some(mut a) => {
+                        a["id"] = req["id"].clone();
+                        w.write_all(format!("{a}\n").as_bytes()).await.unwrap();
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+        });
+        (dir, format!("unix:{}", path.display()))
+    }
+
+    const T: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn reads_our_status_and_a_patched_plugins() {
+        let (_d, ep) = scripted(|_| {
+            Some(
+                json!({"result": {"busy": true, "broker": "codex-as", "pid": 4,
+                "auth": {"method": "api-key", "fingerprint": null}, "future": 1}}),
+            )
+        });
+        let st = status(&ep, T).await.unwrap();
+        assert!(st.busy && st.is_codex_as());
+        assert_eq!(st.pid, Some(4));
+        assert_eq!(st.auth.unwrap().method.as_deref(), Some("api-key"));
+
+        let (_d, ep) = scripted(|_| Some(json!({"result": {"busy": false}})));
+        let st = status(&ep, T).await.unwrap();
+        assert!(!st.busy && !st.is_codex_as());
+    }
+
+    #[tokio::test]
+    async fn tells_legacy_busy_and_idle_brokers_apart() {
+        let (_d, ep) = scripted(|_| {
+            Some(json!({"error": {"code": -32001, "message": "Shared Codex broker is busy."}}))
+        });
+        assert!(matches!(status(&ep, T).await, Err(ClientError::Busy)));
+
+        // An idle legacy broker forwards the call to Codex, which does not know it.
+        let (_d, ep) = scripted(|_| {
+            Some(
+                json!({"error": {"code": -32600, "message": "Invalid request: unknown variant `broker/status`"}}),
+            )
+        });
+        assert!(matches!(
+            status(&ep, T).await,
+            Err(ClientError::NotStatus { .. })
+        ));
+        let (_d, ep) = scripted(|_| Some(json!({"result": {"account": null}})));
+        assert!(matches!(
+            status(&ep, T).await,
+            Err(ClientError::NotStatus { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn missing_socket_silence_and_bad_endpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let ep = format!("unix:{}", dir.path().join("none").display());
+        assert!(matches!(
+            status(&ep, T).await,
+            Err(ClientError::NotRunning { .. })
+        ));
+        // A socket file nobody listens on any more.
+        let dead = dir.path().join("dead");
+        drop(std::os::unix::net::UnixListener::bind(&dead).unwrap());
+        let ep = format!("unix:{}", dead.display());
+        assert!(matches!(
+            status(&ep, T).await,
+            Err(ClientError::NotRunning { .. })
+        ));
+        let (_d, ep) = scripted(|_| None);
+        let short = Duration::from_millis(50);
+        assert!(matches!(
+            status(&ep, short).await,
+            Err(ClientError::Timeout(_))
+        ));
+        assert!(matches!(
+            status("tcp:1", T).await,
+            Err(ClientError::Endpoint(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn shutdown_if_idle_reports_refusal_and_consent() {
+        let (_d, ep) = scripted(|req| {
+            assert_eq!(req["method"], "broker/shutdown");
+            assert_eq!(req["params"]["ifIdle"], true);
+            Some(json!({"result": {"shutdown": false, "busy": true}}))
+        });
+        assert!(!shutdown_if_idle(&ep, T).await.unwrap());
+        let (_d, ep) = scripted(|_| Some(json!({"result": {"shutdown": true, "busy": false}})));
+        // The scripted broker keeps the connection open: the wait for it to close is bounded.
+        assert!(
+            shutdown_if_idle(&ep, Duration::from_millis(100))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn request_returns_results_and_rpc_errors() {
+        let (_d, ep) = scripted(|req| match req["method"].as_str() {
+            Some("ok") => Some(json!({"result": {"x": 1}})),
+            _ => Some(json!({"error": {"code": -32600, "message": "nope"}})),
+        });
+        let mut c = connect(&ep, T).await.unwrap();
+        assert_eq!(
+            request(&mut c, "ok", json!({}), T).await.unwrap(),
+            json!({"x": 1})
+        );
+        let e = request(&mut c, "bad", json!({}), T).await.unwrap_err();
+        assert!(matches!(e, ClientError::Rpc { code: -32600, .. }), "{e}");
+    }
+}

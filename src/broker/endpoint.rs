@@ -35,10 +35,10 @@ impl BoundSocket {
         if m.dev() != self.dev || m.ino() != self.ino {
             return;
         }
-        if let Err(e) = UnixStream::connect(&self.path) {
-            if e.kind() == io::ErrorKind::ConnectionRefused {
-                let _ = std::fs::remove_file(&self.path);
-            }
+        if let Err(e) = UnixStream::connect(&self.path)
+            && e.kind() == io::ErrorKind::ConnectionRefused
+        {
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 }

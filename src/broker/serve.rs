@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -77,6 +78,67 @@ const FLUSH_GRACE: Duration = Duration::from_secs(2);
 /// How long the app-server may keep stdout open after its process exited (a grandchild may hold
 /// it); past that it counts as gone.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The I/O side of a running broker: everything the state machine's actions touch.
+struct Io {
+    clients: HashMap<ClientId, ClientHandle>,
+    next_client: ClientId,
+    events: UnboundedSender<Event>,
+    app: AppServer,
+    /// The home named by the environment, until the app-server names its own.
+    home: PathBuf,
+    ready_fd: Option<OwnedFd>,
+    ready: bool,
+}
+
+impl Io {
+    /// Carries out actions in order; Some(reason) when one of them stops the broker.
+    fn carry_out(&mut self, state: &mut State, actions: Vec<Action>) -> Option<StopReason> {
+        for action in actions {
+            match action {
+                Action::ToClient(id, msg) => {
+                    if let Some(c) = self.clients.get(&id) {
+                        let _ = c.tx.send(msg.to_value().to_string());
+                    }
+                }
+                Action::ToAppServer(msg) => self.app.send(msg.to_value().to_string()),
+                Action::Ready(result) => {
+                    // The app-server may have just created a default home, and it says which
+                    // home it uses: the most authoritative answer there is.
+                    let reported = result
+                        .get("codexHome")
+                        .and_then(Value::as_str)
+                        .map(PathBuf::from);
+                    let home = reported.as_deref().unwrap_or(&self.home);
+                    state.set_identity(Identity::of_home(home));
+                    signal_ready(self.ready_fd.take());
+                    self.ready = true;
+                }
+                Action::Stop(reason) => return Some(reason),
+            }
+        }
+        None
+    }
+
+    fn add_client(&mut self, state: &mut State, stream: UnixStream) {
+        let id = self.next_client;
+        self.next_client += 1;
+        self.clients
+            .insert(id, start_client(id, stream, self.events.clone()));
+        state.on_connect(id, Instant::now());
+    }
+
+    /// Gives clients a bounded time to take their last answers, then lets them go.
+    async fn close_clients(&mut self) {
+        let deadline = tokio::time::Instant::now() + FLUSH_GRACE;
+        for (_, c) in self.clients.drain() {
+            drop(c.tx);
+            c.reader.abort();
+            let _ = tokio::time::timeout_at(deadline, c.writer).await;
+        }
+    }
+}
 
 /// Runs the broker until it stops; Ok with the reason for a clean stop after it was ready.
 pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
@@ -94,7 +156,16 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
     // file is removed.
     let std_listener = bound_listener;
     if let Some(p) = &opts.pid_file {
-        crate::fsutil::write_private_atomic(p, format!("{}\n", std::process::id()).as_bytes())
+        // Like the plugin's broker, create the folder when missing (privately).
+        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+        parent
+            .map_or(Ok(()), crate::fsutil::create_private_dir)
+            .and_then(|()| {
+                crate::fsutil::write_private_atomic(
+                    p,
+                    format!("{}\n", std::process::id()).as_bytes(),
+                )
+            })
             .map_err(|source| BrokerError::PidFile {
                 path: p.clone(),
                 source,
@@ -107,52 +178,37 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
     let mut listener = Some(UnixListener::from_std(std_listener).map_err(BrokerError::Io)?);
 
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
-    let mut app = AppServer::spawn(&opts.codex, &opts.cwd, events_tx.clone(), Event::AppServer)?;
-    let started_at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let app = AppServer::spawn(&opts.codex, &opts.cwd, events_tx.clone(), Event::AppServer)?;
     let home = identity::codex_home_from_env().unwrap_or_default();
     let facts = Facts {
         pid: std::process::id(),
         app_server_pid: app.pid(),
-        started_at,
+        started_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         cwd: opts.cwd.to_string_lossy().into_owned(),
         endpoint: opts.endpoint.clone(),
         identity: Identity::of_home(&home),
     };
     let (mut state, first) = State::new(facts, Instant::now());
+    let mut io = Io {
+        clients: HashMap::new(),
+        next_client: 1,
+        events: events_tx,
+        app,
+        home,
+        ready_fd: opts.ready.take(),
+        ready: false,
+    };
 
-    let mut clients: HashMap<ClientId, ClientHandle> = HashMap::new();
-    let mut next_client: ClientId = 1;
-    let mut app_exit: Option<std::process::ExitStatus> = None;
+    let mut app_exit: Option<ExitStatus> = None;
+    let mut app_waited = false;
     let mut exit_deadline: Option<tokio::time::Instant> = None;
-    let mut ready = false;
-
     let mut actions = first;
-    let reason = 'serve: loop {
-        for action in actions.drain(..) {
-            match action {
-                Action::ToClient(id, msg) => {
-                    if let Some(c) = clients.get(&id) {
-                        let _ = c.tx.send(msg.to_value().to_string());
-                    }
-                }
-                Action::ToAppServer(msg) => app.send(msg.to_value().to_string()),
-                Action::Ready(result) => {
-                    // The app-server may have created a default home; it also says which one
-                    // it uses, which is the most authoritative answer there is.
-                    let reported = result
-                        .get("codexHome")
-                        .and_then(Value::as_str)
-                        .map(PathBuf::from);
-                    state.set_identity(Identity::of_home(reported.as_deref().unwrap_or(&home)));
-                    signal_ready(opts.ready.take());
-                    ready = true;
-                }
-                Action::Stop(reason) => break 'serve reason,
-            }
+    let reason = loop {
+        if let Some(reason) = io.carry_out(&mut state, std::mem::take(&mut actions)) {
+            break reason;
         }
-
         let idle_deadline = match (opts.idle_exit, state.idle_since(), state.phase()) {
             (Some(after), Some(since), Phase::Serving) => {
                 Some(tokio::time::Instant::from_std(since + after))
@@ -172,7 +228,7 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
                     actions = state.on_client_message(id, Message::parse(&line), now());
                 }
                 Event::ClientClosed(id) => {
-                    clients.remove(&id);
+                    io.clients.remove(&id);
                     actions = state.on_disconnect(id, now());
                 }
                 Event::AppServer(Output::Line(line)) => match Message::parse(&line) {
@@ -180,23 +236,25 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
                     Err(why) => eprintln!("codex-as broker: ignoring a line from codex app-server: {why}"),
                 },
                 Event::AppServer(Output::Closed) => {
-                    let status = match app_exit {
-                        Some(s) => Some(s),
-                        None => tokio::time::timeout(EXIT_GRACE, app.wait()).await.ok().and_then(Result::ok),
-                    };
-                    app_exit = status;
-                    actions = state.on_app_server_gone(app_server::describe_exit(status));
+                    if !app_waited {
+                        app_exit = tokio::time::timeout(EXIT_GRACE, io.app.wait())
+                            .await
+                            .ok()
+                            .and_then(Result::ok);
+                    }
+                    actions = state.on_app_server_gone(app_server::describe_exit(app_exit));
                 }
             },
-            accepted = accept(listener.as_ref()), if accepting => {
-                if let Ok(stream) = accepted {
-                    let id = next_client;
-                    next_client += 1;
-                    clients.insert(id, start_client(id, stream, events_tx.clone()));
-                    state.on_connect(id, now());
+            accepted = accept(listener.as_ref()), if accepting => match accepted {
+                Ok(stream) => io.add_client(&mut state, stream),
+                Err(e) => {
+                    // Out of file descriptors, typically: let clients leave before retrying.
+                    eprintln!("codex-as broker: accept failed: {e}");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }
-            }
-            exited = app.wait(), if app_exit.is_none() => {
+            },
+            exited = io.app.wait(), if !app_waited => {
+                app_waited = true;
                 app_exit = exited.ok();
                 exit_deadline = Some(tokio::time::Instant::now() + EXIT_GRACE);
             }
@@ -208,12 +266,8 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
                 // Decided here, between two events: no client can be half-accepted. Clients that
                 // connected in the meantime sit in the listen backlog; shutting the listener
                 // refuses all later ones, and those already queued are served before stopping.
-                let queued = close_listener(listener.take(), &mut files);
-                for stream in queued {
-                    let id = next_client;
-                    next_client += 1;
-                    clients.insert(id, start_client(id, stream, events_tx.clone()));
-                    state.on_connect(id, now());
+                for stream in close_listener(listener.take(), &mut files) {
+                    io.add_client(&mut state, stream);
                 }
                 actions = state.begin_draining(now());
             }
@@ -223,18 +277,9 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
     // Refuse newcomers first, so a successor broker can take the path at once.
     drop(close_listener(listener.take(), &mut files));
     files.remove_socket();
-    let flush_deadline = tokio::time::Instant::now() + FLUSH_GRACE;
-    for (_, c) in clients.drain() {
-        drop(c.tx);
-        c.reader.abort();
-        if tokio::time::timeout_at(flush_deadline, c.writer)
-            .await
-            .is_err()
-        {
-            // A client that does not read its last answers does not hold the exit up.
-        }
-    }
-    let status = app.stop().await.or(app_exit);
+    io.close_clients().await;
+    let ready = io.ready;
+    let status = io.app.stop().await.or(app_exit);
     drop(files);
     if !ready {
         let why = match reason {
@@ -272,10 +317,10 @@ fn close_listener(listener: Option<UnixListener>, files: &mut Files) -> Vec<Unix
     let mut queued = Vec::new();
     if let Ok(std_listener) = listener.into_std() {
         while let Ok((s, _)) = std_listener.accept() {
-            if s.set_nonblocking(true).is_ok() {
-                if let Ok(s) = UnixStream::from_std(s) {
-                    queued.push(s);
-                }
+            if s.set_nonblocking(true).is_ok()
+                && let Ok(s) = UnixStream::from_std(s)
+            {
+                queued.push(s);
             }
         }
     }

@@ -195,7 +195,7 @@ impl State {
     ) -> Vec<Action> {
         if self.accepts_clients() && self.clients.contains(&client) {
             match msg {
-                Err(why) => self.to_client(client, Message::err(Value::Null, p::PARSE_ERROR, why)),
+                Err(why) => self.send_to(client, Message::err(Value::Null, p::PARSE_ERROR, why)),
                 Ok(Message::Request { id, method, params }) => {
                     self.client_request(client, id, method, params, now)
                 }
@@ -210,11 +210,9 @@ impl State {
 
     pub fn on_disconnect(&mut self, client: ClientId, now: Instant) -> Vec<Action> {
         self.clients.remove(&client);
-        if self.owner.as_ref().is_some_and(|o| o.client == client) {
-            if let Some(owner) = self.owner.take() {
-                for stream in owner.streams {
-                    self.abandon(stream.threads, stream.turn_id);
-                }
+        if let Some(owner) = self.owner.take_if(|o| o.client == client) {
+            for stream in owner.streams {
+                self.abandon(stream.threads, stream.turn_id);
             }
         }
         self.check_drained();
@@ -296,11 +294,11 @@ impl State {
     ) {
         match method.as_str() {
             p::INITIALIZE => {
-                return self.to_client(client, Message::ok(id, p::client_initialize_result()));
+                return self.send_to(client, Message::ok(id, p::client_initialize_result()));
             }
             p::BROKER_STATUS => {
                 let status = self.status(now);
-                return self.to_client(client, Message::ok(id, status));
+                return self.send_to(client, Message::ok(id, status));
             }
             p::BROKER_SHUTDOWN => {
                 let if_idle = params
@@ -310,14 +308,14 @@ impl State {
                     .unwrap_or(false);
                 if if_idle && self.busy() {
                     let refusal = json!({"shutdown": false, "busy": true});
-                    return self.to_client(client, Message::ok(id, refusal));
+                    return self.send_to(client, Message::ok(id, refusal));
                 }
                 let answer = if if_idle {
                     json!({"shutdown": true, "busy": false})
                 } else {
                     json!({})
                 };
-                self.to_client(client, Message::ok(id, answer));
+                self.send_to(client, Message::ok(id, answer));
                 return self.stop(StopReason::ShutdownRequested);
             }
             _ => {}
@@ -328,7 +326,7 @@ impl State {
                 let interrupt_allowed =
                     method == p::TURN_INTERRUPT && !o.streams.is_empty() && o.in_flight == 0;
                 if !interrupt_allowed {
-                    return self.to_client(client, Message::err(id, p::BUSY, p::BUSY_MESSAGE));
+                    return self.send_to(client, Message::err(id, p::BUSY, p::BUSY_MESSAGE));
                 }
                 false
             }
@@ -419,7 +417,7 @@ impl State {
                     self.release_if_done();
                 }
                 if connected {
-                    self.to_client(client, Message::Response { id, outcome });
+                    self.send_to(client, Message::Response { id, outcome });
                 }
             }
         }
@@ -427,13 +425,13 @@ impl State {
 
     fn notification(&mut self, method: String, params: Option<Value>) {
         let thread = p::str_param(params.as_ref(), "threadId").map(str::to_string);
-        if let Some(t) = &thread {
-            if self.orphan_threads.contains(t) {
-                if method == p::TURN_COMPLETED {
-                    self.orphan_threads.remove(t);
-                }
-                return;
+        if let Some(t) = &thread
+            && self.orphan_threads.contains(t)
+        {
+            if method == p::TURN_COMPLETED {
+                self.orphan_threads.remove(t);
             }
+            return;
         }
         let Some(owner) = self.owner.as_mut() else {
             return;
@@ -453,7 +451,7 @@ impl State {
                 }
             }
         }
-        self.to_client(target, Message::Notification { method, params });
+        self.send_to(target, Message::Notification { method, params });
         self.release_if_done();
     }
 
@@ -517,7 +515,7 @@ impl State {
             .push(Action::ToAppServer(Message::request(n, method, params)));
     }
 
-    fn to_client(&mut self, client: ClientId, msg: Message) {
+    fn send_to(&mut self, client: ClientId, msg: Message) {
         self.out.push(Action::ToClient(client, msg));
     }
 
