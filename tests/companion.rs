@@ -710,10 +710,10 @@ fn job_id(status_json: &str) -> Option<String> {
     fn find(v: &serde_json::Value) -> Option<String> {
         match v {
             serde_json::Value::Object(m) => {
-                if m.get("status").and_then(|s| s.as_str()) == Some("running") {
-                    if let Some(id) = m.get("id").and_then(|i| i.as_str()) {
-                        return Some(id.to_string());
-                    }
+                if m.get("status").and_then(|s| s.as_str()) == Some("running")
+                    && let Some(id) = m.get("id").and_then(|i| i.as_str())
+                {
+                    return Some(id.to_string());
                 }
                 m.values().find_map(find)
             }
