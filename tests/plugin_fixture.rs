@@ -14,7 +14,7 @@ use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::sync::mpsc;
 use std::thread;
@@ -68,11 +68,11 @@ const SCRUBBED: &[&str] = &[
 /// A short temporary directory (unix socket paths must stay under ~104 bytes) holding TMPDIR,
 /// HOME, two account homes and a workspace. Dropping it kills every process the test started:
 /// brokers found through pid files and broker.json files, background workers found through job
-/// records, and anything registered with `track`.
+/// records, and the brokers started by `start_broker`.
 struct Sandbox {
     dir: tempfile::TempDir,
     node: PathBuf,
-    pids: Mutex<Vec<i32>>,
+    children: Mutex<Vec<Child>>,
 }
 
 impl Sandbox {
@@ -84,7 +84,7 @@ impl Sandbox {
         let sandbox = Sandbox {
             dir,
             node,
-            pids: Mutex::new(Vec::new()),
+            children: Mutex::new(Vec::new()),
         };
         for sub in ["t", "home", "ha", "hb", "ws"] {
             fs::create_dir_all(sandbox.path(sub)).unwrap();
@@ -102,10 +102,6 @@ impl Sandbox {
             .unwrap()
             .to_string_lossy()
             .into_owned()
-    }
-
-    fn track(&self, pid: i32) {
-        self.pids.lock().unwrap().push(pid);
     }
 
     fn command(&self, script: &Path, cwd: &Path, env: &[(&str, &str)]) -> Command {
@@ -166,7 +162,7 @@ impl Sandbox {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let child = cmd.spawn().expect("spawn broker");
-        self.track(child.id() as i32);
+        self.children.lock().unwrap().push(child);
         wait_for(&format!("broker {name} to listen"), || {
             UnixStream::connect(&socket).is_ok()
         });
@@ -202,7 +198,8 @@ impl Sandbox {
     /// Kill every process this test may have started. SIGTERM first so brokers remove their
     /// sockets and stop their app-servers, then SIGKILL whatever is left.
     fn kill_all(&self) {
-        let mut pids: Vec<i32> = self.pids.lock().unwrap().clone();
+        let mut children = self.children.lock().unwrap();
+        let mut pids: Vec<i32> = children.iter().map(|c| c.id() as i32).collect();
         for file in files_under(self.dir.path()) {
             let name = file.file_name().unwrap().to_string_lossy().into_owned();
             if name.ends_with(".pid") {
@@ -210,13 +207,10 @@ impl Sandbox {
                     pids.extend(text.trim().parse::<i32>().ok());
                 }
             } else if name == "broker.json" || file.parent().is_some_and(|p| p.ends_with("jobs")) {
-                if let Some(pid) = fs::read_to_string(&file)
+                let record = fs::read_to_string(&file)
                     .ok()
-                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                    .and_then(|v| v["pid"].as_i64())
-                {
-                    pids.push(pid as i32);
-                }
+                    .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+                pids.extend(record.and_then(|v| v["pid"].as_i64()).map(|p| p as i32));
             }
         }
         pids.retain(|&p| p > 1);
@@ -231,6 +225,10 @@ impl Sandbox {
         }
         for &pid in &pids {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        // Reap the brokers we spawned ourselves (the others are not our children).
+        for child in children.iter_mut() {
+            let _ = child.wait();
         }
     }
 }
