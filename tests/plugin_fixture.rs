@@ -213,7 +213,10 @@ impl Sandbox {
                 pids.extend(record.and_then(|v| v["pid"].as_i64()).map(|p| p as i32));
             }
         }
-        pids.retain(|&p| p > 1);
+        // A broker whose files were replaced (a stale broker.json rewritten) is in no file any
+        // more; on Linux also sweep processes whose command line names this sandbox.
+        pids.extend(processes_mentioning(self.dir.path()));
+        pids.retain(|&p| p > 1 && p != std::process::id() as i32);
         pids.sort_unstable();
         pids.dedup();
         for &pid in &pids {
@@ -237,6 +240,27 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         self.kill_all();
     }
+}
+
+#[cfg(target_os = "linux")]
+fn processes_mentioning(dir: &Path) -> Vec<i32> {
+    let needle = dir.to_string_lossy().into_owned();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains(&needle))
+        })
+        .collect()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn processes_mentioning(_dir: &Path) -> Vec<i32> {
+    Vec::new()
 }
 
 fn alive(pid: i32) -> bool {
