@@ -866,6 +866,17 @@ fn broker_failure_modes() {
     assert_eq!(rec["servedBy"], sb.canonical("hb"));
 }
 
+/// Run the same observation on the real plugin and on the fixture, side by side (each in its own
+/// sandbox) to halve the wall time.
+fn on_both<T: Send>(real: &Path, observe: impl Fn(&Path) -> T + Sync) -> (T, T) {
+    let fixture = fixture_root();
+    thread::scope(|scope| {
+        let from_real = scope.spawn(|| observe(real));
+        let from_fixture = observe(&fixture);
+        (from_real.join().expect("real plugin run"), from_fixture)
+    })
+}
+
 /// Optional: the same scenarios against the real plugin (CODEX_PLUGIN_CC_DIR=<checkout>), with
 /// the fake codex on PATH. Outputs, exit codes, rollout locations and file layout must agree.
 #[test]
@@ -951,8 +962,7 @@ fn real_plugin_agrees_with_fixture() {
         }
     };
 
-    let from_real = observe(&real);
-    let from_fixture = observe(&fixture_root());
+    let (from_real, from_fixture) = on_both(&real, observe);
     assert_eq!(from_real.rollouts_a, 3, "{from_real:?}");
     assert_eq!(from_fixture, from_real);
 
@@ -1044,7 +1054,6 @@ fn real_plugin_agrees_with_fixture() {
         ));
         seen
     };
-    let from_real = observe_pinned(&real);
-    let from_fixture = observe_pinned(&fixture_root());
+    let (from_real, from_fixture) = on_both(&real, observe_pinned);
     assert_eq!(from_fixture, from_real);
 }
