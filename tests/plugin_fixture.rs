@@ -910,18 +910,30 @@ fn real_plugin_agrees_with_fixture() {
         fs::create_dir_all(&sub).unwrap();
         let one_arg = format!("--cwd '{}' reply OK", sub.display());
         let mut outputs = Vec::new();
-        // (1) A starts the broker, B reuses it; a failed turn; the one-argument quirk (its
-        // state dir is sub's, so it starts a second broker there, for A's caller B).
+        let missing = sb.path("no-such-home").to_string_lossy().into_owned();
+        let elsewhere = format!("--cwd={}", sb.path("ws/other").display());
+        fs::create_dir_all(sb.path("ws/other")).unwrap();
+        // (1) A starts the broker, B reuses it; a failed turn; the one-argument quirk (ws is no
+        // repository, so sub is a workspace of its own: a second broker, started for B); a
+        // CODEX_HOME that does not exist (the broker cannot start, nor can the direct retry).
         for (args, home) in [
             (vec!["task", "first"], &ha),
             (vec!["task", "second"], &hb),
             (vec!["task", "x [[usage-limit]]"], &hb),
             (vec!["task", one_arg.as_str()], &hb),
+            (vec!["task", elsewhere.as_str(), "hi"], &missing),
         ] {
             let out = sb.companion_of(plugin, &args, &sb.path("ws"), &[("CODEX_HOME", home)]);
-            let text = stdout(&out)
+            // stderr without the progress lines, which differ in detail.
+            let stderr: String = String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .filter(|l| !l.starts_with("[codex]"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let text = format!("{}{stderr}", stdout(&out))
                 .replace(&sb.canonical("ha"), "<A>")
-                .replace(&sb.canonical("hb"), "<B>");
+                .replace(&sb.canonical("hb"), "<B>")
+                .replace(&missing, "<missing>");
             outputs.push((out.status.code(), text));
         }
         let state = expected_state_dir(&sb.path("t/codex-companion"), &sb.path("ws"));
@@ -932,13 +944,15 @@ fn real_plugin_agrees_with_fixture() {
             state.file_name().unwrap().to_string_lossy().into_owned()
         };
         let (ws_name, sub_name) = (name_of(&sb.path("ws")), name_of(&sub));
+        let other_name = name_of(&sb.path("ws/other"));
         let mut state_files: Vec<String> = files_under(&sb.path("t/codex-companion"))
             .iter()
             .map(|p| {
                 let rel = p.strip_prefix(sb.path("t")).unwrap().to_string_lossy();
                 let rel = rel
                     .replace(&ws_name, "<ws-state>")
-                    .replace(&sub_name, "<sub-state>");
+                    .replace(&sub_name, "<sub-state>")
+                    .replace(&other_name, "<other-state>");
                 // Job ids are random: keep the shape only.
                 rel.split("/task-").next().unwrap().to_owned()
                     + if rel.contains("/task-") {
