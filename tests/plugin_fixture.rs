@@ -1013,6 +1013,10 @@ fn real_plugin_agrees_with_fixture() {
             setup["sessionRuntime"]["label"]
         ));
         seen.push(format!("task {:?}", run(&["task", "reply"], &env)));
+        seen.push(format!(
+            "resume {:?}",
+            run(&["task", "--resume-last"], &env)
+        ));
 
         let mut holder = Rpc::connect(&endpoint);
         holder.hold_turn();
