@@ -11,6 +11,9 @@ use crate::shell::InitShell;
 const EXAMPLES: &str = "\
 Examples:
   codex-as login work                       create ~/.codex-work and log in to it
+  codex-as work task \"fix the flaky test\"  the Claude Code plugin's companion as 'work'
+                                            (also review, adversarial-review, transfer,
+                                            setup, status, result, cancel)
   codex-as work -- codex exec 'fix the tests'
                                             run any program as the account 'work'
   codex-as work -- sh -c 'cd api && codex exec \"…\"'
@@ -31,7 +34,7 @@ found; when a command ran, its own status (128+N if a signal N killed it).";
     name = "codex-as",
     version,
     about = "Run Codex, and anything else, as one of your Codex accounts",
-    override_usage = "codex-as <ACCOUNT> [--cwd DIR] -- <COMMAND> [ARGS]...\n       codex-as <COMMAND>",
+    override_usage = "codex-as <ACCOUNT> [--cwd DIR] -- <PROGRAM> [ARGS]...\n       codex-as <ACCOUNT> [--plugin-root DIR] <COMPANION-COMMAND> [ARGS]...\n       codex-as <COMMAND>",
     after_help = EXAMPLES,
     subcommand_value_name = "COMMAND",
     disable_help_subcommand = true

@@ -461,8 +461,21 @@ fn state_another_user_could_have_written_is_refused() {
         assert_eq!(w.log().len(), before, "nothing ran");
         std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
 
-        // A runtime folder owned by someone else (needs root to set up).
+        // A runtime folder, or a broker.json, owned by someone else (needs root to set up).
         if nix_is_root() {
+            let planted = state.join("broker.json");
+            std::fs::write(&planted, r#"{"endpoint":"unix:/tmp/planted.sock","pid":1}"#).unwrap();
+            std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+            let out = w.run(&["alice", "task", "must-not-run-either"]);
+            assert_eq!(out.status.code(), Some(1));
+            assert!(
+                stderr(&out).contains("owned by uid 65534"),
+                "{}",
+                stderr(&out)
+            );
+            assert_eq!(w.log().len(), before, "nothing ran");
+            std::fs::remove_file(&planted).unwrap();
+
             let rt = w.sb.path().join("rt-foreign");
             std::fs::create_dir(&rt).unwrap();
             std::os::unix::fs::chown(&rt, Some(65534), Some(65534)).unwrap();
