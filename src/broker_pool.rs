@@ -14,7 +14,7 @@ use crate::identity;
 use crate::registry::{Record, Registry};
 
 /// How long a live broker may take to answer `broker/status` before it counts as hung.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a new broker may take to listen with its app-server initialized.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -808,8 +808,8 @@ fn each_broker_serves_its_own_home() {
 #[test]
 fn real_codex_serves_each_home_its_own_account() {
     let Some(codex) = std::env::var_os("CODEX_AS_REAL_CODEX").filter(|v| !v.is_empty()) else {
-        eprintln!(
-            "SKIP: real_codex_serves_each_home_its_own_account: set CODEX_AS_REAL_CODEX to a codex binary (npm @openai/codex)"
+        skip(
+            "SKIP: real_codex_serves_each_home_its_own_account: set CODEX_AS_REAL_CODEX to a codex binary (npm @openai/codex)",
         );
         return;
     };
@@ -918,8 +918,8 @@ fn real_codex_serves_each_home_its_own_account() {
 #[test]
 fn plugin_companion_uses_it_unknowingly() {
     let Some(plugin) = std::env::var_os("CODEX_PLUGIN_CC_DIR").filter(|v| !v.is_empty()) else {
-        eprintln!(
-            "SKIP: plugin_companion_uses_it_unknowingly: set CODEX_PLUGIN_CC_DIR to a checkout of openai/codex-plugin-cc"
+        skip(
+            "SKIP: plugin_companion_uses_it_unknowingly: set CODEX_PLUGIN_CC_DIR to a checkout of openai/codex-plugin-cc",
         );
         return;
     };
@@ -986,8 +986,8 @@ fn plugin_companion_uses_it_unknowingly() {
 #[test]
 fn status_tells_a_legacy_plugin_broker() {
     let Some(plugin) = std::env::var_os("CODEX_PLUGIN_CC_DIR").filter(|v| !v.is_empty()) else {
-        eprintln!(
-            "SKIP: status_tells_a_legacy_plugin_broker: set CODEX_PLUGIN_CC_DIR to a checkout of openai/codex-plugin-cc"
+        skip(
+            "SKIP: status_tells_a_legacy_plugin_broker: set CODEX_PLUGIN_CC_DIR to a checkout of openai/codex-plugin-cc",
         );
         return;
     };
@@ -1068,4 +1068,11 @@ fn ready_only_after_the_app_server_is_initialized() {
         "ready before the app-server answered initialize"
     );
     assert_eq!(b.connect().status()["busy"], false);
+}
+
+/// Says why a check did not run, past the test harness's output capture, so the line shows
+/// even when the test passes.
+fn skip(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{msg}");
 }

@@ -14,7 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{Sandbox, alive, fixtures, stderr, stdout, wait_until};
+use common::{Sandbox, alive, fixtures, skip, stderr, stdout, wait_until};
 use sha2::{Digest, Sha256};
 
 /// The plugin roots to test against, with a name for messages.
@@ -24,7 +24,7 @@ fn plugins() -> Vec<(&'static str, PathBuf)> {
     if fixture.join("scripts/codex-companion.mjs").is_file() {
         out.push(("fixture", fixture));
     } else {
-        eprintln!("SKIP: the plugin fixture is missing");
+        skip("SKIP: the plugin fixture is missing");
     }
     match std::env::var_os("CODEX_PLUGIN_CC_DIR").map(PathBuf::from) {
         Some(d)
@@ -33,8 +33,8 @@ fn plugins() -> Vec<(&'static str, PathBuf)> {
         {
             out.push(("real plugin", d.join("plugins/codex")))
         }
-        _ => eprintln!(
-            "SKIP: CODEX_PLUGIN_CC_DIR is not set to a checkout of openai/codex-plugin-cc; real-plugin runs skipped"
+        _ => skip(
+            "SKIP: CODEX_PLUGIN_CC_DIR is not set to a checkout of openai/codex-plugin-cc; real-plugin runs skipped",
         ),
     }
     out
@@ -46,7 +46,7 @@ fn node_available() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("SKIP: node is not installed");
+        skip("SKIP: node is not installed");
     }
     ok
 }
@@ -491,7 +491,7 @@ fn state_another_user_could_have_written_is_refused() {
                 stderr(&out)
             );
         } else {
-            eprintln!("SKIP: not root; cannot create a folder owned by another user");
+            skip("SKIP: not root; cannot create a folder owned by another user");
         }
     });
 }
@@ -652,8 +652,8 @@ fn real_codex_app_server_serves_each_accounts_login() {
         .map(PathBuf::from)
         .filter(|p| p.is_file())
     else {
-        eprintln!(
-            "SKIP: CODEX_AS_REAL_CODEX is not set to the real codex CLI; real app-server check did not run"
+        skip(
+            "SKIP: CODEX_AS_REAL_CODEX is not set to the real codex CLI; real app-server check did not run",
         );
         return;
     };

@@ -8,7 +8,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use common::{Sandbox, installed, stderr, stdout};
+use common::{Sandbox, installed, skip, stderr, stdout};
 
 const PRINT_HOME: &str = "printf '%s|%s' \"$CODEX_HOME\" \"$CODEX_AS_ACCOUNT\"";
 
@@ -325,7 +325,9 @@ fn awkward_homes_work_for_run_and_env_in_every_shell() {
         .filter_map(|sh| match installed(sh) {
             Some(p) => Some((sh, p)),
             None => {
-                eprintln!("SKIP: {sh} is not installed; its eval check did not run");
+                skip(&format!(
+                    "SKIP: {sh} is not installed; its eval check did not run"
+                ));
                 None
             }
         })
@@ -421,8 +423,8 @@ fn real_codex_login_status_reports_each_accounts_own_state() {
         .map(PathBuf::from)
         .filter(|p| p.is_file())
     else {
-        eprintln!(
-            "SKIP: CODEX_AS_REAL_CODEX is not set to the real codex CLI; real login check did not run"
+        skip(
+            "SKIP: CODEX_AS_REAL_CODEX is not set to the real codex CLI; real login check did not run",
         );
         return;
     };

@@ -14,7 +14,7 @@ use crate::error::status;
 use crate::registry::Registry;
 use crate::{broker_pool, duration, plugin_brokers, workspace};
 
-const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One row of `codex-as brokers --json`. Field names are a stable interface.
 #[derive(Debug, Serialize)]

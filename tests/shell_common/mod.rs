@@ -203,7 +203,7 @@ pub fn have(program: &str) -> bool {
             .iter()
             .any(|d| Path::new(d).join(program).is_file());
     if !found {
-        eprintln!("SKIP: {program} is not installed");
+        skip(&format!("SKIP: {program} is not installed"));
     }
     found
 }
@@ -214,4 +214,11 @@ pub fn init(sb: &Sandbox, shell: &str, extra: &[&str]) -> String {
     out.ok();
     assert_eq!(out.stderr, "");
     out.stdout
+}
+
+/// Says why a check did not run, past the test harness's output capture, so the line shows
+/// even when the test passes.
+pub fn skip(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{msg}");
 }
