@@ -5,6 +5,7 @@
 //! can still say. Records are written atomically, so a crash leaves the old one or the new one.
 
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -85,6 +86,7 @@ impl Registry {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(self.dir.join(format!("{key}.lock")))?;
         file.lock()?;
         Ok(KeyLock { _file: file })
