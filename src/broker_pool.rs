@@ -99,7 +99,7 @@ async fn find(reg: &Registry, key: &str, req: &Request<'_>) -> Option<String> {
                     reg.forget(&id);
                 }
             }
-            Verdict::Dead => reg.forget(&id),
+            Verdict::Dead => reg.forget_if_dead(&id),
             Verdict::StaleLogin { busy: true } | Verdict::Unknown => {}
         }
     }

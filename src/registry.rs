@@ -82,14 +82,42 @@ impl Registry {
 
     /// Serialises everyone who may start a broker for `key`, across processes.
     pub fn lock(&self, key: &str) -> std::io::Result<KeyLock> {
-        let file = std::fs::OpenOptions::new()
+        let file = self.lock_file(key)?;
+        file.lock()?;
+        Ok(KeyLock { _file: file })
+    }
+
+    fn lock_file(&self, key: &str) -> std::io::Result<File> {
+        std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .mode(0o600)
-            .open(self.dir.join(format!("{key}.lock")))?;
-        file.lock()?;
-        Ok(KeyLock { _file: file })
+            .open(self.dir.join(format!("{key}.lock")))
+    }
+
+    /// Forgets `id` when nothing listens on its socket, checked while holding its key's lock so
+    /// that a broker another process is starting right now (socket bound, not yet listening) is
+    /// never mistaken for a dead one. Skipped when the lock is busy: the next look cleans up.
+    pub fn forget_if_dead(&self, id: &str) {
+        let key = id.split('-').next().unwrap_or(id);
+        let Ok(file) = self.lock_file(key) else {
+            return;
+        };
+        if file.try_lock().is_err() {
+            return;
+        }
+        match std::os::unix::net::UnixStream::connect(self.socket_path(id)) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                self.forget(id)
+            }
+            _ => {}
+        }
     }
 
     pub fn save(&self, rec: &Record) -> std::io::Result<()> {
@@ -204,6 +232,24 @@ mod tests {
         );
         r.forget(&id);
         assert!(r.ids().is_empty());
+    }
+
+    #[test]
+    fn only_a_socket_nobody_listens_on_is_forgotten() {
+        let (_d, r) = reg();
+        let key = Registry::key(Path::new("/ws"), Path::new("/h"));
+        let live = format!("{key}-00000001");
+        let dead = format!("{key}-00000002");
+        let _listener = std::os::unix::net::UnixListener::bind(r.socket_path(&live)).unwrap();
+        drop(std::os::unix::net::UnixListener::bind(r.socket_path(&dead)).unwrap());
+        r.save(&record(&dead)).unwrap();
+        let held = r.lock(&key).unwrap();
+        r.forget_if_dead(&dead);
+        assert_eq!(r.ids().len(), 2, "not while someone holds the key's lock");
+        drop(held);
+        r.forget_if_dead(&dead);
+        r.forget_if_dead(&live);
+        assert_eq!(r.ids(), vec![live]);
     }
 
     #[test]

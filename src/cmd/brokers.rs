@@ -127,7 +127,7 @@ async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
             }
             Err(ClientError::NotRunning { .. }) => {
                 // Gone without cleaning up (killed): nothing listens, so nothing is lost.
-                reg.forget(&id);
+                reg.forget_if_dead(&id);
                 continue;
             }
             Err(ClientError::Timeout(_)) => row.state = "hung".into(),
