@@ -84,6 +84,11 @@ pub enum Command {
         after_help = "Examples:\n  codex-as completions zsh > ~/.zfunc/_codex-as\n  codex-as completions fish > ~/.config/fish/completions/codex-as.fish"
     )]
     Completions(CompletionsArgs),
+    /// Each account's 5-hour and weekly usage, and the order `auto` would try them in
+    #[command(
+        after_help = "Examples:\n  codex-as quota\n  codex-as quota --json | jq '.accounts[] | {name, headroom_percent}'"
+    )]
+    Quota(QuotaArgs),
     /// Run as an account: `codex-as ACCOUNT [--cwd DIR] -- COMMAND [ARGS]...`
     #[command(external_subcommand)]
     Run(Vec<OsString>),
@@ -112,6 +117,13 @@ pub struct ListArgs {
     /// Only the names, one a line, without reading login state (for shell completion)
     #[arg(long, hide = true, conflicts_with = "json")]
     pub names: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QuotaArgs {
+    /// Machine-readable output (documented in docs/fallback.md)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,7 @@ mod login_state;
 mod names;
 mod plugin;
 mod plugin_brokers;
+mod quota;
 mod quote;
 mod registry;
 mod runtime_dir;

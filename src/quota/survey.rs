@@ -1,0 +1,49 @@
+//! What is known about each account's quota right now: login state and latest reading.
+
+use crate::account::Account;
+use crate::login_state::{self, LoginState};
+
+use super::choose::{self, Candidate, Choice, Login};
+use super::reader::{self, Scan};
+
+pub struct Survey {
+    pub account: Account,
+    pub login: LoginState,
+    pub scan: Scan,
+}
+
+impl Survey {
+    pub fn of(account: Account) -> Survey {
+        let (login, scan) = if account.exists() {
+            let home = account.canonical_home();
+            (login_state::read(&home), reader::latest(&home))
+        } else {
+            (LoginState::LoggedOut, Scan::default())
+        };
+        Survey {
+            account,
+            login,
+            scan,
+        }
+    }
+
+    pub fn candidate(&self) -> Candidate<'_> {
+        Candidate {
+            login: login_of(self.login),
+            reading: self.scan.reading.as_ref(),
+        }
+    }
+}
+
+pub fn login_of(state: LoginState) -> Login {
+    match state {
+        LoginState::LoggedOut => Login::LoggedOut,
+        LoginState::Keyring | LoginState::Unknown => Login::Unknown,
+        LoginState::ApiKey | LoginState::Chatgpt | LoginState::Other => Login::LoggedIn,
+    }
+}
+
+pub fn choose_among(surveys: &[Survey], threshold: f64, now: i64) -> Choice {
+    let cands: Vec<Candidate<'_>> = surveys.iter().map(Survey::candidate).collect();
+    choose::choose(&cands, threshold, now)
+}
