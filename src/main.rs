@@ -12,6 +12,7 @@ mod config;
 mod duration;
 mod error;
 mod exec;
+mod fallback;
 mod fsutil;
 mod identity;
 mod login_state;

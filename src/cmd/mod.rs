@@ -6,6 +6,7 @@ mod brokers;
 mod companion;
 mod completions;
 mod env;
+mod fallback;
 mod init;
 mod list;
 mod login;

@@ -66,6 +66,27 @@ pub fn latest(home: &Path) -> Scan {
     scan
 }
 
+/// Day folders of `sessions/`, newest first, at most `limit` of them.
+pub fn day_dirs(home: &Path, limit: usize) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for year in sorted_desc(&home.join("sessions"), is_digits) {
+        for month in sorted_desc(&year, is_digits) {
+            for day in sorted_desc(&month, is_digits) {
+                if out.len() >= limit {
+                    return out;
+                }
+                out.push(day);
+            }
+        }
+    }
+    out
+}
+
+/// Rollout files of one day folder, newest first.
+pub fn rollouts(day: &Path) -> Vec<PathBuf> {
+    sorted_desc(day, |n| n.starts_with("rollout-"))
+}
+
 fn is_digits(n: &str) -> bool {
     !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
 }

@@ -24,9 +24,6 @@
 //!   result.stderr`), or `errorMessage` when the run threw. The same text is what the companion
 //!   prints on stdout, whether it used the broker or its own directly spawned app-server.
 
-/// The `codexErrorInfo` value of the app-server v2 protocol for every quota error.
-pub const CODEX_ERROR_INFO: &str = "usageLimitExceeded";
-
 /// How the texts of Codex's quota errors begin.
 pub const MESSAGE_PREFIXES: &[&str] = &[
     "You've hit your usage limit",
@@ -71,7 +68,8 @@ pub fn is_usage_limit_report(text: &str) -> bool {
 
 /// The reset hint in a usage-limit message ("try again at 3:15 PM."), for the final note.
 pub fn retry_hint(message: &str) -> Option<String> {
-    let i = message.find("try again")?;
+    // ASCII lowering keeps byte offsets, so `i` indexes `message` too.
+    let i = message.to_ascii_lowercase().find("try again")?;
     let hint = message[i..].lines().next()?.trim().trim_end_matches('.');
     Some(hint.to_string())
 }
@@ -121,6 +119,10 @@ mod tests {
         assert_eq!(
             retry_hint("You've hit your usage limit. Visit x or try again at 3:15 PM.").as_deref(),
             Some("try again at 3:15 PM")
+        );
+        assert_eq!(
+            retry_hint("ERROR: You've hit your usage limit. Try again later.").as_deref(),
+            Some("Try again later")
         );
         assert_eq!(retry_hint("Quota exceeded."), None);
     }
