@@ -124,6 +124,9 @@ pub struct QuotaArgs {
     /// Machine-readable output (documented in docs/fallback.md)
     #[arg(long)]
     pub json: bool,
+    /// Ask each ChatGPT-logged-in account's own app-server for a fresh reading
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 #[derive(Debug, Args)]

@@ -489,3 +489,53 @@ fn lists_are_checked_before_anything_runs() {
     let (out, _) = exec_run(&w, "alice,auto", &["true"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn quota_fresh_asks_each_chatgpt_accounts_app_server() {
+    let w = World::new(None);
+    quota_world(&w);
+    let now = unix_now();
+    // bob is a ChatGPT login whose app-server reports newer figures than its session file.
+    std::fs::write(
+        w.home("bob").join("auth.json"),
+        r#"{"auth_mode":"chatgpt","tokens":{"id_token":"not-a-real-token"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        w.home("bob").join(".fake-rate-limits"),
+        rate_limits((3.0, now + 3600), (4.0, now + 86_400)).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        w.home("carol").join("auth.json"),
+        r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-test"}"#,
+    )
+    .unwrap();
+    let out = w.run(&["quota", "--json", "--fresh"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = |name: &str| {
+        doc["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let bob = row("bob");
+    assert_eq!(bob["source"]["kind"], "app-server", "{bob}");
+    assert_eq!(bob["primary"]["used_percent"], 3.0);
+    assert_eq!(bob["secondary"]["window_minutes"], 10080);
+    assert_eq!(bob["fresh_error"], Value::Null);
+    let carol = row("carol");
+    assert_eq!(
+        carol["source"]["kind"], "session-file",
+        "an API key has no rate limits to read"
+    );
+    assert!(
+        carol["fresh_error"].as_str().unwrap().contains("ChatGPT"),
+        "{carol}"
+    );
+    assert_eq!(doc["auto_order"], json!(["carol", "bob"]));
+}

@@ -1,7 +1,9 @@
-//! `codex-as quota [--json]`: each account's usage windows, as last reported by Codex in the
-//! account's own session files, and what `auto` would do with them.
+//! `codex-as quota [--json] [--fresh]`: each account's usage windows, as last reported by Codex
+//! in the account's own session files (or, with `--fresh`, by its app-server now), and what
+//! `auto` would do with them.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -10,6 +12,7 @@ use crate::cli::QuotaArgs;
 use crate::error::status;
 use crate::login_state::LoginState;
 use crate::quota::choose::{self, Skip};
+use crate::quota::fresh;
 use crate::quota::survey::{self, Survey};
 use crate::quota::time::{format_utc, human_duration, now};
 use crate::quota::{Source, Window};
@@ -46,6 +49,9 @@ struct Row {
     auto_rank: Option<usize>,
     auto_skip: Option<Skip>,
     files_examined: usize,
+    /// With `--fresh`: why no fresh reading was taken (the session-file reading is kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fresh_error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,7 +79,12 @@ pub fn run(args: QuotaArgs) -> anyhow::Result<u8> {
     let accounts = Accounts::load()?;
     let threshold = accounts.config.quota.threshold();
     let now = now();
-    let surveys: Vec<Survey> = accounts.all().into_iter().map(Survey::of).collect();
+    let mut surveys: Vec<Survey> = accounts.all().into_iter().map(Survey::of).collect();
+    let fresh_errors: Vec<Option<String>> = if args.fresh {
+        refresh(&mut surveys)
+    } else {
+        vec![None; surveys.len()]
+    };
     let choice = survey::choose_among(&surveys, threshold, now);
     let rows: Vec<Row> = surveys
         .iter()
@@ -98,6 +109,7 @@ pub fn run(args: QuotaArgs) -> anyhow::Result<u8> {
                     .find(|(j, _)| *j == i)
                     .map(|(_, s)| s.clone()),
                 files_examined: s.scan.files_examined,
+                fresh_error: fresh_errors[i].clone(),
             }
         })
         .collect();
@@ -118,6 +130,40 @@ pub fn run(args: QuotaArgs) -> anyhow::Result<u8> {
         print!("{}", table(&doc));
     }
     Ok(status::OK)
+}
+
+/// How long one account's app-server may take to start and answer.
+const FRESH_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Replaces each ChatGPT account's reading with a fresh one from its app-server, all at once.
+fn refresh(surveys: &mut [Survey]) -> Vec<Option<String>> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = surveys
+            .iter()
+            .map(|s| {
+                let login = s.login;
+                let account = s.account.clone();
+                scope.spawn(move || match login {
+                    LoginState::Chatgpt => {
+                        fresh::read(&account, FRESH_TIMEOUT).map_err(|e| e.to_string())
+                    }
+                    _ => Err("rate limits are only readable for a ChatGPT login".into()),
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(surveys.iter_mut())
+            .map(|(h, s)| match h.join() {
+                Ok(Ok(reading)) => {
+                    s.scan.reading = Some(reading);
+                    None
+                }
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some("the reading failed".into()),
+            })
+            .collect()
+    })
 }
 
 fn pct(w: &Option<WindowRow>) -> String {
@@ -208,7 +254,7 @@ fn table(doc: &Doc) -> String {
         out.push('\n');
     }
     out.push_str(&format!(
-        "Readings come from each account's latest session file (`--json` shows which); `auto` skips a window at or above {:.0}%.\n",
+        "Readings come from each account's latest session file (`--json` shows which; `--fresh` asks Codex); `auto` skips a window at or above {:.0}%.\n",
         doc.threshold
     ));
     out

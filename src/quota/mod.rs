@@ -3,11 +3,13 @@
 //!
 //! - `reader`: the latest rate-limit snapshot in a home's session files, with bounded work.
 //! - `choose`: ranking accounts by headroom (pure).
+//! - `fresh`: a reading asked of the account's own app-server (`--fresh`).
 //! - `signals`: recognising "usage limit reached" in what Codex and the companion report.
 //! - `survey`: login state and reading of each account, gathered for a choice.
 //! - `time`: the calendar arithmetic the readings need.
 
 pub mod choose;
+pub mod fresh;
 pub mod reader;
 pub mod signals;
 pub mod survey;
