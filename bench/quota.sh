@@ -1,6 +1,6 @@
 #!/bin/sh
 # How long `codex-as quota` takes over 5 accounts as their histories grow: 100, 1,000 and
-# 10,000 session files per account, in Codex's layout (sessions/YYYY/MM/DD, ~25 sessions a
+# 10,000 session files per account, in Codex's layout (sessions/YYYY/MM/DD, 24 sessions a
 # day) and format (session_meta, response items, token_count snapshots; the newest 3 sessions
 # of each account were interrupted before any snapshot, so the reader has to look past them).
 # Prints the median of several runs per size and the ratio to the smallest size: the reader
@@ -38,18 +38,19 @@ def make(root, files):
             f.write('{"auth_mode":"chatgpt"}')
         day0 = datetime.date(2026, 11, 20)
         for i in range(files):
-            day = day0 - datetime.timedelta(days=i // 25)
+            day = day0 - datetime.timedelta(days=i // 24)
             d = os.path.join(h, "sessions", f"{day.year:04}", f"{day.month:02}", f"{day.day:02}")
             os.makedirs(d, exist_ok=True)
-            ts = f"{day.isoformat()}T{(i % 25):02}:00:00.000Z"
+            ts = f"{day.isoformat()}T{(i % 24):02}:00:00.000Z"
             sid = f"0199a1b2-0000-7000-8000-{a:04}{i:08}"
             lines = [{"timestamp": ts, "type": "session_meta", "payload": {"id": sid, "cwd": "/w", "originator": "codex_cli_rs"}}]
             for k in range(12):
                 lines.append({"timestamp": ts, "type": "response_item",
                               "payload": {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "x" * 400}]}})
-                if k % 4 == 3 and i >= 3:
+                # The newest 3 sessions (hours 21-23 of the newest day) never got a response.
+                if k % 4 == 3 and not (i < 24 and i % 24 >= 21):
                     lines.append(snapshot(ts, 10.0 + a, 20.0 + a))
-            with open(os.path.join(d, f"rollout-{day.isoformat()}T{(i % 25):02}-00-00-{sid}.jsonl"), "w") as f:
+            with open(os.path.join(d, f"rollout-{day.isoformat()}T{(i % 24):02}-00-00-{sid}.jsonl"), "w") as f:
                 f.write("".join(json.dumps(l) + "\n" for l in lines))
     return home
 

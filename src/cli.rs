@@ -17,6 +17,8 @@ Examples:
                                             a compound command, all of it as 'work'
   codex-as work --cwd ~/src/api -- codex    change directory first
   codex-as list                             accounts, homes, and how each is logged in
+  codex-as alice,bob task --wait '…'        bob only if alice's usage limit is reached
+  codex-as auto task --wait '…'             the account with the most quota left first
   eval \"$(codex-as env work)\"               switch this shell to 'work'
   eval \"$(codex-as init zsh)\"               in ~/.zshrc: `codex-as use NAME`, completion
 
@@ -24,7 +26,8 @@ Accounts: `default` is ~/.codex; NAME is ~/.codex-NAME unless the config file
 (`codex-as list` prints its path) gives it another home.
 
 Exit status: 0 ok, 1 failure, 2 usage error, 126/127 command not executable/not
-found; when a command ran, its own status (128+N if a signal N killed it).";
+found, 75 every account of a list or `auto` out of quota; when a command ran, its
+own status (128+N if a signal N killed it).";
 
 #[derive(Debug, Parser)]
 #[command(

@@ -36,10 +36,13 @@ impl Survey {
 }
 
 pub fn login_of(state: LoginState) -> Login {
-    match state {
-        LoginState::LoggedOut => Login::LoggedOut,
-        LoginState::Keyring | LoginState::Unknown => Login::Unknown,
-        LoginState::ApiKey | LoginState::Chatgpt | LoginState::Other => Login::LoggedIn,
+    if state == LoginState::LoggedOut {
+        Login::LoggedOut
+    } else if state.is_logged_in() {
+        Login::LoggedIn
+    } else {
+        // Keyring or an unknown auth.json: the file cannot tell, so let Codex decide.
+        Login::Unknown
     }
 }
 
