@@ -468,7 +468,10 @@ fn work_that_lands_in_another_home_is_reported() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("WARNING: a new session appeared in"), "{err}");
+    assert!(
+        err.contains("WARNING: during the run as 'alice' a new session appeared in"),
+        "{err}"
+    );
     assert!(
         err.contains(&format!("{}/sessions", bob.display())),
         "{err}"
@@ -538,4 +541,68 @@ fn quota_fresh_asks_each_chatgpt_accounts_app_server() {
         "{carol}"
     );
     assert_eq!(doc["auto_order"], json!(["carol", "bob"]));
+}
+
+#[test]
+fn a_signal_sent_to_codex_as_reaches_the_command_and_nothing_more_runs() {
+    let w = World::new(None);
+    let log = w.sb.path().join("job.log");
+    let mut child =
+        w.sb.codex_as()
+            .env("JOB_LOG", &log)
+            .args(["alice,bob", "--", "sh", "-c"])
+            .arg("echo \"work by $CODEX_AS_ACCOUNT\" >> \"$JOB_LOG\"; exec sleep 30")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    assert!(
+        common::wait_until(20, || log.exists()),
+        "the command started"
+    );
+    // SAFETY: kill(2) on the pid of a child we spawned.
+    unsafe { kill(child.id() as i32, 15) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(15),
+        "{:?} {}",
+        out.status,
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "work by alice\n");
+    assert!(
+        stderr(&out).contains("killed by signal 15"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+#[test]
+fn background_runs_are_placed_by_headroom_before_they_start() {
+    each_plugin(|w| {
+        quota_world(w);
+        let out = w.run(&["auto", "task", "--background", "bg-job"]);
+        assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("ran as 'carol' (--background: chosen before start"),
+            "{err}"
+        );
+        assert!(
+            common::wait_until(30, || !w.turns().is_empty()),
+            "the background job ran"
+        );
+        assert_eq!(w.turns(), [(w.home("carol"), "completed".to_string())]);
+
+        // A list keeps its order but passes over an account known to be over the threshold.
+        let out = w.run(&["alice,bob", "task", "--background", "bg-job-2"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stderr(&out).contains("ran as 'bob'"), "{}", stderr(&out));
+        assert!(common::wait_until(30, || w.turns().len() == 2));
+        assert_eq!(w.turns()[1], (w.home("bob"), "completed".to_string()));
+    });
 }

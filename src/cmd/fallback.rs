@@ -120,6 +120,15 @@ pub fn run(target: Target, args: RunArgs) -> anyhow::Result<u8> {
 
     let everyone = accounts.all();
     for account in &order {
+        // A Ctrl-C between attempts (while the next account's broker starts, say) is an
+        // interrupt like any other: nothing more runs.
+        if let Some(sig) = child::received() {
+            eprintln!(
+                "codex-as: interrupted (signal {sig}) before trying '{}'",
+                account.name
+            );
+            return Ok(child::die_like(sig));
+        }
         let before: Vec<(PathBuf, Option<PathBuf>)> = everyone
             .iter()
             .map(|a| {
@@ -440,9 +449,9 @@ fn check_landed(
     for (h, was) in before {
         if *h != home && changed(h, was) {
             eprintln!(
-                "codex-as: WARNING: a new session appeared in {}/sessions during the run as '{}', and none in its own home {}/sessions",
-                h.display(),
+                "codex-as: WARNING: during the run as '{}' a new session appeared in {}/sessions and none in {}/sessions: if this run started it, it ran as the wrong account",
                 account.name,
+                h.display(),
                 home.display()
             );
         }

@@ -25,6 +25,9 @@ pub const MAX_FILES: usize = 64;
 /// Bytes read at most from the end of one file: the snapshot is written after each response,
 /// so the last one sits near the end; a huge final tool output is not worth reading through.
 pub const MAX_TAIL_BYTES: u64 = 4 << 20;
+/// Bytes read at most per home: an API-key account never gets a snapshot, and its history must
+/// not be read through for want of one.
+pub const MAX_HOME_BYTES: u64 = 16 << 20;
 const CHUNK: usize = 64 << 10;
 
 /// What a scan found, with how much it looked at (for `quota --json` and the benchmark).
@@ -34,6 +37,7 @@ pub struct Scan {
     pub files_examined: usize,
     /// Compressed rollouts seen and skipped.
     pub compressed_skipped: usize,
+    pub bytes_read: u64,
 }
 
 pub fn latest(home: &Path) -> Scan {
@@ -54,8 +58,14 @@ pub fn latest(home: &Path) -> Scan {
                     if scan.files_examined >= MAX_FILES {
                         break 'years;
                     }
+                    if scan.bytes_read >= MAX_HOME_BYTES {
+                        break 'years;
+                    }
                     scan.files_examined += 1;
-                    if let Some(r) = last_snapshot(&file) {
+                    let budget = (MAX_HOME_BYTES - scan.bytes_read).min(MAX_TAIL_BYTES);
+                    let (found, read) = last_snapshot(&file, budget);
+                    scan.bytes_read += read;
+                    if let Some(r) = found {
                         scan.reading = Some(r);
                         break 'years;
                     }
@@ -107,11 +117,18 @@ fn sorted_desc(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     names.into_iter().map(|n| dir.join(n)).collect()
 }
 
-/// The last `token_count` line with rate limits in a file, reading backwards from its end.
-pub fn last_snapshot(path: &Path) -> Option<Reading> {
+/// The last `token_count` line with rate limits in a file, reading backwards from its end, at
+/// most `budget` bytes; also returns how many bytes were read.
+pub fn last_snapshot(path: &Path, budget: u64) -> (Option<Reading>, u64) {
+    let mut read = 0;
+    let found = tail_snapshot(path, budget, &mut read);
+    (found, read)
+}
+
+fn tail_snapshot(path: &Path, budget: u64, read: &mut u64) -> Option<Reading> {
     let mut f = File::open(path).ok()?;
     let len = f.metadata().ok()?.len();
-    let floor = len.saturating_sub(MAX_TAIL_BYTES);
+    let floor = len.saturating_sub(budget);
     let mut pos = len;
     // Bytes after `pos` not yet split into lines (the start of a line cut by the chunk).
     let mut carry: Vec<u8> = Vec::new();
@@ -121,6 +138,7 @@ pub fn last_snapshot(path: &Path) -> Option<Reading> {
         let mut buf = vec![0u8; size];
         f.seek(SeekFrom::Start(pos)).ok()?;
         f.read_exact(&mut buf).ok()?;
+        *read += size as u64;
         buf.extend_from_slice(&carry);
         // Every complete line in `buf` except possibly the first, which may continue earlier.
         let mut end = buf.len();
@@ -345,6 +363,29 @@ mod tests {
         let scan = latest(d.path());
         assert!(scan.reading.is_none(), "the old snapshot is beyond the cap");
         assert_eq!(scan.files_examined, MAX_FILES);
+    }
+
+    #[test]
+    fn work_is_bounded_by_the_byte_budget() {
+        let d = tempfile::tempdir().unwrap();
+        // Big sessions without a snapshot (an API-key account's, say).
+        let big = format!(
+            r#"{{"timestamp":"2026-01-10T10:00:02Z","type":"response_item","payload":{{"text":"{}"}}}}"#,
+            "x".repeat(1 << 20)
+        );
+        for i in 0..20 {
+            let lines: Vec<String> = (0..3).map(|_| big.clone()).collect();
+            write(
+                d.path(),
+                "2026/01/10",
+                &format!("rollout-2026-01-10T10-00-{i:04}-a.jsonl"),
+                &lines,
+            );
+        }
+        let scan = latest(d.path());
+        assert!(scan.reading.is_none());
+        assert!(scan.bytes_read <= MAX_HOME_BYTES, "{}", scan.bytes_read);
+        assert!(scan.files_examined < 20, "{}", scan.files_examined);
     }
 
     #[test]
