@@ -195,6 +195,33 @@ fn an_exhausted_account_hands_the_task_to_the_next() {
             !err.contains("WARNING"),
             "the session landed in bob's home: {err}"
         );
+
+        // The structured signal: alice's broker saw the turn fail with usageLimitExceeded, and
+        // knows which process's turn it was.
+        let brokers: Value = serde_json::from_slice(&w.run(&["brokers", "--json"]).stdout).unwrap();
+        let alice = brokers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["owner"] == "codex-as" && b["account"] == "alice")
+            .unwrap();
+        let out = w.run(&[
+            "broker",
+            "status",
+            "--endpoint",
+            alice["endpoint"].as_str().unwrap(),
+        ]);
+        let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let hits = st["usageLimitHits"].as_array().unwrap();
+        assert_eq!(hits.len(), 1, "{st}");
+        assert!(hits[0]["pid"].as_u64().is_some(), "{st}");
+        assert!(
+            hits[0]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("You've hit your usage limit"),
+            "{st}"
+        );
     });
 }
 

@@ -192,8 +192,12 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
                 if let Ok(stream) = accepted {
                     let id = next_client;
                     next_client += 1;
+                    let pid = stream.peer_cred().ok().and_then(|c| c.pid());
                     clients.insert(id, start_client(id, stream, events_tx.clone()));
                     state.on_connect(id, now());
+                    if let Some(pid) = pid.and_then(|p| u32::try_from(p).ok()) {
+                        state.set_peer_pid(id, pid);
+                    }
                 }
             }
             exited = app.wait(), if app_exit.is_none() => {

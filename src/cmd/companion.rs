@@ -33,6 +33,8 @@ pub struct Prepared {
     pub plan: EnvPlan,
     /// The plugin's state folder for this workspace (where it keeps `jobs/`).
     pub state_dir: PathBuf,
+    /// The codex-as broker the companion is pinned to.
+    pub endpoint: String,
 }
 
 pub fn prepare(
@@ -78,7 +80,8 @@ pub fn prepare(
         },
     ))?;
     drop(runtime);
-    plan.set.push((ENDPOINT_ENV.to_string(), endpoint.into()));
+    plan.set
+        .push((ENDPOINT_ENV.to_string(), endpoint.clone().into()));
     let mut node_args: Vec<OsString> = vec![plugin.companion().into_os_string()];
     node_args.extend(args);
     Ok(Prepared {
@@ -86,6 +89,7 @@ pub fn prepare(
         args: node_args,
         plan,
         state_dir: workspace::plugin_state_dir(&workspace::plugin_state_root(), &ws),
+        endpoint,
     })
 }
 

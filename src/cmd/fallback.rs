@@ -11,9 +11,11 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use crate::account::{Account, Accounts};
 use crate::account_env::EnvPlan;
+use crate::broker::client;
 use crate::error::{ExecError, UsageError};
 use crate::fallback::child::{self, Ended};
 use crate::fallback::{Exhausted, NoneUsable, jobs, landed};
@@ -137,7 +139,17 @@ pub fn run(target: Target, args: RunArgs) -> anyhow::Result<u8> {
                 (h, newest)
             })
             .collect();
-        let attempt = attempt(&accounts, account, &args)?;
+        let attempt = match attempt(&accounts, account, &args) {
+            Ok(a) => a,
+            Err(e) => {
+                // Not a quota failure (no plugin, a broker that would not start, a command
+                // that cannot run): it ends the run, but what was skipped is still said.
+                if !skipped.is_empty() {
+                    note(account, &skipped, "could not start");
+                }
+                return Err(e);
+            }
+        };
         let code = attempt.ended.status.code();
         if let Some(sig) = child::signal_of(&attempt.ended.status) {
             note(
@@ -215,8 +227,15 @@ fn attempt(accounts: &Accounts, account: &Account, args: &RunArgs) -> anyhow::Re
             p.plan.apply(&mut cmd);
             let ended = child::run(cmd, &p.program.to_string_lossy(), None)?;
             let found = jobs::after(&before, Some(ended.pid));
+            let usage_limit = if ended.status.success() {
+                None
+            } else {
+                // The broker's structured record first (it knows the companion's pid); the job
+                // record covers turns the companion ran on its own app-server.
+                broker_usage_limit(&p.endpoint, ended.pid).or(found.usage_limit)
+            };
             Ok(Attempt {
-                usage_limit: found.usage_limit.filter(|_| !ended.status.success()),
+                usage_limit,
                 thread_ids: found.thread_ids,
                 ended,
             })
@@ -245,6 +264,26 @@ fn attempt(accounts: &Accounts, account: &Account, args: &RunArgs) -> anyhow::Re
             })
         }
     }
+}
+
+/// The message of a usage-limit failure codex-as's broker saw for the companion `pid`.
+fn broker_usage_limit(endpoint: &str, pid: u32) -> Option<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    let status = runtime
+        .block_on(client::status(endpoint, Duration::from_secs(2)))
+        .ok()?;
+    status
+        .usage_limit_hits
+        .into_iter()
+        .rev()
+        .find(|h| h.pid == Some(pid))
+        .map(|h| {
+            h.message
+                .unwrap_or_else(|| format!("codexErrorInfo: {}", signals::CODEX_ERROR_INFO))
+        })
 }
 
 fn exec_command(

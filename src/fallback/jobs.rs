@@ -8,7 +8,8 @@
 //! A record belongs to this attempt when it appeared or changed while the attempt ran and is
 //! not running under another process. A concurrent companion in the same workspace whose turn
 //! fails with a usage limit during the attempt leaves the same trace (its pid is cleared when it
-//! ends): that residual risk is documented in docs/fallback.md.
+//! ends): that residual risk is documented in docs/fallback.md. For turns served by codex-as's
+//! broker the broker's own record (by pid) is asked first.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -7,7 +7,9 @@
 //!   `turn/completed`'s `turn.error`: codex-rs app-server-protocol maps `CodexErr::
 //!   UsageLimitReached` (HTTP 429 `usage_limit_reached`), `UsageNotIncluded` (`usage_not_included`)
 //!   and `QuotaExceeded` (stream `insufficient_quota`) to it. The companion drops this field, so
-//!   it is only seen by whoever holds the app-server connection.
+//!   it is only seen by whoever holds the app-server connection: codex-as's broker records each
+//!   such `turn/completed` with the client's pid and reports it in `broker/status`
+//!   (`usageLimitHits`); the fallback asks after the companion exits.
 //! - The display texts of those errors (codex-rs core `error.rs`), which become the turn error's
 //!   `message`, `codex exec`'s `ERROR: ...` line on stderr and the TUI's `■ ...` line:
 //!   - "You've hit your usage limit..." (UsageLimitReached, every plan variant: "Upgrade to
@@ -23,6 +25,10 @@
 //!   gave no final message (`renderTaskResult`: `failureMessage = result.error?.message ??
 //!   result.stderr`), or `errorMessage` when the run threw. The same text is what the companion
 //!   prints on stdout, whether it used the broker or its own directly spawned app-server.
+
+/// The `codexErrorInfo` value of the app-server v2 protocol for every quota error (codex's
+/// broker records turns that fail with it; see `broker::state`).
+pub const CODEX_ERROR_INFO: &str = "usageLimitExceeded";
 
 /// How the texts of Codex's quota errors begin.
 pub const MESSAGE_PREFIXES: &[&str] = &[
