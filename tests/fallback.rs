@@ -322,7 +322,14 @@ fn auto_picks_the_most_headroom_and_falls_back() {
         assert!(err.contains("'alice' (weekly window at 97%"), "{err}");
         assert!(err.contains("'dave' (not logged in)"), "{err}");
 
+        // Like Codex, carol's failing turn records the snapshot that came with the error.
         w.flag("carol", ".fake-usage-limit");
+        let reset = unix_now() + 3 * 3600;
+        std::fs::write(
+            w.home("carol").join(".fake-rate-limits"),
+            rate_limits((100.0, reset), (60.0, reset + 86_400)).to_string(),
+        )
+        .unwrap();
         let out = w.run(&["auto", "task", "auto-2"]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert_eq!(
@@ -331,6 +338,17 @@ fn auto_picks_the_most_headroom_and_falls_back() {
                 (w.home("carol"), "failed".to_string()),
                 (w.home("bob"), "completed".to_string())
             ]
+        );
+
+        // Next time carol is known to be out from its own session file: not even tried.
+        let out = w.run(&["auto", "task", "auto-3"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(w.turns().len(), 4, "{:?}", w.turns());
+        assert_eq!(w.turns()[3], (w.home("bob"), "completed".to_string()));
+        assert!(
+            stderr(&out).contains("'carol' (5-hour window at 100%"),
+            "{}",
+            stderr(&out)
         );
     });
 }

@@ -7,8 +7,10 @@
 //! line. After each model response it records an `event_msg` whose payload type is
 //! `token_count`, carrying `rate_limits.primary/secondary` = `{used_percent, window_minutes,
 //! resets_at}` (Unix seconds); releases before resets_at wrote `resets_in_seconds`, relative to
-//! the line's timestamp. Newer releases may compress rollouts (`.jsonl.zst`): those are counted
-//! and skipped, never decompressed.
+//! the line's timestamp. When a turn fails for the usage limit, Codex records the snapshot that
+//! came with the error the same way (codex-rs core: `UsageLimitReached` ->
+//! `update_rate_limits`), so an exhausted account shows as such here afterwards. Newer releases
+//! may compress rollouts (`.jsonl.zst`): those are counted and skipped, never decompressed.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
