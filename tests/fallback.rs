@@ -651,3 +651,21 @@ fn background_runs_are_placed_by_headroom_before_they_start() {
         assert_eq!(w.turns()[1], (w.home("bob"), "completed".to_string()));
     });
 }
+
+#[test]
+fn a_background_process_holding_stderr_does_not_stall_the_fallback() {
+    let w = World::new(None);
+    w.flag("alice", ".fake-usage-limit");
+    let (out, log) = exec_run(
+        &w,
+        "alice,bob",
+        &[
+            "sh",
+            "-c",
+            "echo \"work by $CODEX_AS_ACCOUNT\" >> \"$JOB_LOG\"; sleep 3600 >/dev/null & \
+             if [ -e \"$CODEX_HOME/.fake-usage-limit\" ]; then echo \"ERROR: You've hit your usage limit.\" >&2; exit 1; fi",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(log, "work by alice\nwork by bob\n");
+}

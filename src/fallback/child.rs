@@ -8,6 +8,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
@@ -18,6 +20,9 @@ static CHILD: AtomicI32 = AtomicI32::new(0);
 /// The last signal codex-as received while a child ran (0: none).
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// How long the stderr relay may lag behind the child's exit.
+const RELAY_GRACE: Duration = Duration::from_millis(500);
 
 const FORWARDED: [Signal; 4] = [
     Signal::SIGINT,
@@ -98,30 +103,37 @@ pub fn run(
     })?;
     let pid = child.id();
     CHILD.store(pid as i32, Ordering::SeqCst);
-    let reader = match (relay, child.stderr.take()) {
-        (Some(matches), Some(err)) => Some(std::thread::spawn(move || {
-            let mut found = None;
-            let mut out = std::io::stderr();
-            let mut r = BufReader::new(err);
-            let mut line = Vec::new();
-            // Byte lines: a program's output need not be UTF-8, and must pass through intact.
-            while let Ok(n) = r.read_until(b'\n', &mut line) {
-                if n == 0 {
-                    break;
-                }
-                let _ = out.write_all(&line);
-                let _ = out.flush();
-                if found.is_none() {
-                    let text = String::from_utf8_lossy(&line);
-                    if matches(text.trim_end()) {
-                        found = Some(text.trim().to_string());
+    // What the relay matched so far, and a signal that it reached the end of the stream.
+    let matched: Arc<Mutex<Option<String>>> = Arc::default();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let relaying = match (relay, child.stderr.take()) {
+        (Some(matches), Some(err)) => {
+            let matched = Arc::clone(&matched);
+            std::thread::spawn(move || {
+                let mut out = std::io::stderr();
+                let mut r = BufReader::new(err);
+                let mut line = Vec::new();
+                // Byte lines: a program's output need not be UTF-8, and must pass through intact.
+                while let Ok(n) = r.read_until(b'\n', &mut line) {
+                    if n == 0 {
+                        break;
                     }
+                    let _ = out.write_all(&line);
+                    let _ = out.flush();
+                    let text = String::from_utf8_lossy(&line);
+                    if matches(text.trim_end())
+                        && let Ok(mut m) = matched.lock()
+                        && m.is_none()
+                    {
+                        *m = Some(text.trim().to_string());
+                    }
+                    line.clear();
                 }
-                line.clear();
-            }
-            found
-        })),
-        _ => None,
+                let _ = done_tx.send(());
+            });
+            true
+        }
+        _ => false,
     };
     let status = loop {
         match child.wait() {
@@ -137,7 +149,13 @@ pub fn run(
         }
     };
     CHILD.store(0, Ordering::SeqCst);
-    let stderr_matched = reader.and_then(|h| h.join().ok()).flatten();
+    if relaying {
+        // The stream ends when the last process holding it exits: usually the child, but a
+        // background process it left behind may keep it open for hours. Its last lines get a
+        // moment to arrive; after that the relay carries on alone and the verdict is made.
+        let _ = done_rx.recv_timeout(RELAY_GRACE);
+    }
+    let stderr_matched = matched.lock().ok().and_then(|m| m.clone());
     Ok(Ended {
         status,
         pid,
