@@ -592,7 +592,7 @@ fn quota_fresh_asks_each_chatgpt_accounts_app_server() {
 fn a_signal_sent_to_codex_as_reaches_the_command_and_nothing_more_runs() {
     let w = World::new(None);
     let log = w.sb.path().join("job.log");
-    let mut child =
+    let child =
         w.sb.codex_as()
             .env("JOB_LOG", &log)
             .args(["alice,bob", "--", "sh", "-c"])
