@@ -216,6 +216,7 @@ fn table(doc: &Doc) -> String {
             "WEEK USED",
             "WEEK RESETS",
             "AGE",
+            "SOURCE",
             "AUTO",
         ]
         .map(String::from),
@@ -237,10 +238,15 @@ fn table(doc: &Doc) -> String {
             r.age_seconds
                 .map(|a| format!("{} ago", human_duration(a)))
                 .unwrap_or_else(|| "no reading".into()),
+            match &r.source {
+                Some(Source::SessionFile { .. }) => "session file".into(),
+                Some(Source::AppServer) => "app-server".into(),
+                None => "-".into(),
+            },
             auto,
         ]);
     }
-    let widths: Vec<usize> = (0..9)
+    let widths: Vec<usize> = (0..10)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
