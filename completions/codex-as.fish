@@ -132,6 +132,7 @@ function __codex_as_complete
         printf '%s\t%s\n' 'init' 'Print the shell integration: `codex-as use`, completions, a prompt helper'
         printf '%s\t%s\n' 'use' 'Switch this shell to an account (needs `codex-as init` loaded in the shell)'
         printf '%s\t%s\n' 'completions' 'Print the completion script for a shell (`codex-as init` already loads it)'
+        printf '%s\t%s\n' 'quota' 'Each account\'s 5-hour and weekly usage, and the order `auto` would try them in'
         __codex_as_accounts
         return
     end
@@ -156,6 +157,8 @@ function __codex_as_complete
             __codex_as_sub none '--unset --help -h' 'account'
         case 'completions'
             __codex_as_sub none '--help -h' 'bash|zsh|fish'
+        case 'quota'
+            __codex_as_sub none '--json --fresh --help -h' ''
         case '-*'
         case '*'
             __codex_as_run

@@ -20,6 +20,8 @@ Examples:
                                             a compound command, all of it as 'work'
   codex-as work --cwd ~/src/api -- codex    change directory first
   codex-as list                             accounts, homes, and how each is logged in
+  codex-as alice,bob task --wait '…'        bob only if alice's usage limit is reached
+  codex-as auto task --wait '…'             the account with the most quota left first
   eval \"$(codex-as env work)\"               switch this shell to 'work'
   eval \"$(codex-as init zsh)\"               in ~/.zshrc: `codex-as use NAME`, completion
 
@@ -27,7 +29,8 @@ Accounts: `default` is ~/.codex; NAME is ~/.codex-NAME unless the config file
 (`codex-as list` prints its path) gives it another home.
 
 Exit status: 0 ok, 1 failure, 2 usage error, 126/127 command not executable/not
-found; when a command ran, its own status (128+N if a signal N killed it).";
+found, 75 every account of a list or `auto` out of quota; when a command ran, its
+own status (128+N if a signal N killed it).";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -87,6 +90,11 @@ pub enum Command {
         after_help = "Examples:\n  codex-as completions zsh > ~/.zfunc/_codex-as\n  codex-as completions fish > ~/.config/fish/completions/codex-as.fish"
     )]
     Completions(CompletionsArgs),
+    /// Each account's 5-hour and weekly usage, and the order `auto` would try them in
+    #[command(
+        after_help = "Examples:\n  codex-as quota\n  codex-as quota --json | jq '.accounts[] | {name, headroom_percent}'"
+    )]
+    Quota(QuotaArgs),
     /// Run as an account: `codex-as ACCOUNT [--cwd DIR] -- COMMAND [ARGS]...`
     #[command(external_subcommand)]
     Run(Vec<OsString>),
@@ -115,6 +123,16 @@ pub struct ListArgs {
     /// Only the names, one a line, without reading login state (for shell completion)
     #[arg(long, hide = true, conflicts_with = "json")]
     pub names: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QuotaArgs {
+    /// Machine-readable output (documented in docs/fallback.md)
+    #[arg(long)]
+    pub json: bool,
+    /// Ask each ChatGPT-logged-in account's own app-server for a fresh reading
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 #[derive(Debug, Args)]

@@ -25,6 +25,8 @@ pub struct Config {
     pub plugin: PluginConfig,
     #[serde(default)]
     pub broker: BrokerConfig,
+    #[serde(default)]
+    pub quota: QuotaConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,6 +52,24 @@ pub struct PluginConfig {
 pub struct BrokerConfig {
     /// How long an unused codex-as broker stays warm, e.g. "30m", "2h", "90s".
     pub idle_exit: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// `auto` skips an account whose 5-hour or weekly window is at or above this percent.
+    pub threshold: Option<f64>,
+}
+
+impl QuotaConfig {
+    pub const DEFAULT_THRESHOLD: f64 = 95.0;
+
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+            .filter(|t| t.is_finite())
+            .map(|t| t.clamp(0.0, 100.0))
+            .unwrap_or(Self::DEFAULT_THRESHOLD)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -215,6 +235,8 @@ pass_env = ["OPENAI_API_KEY"]
 root = "/p"
 [broker]
 idle_exit = "30m"
+[quota]
+threshold = 90
 "#,
         )
         .unwrap();
@@ -223,6 +245,8 @@ idle_exit = "30m"
         assert_eq!(c.accounts["alice"].pass_env, ["OPENAI_API_KEY"]);
         assert_eq!(c.broker.idle_exit.as_deref(), Some("30m"));
         assert_eq!(c.plugin.root.as_deref(), Some("/p"));
+        assert_eq!(c.quota.threshold(), 90.0);
+        assert_eq!(Config::default().quota.threshold(), 95.0);
     }
 
     #[test]

@@ -7,6 +7,8 @@ pub mod status {
     pub const OK: u8 = 0;
     pub const FAILURE: u8 = 1;
     pub const USAGE: u8 = 2;
+    /// EX_TEMPFAIL: every account of a list or `auto` is out of quota; later may work.
+    pub const ALL_EXHAUSTED: u8 = 75;
     /// Like a shell: the command exists but could not be executed.
     pub const NOT_EXECUTABLE: u8 = 126;
     /// Like a shell: the command was not found.
@@ -50,6 +52,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if cause.downcast_ref::<UsageError>().is_some() {
             return status::USAGE;
+        }
+        if cause.downcast_ref::<crate::fallback::Exhausted>().is_some() {
+            return status::ALL_EXHAUSTED;
         }
         if let Some(e) = cause.downcast_ref::<crate::account::AccountError>() {
             return e.exit_code();

@@ -32,7 +32,6 @@ impl LoginState {
         }
     }
 
-    #[expect(dead_code, reason = "used by quota-aware choice, which lands next")]
     pub fn is_logged_in(self) -> bool {
         matches!(
             self,

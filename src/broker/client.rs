@@ -72,6 +72,19 @@ pub struct Status {
     pub idle_seconds: Option<u64>,
     pub cwd: Option<String>,
     pub endpoint: Option<String>,
+    /// Ours: the latest turns that failed for the account's usage limit.
+    pub usage_limit_hits: Vec<UsageLimitHit>,
+}
+
+/// A turn that failed with `codexErrorInfo: "usageLimitExceeded"`, as the broker saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UsageLimitHit {
+    /// The client process whose turn it was.
+    pub pid: Option<u32>,
+    pub thread_id: Option<String>,
+    pub turn_id: Option<String>,
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]

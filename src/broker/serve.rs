@@ -124,9 +124,19 @@ impl Io {
     fn add_client(&mut self, state: &mut State, stream: UnixStream) {
         let id = self.next_client;
         self.next_client += 1;
+        // Whose turn hit a usage limit is asked later by the client's pid (the fallback checks
+        // the companion it started), so note it while the kernel can still tell.
+        let pid = stream
+            .peer_cred()
+            .ok()
+            .and_then(|c| c.pid())
+            .and_then(|p| u32::try_from(p).ok());
         self.clients
             .insert(id, start_client(id, stream, self.events.clone()));
         state.on_connect(id, Instant::now());
+        if let Some(pid) = pid {
+            state.set_peer_pid(id, pid);
+        }
     }
 
     /// Gives clients a bounded time to take their last answers, then lets them go.

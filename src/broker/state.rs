@@ -14,13 +14,14 @@
 //!   abandoned turn and drops its remaining notifications, so the next owner never receives
 //!   another client's stream and the account does not keep paying for a turn nobody reads.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use serde_json::{Value, json};
 
 use super::protocol::{self as p, Message};
 use crate::identity::Identity;
+use crate::quota::signals;
 
 pub type ClientId = u64;
 
@@ -125,8 +126,17 @@ pub struct State {
     idle_since: Option<Instant>,
     /// Since when nobody owns the app-server (None while busy).
     free_since: Option<Instant>,
+    /// Process id of each client, when the socket told it (SO_PEERCRED).
+    peer_pids: HashMap<ClientId, u32>,
+    /// The latest turns that failed for the account's usage limit, newest last, for
+    /// `broker/status`: codex-as's fallback asks after its companion exits, because the
+    /// companion itself keeps only the message text.
+    usage_limit_hits: VecDeque<Value>,
     out: Vec<Action>,
 }
+
+/// How many usage-limit failures `broker/status` remembers.
+const USAGE_LIMIT_HITS: usize = 32;
 
 impl State {
     /// A broker whose app-server was just spawned; the actions start its initialization.
@@ -141,6 +151,8 @@ impl State {
             orphan_threads: HashSet::new(),
             idle_since: None,
             free_since: Some(now),
+            peer_pids: HashMap::new(),
+            usage_limit_hits: VecDeque::new(),
             out: Vec::new(),
         };
         s.send_upstream(Origin::Initialize, p::INITIALIZE, p::initialize_params());
@@ -169,6 +181,11 @@ impl State {
     /// The identity is settled once the app-server has started (it may create the home).
     pub fn set_identity(&mut self, identity: Identity) {
         self.facts.identity = identity;
+    }
+
+    /// The process behind a client, as its socket reports it.
+    pub fn set_peer_pid(&mut self, client: ClientId, pid: u32) {
+        self.peer_pids.insert(client, pid);
     }
 
     pub fn on_connect(&mut self, client: ClientId, now: Instant) {
@@ -210,6 +227,7 @@ impl State {
 
     pub fn on_disconnect(&mut self, client: ClientId, now: Instant) -> Vec<Action> {
         self.clients.remove(&client);
+        self.peer_pids.remove(&client);
         if let Some(owner) = self.owner.take_if(|o| o.client == client) {
             for stream in owner.streams {
                 self.abandon(stream.threads, stream.turn_id);
@@ -275,6 +293,7 @@ impl State {
             "idleSeconds": idle_seconds,
             "cwd": f.cwd,
             "endpoint": f.endpoint,
+            "usageLimitHits": self.usage_limit_hits,
         })
     }
 
@@ -433,6 +452,9 @@ impl State {
             }
             return;
         }
+        if let Some(client) = self.owner.as_ref().map(|o| o.client) {
+            self.note_usage_limit(client, &method, params.as_ref());
+        }
         let Some(owner) = self.owner.as_mut() else {
             return;
         };
@@ -453,6 +475,37 @@ impl State {
         }
         self.send_to(target, Message::Notification { method, params });
         self.release_if_done();
+    }
+
+    /// Remembers a turn that failed for the account's usage limit: app-server v2 `turn/completed`
+    /// with `turn.status: "failed"` and `turn.error.codexErrorInfo: "usageLimitExceeded"`.
+    fn note_usage_limit(&mut self, client: ClientId, method: &str, params: Option<&Value>) {
+        if method != p::TURN_COMPLETED {
+            return;
+        }
+        let Some(turn) = params.and_then(|v| v.get("turn")) else {
+            return;
+        };
+        let error = turn.get("error");
+        let info = error.and_then(|e| e.get("codexErrorInfo"));
+        let is_limit = match info {
+            Some(Value::String(s)) => s == signals::CODEX_ERROR_INFO,
+            // Variants with data serialize as {"variant": {...}}.
+            Some(Value::Object(m)) => m.contains_key(signals::CODEX_ERROR_INFO),
+            _ => false,
+        };
+        if turn.get("status").and_then(Value::as_str) != Some("failed") || !is_limit {
+            return;
+        }
+        if self.usage_limit_hits.len() >= USAGE_LIMIT_HITS {
+            self.usage_limit_hits.pop_front();
+        }
+        self.usage_limit_hits.push_back(json!({
+            "pid": self.peer_pids.get(&client),
+            "threadId": p::str_param(params, "threadId"),
+            "turnId": turn.get("id"),
+            "message": error.and_then(|e| e.get("message")),
+        }));
     }
 
     /// A turn whose client is gone: interrupt it and swallow what it still says.
@@ -862,6 +915,32 @@ mod tests {
         let out = s.on_client_message(B, req(4, "broker/status", json!({})), later);
         assert_eq!(to(B, &out)[0]["result"]["busy"], false);
         assert_eq!(to(B, &out)[0]["result"]["idleSeconds"], 5);
+    }
+
+    #[test]
+    fn status_remembers_who_hit_the_usage_limit() {
+        let (mut s, t0) = serving();
+        s.set_peer_pid(A, 4242);
+        start_stream(&mut s, t0, A, "t1");
+        let failed = |info: Value| {
+            Message::notification(
+                "turn/completed",
+                json!({"threadId": "t1", "turn": {"id": "turn-t1", "status": "failed",
+                    "error": {"message": "You've hit your usage limit.", "codexErrorInfo": info}}}),
+            )
+        };
+        s.on_app_server_message(failed(json!("other")), t0);
+        let out = s.on_client_message(B, req(3, "broker/status", json!({})), t0);
+        assert_eq!(to(B, &out)[0]["result"]["usageLimitHits"], json!([]));
+        start_stream(&mut s, t0, A, "t1");
+        s.on_app_server_message(failed(json!("usageLimitExceeded")), t0);
+        let out = s.on_client_message(B, req(4, "broker/status", json!({})), t0);
+        let hits = &to(B, &out)[0]["result"]["usageLimitHits"];
+        assert_eq!(hits.as_array().unwrap().len(), 1, "{hits}");
+        assert_eq!(hits[0]["pid"], 4242);
+        assert_eq!(hits[0]["threadId"], "t1");
+        assert_eq!(hits[0]["turnId"], "turn-t1");
+        assert_eq!(hits[0]["message"], "You've hit your usage limit.");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! broker that serves NAME's home.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -22,6 +22,27 @@ pub fn run(
     plugin_root: Option<&Path>,
     args: Vec<OsString>,
 ) -> anyhow::Result<u8> {
+    let p = prepare(accounts, account, plugin_root, args)?;
+    Err(exec::exec(p.program.as_os_str(), &p.args, &p.plan, None).into())
+}
+
+/// The companion ready to start as an account: its broker is up, its environment planned.
+pub struct Prepared {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub plan: EnvPlan,
+    /// The plugin's state folder for this workspace (where it keeps `jobs/`).
+    pub state_dir: PathBuf,
+    /// The codex-as broker the companion is pinned to.
+    pub endpoint: String,
+}
+
+pub fn prepare(
+    accounts: &Accounts,
+    account: &Account,
+    plugin_root: Option<&Path>,
+    args: Vec<OsString>,
+) -> anyhow::Result<Prepared> {
     let plugin = plugin::locate(plugin_root, &accounts.config, &accounts.home_dir)?;
     let node = which::which("node").map_err(|_| {
         anyhow::anyhow!("node is not on your PATH: the plugin's companion needs Node.js (install it, e.g. `apt install nodejs` or from nodejs.org)")
@@ -59,10 +80,17 @@ pub fn run(
         },
     ))?;
     drop(runtime);
-    plan.set.push((ENDPOINT_ENV.to_string(), endpoint.into()));
+    plan.set
+        .push((ENDPOINT_ENV.to_string(), endpoint.clone().into()));
     let mut node_args: Vec<OsString> = vec![plugin.companion().into_os_string()];
     node_args.extend(args);
-    Err(exec::exec(node.as_os_str(), &node_args, &plan, None).into())
+    Ok(Prepared {
+        program: node,
+        args: node_args,
+        plan,
+        state_dir: workspace::plugin_state_dir(&workspace::plugin_state_root(), &ws),
+        endpoint,
+    })
 }
 
 /// The plugin keeps jobs and broker.json under a shared temporary folder by default, where

@@ -6,9 +6,11 @@ mod brokers;
 mod companion;
 mod completions;
 mod env;
+mod fallback;
 mod init;
 mod list;
 mod login;
+mod quota;
 mod remove;
 mod run;
 mod use_;
@@ -29,6 +31,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Init(a) => init::run(a),
         Command::Use(a) => use_::run(a),
         Command::Completions(a) => completions::run(a),
+        Command::Quota(a) => quota::run(a),
         Command::Run(args) => run::run(args),
     }
 }

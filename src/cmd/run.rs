@@ -102,6 +102,9 @@ pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
 
 pub fn run(raw: Vec<OsString>) -> anyhow::Result<u8> {
     let args = parse(raw)?;
+    if let Some(target) = super::fallback::target(&args.account)? {
+        return super::fallback::run(target, args);
+    }
     let accounts = Accounts::load()?;
     let account = accounts.require(&args.account)?;
     match args.mode {

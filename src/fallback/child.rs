@@ -1,0 +1,183 @@
+//! Running one attempt as a child instead of exec'ing it: codex-as must see how it ended to
+//! decide whether to try the next account. The child keeps the terminal: it inherits stdin and
+//! stdout (and stderr unless a relay is asked for) and stays in codex-as's process group, so a
+//! Ctrl-C from the terminal reaches it directly. Signals sent to codex-as itself by another
+//! process (`kill`, a supervisor's SIGTERM) are passed on to the child.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
+
+use crate::error::ExecError;
+
+/// Pid of the running child (0: none), read by the signal handler.
+static CHILD: AtomicI32 = AtomicI32::new(0);
+/// The last signal codex-as received while a child ran (0: none).
+static RECEIVED: AtomicI32 = AtomicI32::new(0);
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// How long the stderr relay may lag behind the child's exit.
+const RELAY_GRACE: Duration = Duration::from_millis(500);
+
+const FORWARDED: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+extern "C" fn on_signal(sig: i32, info: *mut nix::libc::siginfo_t, _: *mut std::ffi::c_void) {
+    RECEIVED.store(sig, Ordering::SeqCst);
+    // A signal the terminal generated (si_code > 0, e.g. SI_KERNEL for Ctrl-C) already went to
+    // the whole foreground group, child included: sending it again would make it a double
+    // Ctrl-C, which some programs take as "abort now". One sent by a process (si_code <= 0:
+    // SI_USER, SI_QUEUE) was meant for codex-as alone and is passed on.
+    // SAFETY: the kernel hands a valid siginfo_t to an SA_SIGINFO handler.
+    let from_process = info.is_null() || unsafe { (*info).si_code } <= 0;
+    let pid = CHILD.load(Ordering::SeqCst);
+    if from_process && pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe and touches no memory.
+        unsafe {
+            nix::libc::kill(pid, sig);
+        }
+    }
+}
+
+fn install() {
+    if INSTALLED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let action = SigAction::new(
+        SigHandler::SigAction(on_signal),
+        SaFlags::SA_SIGINFO | SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in FORWARDED {
+        // SAFETY: the handler only uses atomics and kill(2), both async-signal-safe.
+        let _ = unsafe { signal::sigaction(sig, &action) };
+    }
+}
+
+/// The signal codex-as received during an attempt, if any: the user wants to stop.
+pub fn received() -> Option<i32> {
+    match RECEIVED.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+/// How an attempt ended.
+pub struct Ended {
+    pub status: ExitStatus,
+    pub pid: u32,
+    /// With a relay: whether a line of the child's stderr matched.
+    pub stderr_matched: Option<String>,
+}
+
+/// Starts `cmd` and waits for it. With `relay`, the child's stderr goes through codex-as, line
+/// by line as it comes, and each line is offered to `relay` (the first line it accepts is kept).
+pub fn run(
+    mut cmd: Command,
+    program: &str,
+    relay: Option<fn(&str) -> bool>,
+) -> Result<Ended, ExecError> {
+    install();
+    cmd.stdin(Stdio::inherit()).stdout(Stdio::inherit());
+    cmd.stderr(if relay.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::inherit()
+    });
+    let mut child = cmd.spawn().map_err(|source| {
+        let program = program.to_string();
+        match source.kind() {
+            std::io::ErrorKind::NotFound => ExecError::NotFound { program },
+            std::io::ErrorKind::PermissionDenied => ExecError::NotExecutable { program },
+            _ => ExecError::Other { program, source },
+        }
+    })?;
+    let pid = child.id();
+    CHILD.store(pid as i32, Ordering::SeqCst);
+    // What the relay matched so far, and a signal that it reached the end of the stream.
+    let matched: Arc<Mutex<Option<String>>> = Arc::default();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let relaying = match (relay, child.stderr.take()) {
+        (Some(matches), Some(err)) => {
+            let matched = Arc::clone(&matched);
+            std::thread::spawn(move || {
+                let mut out = std::io::stderr();
+                let mut r = BufReader::new(err);
+                let mut line = Vec::new();
+                // Byte lines: a program's output need not be UTF-8, and must pass through intact.
+                while let Ok(n) = r.read_until(b'\n', &mut line) {
+                    if n == 0 {
+                        break;
+                    }
+                    let _ = out.write_all(&line);
+                    let _ = out.flush();
+                    let text = String::from_utf8_lossy(&line);
+                    if matches(text.trim_end())
+                        && let Ok(mut m) = matched.lock()
+                        && m.is_none()
+                    {
+                        *m = Some(text.trim().to_string());
+                    }
+                    line.clear();
+                }
+                let _ = done_tx.send(());
+            });
+            true
+        }
+        _ => false,
+    };
+    let status = loop {
+        match child.wait() {
+            Ok(s) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                CHILD.store(0, Ordering::SeqCst);
+                return Err(ExecError::Other {
+                    program: program.to_string(),
+                    source: e,
+                });
+            }
+        }
+    };
+    CHILD.store(0, Ordering::SeqCst);
+    if relaying {
+        // The stream ends when the last process holding it exits: usually the child, but a
+        // background process it left behind may keep it open for hours. Its last lines get a
+        // moment to arrive; after that the relay carries on alone and the verdict is made.
+        let _ = done_rx.recv_timeout(RELAY_GRACE);
+    }
+    let stderr_matched = matched.lock().ok().and_then(|m| m.clone());
+    Ok(Ended {
+        status,
+        pid,
+        stderr_matched,
+    })
+}
+
+/// Ends codex-as the way the child ended when a signal killed it, so a shell or supervisor
+/// sees the same thing: default action restored, the signal raised on itself. Returns the
+/// shell's 128+N for the rare signal whose default action does not end a process.
+pub fn die_like(sig: i32) -> u8 {
+    if let Ok(s) = Signal::try_from(sig) {
+        // SAFETY: restoring the default disposition has no handler to be unsafe about.
+        let _ = unsafe { signal::signal(s, SigHandler::SigDfl) };
+        let mut set = SigSet::empty();
+        set.add(s);
+        let _ = set.thread_unblock();
+        let _ = signal::raise(s);
+    }
+    128u8.saturating_add(sig as u8)
+}
+
+pub fn signal_of(status: &ExitStatus) -> Option<i32> {
+    status.signal()
+}

@@ -1,0 +1,19 @@
+//! Running one command on a list of accounts, or on the best one (`auto`), moving on only when
+//! an account's usage limit is reached. The pieces: `child` (an attempt as a child process with
+//! signals passed on), `jobs` (the companion's record of how its turn ended), `landed` (which
+//! home a session was written to). The policy is in `cmd::fallback`.
+
+pub mod child;
+pub mod jobs;
+pub mod landed;
+
+/// Why codex-as ran nothing more: every account is out of quota. Exit status 75 (EX_TEMPFAIL):
+/// trying again later can work.
+#[derive(Debug, thiserror::Error)]
+#[error("every account is out of quota:\n{}", .0.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"))]
+pub struct Exhausted(pub Vec<String>);
+
+/// No account could even be tried (none logged in, say).
+#[derive(Debug, thiserror::Error)]
+#[error("no account to run as:\n{}", .0.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"))]
+pub struct NoneUsable(pub Vec<String>);

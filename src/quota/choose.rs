@@ -1,0 +1,220 @@
+//! Choosing among accounts by quota headroom: a pure function of what is known, so that the
+//! choice is testable and `codex-as quota` can show exactly why.
+//!
+//! Rules:
+//! - An account that is not logged in is skipped.
+//! - An account with a window (5-hour or weekly) at or above the threshold is skipped: starting
+//!   work on it would likely fail part-way. A window whose reset time has passed counts as empty.
+//! - The others are tried by headroom, the room left in the tighter of their two windows, most
+//!   first; ties keep the given order (the config's `order`).
+//! - An account with no reading at all (never used here, or its history is unreadable) is tried
+//!   after those with a known headroom: unknown is not the same as empty.
+
+use serde::Serialize;
+
+use super::Reading;
+
+/// Whether an account can be used at all, from its home's credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Login {
+    LoggedIn,
+    LoggedOut,
+    /// The credentials are where codex-as does not look (the OS keyring): try it.
+    Unknown,
+}
+
+pub struct Candidate<'a> {
+    pub login: Login,
+    pub reading: Option<&'a Reading>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowKind {
+    Primary,
+    Secondary,
+}
+
+impl WindowKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            WindowKind::Primary => "5-hour",
+            WindowKind::Secondary => "weekly",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+pub enum Skip {
+    NotLoggedIn,
+    /// A window is at or above the threshold.
+    NearLimit {
+        window: WindowKind,
+        used_percent: f64,
+        resets_at: Option<i64>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Choice {
+    /// Indexes into the candidates, in the order to try them.
+    pub order: Vec<usize>,
+    /// Indexes of candidates not to try, and why.
+    pub skipped: Vec<(usize, Skip)>,
+}
+
+/// Room left in the tighter window, in percent; None without a reading.
+pub fn headroom(reading: Option<&Reading>, now: i64) -> Option<f64> {
+    let r = reading?;
+    let used = [&r.primary, &r.secondary]
+        .into_iter()
+        .flatten()
+        .map(|w| w.effective_used(now))
+        .fold(0.0_f64, f64::max);
+    Some((100.0 - used).max(0.0))
+}
+
+/// The window at or above `threshold`, if any (the more used one when both are).
+pub fn near_limit(reading: &Reading, threshold: f64, now: i64) -> Option<Skip> {
+    [
+        (WindowKind::Primary, &reading.primary),
+        (WindowKind::Secondary, &reading.secondary),
+    ]
+    .into_iter()
+    .filter_map(|(k, w)| w.as_ref().map(|w| (k, w)))
+    .filter(|(_, w)| w.effective_used(now) >= threshold)
+    .max_by(|a, b| a.1.used_percent.total_cmp(&b.1.used_percent))
+    .map(|(window, w)| Skip::NearLimit {
+        window,
+        used_percent: w.used_percent,
+        resets_at: w.resets_at,
+    })
+}
+
+pub fn choose(candidates: &[Candidate<'_>], threshold: f64, now: i64) -> Choice {
+    let mut choice = Choice::default();
+    let mut known: Vec<(usize, f64)> = Vec::new();
+    let mut unknown: Vec<usize> = Vec::new();
+    for (i, c) in candidates.iter().enumerate() {
+        if c.login == Login::LoggedOut {
+            choice.skipped.push((i, Skip::NotLoggedIn));
+            continue;
+        }
+        match c.reading {
+            Some(r) => match near_limit(r, threshold, now) {
+                Some(skip) => choice.skipped.push((i, skip)),
+                None => known.push((i, headroom(Some(r), now).unwrap_or(0.0))),
+            },
+            None => unknown.push(i),
+        }
+    }
+    // Stable: equal headroom keeps the configured order.
+    known.sort_by(|a, b| b.1.total_cmp(&a.1));
+    choice.order = known.into_iter().map(|(i, _)| i).chain(unknown).collect();
+    choice
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quota::{Source, Window};
+
+    const NOW: i64 = 1_000_000;
+
+    fn reading(p: f64, s: f64, resets_at: i64) -> Reading {
+        let w = |used| Window {
+            used_percent: used,
+            window_minutes: Some(300),
+            resets_at: Some(resets_at),
+        };
+        Reading {
+            primary: Some(w(p)),
+            secondary: Some(w(s)),
+            plan: None,
+            observed_at: NOW - 60,
+            source: Source::AppServer,
+        }
+    }
+
+    fn cand(login: Login, reading: Option<&Reading>) -> Candidate<'_> {
+        Candidate { login, reading }
+    }
+
+    #[test]
+    fn most_room_in_the_tighter_window_first() {
+        let a = reading(10.0, 80.0, NOW + 100); // room 20
+        let b = reading(50.0, 50.0, NOW + 100); // room 50
+        let c = reading(30.0, 5.0, NOW + 100); // room 70
+        let cs = [
+            cand(Login::LoggedIn, Some(&a)),
+            cand(Login::LoggedIn, Some(&b)),
+            cand(Login::Unknown, Some(&c)),
+        ];
+        let got = choose(&cs, 95.0, NOW);
+        assert_eq!(got.order, [2, 1, 0]);
+        assert!(got.skipped.is_empty());
+    }
+
+    #[test]
+    fn skips_logged_out_and_near_limit_and_tries_unknown_last() {
+        let full = reading(96.0, 10.0, NOW + 100);
+        let weekly = reading(10.0, 95.0, NOW + 100);
+        let ok = reading(90.0, 90.0, NOW + 100);
+        let cs = [
+            cand(Login::LoggedOut, Some(&ok)),
+            cand(Login::LoggedIn, None),
+            cand(Login::LoggedIn, Some(&full)),
+            cand(Login::LoggedIn, Some(&weekly)),
+            cand(Login::LoggedIn, Some(&ok)),
+        ];
+        let got = choose(&cs, 95.0, NOW);
+        assert_eq!(got.order, [4, 1]);
+        assert_eq!(got.skipped[0], (0, Skip::NotLoggedIn));
+        assert!(matches!(
+            got.skipped[1],
+            (
+                2,
+                Skip::NearLimit {
+                    window: WindowKind::Primary,
+                    ..
+                }
+            )
+        ));
+        assert!(matches!(
+            got.skipped[2],
+            (
+                3,
+                Skip::NearLimit {
+                    window: WindowKind::Secondary,
+                    ..
+                }
+            )
+        ));
+    }
+
+    #[test]
+    fn a_window_past_its_reset_is_empty() {
+        let stale_full = reading(100.0, 100.0, NOW - 1);
+        let half = reading(50.0, 50.0, NOW + 100);
+        let cs = [
+            cand(Login::LoggedIn, Some(&half)),
+            cand(Login::LoggedIn, Some(&stale_full)),
+        ];
+        let got = choose(&cs, 95.0, NOW);
+        assert_eq!(got.order, [1, 0], "the reset account has all its room back");
+        assert_eq!(headroom(Some(&stale_full), NOW), Some(100.0));
+    }
+
+    #[test]
+    fn ties_keep_the_given_order_and_threshold_is_inclusive() {
+        let a = reading(20.0, 20.0, NOW + 100);
+        let b = reading(20.0, 20.0, NOW + 100);
+        let cs = [
+            cand(Login::LoggedIn, Some(&a)),
+            cand(Login::LoggedIn, Some(&b)),
+        ];
+        assert_eq!(choose(&cs, 95.0, NOW).order, [0, 1]);
+        assert_eq!(choose(&cs, 20.0, NOW).order, Vec::<usize>::new());
+    }
+}
