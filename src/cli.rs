@@ -11,7 +11,7 @@ use crate::shell::InitShell;
 const EXAMPLES: &str = "\
 Examples:
   codex-as login work                       create ~/.codex-work and log in to it
-  codex-as work task \"fix the flaky test\"  the Claude Code plugin's companion as 'work'
+  codex-as work task \"fix the flaky test\"   the Claude Code plugin's companion as 'work'
                                             (also review, adversarial-review, transfer,
                                             setup, status, result, cancel)
   codex-as work -- codex exec 'fix the tests'
@@ -20,8 +20,8 @@ Examples:
                                             a compound command, all of it as 'work'
   codex-as work --cwd ~/src/api -- codex    change directory first
   codex-as list                             accounts, homes, and how each is logged in
-  codex-as alice,bob task --wait '…'        bob only if alice's usage limit is reached
-  codex-as auto task --wait '…'             the account with the most quota left first
+  codex-as alice,bob task '…'               bob only if alice's usage limit is reached
+  codex-as auto task '…'                    the account with the most quota left first
   eval \"$(codex-as env work)\"               switch this shell to 'work'
   eval \"$(codex-as init zsh)\"               in ~/.zshrc: `codex-as use NAME`, completion
 
