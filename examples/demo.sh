@@ -2,7 +2,8 @@
 # Two Codex accounts served side by side, on a machine with node and no OpenAI account.
 #
 # It builds codex-as, makes a throwaway HOME with two accounts (alice, bob) and a git workspace,
-# and runs the Codex plugin's companion as each, at the same time, through codex-as. The plugin
+# and runs the Codex plugin's companion as each, at the same time, through codex-as, then lets
+# alice run out of quota and shows bob take over. The plugin
 # is the compatible fixture from tests/fixtures/plugin (or the real plugin, with
 # CODEX_PLUGIN_CC_DIR=path/to/codex-plugin-cc), and `codex` is the scripted fake from
 # tests/fixtures/fake-codex, which answers every turn with the CODEX_HOME it runs on.
@@ -55,6 +56,13 @@ say "codex-as alice task '...'   (again: alice's broker is reused)"
 
 say codex-as brokers
 "$CODEX_AS" brokers
+
+# The fake codex fails every turn of a home holding this file, the way Codex does when the
+# account's usage limit is reached.
+touch "$HOME/.codex-alice/.fake-usage-limit"
+say "codex-as alice,bob task '...'   (alice's usage limit is reached: bob takes over)"
+"$CODEX_AS" alice,bob task "ship the release notes" 2>"$demo/fallback.err" | tail -n 1 || true
+grep '^codex-as:' "$demo/fallback.err" || true
 
 say codex-as brokers stop
 "$CODEX_AS" brokers stop
