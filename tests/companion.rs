@@ -17,40 +17,6 @@ use std::process::{Command, Output, Stdio};
 use common::{Sandbox, alive, fixtures, skip, stderr, stdout, wait_until};
 use sha2::{Digest, Sha256};
 
-/// The plugin roots to test against, with a name for messages.
-fn plugins() -> Vec<(&'static str, PathBuf)> {
-    let mut out = Vec::new();
-    let fixture = fixtures().join("plugin");
-    if fixture.join("scripts/codex-companion.mjs").is_file() {
-        out.push(("fixture", fixture));
-    } else {
-        skip("SKIP: the plugin fixture is missing");
-    }
-    match std::env::var_os("CODEX_PLUGIN_CC_DIR").map(PathBuf::from) {
-        Some(d)
-            if d.join("plugins/codex/scripts/codex-companion.mjs")
-                .is_file() =>
-        {
-            out.push(("real plugin", d.join("plugins/codex")))
-        }
-        _ => skip(
-            "SKIP: CODEX_PLUGIN_CC_DIR is not set to a checkout of openai/codex-plugin-cc; real-plugin runs skipped",
-        ),
-    }
-    out
-}
-
-fn node_available() -> bool {
-    let ok = Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        skip("SKIP: node is not installed");
-    }
-    ok
-}
-
 struct World {
     sb: Sandbox,
     plugin: PathBuf,
@@ -188,13 +154,7 @@ impl World {
 
 /// Runs every scenario against every available plugin.
 fn each_plugin(test: impl Fn(&World)) {
-    if !node_available() {
-        return;
-    }
-    for (name, root) in plugins() {
-        eprintln!("-- against the {name}");
-        test(&World::new(&root));
-    }
+    common::for_each_plugin(|root| test(&World::new(root)));
 }
 
 #[test]
@@ -563,7 +523,7 @@ fn setup_sees_each_accounts_own_login() {
 
 #[test]
 fn missing_plugin_node_or_codex_is_one_clear_error() {
-    if !node_available() {
+    if !common::node_available() {
         return;
     }
     let w = World::new(Path::new("/nonexistent"));

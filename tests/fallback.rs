@@ -14,41 +14,10 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{Sandbox, fixtures, stderr, stdout};
+use common::{Sandbox, stderr, stdout};
 use serde_json::{Value, json};
 
 const ALL_EXHAUSTED: i32 = 75;
-
-fn plugins() -> Vec<(&'static str, PathBuf)> {
-    let mut out = Vec::new();
-    let fixture = fixtures().join("plugin");
-    if fixture.join("scripts/codex-companion.mjs").is_file() {
-        out.push(("fixture", fixture));
-    } else {
-        eprintln!("SKIP: the plugin fixture is missing");
-    }
-    match std::env::var_os("CODEX_PLUGIN_CC_DIR").map(PathBuf::from) {
-        Some(d)
-            if d.join("plugins/codex/scripts/codex-companion.mjs")
-                .is_file() =>
-        {
-            out.push(("real plugin", d.join("plugins/codex")))
-        }
-        _ => eprintln!("SKIP: CODEX_PLUGIN_CC_DIR is not set; real-plugin runs skipped"),
-    }
-    out
-}
-
-fn node_available() -> bool {
-    let ok = Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIP: node is not installed");
-    }
-    ok
-}
 
 struct World {
     sb: Sandbox,
@@ -121,13 +90,7 @@ impl World {
 }
 
 fn each_plugin(test: impl Fn(&World)) {
-    if !node_available() {
-        return;
-    }
-    for (name, root) in plugins() {
-        eprintln!("-- against the {name}");
-        test(&World::new(Some(&root)));
-    }
+    common::for_each_plugin(|root| test(&World::new(Some(root))));
 }
 
 fn unix_now() -> i64 {

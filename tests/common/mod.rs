@@ -183,3 +183,49 @@ pub fn skip(msg: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{msg}");
 }
+
+/// The plugin roots to run companion scenarios against: the fixture in this repo, and the real
+/// plugin when CODEX_PLUGIN_CC_DIR names a checkout of openai/codex-plugin-cc.
+pub fn plugins() -> Vec<(&'static str, PathBuf)> {
+    let mut out = Vec::new();
+    let fixture = fixtures().join("plugin");
+    if fixture.join("scripts/codex-companion.mjs").is_file() {
+        out.push(("fixture", fixture));
+    } else {
+        skip("SKIP: the plugin fixture is missing");
+    }
+    match std::env::var_os("CODEX_PLUGIN_CC_DIR").map(PathBuf::from) {
+        Some(d)
+            if d.join("plugins/codex/scripts/codex-companion.mjs")
+                .is_file() =>
+        {
+            out.push(("real plugin", d.join("plugins/codex")))
+        }
+        _ => skip(
+            "SKIP: CODEX_PLUGIN_CC_DIR is not set to a checkout of openai/codex-plugin-cc; real-plugin runs skipped",
+        ),
+    }
+    out
+}
+
+pub fn node_available() -> bool {
+    let ok = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip("SKIP: node is not installed");
+    }
+    ok
+}
+
+/// Runs `test` once per available plugin root (nothing without node).
+pub fn for_each_plugin(mut test: impl FnMut(&Path)) {
+    if !node_available() {
+        return;
+    }
+    for (name, root) in plugins() {
+        eprintln!("-- against the {name}");
+        test(&root);
+    }
+}
