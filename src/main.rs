@@ -7,6 +7,7 @@ mod account_env;
 mod broker;
 mod broker_pool;
 mod cli;
+mod clock;
 mod cmd;
 mod config;
 mod duration;

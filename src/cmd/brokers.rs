@@ -12,7 +12,12 @@ use crate::broker::client::{self, ClientError};
 use crate::cli::{BrokersAction, BrokersArgs, StopArgs};
 use crate::error::status;
 use crate::registry::Registry;
-use crate::{broker_pool, duration, plugin_brokers, workspace};
+use crate::{broker_pool, clock, duration, plugin_brokers, workspace};
+
+/// Seconds since the epoch as the records store them (a clock set before 1970 reads as 0).
+fn clock_now() -> u64 {
+    clock::now().max(0) as u64
+}
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -67,13 +72,6 @@ fn account_for(accounts: &Accounts, home: &std::path::Path) -> Option<String> {
         .map(|a| a.name)
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
     let mut rows = Vec::new();
     for id in reg.ids() {
@@ -87,7 +85,9 @@ async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
             workspace: record.as_ref().map(|r| r.workspace.clone()),
             pid: record.as_ref().map(|r| r.pid),
             endpoint: endpoint.clone(),
-            age_seconds: record.as_ref().map(|r| now().saturating_sub(r.started_at)),
+            age_seconds: record
+                .as_ref()
+                .map(|r| clock_now().saturating_sub(r.started_at)),
             idle_seconds: None,
             state: "unknown".into(),
             note: None,
@@ -108,7 +108,7 @@ async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
                 row.pid = st.pid.or(row.pid);
                 row.age_seconds = st
                     .started_at
-                    .map(|t| now().saturating_sub(t))
+                    .map(|t| clock_now().saturating_sub(t))
                     .or(row.age_seconds);
                 row.idle_seconds = st.idle_seconds;
                 row.state = if st.busy {
@@ -234,7 +234,10 @@ fn print_rows(rows: &[Row], json: bool) -> anyhow::Result<()> {
         println!("no brokers");
         return Ok(());
     }
-    let fmt_secs = |s: Option<u64>| s.map(human).unwrap_or_else(|| "-".into());
+    let fmt_secs = |s: Option<u64>| {
+        s.map(|s| clock::human_duration(s as i64))
+            .unwrap_or_else(|| "-".into())
+    };
     println!(
         "{:<9} {:<12} {:<12} {:>8} {:>6} {:>6}  WORKSPACE",
         "OWNER", "ACCOUNT", "STATE", "PID", "AGE", "IDLE"
@@ -258,12 +261,4 @@ fn print_rows(rows: &[Row], json: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn human(secs: u64) -> String {
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s => format!("{}h", s / 3600),
-    }
 }

@@ -16,12 +16,12 @@ use std::time::Duration;
 use crate::account::{Account, Accounts};
 use crate::account_env::EnvPlan;
 use crate::broker::client;
+use crate::clock::{format_utc, human_duration, now};
 use crate::error::{ExecError, UsageError};
 use crate::fallback::child::{self, Ended};
 use crate::fallback::{Exhausted, NoneUsable, jobs, landed};
 use crate::quota::choose::{self, Skip};
 use crate::quota::survey::{self, Survey};
-use crate::quota::time::{format_utc, human_duration, now};
 use crate::quota::{Reading, signals};
 
 use super::quota::describe_skip;

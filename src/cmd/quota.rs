@@ -9,12 +9,12 @@ use serde::Serialize;
 
 use crate::account::Accounts;
 use crate::cli::QuotaArgs;
+use crate::clock::{format_utc, human_duration, now};
 use crate::error::status;
 use crate::login_state::LoginState;
 use crate::quota::choose::{self, Skip};
 use crate::quota::fresh;
 use crate::quota::survey::{self, Survey};
-use crate::quota::time::{format_utc, human_duration, now};
 use crate::quota::{Source, Window};
 
 /// Version of the `--json` document; bumped only when a field changes meaning or goes away.

@@ -90,7 +90,7 @@ fn exchange(child: &mut std::process::Child, timeout: Duration) -> Result<Readin
             let msg = e.get("message").and_then(Value::as_str).unwrap_or("error");
             return Err(FreshError::Refused(msg.to_string()));
         }
-        return parse(v.get("result").unwrap_or(&Value::Null), super::time::now())
+        return parse(v.get("result").unwrap_or(&Value::Null), crate::clock::now())
             .ok_or(FreshError::NoLimits);
     }
 }

@@ -13,7 +13,6 @@ pub mod fresh;
 pub mod reader;
 pub mod signals;
 pub mod survey;
-pub mod time;
 
 use serde::Serialize;
 

@@ -1,5 +1,5 @@
-//! The little calendar arithmetic quota readings need (UTC only), so that no date crate is
-//! pulled in for two conversions.
+//! The little clock and calendar arithmetic codex-as needs (UTC only: quota reset times, ages),
+//! so that no date crate is pulled in for it.
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
