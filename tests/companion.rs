@@ -620,20 +620,12 @@ fn real_codex_app_server_serves_each_accounts_login() {
     each_plugin(|w| {
         std::fs::remove_file(w.sb.bin_dir().join("codex")).unwrap();
         std::os::unix::fs::symlink(&codex, w.sb.bin_dir().join("codex")).unwrap();
-        let mut login =
+        let login = common::output_with_stdin(
             w.sb.codex_as()
-                .args(["alice", "--", "codex", "login", "--with-api-key"])
-                .stdin(Stdio::piped())
-                .spawn()
-                .unwrap();
-        use std::io::Write;
-        login
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"sk-test-not-real\n")
-            .unwrap();
-        assert!(login.wait().unwrap().success());
+                .args(["alice", "--", "codex", "login", "--with-api-key"]),
+            b"sk-test-not-real\n",
+        );
+        assert!(login.status.success(), "{}", stderr(&login));
         let alice = w.run(&["alice", "setup", "--json"]);
         let bob = w.run(&["bob", "setup", "--json"]);
         let v = |o: &Output| {

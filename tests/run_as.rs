@@ -2,13 +2,11 @@
 
 mod common;
 
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::Stdio;
 
-use common::{Sandbox, installed, skip, stderr, stdout};
+use common::{Sandbox, installed, output_with_stdin, skip, stderr, stdout};
 
 const PRINT_HOME: &str = "printf '%s|%s' \"$CODEX_HOME\" \"$CODEX_AS_ACCOUNT\"";
 
@@ -60,20 +58,7 @@ fn exit_status_signals_and_stdin_pass_through() {
         .unwrap();
     assert_eq!(stdout(&out).trim(), "143");
 
-    let mut child = s
-        .codex_as()
-        .args(["bob", "--", "cat"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"hello\nworld\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(s.codex_as().args(["bob", "--", "cat"]), b"hello\nworld\n");
     assert_eq!(stdout(&out), "hello\nworld\n");
 }
 
@@ -376,21 +361,11 @@ fn login_creates_a_private_home_and_copies_config_never_links() {
     s.with_fake_codex();
     std::fs::create_dir(s.home().join(".codex")).unwrap();
     std::fs::write(s.home().join(".codex/config.toml"), "model = \"o3\"\n").unwrap();
-    let mut child = s
-        .codex_as()
-        .args(["login", "fresh", "--copy-config", "--", "--with-api-key"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"sk-test-key\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(
+        s.codex_as()
+            .args(["login", "fresh", "--copy-config", "--", "--with-api-key"]),
+        b"sk-test-key\n",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let home = s.home().join(".codex-fresh");
     assert_eq!(std::fs::metadata(&home).unwrap().mode() & 0o777, 0o700);
@@ -430,21 +405,11 @@ fn real_codex_login_status_reports_each_accounts_own_state() {
     };
     let s = Sandbox::new();
     std::os::unix::fs::symlink(&codex, s.bin_dir().join("codex")).unwrap();
-    let mut child = s
-        .codex_as()
-        .args(["login", "keyed", "--", "--with-api-key"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"sk-test-not-a-real-key\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(
+        s.codex_as()
+            .args(["login", "keyed", "--", "--with-api-key"]),
+        b"sk-test-not-a-real-key\n",
+    );
     assert!(
         out.status.success(),
         "login: {} {}",

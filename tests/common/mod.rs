@@ -229,3 +229,16 @@ pub fn for_each_plugin(mut test: impl FnMut(&Path)) {
         test(&root);
     }
 }
+
+/// Runs `cmd` with `input` on its stdin (then closed) and collects its output.
+pub fn output_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
