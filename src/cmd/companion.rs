@@ -52,7 +52,7 @@ pub fn prepare(
     let here = std::env::current_dir().context("cannot read the current folder")?;
     let cwd = workspace::companion_cwd(&args, &here);
     let ws = broker_pool::canonical(&workspace::workspace_root(&cwd));
-    check_plugin_state(&ws)?;
+    let state_dir = check_plugin_state(&ws)?;
 
     let mut plan = EnvPlan::for_account(account);
     let home = account.canonical_home();
@@ -88,15 +88,16 @@ pub fn prepare(
         program: node,
         args: node_args,
         plan,
-        state_dir: workspace::plugin_state_dir(&workspace::plugin_state_root(), &ws),
+        state_dir,
         endpoint,
     })
 }
 
 /// The plugin keeps jobs and broker.json under a shared temporary folder by default, where
 /// another local user could plant them first. Refuse state we do not own; create the root
-/// ourselves (private) when it does not exist yet, so nobody can.
-fn check_plugin_state(ws: &Path) -> anyhow::Result<()> {
+/// ourselves (private) when it does not exist yet, so nobody can. Returns the workspace's state
+/// folder.
+fn check_plugin_state(ws: &Path) -> anyhow::Result<PathBuf> {
     let root = workspace::plugin_state_root();
     if std::fs::symlink_metadata(&root).is_err() {
         fsutil::create_private_dir(&root).with_context(|| {
@@ -120,5 +121,5 @@ fn check_plugin_state(ws: &Path) -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(dir)
 }
