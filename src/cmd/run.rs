@@ -1,4 +1,5 @@
-//! `codex-as ACCOUNT [--cwd DIR] -- COMMAND [ARGS]...`
+//! `codex-as ACCOUNT [--cwd DIR] -- COMMAND [ARGS]...` and `codex-as ACCOUNT <companion command>`;
+//! `ACCOUNT` may also be a list (`a,b,c`) or `auto`, handed to `fallback`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
