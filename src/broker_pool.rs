@@ -15,6 +15,9 @@ use crate::registry::{Record, Registry};
 
 /// How long a live broker may take to answer `broker/status` before it counts as hung.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Once a usable broker is found, the others are only looked at to clean up: a short wait, so
+/// that a hung one costs every call little.
+const CLEANUP_PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 /// How long a new broker may take to listen with its app-server initialized.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -80,18 +83,27 @@ pub async fn ensure(reg: &Registry, req: &Request<'_>) -> anyhow::Result<String>
     Ok(endpoint)
 }
 
+/// The newest broker that serves `req` with its current login. Every other broker of the key is
+/// looked at too, so that one left over from an older login is stopped as soon as it is idle,
+/// not only when it happens to be the newest.
 async fn find(reg: &Registry, key: &str, req: &Request<'_>) -> Option<String> {
     let fingerprint = identity::auth_fingerprint(req.home);
+    let mut found = None;
     for id in reg.ids_for_key(key) {
         let endpoint = format!("unix:{}", reg.socket_path(&id).display());
-        let probe = client::status(&endpoint, PROBE_TIMEOUT).await;
+        let timeout = if found.is_none() {
+            PROBE_TIMEOUT
+        } else {
+            CLEANUP_PROBE_TIMEOUT
+        };
+        let probe = client::status(&endpoint, timeout).await;
         match judge(&probe, req, &fingerprint) {
-            Verdict::Usable => {
+            Verdict::Usable if found.is_none() => {
                 if let (Ok(st), None) = (&probe, reg.record(&id)) {
                     // The broker itself is the truth; a lost or corrupt record is rebuilt from it.
                     let _ = reg.save(&record(id, req, &endpoint, st));
                 }
-                return Some(endpoint);
+                found = Some(endpoint);
             }
             Verdict::StaleLogin { busy: false } => {
                 // Atomic in our broker: refused if a client slipped in meanwhile.
@@ -100,10 +112,10 @@ async fn find(reg: &Registry, key: &str, req: &Request<'_>) -> Option<String> {
                 }
             }
             Verdict::Dead => reg.forget_if_dead(&id),
-            Verdict::StaleLogin { busy: true } | Verdict::Unknown => {}
+            Verdict::Usable | Verdict::StaleLogin { busy: true } | Verdict::Unknown => {}
         }
     }
-    None
+    found
 }
 
 async fn start(reg: &Registry, key: &str, req: &Request<'_>) -> anyhow::Result<String> {

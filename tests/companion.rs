@@ -363,6 +363,40 @@ fn a_broker_whose_login_changed_is_not_used_and_is_replaced_when_idle() {
 }
 
 #[test]
+fn a_stale_broker_busy_at_relogin_is_retired_by_a_later_call() {
+    each_plugin(|w| {
+        let mut long = w
+            .cas(&["alice", "task", "long-old [[delay:1500]]"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(wait_until(20, || w.log().iter().any(|l| l
+            .text
+            .as_deref()
+            .is_some_and(|t| t.contains("long-old")))));
+        let old_broker = w.own_brokers()[0]["pid"].as_u64().unwrap() as u32;
+        std::fs::write(
+            w.home("alice").join("auth.json"),
+            r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-new"}"#,
+        )
+        .unwrap();
+        w.task("alice", "new-login");
+        assert!(alive(old_broker), "busy: left to finish its turn");
+        assert!(
+            long.wait().unwrap().success(),
+            "the old turn finished normally"
+        );
+        w.task("alice", "later");
+        assert!(
+            wait_until(10, || !alive(old_broker)),
+            "the old login's broker was stopped once idle"
+        );
+        assert_eq!(w.own_brokers().len(), 1);
+    });
+}
+
+#[test]
 fn corrupt_or_lost_records_are_rebuilt_without_a_second_broker() {
     each_plugin(|w| {
         w.task("alice", "first");
