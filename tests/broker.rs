@@ -550,12 +550,26 @@ fn app_server_death_mid_turn_ends_the_stream() {
     let mut a = b.connect();
     let mut watcher = b.connect();
     let app_pid = a.status()["appServerPid"].as_u64().unwrap();
-    start_turn(&mut a, "[[die]]");
-    // The owner is told by the connection closing, not left waiting for turn/completed.
+    let thread = start_turn(&mut a, "[[die]]");
+    // The owner's stream ends as a failed turn (an error, then turn/completed "failed"), so a
+    // client reports the failure instead of a silent close; then the connection closes.
+    let mut seen = Vec::new();
     while let Some(v) = a.recv() {
-        assert_ne!(v["method"], "turn/completed");
+        seen.push(v);
     }
-    assert_eq!(watcher.recv(), None);
+    let methods: Vec<&str> = seen.iter().filter_map(|v| v["method"].as_str()).collect();
+    let tail = &methods[methods.len().saturating_sub(2)..];
+    assert_eq!(tail, ["error", "turn/completed"], "{seen:?}");
+    let done = seen.last().unwrap();
+    assert_eq!(done["params"]["threadId"], json!(thread));
+    assert_eq!(done["params"]["turn"]["status"], "failed");
+    assert!(
+        done["params"]["turn"]["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("app-server")),
+        "{done}"
+    );
+    assert_eq!(watcher.recv(), None, "only the owner hears of its turn");
     assert_eq!(b.wait_exit().code(), Some(1));
     b.assert_cleaned_up(app_pid);
 }

@@ -397,6 +397,28 @@ fn a_stale_broker_busy_at_relogin_is_retired_by_a_later_call() {
 }
 
 #[test]
+fn an_app_server_dying_mid_turn_is_a_reported_failure() {
+    each_plugin(|w| {
+        let out = w.run(&["alice", "task", "dies [[die]]"]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{} {}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let said = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            said.contains("app-server"),
+            "the failure is explained: {said}"
+        );
+        // The next call gets a fresh broker and works.
+        w.task("alice", "after-death");
+        assert_eq!(w.turn("after-death").codex_home, w.home("alice"));
+    });
+}
+
+#[test]
 fn corrupt_or_lost_records_are_rebuilt_without_a_second_broker() {
     each_plugin(|w| {
         w.task("alice", "first");

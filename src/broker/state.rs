@@ -554,7 +554,18 @@ impl State {
                 self.out.push(Action::ToClient(client, answer));
             }
         }
-        self.owner = None;
+        // A client whose turn was already accepted waits for its stream, not for an answer: end
+        // the stream as Codex ends a failed turn, so it reports a failure instead of seeing a
+        // closed socket (on which the plugin's companion exits 0 with nothing said).
+        if let Some(owner) = self.owner.take()
+            && self.clients.contains(&owner.client)
+        {
+            for stream in owner.streams {
+                for msg in failed_turn(&stream, &message) {
+                    self.out.push(Action::ToClient(owner.client, msg));
+                }
+            }
+        }
         self.out.push(Action::Stop(reason));
     }
 
@@ -587,6 +598,25 @@ impl State {
     fn take(&mut self) -> Vec<Action> {
         std::mem::take(&mut self.out)
     }
+}
+
+/// The `error` notification and failed `turn/completed` that Codex sends when a turn fails, for
+/// a stream the broker has to end itself. Nothing is sent for a stream whose turn is unknown.
+fn failed_turn(stream: &Stream, message: &str) -> Vec<Message> {
+    let (Some(turn_id), Some(thread)) = (&stream.turn_id, stream.threads.first()) else {
+        return Vec::new();
+    };
+    let error = json!({"message": message, "codexErrorInfo": null, "additionalDetails": null});
+    vec![
+        Message::notification(
+            "error",
+            json!({"error": error, "willRetry": false, "threadId": thread, "turnId": turn_id}),
+        ),
+        Message::notification(
+            p::TURN_COMPLETED,
+            json!({"threadId": thread, "turn": {"id": turn_id, "items": [], "status": "failed", "error": error}}),
+        ),
+    ]
 }
 
 #[cfg(test)]
