@@ -226,7 +226,8 @@ pub struct StopArgs {
     /// Only idle brokers, now (the default)
     #[arg(long, conflicts_with = "all")]
     pub idle: bool,
-    /// Also busy ones: wait for each to finish its work, then stop it
+    /// Also busy ones: wait for each to finish its work, then stop it (exit status 1 if any is
+    /// still running at --timeout)
     #[arg(long)]
     pub all: bool,
     /// With --all, how long to wait for busy brokers

@@ -419,6 +419,43 @@ fn an_app_server_dying_mid_turn_is_a_reported_failure() {
 }
 
 #[test]
+fn brokers_stop_all_waits_for_work_and_never_interrupts_it() {
+    each_plugin(|w| {
+        let mut long = w
+            .cas(&["alice", "task", "stop-all [[delay:2000]]"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(wait_until(20, || w.log().iter().any(|l| l
+            .text
+            .as_deref()
+            .is_some_and(|t| t.contains("stop-all")))));
+        let pid = w.own_brokers()[0]["pid"].as_u64().unwrap() as u32;
+        let out = w.run(&["brokers", "stop", "--all", "--timeout", "200ms"]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "still busy at --timeout: {}",
+            stderr(&out)
+        );
+        assert!(alive(pid));
+        let out = w.run(&["brokers", "stop", "--all", "--timeout", "30s"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(!alive(pid) || wait_until(5, || !alive(pid)));
+        let mut text = String::new();
+        long.stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert!(long.wait().unwrap().success(), "the turn finished: {text}");
+        let done = w.log().into_iter().find(|l| l.method == "turn/completed");
+        assert_eq!(done.and_then(|l| l.status).as_deref(), Some("completed"));
+    });
+}
+
+#[test]
 fn corrupt_or_lost_records_are_rebuilt_without_a_second_broker() {
     each_plugin(|w| {
         w.task("alice", "first");

@@ -54,11 +54,22 @@ pub fn run(args: BrokersArgs) -> anyhow::Result<u8> {
         BrokersAction::List => {
             let mut rows = runtime.block_on(own_rows(&reg, &accounts));
             rows.extend(plugin_rows(&accounts));
-            print_rows(&rows, args.json)?;
+            print_rows(&rows, args.json, "no brokers")?;
         }
         BrokersAction::Stop(stop) => {
             let rows = runtime.block_on(stop_own(&reg, &accounts, &stop))?;
-            print_rows(&rows, args.json)?;
+            print_rows(&rows, args.json, "no codex-as brokers to stop")?;
+            let left = rows
+                .iter()
+                .filter(|r| matches!(r.state.as_str(), "busy" | "hung"))
+                .count();
+            // `--all` promised to stop everything of ours: say so when it could not.
+            if stop.all && left > 0 {
+                eprintln!(
+                    "codex-as: {left} broker(s) still running (busy past --timeout, or not answering); nothing was interrupted"
+                );
+                return Ok(status::FAILURE);
+            }
         }
     }
     Ok(status::OK)
@@ -225,13 +236,13 @@ async fn stop_own(
     Ok(rows)
 }
 
-fn print_rows(rows: &[Row], json: bool) -> anyhow::Result<()> {
+fn print_rows(rows: &[Row], json: bool, empty: &str) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(rows)?);
         return Ok(());
     }
     if rows.is_empty() {
-        println!("no brokers");
+        println!("{empty}");
         return Ok(());
     }
     let fmt_secs = |s: Option<u64>| {
