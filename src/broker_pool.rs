@@ -151,7 +151,13 @@ async fn start(reg: &Registry, key: &str, req: &Request<'_>) -> anyhow::Result<S
         .stderr(log);
     req.plan.apply(&mut cmd);
     detach(&mut cmd, ready_fd);
-    let mut intermediate = cmd.spawn().context("cannot start a broker")?;
+    let mut intermediate = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            reg.forget(&id);
+            return Err(anyhow::Error::new(e).context("cannot start a broker"));
+        }
+    };
     drop(ready_tx);
     // The intermediate process exits at once, leaving the broker to init: reap it now.
     let _ = intermediate.wait();

@@ -74,14 +74,14 @@ impl QuotaConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {}", .path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error("config {path} is not valid: {message} (fix or move the file)")]
     Parse { path: PathBuf, message: String },
-    #[error("cannot write config {path}: {source}")]
+    #[error("cannot write config {}", .path.display())]
     Write {
         path: PathBuf,
         source: std::io::Error,
@@ -202,7 +202,7 @@ impl ConfigEdit {
             .and_then(|a| a.remove(name))
             .is_some();
         if let Some(order) = self.doc.get_mut("order").and_then(|o| o.as_array_mut()) {
-            order.retain(|v| v.as_str() != Some(name));
+            remove_keeping_comments(order, name);
         }
         removed
     }
@@ -216,6 +216,34 @@ impl ConfigEdit {
             fsutil::create_private_dir(dir).map_err(write_err)?;
         }
         fsutil::write_private_atomic(&self.path, self.doc.to_string().as_bytes()).map_err(write_err)
+    }
+}
+
+/// Removes `name` from a TOML array. A comment written after an element is stored in front of
+/// the next one, so the removed element's leading text (the previous element's comment) moves
+/// to whatever follows it, and nobody's comment changes lines.
+fn remove_keeping_comments(array: &mut toml_edit::Array, name: &str) {
+    loop {
+        let found = array.iter().position(|v| v.as_str() == Some(name));
+        let Some(i) = found else {
+            break;
+        };
+        let lead = array
+            .get(i)
+            .and_then(|v| v.decor().prefix())
+            .and_then(|p| p.as_str())
+            .unwrap_or("")
+            .to_string();
+        array.remove(i);
+        if !lead.contains('#') {
+            continue;
+        }
+        if let Some(next) = array.get_mut(i) {
+            next.decor_mut().set_prefix(lead);
+        } else {
+            let trailing = array.trailing().as_str().unwrap_or("").to_string();
+            array.set_trailing(format!("{lead}{trailing}"));
+        }
     }
 }
 
@@ -277,6 +305,28 @@ threshold = 90
         assert_eq!(c.order, ["b"]);
         assert_eq!(c.accounts["b"].home.as_deref(), Some("/b"));
         assert!(!c.accounts.contains_key("a"));
+    }
+
+    #[test]
+    fn removing_from_a_multiline_order_keeps_each_comment_on_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        let text = "order = [\n  \"alice\",  # first\n  \"work\",   # the work one\n  \"bob\",    # last\n]\n[accounts.work]\nhome = \"/x\"\n";
+        std::fs::write(&p, text).unwrap();
+        let mut e = ConfigEdit::open(&p).unwrap();
+        assert!(e.remove_account("work"));
+        e.save().unwrap();
+        let after = std::fs::read_to_string(&p).unwrap();
+        assert!(after.contains("\"alice\",  # first\n"), "{after}");
+        assert!(after.contains("\"bob\",    # last"), "{after}");
+        assert!(!after.contains("work"), "{after}");
+        assert_eq!(Config::parse(&after).unwrap().order, ["alice", "bob"]);
+        let mut e = ConfigEdit::open(&p).unwrap();
+        e.remove_account("bob");
+        e.save().unwrap();
+        let after = std::fs::read_to_string(&p).unwrap();
+        assert!(after.contains("\"alice\",  # first\n"), "{after}");
+        assert_eq!(Config::parse(&after).unwrap().order, ["alice"]);
     }
 
     #[test]

@@ -33,13 +33,15 @@ pub enum ExecError {
     NotFound { program: String },
     #[error("{program}: permission denied (is it executable?)")]
     NotExecutable { program: String },
-    #[error("cannot run {program}: {source}")]
+    #[error("{program}: is a directory, not a program")]
+    IsDirectory { program: String },
+    #[error("cannot run {program}")]
     Other {
         program: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot change directory to {dir}: {source} (check --cwd)")]
+    #[error("cannot change directory to {} (check --cwd)", .dir.display())]
     Cwd {
         dir: PathBuf,
         #[source]
@@ -62,7 +64,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if let Some(e) = cause.downcast_ref::<ExecError>() {
             return match e {
                 ExecError::NotFound { .. } => status::NOT_FOUND,
-                ExecError::NotExecutable { .. } => status::NOT_EXECUTABLE,
+                ExecError::NotExecutable { .. } | ExecError::IsDirectory { .. } => {
+                    status::NOT_EXECUTABLE
+                }
                 ExecError::Other { .. } | ExecError::Cwd { .. } => status::FAILURE,
             };
         }

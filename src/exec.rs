@@ -29,6 +29,9 @@ pub fn exec(program: &OsStr, args: &[OsString], plan: &EnvPlan, cwd: Option<&Pat
     let program = program.to_string_lossy().into_owned();
     match source.kind() {
         std::io::ErrorKind::NotFound => ExecError::NotFound { program },
+        std::io::ErrorKind::PermissionDenied if std::path::Path::new(&program).is_dir() => {
+            ExecError::IsDirectory { program }
+        }
         std::io::ErrorKind::PermissionDenied => ExecError::NotExecutable { program },
         _ => ExecError::Other { program, source },
     }

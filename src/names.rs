@@ -35,7 +35,7 @@ pub fn check(name: &str) -> Result<(), String> {
     }
     if !first.is_ascii_alphanumeric() {
         return Err(format!(
-            "starts with {first:?}: a name must start with a letter or digit"
+            "starts with {first:?}: a name must start with an ASCII letter or digit"
         ));
     }
     if let Some(bad) = name
@@ -43,7 +43,7 @@ pub fn check(name: &str) -> Result<(), String> {
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
         return Err(format!(
-            "contains {bad:?}: use only letters, digits, '.', '_' and '-'"
+            "contains {bad:?}: use only ASCII letters, digits, '.', '_' and '-'"
         ));
     }
     if RESERVED.contains(&name) {

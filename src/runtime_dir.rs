@@ -18,7 +18,7 @@ const MAX_SOCKET_PATH: usize = 103;
 pub enum RuntimeDirError {
     #[error("refusing {}: {reason}; another local user could plant a broker there (remove it, or set {ENV} to a private folder)", .path.display())]
     Untrusted { path: PathBuf, reason: String },
-    #[error("cannot create {}: {source}", .path.display())]
+    #[error("cannot create {}", .path.display())]
     Create {
         path: PathBuf,
         source: std::io::Error,

@@ -240,6 +240,17 @@ fn add_list_which_remove_round_trip_and_remove_keeps_the_home() {
     let out = s.run(&["which", "work"]);
     assert_eq!(out.status.code(), Some(2));
 
+    // `--home=~/x` reaches us unexpanded: it is kept as `~/x`, which the config expands.
+    let out = s.run(&["add", "tilde", "--home=~/t-home"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(s.config_file()).unwrap();
+    assert!(text.contains("home = \"~/t-home\""), "{text}");
+    let out = s.run(&["which", "tilde"]);
+    assert_eq!(
+        stdout(&out).trim(),
+        s.home().join("t-home").to_str().unwrap()
+    );
+
     // A conventional account is not in the config: remove explains instead of deleting.
     s.account_dir("conv");
     let out = s.run(&["remove", "conv"]);

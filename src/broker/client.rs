@@ -20,7 +20,7 @@ pub enum ClientError {
     #[error("unsupported broker endpoint {0:?}: expected unix:PATH")]
     Endpoint(String),
     /// The socket is missing or nothing listens on it: no broker runs there.
-    #[error("no broker at {endpoint}: {source}")]
+    #[error("no broker at {endpoint}")]
     NotRunning {
         endpoint: String,
         #[source]

@@ -45,13 +45,13 @@ pub enum BrokerError {
     Endpoint(String),
     #[error("cannot serve on {path}: {why}")]
     InUse { path: PathBuf, why: String },
-    #[error("cannot listen on {path}: {source}")]
+    #[error("cannot listen on {path}")]
     Bind {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write the pid file {path}: {source}")]
+    #[error("cannot write the pid file {path}")]
     PidFile {
         path: PathBuf,
         #[source]
@@ -61,13 +61,13 @@ pub enum BrokerError {
         "codex not found on PATH: install it with `npm install -g @openai/codex` (or set CODEX_AS_CODEX to its path)"
     )]
     CodexNotFound,
-    #[error("cannot start {program} app-server: {source}")]
+    #[error("cannot start {program} app-server")]
     Spawn {
         program: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot use {dir} as the working directory: {source}")]
+    #[error("cannot use {dir} as the working directory")]
     Cwd {
         dir: PathBuf,
         #[source]

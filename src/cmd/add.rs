@@ -1,3 +1,5 @@
+use std::path::Path;
+
 use anyhow::Context;
 
 use crate::account::{self, AccountError, Accounts};
@@ -24,19 +26,35 @@ pub fn run(args: AddArgs) -> anyhow::Result<u8> {
         }
         .into());
     }
-    let home = match args.home {
-        Some(h) if h.is_absolute() => h,
-        Some(h) => std::env::current_dir()
-            .context("cannot resolve --home against the current folder")?
-            .join(h),
-        None => accounts.convention_home(&args.name),
+    // `~/...` is kept as written (the config expands it, and it stays right if HOME moves); a
+    // shell leaves `--home=~/x` unexpanded, so this is also what the user meant there.
+    let (home, stored) = match args.home {
+        Some(h) if h == Path::new("~") || h.starts_with("~/") => {
+            let raw = h.to_string_lossy().into_owned();
+            (crate::config::expand_tilde(&raw, &accounts.home_dir), raw)
+        }
+        Some(h) => {
+            let abs = if h.is_absolute() {
+                h
+            } else {
+                std::env::current_dir()
+                    .context("cannot resolve --home against the current folder")?
+                    .join(h)
+            };
+            let text = abs.to_str().map(str::to_string).ok_or_else(|| {
+                UsageError::new(format!(
+                    "home {} is not valid UTF-8: the config file cannot hold it",
+                    abs.display()
+                ))
+            })?;
+            (abs, text)
+        }
+        None => {
+            let home = accounts.convention_home(&args.name);
+            let text = home.to_string_lossy().into_owned();
+            (home, text)
+        }
     };
-    let home_str = home.to_str().ok_or_else(|| {
-        UsageError::new(format!(
-            "home {} is not valid UTF-8: the config file cannot hold it",
-            home.display()
-        ))
-    })?;
     if let Some(other) = accounts
         .all()
         .into_iter()
@@ -49,7 +67,7 @@ pub fn run(args: AddArgs) -> anyhow::Result<u8> {
         );
     }
     let mut edit = ConfigEdit::open(&accounts.config_path)?;
-    edit.set_account_home(&args.name, home_str);
+    edit.set_account_home(&args.name, &stored);
     edit.save()?;
     println!("added '{}' with home {}", args.name, home.display());
     if !home.is_dir() {

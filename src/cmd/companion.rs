@@ -51,6 +51,13 @@ pub fn prepare(
     crate::broker::serve::find_codex()?;
     let here = std::env::current_dir().context("cannot read the current folder")?;
     let cwd = workspace::companion_cwd(&args, &here);
+    if !cwd.is_dir() {
+        return Err(crate::error::UsageError::new(format!(
+            "the companion's --cwd {} is not a folder",
+            cwd.display()
+        ))
+        .into());
+    }
     let ws = broker_pool::canonical(&workspace::workspace_root(&cwd));
     let state_dir = check_plugin_state(&ws)?;
 
