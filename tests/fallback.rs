@@ -131,6 +131,29 @@ fn write_session(home: &Path, limits: &Value) -> PathBuf {
 }
 
 #[test]
+fn two_names_for_one_home_are_tried_once() {
+    each_plugin(|w| {
+        std::os::unix::fs::symlink(w.home("alice"), w.sb.home().join(".codex-ali")).unwrap();
+        w.flag("alice", ".fake-usage-limit");
+        let out = w.run(&["ali,alice,bob", "task", "dup [[delay:10]]"]);
+        assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+        assert_eq!(
+            w.turns(),
+            [
+                (w.home("alice"), "failed".to_string()),
+                (w.home("bob"), "completed".to_string())
+            ],
+            "alice's home ran one turn, not two"
+        );
+        assert!(
+            stderr(&out).contains("same home as 'ali'"),
+            "{}",
+            stderr(&out)
+        );
+    });
+}
+
+#[test]
 fn an_exhausted_account_hands_the_task_to_the_next() {
     each_plugin(|w| {
         w.flag("alice", ".fake-usage-limit");

@@ -106,6 +106,25 @@ pub fn run(target: Target, args: RunArgs) -> anyhow::Result<u8> {
         }
     };
 
+    // Two names for one home (a symlink, a config entry) are one account: trying it twice
+    // would only spend a second turn on an account already known to be out.
+    let mut order_homes: Vec<(PathBuf, String)> = Vec::new();
+    let order: Vec<Account> = order
+        .into_iter()
+        .filter(|a| {
+            let home = a.canonical_home();
+            if let Some((_, first)) = order_homes.iter().find(|(h, _)| *h == home) {
+                skipped.push(Skipped {
+                    name: a.name.clone(),
+                    why: format!("same home as '{first}'"),
+                });
+                return false;
+            }
+            order_homes.push((home, a.name.clone()));
+            true
+        })
+        .collect();
+
     if let Mode::Companion { args: cargs } = &args.mode
         && is_background(cargs)
     {
