@@ -164,7 +164,7 @@ function _codex_as() {
         'which') __codex_as_sub none '--help -h' 'account' ;;
         'login') __codex_as_sub args '--copy-config --help -h' 'account' ;;
         'env') __codex_as_sub none '--shell=bash|zsh|fish|posix --help -h' 'account' ;;
-        'brokers') __codex_as_sub none '--json --help -h' '' ;;
+        'brokers') __codex_as_sub none '--json --help -h --idle --all --timeout=any' 'list|stop' ;;
         'init') __codex_as_sub none '--shortcuts --no-completions --help -h' 'bash|zsh|fish' ;;
         'use') __codex_as_sub none '--unset --help -h' 'account' ;;
         'completions') __codex_as_sub none '--help -h' 'bash|zsh|fish' ;;

@@ -150,7 +150,7 @@ function __codex_as_complete
         case 'env'
             __codex_as_sub none '--shell=bash|zsh|fish|posix --help -h' 'account'
         case 'brokers'
-            __codex_as_sub none '--json --help -h' ''
+            __codex_as_sub none '--json --help -h --idle --all --timeout=any' 'list|stop'
         case 'init'
             __codex_as_sub none '--shortcuts --no-completions --help -h' 'bash|zsh|fish'
         case 'use'

@@ -141,16 +141,33 @@ impl CompletionSpec {
                 continue;
             }
             let name = sub.get_name().to_string();
-            let positionals: Vec<String> = sub
+            let mut positionals: Vec<String> = sub
                 .get_arguments()
                 .filter(|a| a.is_positional() && !a.is_last_set() && !a.is_hide_set())
                 .map(|a| value_kind(a, &name))
                 .collect();
+            let mut flags = flag_specs(sub, &name);
+            // A subcommand with its own subcommands (`brokers list|stop`): their names complete
+            // as a first word, and their flags are offered after it (a union: the templates know
+            // one level of subcommands).
+            let nested: Vec<&clap::Command> =
+                sub.get_subcommands().filter(|s| !s.is_hide_set()).collect();
+            if !nested.is_empty() {
+                let names: Vec<&str> = nested.iter().map(|n| n.get_name()).collect();
+                positionals.insert(0, names.join("|"));
+                for n in &nested {
+                    for f in flag_specs(n, &name) {
+                        if !flags.contains(&f) {
+                            flags.push(f);
+                        }
+                    }
+                }
+            }
             let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
             subcommands.push(SubSpec {
                 name_q: q.quote(&name),
                 about_q: q.quote(&about),
-                flags_q: q.quote(&flag_specs(sub, &name).join(" ")),
+                flags_q: q.quote(&flags.join(" ")),
                 positionals_q: q.quote(&positionals.join(" ")),
                 display_q: q.quote(&format!("{name:width$}  -- {about}")),
                 last: last_kind(sub),

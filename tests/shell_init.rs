@@ -350,6 +350,14 @@ fn completion_offers_subcommands_accounts_and_companions() {
                 c("codex-as init --sh").contains(&"--shortcuts".to_string()),
                 "{ctx}"
             );
+            // A subcommand's own subcommands, and their flags.
+            let mut actions = c("codex-as brokers ");
+            actions.sort();
+            assert_eq!(actions, ["list", "stop"], "{ctx}");
+            assert!(
+                c("codex-as brokers stop --a").contains(&"--all".to_string()),
+                "{ctx}"
+            );
 
             // After `--`, commands from PATH: the fake `codex` lives in the sandbox's bin.
             assert!(
