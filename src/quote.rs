@@ -75,6 +75,21 @@ pub fn fish(value: &str) -> String {
     out
 }
 
+/// A path for a table on a terminal: control characters (a newline in a folder name) escaped,
+/// so one row stays one line.
+pub fn for_terminal(p: &std::path::Path) -> String {
+    p.to_string_lossy()
+        .chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -263,8 +263,8 @@ fn print_rows(rows: &[Row], json: bool, empty: &str) -> anyhow::Result<()> {
             fmt_secs(r.age_seconds),
             fmt_secs(r.idle_seconds),
             r.workspace
-                .as_ref()
-                .map(|w| w.display().to_string())
+                .as_deref()
+                .map(crate::quote::for_terminal)
                 .unwrap_or_else(|| "-".into()),
         );
         if let Some(note) = &r.note {

@@ -1,4 +1,4 @@
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -7,6 +7,7 @@ use crate::account_env::CODEX_HOME;
 use crate::cli::ListArgs;
 use crate::error::status;
 use crate::login_state::{self, LoginState};
+use crate::quote;
 
 /// One row of `codex-as list --json`. Field names are a stable interface.
 #[derive(Debug, Serialize)]
@@ -64,7 +65,7 @@ pub fn run(args: ListArgs) -> anyhow::Result<u8> {
         return Ok(status::OK);
     }
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
-    let homes: Vec<String> = rows.iter().map(|r| printable(&r.home)).collect();
+    let homes: Vec<String> = rows.iter().map(|r| quote::for_terminal(&r.home)).collect();
     let home_width = homes
         .iter()
         .map(|h| h.chars().count())
@@ -91,21 +92,7 @@ pub fn run(args: ListArgs) -> anyhow::Result<u8> {
     }
     println!(
         "\n* current account (CODEX_HOME)   config: {}",
-        printable(&accounts.config_path)
+        quote::for_terminal(&accounts.config_path)
     );
     Ok(status::OK)
-}
-
-/// A path for a terminal: control characters (a newline in a folder name) shown escaped.
-fn printable(p: &Path) -> String {
-    p.to_string_lossy()
-        .chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
 }
