@@ -259,6 +259,12 @@ fn table(doc: &Doc) -> String {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
+    // A fresh reading that failed leaves the session-file one in the table: say so, per account.
+    for r in &doc.accounts {
+        if let Some(e) = &r.fresh_error {
+            out.push_str(&format!("{}: no fresh reading: {e}\n", r.name));
+        }
+    }
     out.push_str(&format!(
         "Readings come from each account's latest session file (`--json` shows which; `--fresh` asks Codex); `auto` skips a window at or above {:.0}%.\n",
         doc.threshold

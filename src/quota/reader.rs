@@ -202,7 +202,8 @@ fn parse_line(line: &[u8], path: &Path) -> Option<Reading> {
 }
 
 fn window(w: &Value, observed_at: i64) -> Option<Window> {
-    let used_percent = w.get("used_percent")?.as_f64()?;
+    // Codex writes 0..=100; anything below 0 would only inflate an account's headroom.
+    let used_percent = w.get("used_percent")?.as_f64()?.max(0.0);
     let resets_at = w.get("resets_at").and_then(Value::as_i64).or_else(|| {
         w.get("resets_in_seconds")
             .and_then(Value::as_i64)
@@ -235,6 +236,19 @@ mod tests {
 
     const META: &str =
         r#"{"timestamp":"2026-01-10T11:00:00Z","type":"session_meta","payload":{"id":"x"}}"#;
+
+    #[test]
+    fn a_negative_used_percent_counts_as_zero() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "2026/01/10",
+            "rollout-2026-01-10T10-00-00-n.jsonl",
+            &[META.into(), snapshot("2026-01-10T10:00:00Z", -5.0, 40.0)],
+        );
+        let r = latest(d.path()).reading.unwrap();
+        assert_eq!(r.primary.unwrap().used_percent, 0.0);
+    }
 
     #[test]
     fn takes_the_last_snapshot_of_the_newest_file_that_has_one() {
