@@ -398,6 +398,12 @@ fn login_creates_a_private_home_and_copies_config_never_links() {
     );
     assert!(!stdout(&out).contains("sk-test-key") && !stderr(&out).contains("sk-test-key"));
 
+    // Asking about an account that has no home says "not logged in" and creates nothing.
+    let out = s.run(&["login", "nohome", "--", "status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("Not logged in"), "{}", stdout(&out));
+    assert!(!s.home().join(".codex-nohome").exists());
+
     let out = s.run(&["fresh", "--", "codex", "login", "status"]);
     assert!(out.status.success(), "{}", stdout(&out));
 }

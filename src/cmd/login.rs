@@ -41,6 +41,12 @@ pub fn run(args: LoginArgs) -> anyhow::Result<u8> {
             );
         }
     }
+    // `login NAME -- status` only asks: an account without a home is simply not logged in, and
+    // asking must not create anything.
+    if !account.exists() && args.args.first().is_some_and(|a| a == "status") {
+        println!("Not logged in ('{}' has no home yet)", account.name);
+        return Ok(crate::error::status::FAILURE);
+    }
     if !account.exists() {
         fsutil::create_private_dir(&account.home)
             .with_context(|| format!("cannot create {}", account.home.display()))?;
