@@ -100,14 +100,26 @@ impl World {
             .collect()
     }
 
+    fn find_turn(&self, tag: &str) -> Option<LogLine> {
+        self.log().into_iter().find(|l| {
+            l.method == "turn/start" && l.text.as_deref().is_some_and(|t| t.contains(tag))
+        })
+    }
+
     /// The log line of the turn whose prompt contains `tag`.
     fn turn(&self, tag: &str) -> LogLine {
-        self.log()
-            .into_iter()
-            .find(|l| {
-                l.method == "turn/start" && l.text.as_deref().is_some_and(|t| t.contains(tag))
-            })
+        self.find_turn(tag)
             .unwrap_or_else(|| panic!("no turn {tag} in {:?}", self.log()))
+    }
+
+    /// Waits for a turn started by a process running in the background to reach its app-server.
+    fn wait_for_turn(&self, tag: &str) -> LogLine {
+        assert!(
+            wait_until(20, || self.find_turn(tag).is_some()),
+            "no turn {tag} in {:?}",
+            self.log()
+        );
+        self.turn(tag)
     }
 
     fn brokers(&self) -> Vec<serde_json::Value> {
@@ -255,10 +267,7 @@ fn the_plugins_busy_broker_of_another_account_is_left_alone() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        assert!(wait_until(20, || w.log().iter().any(|l| l
-            .text
-            .as_deref()
-            .is_some_and(|t| t.contains("bob-long")))));
+        w.wait_for_turn("bob-long");
         let plugin_broker: Vec<_> = w
             .brokers()
             .into_iter()
@@ -371,10 +380,7 @@ fn a_stale_broker_busy_at_relogin_is_retired_by_a_later_call() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        assert!(wait_until(20, || w.log().iter().any(|l| l
-            .text
-            .as_deref()
-            .is_some_and(|t| t.contains("long-old")))));
+        w.wait_for_turn("long-old");
         let old_broker = w.own_brokers()[0]["pid"].as_u64().unwrap() as u32;
         std::fs::write(
             w.home("alice").join("auth.json"),
@@ -427,10 +433,7 @@ fn brokers_stop_all_waits_for_work_and_never_interrupts_it() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        assert!(wait_until(20, || w.log().iter().any(|l| l
-            .text
-            .as_deref()
-            .is_some_and(|t| t.contains("stop-all")))));
+        w.wait_for_turn("stop-all");
         let pid = w.own_brokers()[0]["pid"].as_u64().unwrap() as u32;
         let out = w.run(&["brokers", "stop", "--all", "--timeout", "200ms"]);
         assert_eq!(
@@ -554,10 +557,7 @@ fn background_task_status_and_cancel_use_the_accounts_broker() {
     each_plugin(|w| {
         let out = w.run(&["bob", "task", "--background", "bg-bob [[hang]]"]);
         assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
-        assert!(wait_until(20, || w.log().iter().any(|l| l
-            .text
-            .as_deref()
-            .is_some_and(|t| t.contains("bg-bob")))));
+        w.wait_for_turn("bg-bob");
         assert_eq!(
             w.turn("bg-bob").codex_home,
             w.home("bob"),
