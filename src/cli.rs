@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::quote::Shell;
 use crate::shell::InitShell;
+use crate::shell::quote::Shell;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -175,7 +175,7 @@ pub struct BrokerServeArgs {
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
     /// Exit after this long with no client and nothing in flight (500ms, 90s, 30m, 2h)
-    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::sys::duration::parse)]
     pub idle_exit: Option<std::time::Duration>,
     /// Write the broker's pid here (removed on exit)
     #[arg(long, value_name = "PATH")]
@@ -191,7 +191,7 @@ pub struct BrokerEndpointArgs {
     #[arg(long, value_name = "ENDPOINT")]
     pub endpoint: String,
     /// How long to wait for an answer
-    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse, default_value = "2s")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::sys::duration::parse, default_value = "2s")]
     pub timeout: std::time::Duration,
 }
 

@@ -3,29 +3,15 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod account;
-mod account_env;
 mod broker;
-mod broker_pool;
 mod cli;
-mod clock;
 mod cmd;
-mod config;
-mod duration;
 mod error;
-mod exec;
 mod fallback;
-mod fsutil;
-mod identity;
-mod login_state;
-mod names;
 mod plugin;
-mod plugin_brokers;
 mod quota;
-mod quote;
-mod registry;
-mod runtime_dir;
 mod shell;
-mod workspace;
+mod sys;
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {

@@ -33,7 +33,10 @@ pub mod app_server;
 pub mod client;
 pub mod endpoint;
 pub mod lines;
+pub mod pool;
 pub mod protocol;
+pub mod registry;
+pub mod runtime_dir;
 pub mod serve;
 pub mod state;
 

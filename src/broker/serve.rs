@@ -23,7 +23,7 @@ use super::endpoint::{self, BoundSocket};
 use super::lines;
 use super::protocol::Message;
 use super::state::{Action, ClientId, Facts, Phase, State, StopReason};
-use crate::identity::{self, Identity};
+use crate::account::identity::{self, Identity};
 
 pub struct Options {
     pub endpoint: String,
@@ -169,9 +169,9 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
         // Like the plugin's broker, create the folder when missing (privately).
         let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
         parent
-            .map_or(Ok(()), crate::fsutil::create_private_dir)
+            .map_or(Ok(()), crate::sys::fsutil::create_private_dir)
             .and_then(|()| {
-                crate::fsutil::write_private_atomic(
+                crate::sys::fsutil::write_private_atomic(
                     p,
                     format!("{}\n", std::process::id()).as_bytes(),
                 )

@@ -20,7 +20,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use super::protocol::{self as p, Message};
-use crate::identity::Identity;
+use crate::account::identity::Identity;
 use crate::quota::signals;
 
 pub type ClientId = u64;
@@ -622,8 +622,8 @@ fn failed_turn(stream: &Stream, message: &str) -> Vec<Message> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::AuthIdentity;
-    use crate::login_state::LoginState;
+    use crate::account::identity::AuthIdentity;
+    use crate::account::login_state::LoginState;
 
     const A: ClientId = 1;
     const B: ClientId = 2;

@@ -2,11 +2,11 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use crate::account::config::ConfigEdit;
+use crate::account::names;
 use crate::account::{self, AccountError, Accounts};
 use crate::cli::AddArgs;
-use crate::config::ConfigEdit;
 use crate::error::{UsageError, status};
-use crate::names;
 
 pub fn run(args: AddArgs) -> anyhow::Result<u8> {
     names::check(&args.name).map_err(|reason| AccountError::InvalidName {
@@ -18,7 +18,7 @@ pub fn run(args: AddArgs) -> anyhow::Result<u8> {
         let home = existing
             .home
             .as_deref()
-            .map(|h| crate::config::expand_tilde(h, &accounts.home_dir))
+            .map(|h| crate::account::config::expand_tilde(h, &accounts.home_dir))
             .unwrap_or_else(|| accounts.convention_home(&args.name));
         return Err(AccountError::AlreadyConfigured {
             name: args.name,
@@ -31,7 +31,10 @@ pub fn run(args: AddArgs) -> anyhow::Result<u8> {
     let (home, stored) = match args.home {
         Some(h) if h == Path::new("~") || h.starts_with("~/") => {
             let raw = h.to_string_lossy().into_owned();
-            (crate::config::expand_tilde(&raw, &accounts.home_dir), raw)
+            (
+                crate::account::config::expand_tilde(&raw, &accounts.home_dir),
+                raw,
+            )
         }
         Some(h) => {
             let abs = if h.is_absolute() {

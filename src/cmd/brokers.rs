@@ -9,10 +9,12 @@ use serde::Serialize;
 
 use crate::account::Accounts;
 use crate::broker::client::{self, ClientError};
+use crate::broker::pool as broker_pool;
+use crate::broker::registry::Registry;
 use crate::cli::{BrokersAction, BrokersArgs, StopArgs};
 use crate::error::status;
-use crate::registry::Registry;
-use crate::{broker_pool, clock, duration, plugin_brokers, workspace};
+use crate::plugin::{brokers as plugin_brokers, workspace};
+use crate::sys::{clock, duration};
 
 /// Seconds since the epoch as the records store them (a clock set before 1970 reads as 0).
 fn clock_now() -> u64 {
@@ -108,7 +110,8 @@ async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
             Ok(st) => {
                 let home = st.codex_home.as_deref().map(PathBuf::from);
                 let stale = home.as_deref().is_some_and(|h| {
-                    crate::identity::auth_fingerprint(h) != broker_pool::fingerprint_of(&st)
+                    crate::account::identity::auth_fingerprint(h)
+                        != broker_pool::fingerprint_of(&st)
                 });
                 row.account = home
                     .as_deref()
@@ -264,7 +267,7 @@ fn print_rows(rows: &[Row], json: bool, empty: &str) -> anyhow::Result<()> {
             fmt_secs(r.idle_seconds),
             r.workspace
                 .as_deref()
-                .map(crate::quote::for_terminal)
+                .map(crate::shell::quote::for_terminal)
                 .unwrap_or_else(|| "-".into()),
         );
         if let Some(note) = &r.note {

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::account::env::EnvPlan;
 use crate::account::{Account, Accounts};
-use crate::account_env::EnvPlan;
-use crate::broker_pool::{self, Request};
-use crate::registry::Registry;
-use crate::{exec, fsutil, plugin, workspace};
+use crate::broker::pool::{self as broker_pool, Request};
+use crate::broker::registry::Registry;
+use crate::plugin::{locate as plugin, workspace};
+use crate::sys::{exec, fsutil};
 
 /// The variable that makes every companion path use one broker instead of broker.json.
 pub const ENDPOINT_ENV: &str = "CODEX_COMPANION_APP_SERVER_ENDPOINT";
@@ -69,7 +70,7 @@ pub fn prepare(
         .idle_exit
         .clone()
         .unwrap_or_else(|| DEFAULT_IDLE_EXIT.to_string());
-    crate::duration::parse(&idle_exit)
+    crate::sys::duration::parse(&idle_exit)
         .map_err(|e| anyhow::anyhow!("broker.idle_exit in the config: {e}"))?;
     let reg = Registry::open()?;
     let runtime = tokio::runtime::Builder::new_current_thread()

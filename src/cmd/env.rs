@@ -1,8 +1,8 @@
 use crate::account::Accounts;
-use crate::account_env::EnvPlan;
+use crate::account::env::EnvPlan;
 use crate::cli::EnvArgs;
 use crate::error::{UsageError, status};
-use crate::quote::Shell;
+use crate::shell::quote::Shell;
 
 pub fn run(args: EnvArgs) -> anyhow::Result<u8> {
     let accounts = Accounts::load()?;

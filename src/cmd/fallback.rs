@@ -13,16 +13,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::account::env::EnvPlan;
 use crate::account::{Account, Accounts};
-use crate::account_env::EnvPlan;
 use crate::broker::client;
-use crate::clock::{format_utc, human_duration, now};
 use crate::error::{ExecError, UsageError};
 use crate::fallback::child::{self, Ended};
 use crate::fallback::{Exhausted, NoneUsable, jobs, landed};
 use crate::quota::choose::{self, Skip};
 use crate::quota::survey::{self, Survey};
 use crate::quota::{Reading, signals};
+use crate::sys::clock::{format_utc, human_duration, now};
 
 use super::quota::describe_skip;
 use super::run::{Mode, RunArgs};
@@ -331,7 +331,7 @@ fn exec_command(
 /// split, which it applies itself).
 fn is_background(cargs: &[OsString]) -> bool {
     let words: Vec<String> = match cargs {
-        [_, one] => crate::workspace::split_like_companion(&one.to_string_lossy()),
+        [_, one] => crate::plugin::workspace::split_like_companion(&one.to_string_lossy()),
         _ => cargs
             .iter()
             .skip(1)

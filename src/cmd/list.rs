@@ -2,12 +2,12 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::account::env::CODEX_HOME;
+use crate::account::login_state::{self, LoginState};
 use crate::account::{self, Accounts, Source};
-use crate::account_env::CODEX_HOME;
 use crate::cli::ListArgs;
 use crate::error::status;
-use crate::login_state::{self, LoginState};
-use crate::quote;
+use crate::shell::quote;
 
 /// One row of `codex-as list --json`. Field names are a stable interface.
 #[derive(Debug, Serialize)]

@@ -4,11 +4,11 @@ use std::ffi::OsString;
 
 use anyhow::{Context, bail};
 
+use crate::account::env::EnvPlan;
 use crate::account::{Account, AccountError, Accounts, DEFAULT, Source};
-use crate::account_env::EnvPlan;
 use crate::cli::LoginArgs;
 use crate::error::UsageError;
-use crate::{exec, fsutil};
+use crate::sys::{exec, fsutil};
 
 pub fn run(args: LoginArgs) -> anyhow::Result<u8> {
     let accounts = Accounts::load()?;

@@ -8,14 +8,14 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::account::Accounts;
+use crate::account::login_state::LoginState;
 use crate::cli::QuotaArgs;
-use crate::clock::{format_utc, human_duration, now};
 use crate::error::status;
-use crate::login_state::LoginState;
 use crate::quota::choose::{self, Skip};
 use crate::quota::fresh;
 use crate::quota::survey::{self, Survey};
 use crate::quota::{Source, Window};
+use crate::sys::clock::{format_utc, human_duration, now};
 
 /// Version of the `--json` document; bumped only when a field changes meaning or goes away.
 const SCHEMA: u32 = 1;

@@ -1,8 +1,8 @@
+use crate::account::config::ConfigEdit;
+use crate::account::names;
 use crate::account::{AccountError, Accounts};
 use crate::cli::NameArg;
-use crate::config::ConfigEdit;
 use crate::error::status;
-use crate::names;
 
 pub fn run(args: NameArg) -> anyhow::Result<u8> {
     names::check(&args.name).map_err(|reason| AccountError::InvalidName {

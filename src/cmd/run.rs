@@ -5,9 +5,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::account::Accounts;
-use crate::account_env::EnvPlan;
+use crate::account::env::EnvPlan;
 use crate::error::UsageError;
-use crate::{exec, plugin};
+use crate::plugin::locate as plugin;
+use crate::sys::exec;
 
 /// What follows the account name.
 #[derive(Debug, PartialEq, Eq)]
@@ -79,7 +80,7 @@ pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
                 });
             }
             _ => {
-                let hint = crate::names::suggest(&text, plugin::COMMANDS.iter().copied())
+                let hint = crate::account::names::suggest(&text, plugin::COMMANDS.iter().copied())
                     .map(|c| format!("did you mean the companion command '{c}'? "))
                     .unwrap_or_default();
                 return Err(UsageError::new(format!(

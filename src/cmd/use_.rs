@@ -4,7 +4,7 @@
 
 use crate::cli::UseArgs;
 use crate::error::{UsageError, status};
-use crate::quote::Shell;
+use crate::shell::quote::Shell;
 
 pub fn run(args: UseArgs) -> anyhow::Result<u8> {
     let Some(shell) = args.emit else {

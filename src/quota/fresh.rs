@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::{Reading, Source, Window};
 use crate::account::Account;
-use crate::account_env::EnvPlan;
+use crate::account::env::EnvPlan;
 use crate::broker::protocol;
 
 #[derive(Debug, thiserror::Error)]
@@ -90,8 +90,11 @@ fn exchange(child: &mut std::process::Child, timeout: Duration) -> Result<Readin
             let msg = e.get("message").and_then(Value::as_str).unwrap_or("error");
             return Err(FreshError::Refused(msg.to_string()));
         }
-        return parse(v.get("result").unwrap_or(&Value::Null), crate::clock::now())
-            .ok_or(FreshError::NoLimits);
+        return parse(
+            v.get("result").unwrap_or(&Value::Null),
+            crate::sys::clock::now(),
+        )
+        .ok_or(FreshError::NoLimits);
     }
 }
 

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::{Reading, Source, Window};
-use crate::clock::parse_rfc3339;
+use crate::sys::clock::parse_rfc3339;
 
 /// Files examined at most per home: a recent session without a snapshot (interrupted before
 /// any model response) is common, a long run of them is not.

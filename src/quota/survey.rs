@@ -1,7 +1,7 @@
 //! What is known about each account's quota right now: login state and latest reading.
 
 use crate::account::Account;
-use crate::login_state::{self, LoginState};
+use crate::account::login_state::{self, LoginState};
 
 use super::choose::{self, Candidate, Choice, Login};
 use super::reader::{self, Scan};

@@ -8,10 +8,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::io::AsyncBufReadExt;
 
-use crate::account_env::EnvPlan;
+use crate::account::env::EnvPlan;
+use crate::account::identity;
 use crate::broker::client::{self, ClientError, Status};
-use crate::identity;
-use crate::registry::{Record, Registry};
+use crate::broker::registry::{Record, Registry};
 
 /// How long a live broker may take to answer `broker/status` before it counts as hung.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::fsutil;
+use crate::sys::fsutil;
 
 /// Environment variable naming the config file, for tests and unusual setups.
 pub const CONFIG_ENV: &str = "CODEX_AS_CONFIG";

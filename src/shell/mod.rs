@@ -5,11 +5,12 @@
 //! appear without editing a template; account names are read when the user presses TAB, by the
 //! hidden `codex-as list --names`, so a new account shows up without re-sourcing anything.
 
+pub mod quote;
+
 use askama::Template;
 use clap::{ArgAction, CommandFactory, ValueHint};
 
 use crate::account::Accounts;
-use crate::quote;
 
 /// Shells `codex-as init` and `codex-as completions` support.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -176,7 +177,10 @@ impl CompletionSpec {
         CompletionSpec {
             subcommands,
             flags_q: q.quote(&flag_specs(&cli, "").join(" ")),
-            companion_q: crate::plugin::COMMANDS.iter().map(|w| q.quote(w)).collect(),
+            companion_q: crate::plugin::locate::COMMANDS
+                .iter()
+                .map(|w| q.quote(w))
+                .collect(),
         }
     }
 }

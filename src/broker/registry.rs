@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::fsutil;
-use crate::runtime_dir::{self, RuntimeDirError};
+use crate::broker::runtime_dir::{self, RuntimeDirError};
+use crate::sys::fsutil;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::fsutil;
+use crate::sys::fsutil;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

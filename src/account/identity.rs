@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::account_env::CODEX_HOME;
-use crate::login_state::{self, LoginState};
+use crate::account::env::CODEX_HOME;
+use crate::account::login_state::{self, LoginState};
 
 /// `"sha256:"` + the first 16 hex digits of SHA-256 over `HOME/auth.json`'s bytes; None when the
 /// file cannot be read. 64 bits tell two logins apart without letting anyone test a guessed key
@@ -52,7 +52,9 @@ impl Identity {
 pub fn codex_home_from_env() -> Option<PathBuf> {
     match std::env::var_os(CODEX_HOME).filter(|v| !v.is_empty()) {
         Some(h) => Some(std::path::absolute(&h).unwrap_or_else(|_| PathBuf::from(h))),
-        None => crate::config::home_dir().ok().map(|h| h.join(".codex")),
+        None => crate::account::config::home_dir()
+            .ok()
+            .map(|h| h.join(".codex")),
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::{self, Config};
+use crate::account::config::{self, Config};
 
 pub const COMPANION: &str = "scripts/codex-companion.mjs";
 

@@ -7,7 +7,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::fsutil;
+use crate::sys::fsutil;
 
 pub const ENV: &str = "CODEX_AS_RUNTIME_DIR";
 /// Room left for a socket name inside the folder (`<16 hex>-<8 hex>.sock`).

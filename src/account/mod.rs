@@ -1,11 +1,16 @@
 //! Named accounts and their Codex homes: resolving a name, listing them all, comparing homes.
 
+pub mod config;
+pub mod env;
+pub mod identity;
+pub mod login_state;
+pub mod names;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::config::{self, Config};
 use crate::error::status;
-use crate::names;
+use config::Config;
 
 /// The account that `codex` uses when CODEX_HOME is unset.
 pub const DEFAULT: &str = "default";

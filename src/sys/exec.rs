@@ -6,7 +6,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
-use crate::account_env::EnvPlan;
+use crate::account::env::EnvPlan;
 use crate::error::ExecError;
 
 /// Runs `program args` in place of this process, with `plan` applied to the environment and, when

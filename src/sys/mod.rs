@@ -1,0 +1,6 @@
+//! Small system helpers with no knowledge of accounts or brokers.
+
+pub mod clock;
+pub mod duration;
+pub mod exec;
+pub mod fsutil;
