@@ -73,3 +73,13 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     }
     status::FAILURE
 }
+
+/// The reader of our stdout has gone (`codex-as list | head -1`): nothing is wrong, and there
+/// is nobody left to tell, so `main` ends quietly with status 0.
+pub fn is_closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

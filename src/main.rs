@@ -27,6 +27,7 @@ fn main() -> ExitCode {
     };
     match cmd::dispatch(cli) {
         Ok(code) => ExitCode::from(code),
+        Err(e) if error::is_closed_pipe(&e) => ExitCode::from(error::status::OK),
         Err(e) => {
             eprintln!("codex-as: {e:#}");
             ExitCode::from(error::exit_code(&e))

@@ -72,7 +72,7 @@ pub fn run(args: AddArgs) -> anyhow::Result<u8> {
     let mut edit = ConfigEdit::open(&accounts.config_path)?;
     edit.set_account_home(&args.name, &stored);
     edit.save()?;
-    println!("added '{}' with home {}", args.name, home.display());
+    crate::outln!("added '{}' with home {}", args.name, home.display())?;
     if !home.is_dir() {
         eprintln!(
             "codex-as: {} does not exist yet: run `codex-as login {}` to create it and log in",

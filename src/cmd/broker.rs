@@ -16,7 +16,7 @@ pub fn run(cmd: BrokerCommand) -> anyhow::Result<u8> {
             if !st.is_codex_as() {
                 eprintln!("codex-as: note: not a codex-as broker (a patched plugin broker?)");
             }
-            println!("{}", serde_json::to_string(&st)?);
+            crate::outln!("{}", serde_json::to_string(&st)?)?;
             Ok(status::OK)
         }
         BrokerCommand::Shutdown(a) => {

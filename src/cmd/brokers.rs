@@ -241,23 +241,28 @@ async fn stop_own(
 
 fn print_rows(rows: &[Row], json: bool, empty: &str) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(rows)?);
+        crate::outln!("{}", serde_json::to_string_pretty(rows)?)?;
         return Ok(());
     }
     if rows.is_empty() {
-        println!("{empty}");
+        crate::outln!("{empty}")?;
         return Ok(());
     }
     let fmt_secs = |s: Option<u64>| {
         s.map(|s| clock::human_duration(s as i64))
             .unwrap_or_else(|| "-".into())
     };
-    println!(
+    crate::outln!(
         "{:<9} {:<12} {:<12} {:>8} {:>6} {:>6}  WORKSPACE",
-        "OWNER", "ACCOUNT", "STATE", "PID", "AGE", "IDLE"
-    );
+        "OWNER",
+        "ACCOUNT",
+        "STATE",
+        "PID",
+        "AGE",
+        "IDLE"
+    )?;
     for r in rows {
-        println!(
+        crate::outln!(
             "{:<9} {:<12} {:<12} {:>8} {:>6} {:>6}  {}",
             r.owner,
             r.account.as_deref().unwrap_or("?"),
@@ -269,9 +274,9 @@ fn print_rows(rows: &[Row], json: bool, empty: &str) -> anyhow::Result<()> {
                 .as_deref()
                 .map(crate::shell::quote::for_terminal)
                 .unwrap_or_else(|| "-".into()),
-        );
+        )?;
         if let Some(note) = &r.note {
-            println!("          {note}");
+            crate::outln!("          {note}")?;
         }
     }
     Ok(())

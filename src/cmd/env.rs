@@ -8,7 +8,7 @@ pub fn run(args: EnvArgs) -> anyhow::Result<u8> {
     let accounts = Accounts::load()?;
     let account = accounts.require(&args.name)?;
     let shell = args.shell.unwrap_or_else(Shell::from_env);
-    print!("{}", render(&EnvPlan::for_account(&account), shell)?);
+    crate::out!("{}", render(&EnvPlan::for_account(&account), shell)?)?;
     Ok(status::OK)
 }
 

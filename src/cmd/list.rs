@@ -33,7 +33,7 @@ pub fn run(args: ListArgs) -> anyhow::Result<u8> {
             out.push_str(&a.name);
             out.push('\n');
         }
-        print!("{out}");
+        crate::out!("{out}")?;
         return Ok(status::OK);
     }
     let current_home = std::env::var_os(CODEX_HOME)
@@ -61,7 +61,7 @@ pub fn run(args: ListArgs) -> anyhow::Result<u8> {
         })
         .collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(status::OK);
     }
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
@@ -72,7 +72,7 @@ pub fn run(args: ListArgs) -> anyhow::Result<u8> {
         .max()
         .unwrap_or(4)
         .max(4);
-    println!("  {:width$}  {:home_width$}  LOGIN", "NAME", "HOME");
+    crate::outln!("  {:width$}  {:home_width$}  LOGIN", "NAME", "HOME")?;
     for (r, home) in rows.iter().zip(&homes) {
         let mark = if r.current { '*' } else { ' ' };
         let login = if r.exists {
@@ -85,14 +85,14 @@ pub fn run(args: ListArgs) -> anyhow::Result<u8> {
         } else {
             ""
         };
-        println!(
+        crate::outln!(
             "{mark} {:width$}  {home:home_width$}  {login}{same}",
             r.name
-        );
+        )?;
     }
-    println!(
+    crate::outln!(
         "\n* current account (CODEX_HOME)   config: {}",
         quote::for_terminal(&accounts.config_path)
-    );
+    )?;
     Ok(status::OK)
 }

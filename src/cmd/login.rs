@@ -44,7 +44,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<u8> {
     // `login NAME -- status` only asks: an account without a home is simply not logged in, and
     // asking must not create anything.
     if !account.exists() && args.args.first().is_some_and(|a| a == "status") {
-        println!("Not logged in ('{}' has no home yet)", account.name);
+        crate::outln!("Not logged in ('{}' has no home yet)", account.name)?;
         return Ok(crate::error::status::FAILURE);
     }
     if !account.exists() {

@@ -125,9 +125,9 @@ pub fn run(args: QuotaArgs) -> anyhow::Result<u8> {
         accounts: rows,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&doc)?)?;
     } else {
-        print!("{}", table(&doc));
+        crate::out!("{}", table(&doc))?;
     }
     Ok(status::OK)
 }

@@ -20,10 +20,10 @@ pub fn run(args: NameArg) -> anyhow::Result<u8> {
         .into());
     }
     edit.save()?;
-    println!(
+    crate::outln!(
         "removed '{}' from the config; its home folder is untouched",
         args.name
-    );
+    )?;
     let conv = accounts.convention_home(&args.name);
     if conv.is_dir() {
         eprintln!(

@@ -4,3 +4,4 @@ pub mod clock;
 pub mod duration;
 pub mod exec;
 pub mod fsutil;
+pub mod out;
