@@ -82,7 +82,7 @@ pub enum Command {
     Init(InitArgs),
     /// Switch this shell to an account (needs `codex-as init` loaded in the shell)
     #[command(
-        after_help = "Examples:\n  codex-as use work\n  codex-as use --unset      back to the default account"
+        after_help = "Examples:\n  codex-as use work\n  codex-as use --unset      unset CODEX_HOME, restore what `use` removed"
     )]
     Use(UseArgs),
     /// Print the completion script for a shell (`codex-as init` already loads it)
@@ -262,7 +262,7 @@ pub struct UseArgs {
     /// Account name (`default` is the account of ~/.codex)
     #[arg(conflicts_with = "unset")]
     pub name: Option<String>,
-    /// Return to the default account
+    /// Leave codex-as's accounts: unset CODEX_HOME and CODEX_AS_ACCOUNT, and put back the identity variables `use` removed
     #[arg(long)]
     pub unset: bool,
     /// Print the code that switches a shell (the init's `codex-as` function evaluates it)

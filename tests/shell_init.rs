@@ -89,10 +89,10 @@ fn use_switches_this_shell_and_a_run_agrees() {
         if !have(shell) {
             continue;
         }
-        let (status, dollar) = if *shell == "fish" {
-            ("$status", "$CODEX_HOME")
+        let (status, dollar, account) = if *shell == "fish" {
+            ("$status", "$CODEX_HOME", "$CODEX_AS_ACCOUNT")
         } else {
-            ("$?", "${CODEX_HOME-}")
+            ("$?", "${CODEX_HOME-}", "${CODEX_AS_ACCOUNT-}")
         };
         let script = format!(
             "{load}\
@@ -106,7 +106,7 @@ fn use_switches_this_shell_and_a_run_agrees() {
              codex-as bob -- sh -c 'exit 7'\n\
              echo \"5 {status}\"\n\
              codex-as use --unset\n\
-             echo \"6 {dollar} $CODEX_AS_ACCOUNT\"\n\
+             echo \"6 {dollar} {account}\"\n\
              codex-as use default\n\
              echo \"7 {dollar}\"\n\
              codex-as use --help >/dev/null\n\
@@ -136,7 +136,7 @@ fn use_switches_this_shell_and_a_run_agrees() {
         let bob = sb.home_path(".codex-bob");
         let default = sb.home_path(".codex");
         let expected = format!(
-            "1 {alice} alice\n2 {alice}\n3 {bob} bob\n4 2 {bob}\n5 7\n6 {default} default\n7 {default}\n8 0\n"
+            "1 {alice} alice\n2 {alice}\n3 {bob} bob\n4 2 {bob}\n5 7\n6  \n7 {default}\n8 0\n"
         );
         assert_eq!(out.stdout, expected, "{shell}\nstderr: {}", out.stderr);
     }

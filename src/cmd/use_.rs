@@ -2,29 +2,45 @@
 //! binary either prints the code for the init's function (hidden `--emit SHELL`) or explains how
 //! to load the init.
 
+use anyhow::Context;
+
+use crate::account::Accounts;
+use crate::account::env::EnvPlan;
 use crate::cli::UseArgs;
 use crate::error::{UsageError, status};
 use crate::shell::quote::Shell;
+use crate::shell::switch::Switch;
 
 pub fn run(args: UseArgs) -> anyhow::Result<u8> {
     let Some(shell) = args.emit else {
         eprintln!("codex-as: {}", needs_init(Shell::from_env()));
         return Ok(status::USAGE);
     };
-    let name = match (&args.name, args.unset) {
-        (_, true) => crate::account::DEFAULT.to_string(),
-        (Some(name), false) => name.clone(),
-        (None, false) => {
+    let code = if args.unset {
+        Switch::leave()
+    } else {
+        let Some(name) = &args.name else {
             return Err(UsageError::new(
-                "give an account name (`codex-as use work`), or `--unset` for the default account",
+                "give an account name (`codex-as use work`), or `--unset` to leave codex-as's accounts",
             )
             .into());
+        };
+        let accounts = Accounts::load()?;
+        let account = accounts.require(name)?;
+        let sw = Switch::to_account(&EnvPlan::for_account(&account), shell, |v| {
+            std::env::var_os(v).is_some()
+        })
+        .map_err(|e| UsageError::new(e.to_string()))?;
+        if let Some(line) = sw.notice(&account.name) {
+            eprintln!("codex-as: {line}");
         }
+        sw
     };
-    crate::cmd::env::run(crate::cli::EnvArgs {
-        name,
-        shell: Some(shell.quoting()),
-    })
+    crate::out!(
+        "{}",
+        code.render(shell).context("cannot render the switch")?
+    )?;
+    Ok(status::OK)
 }
 
 /// One line telling the user how to load the init in their shell.

@@ -6,6 +6,7 @@
 //! hidden `codex-as list --names`, so a new account shows up without re-sourcing anything.
 
 pub mod quote;
+pub mod switch;
 
 use askama::Template;
 use clap::{ArgAction, CommandFactory, ValueHint};
