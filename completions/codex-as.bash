@@ -50,6 +50,20 @@ function __codex_as_value() {
     esac
 }
 
+# Completes the last account of a comma list (`alice,b<TAB>` offers `alice,bob`), leaving out the
+# accounts already in the list.
+function __codex_as_list() {
+    local cur=$1 head=${1%,*} line used
+    local -a taken=()
+    IFS=, read -ra taken <<<"${head}"
+    while IFS= read -r line; do
+        for used in ${taken[@]+"${taken[@]}"}; do
+            [[ ${line} == "${used}" ]] && continue 2
+        done
+        __codex_as_offer "${cur}" "${head},${line}"
+    done < <(__codex_as_accounts || true)
+}
+
 # Completes the command line that follows the `--` at COMP_WORDS[$1].
 function __codex_as_command() {
     local dashdash=$1 cur=${COMP_WORDS[COMP_CWORD]-} line
@@ -117,7 +131,7 @@ function __codex_as_sub() {
     fi
 }
 
-# Completes `codex-as ACCOUNT [--cwd DIR] [COMPANION ... | -- COMMAND ...]`.
+# Completes `codex-as ACCOUNT [--cwd DIR] [--plugin-root DIR] [COMPANION ... | -- COMMAND ...]`.
 function __codex_as_run() {
     local cur=${COMP_WORDS[COMP_CWORD]-} i=2
     for ((i = 2; i < COMP_CWORD; i++)); do
@@ -126,16 +140,19 @@ function __codex_as_run() {
             return
         fi
     done
-    if [[ ${COMP_WORDS[COMP_CWORD - 1]} == --cwd ]]; then
-        __codex_as_value dir "${cur}"
-        return
-    fi
+    case ${COMP_WORDS[COMP_CWORD - 1]} in
+        --cwd | --plugin-root)
+            __codex_as_value dir "${cur}"
+            return
+            ;;
+        *) ;;
+    esac
     i=2
-    while ((i < COMP_CWORD)) && [[ ${COMP_WORDS[i]} == --cwd ]]; do
+    while ((i < COMP_CWORD)) && [[ ${COMP_WORDS[i]} == --cwd || ${COMP_WORDS[i]} == --plugin-root ]]; do
         i=$((i + 2))
     done
     if ((i == COMP_CWORD)); then
-        __codex_as_offer "${cur}" -- --cwd 'setup' 'review' 'adversarial-review' 'task' 'transfer' 'status' 'result' 'cancel'
+        __codex_as_offer "${cur}" -- --cwd --plugin-root 'setup' 'review' 'adversarial-review' 'task' 'transfer' 'status' 'result' 'cancel'
     else
         __codex_as_value file "${cur}"
     fi
@@ -151,8 +168,10 @@ function _codex_as() {
             for word in ${names[@]+"${names[@]}"}; do
                 __codex_as_offer "${cur}" "${word%%=*}"
             done
+        elif [[ ${cur} == *,* ]]; then
+            __codex_as_list "${cur}"
         else
-            __codex_as_offer "${cur}" 'add' 'remove' 'list' 'which' 'login' 'env' 'brokers' 'init' 'use' 'completions' 'quota'
+            __codex_as_offer "${cur}" 'add' 'remove' 'list' 'which' 'login' 'env' 'brokers' 'init' 'use' 'completions' 'quota' auto
             __codex_as_value account "${cur}"
         fi
         return 0

@@ -8,6 +8,19 @@ function __codex_as_accounts
     end
 end
 
+# Completes the last account of the comma list $argv[1] (`alice,b` offers `alice,bob`), leaving
+# out the accounts already in the list.
+function __codex_as_list
+    set -l taken (string split , -- $argv[1])
+    set -e taken[-1]
+    set -l head (string join , -- $taken)
+    command codex-as list --names 2>/dev/null | while read -l name
+        if not contains -- $name $taken
+            printf '%s,%s\t%s\n' $head $name account
+        end
+    end
+end
+
 # Completes a value of kind $argv[1] (account, dir, file, any, or choices `a|b|c`) for the
 # token $argv[2].
 function __codex_as_value
@@ -85,7 +98,7 @@ function __codex_as_sub
     end
 end
 
-# Completes `codex-as ACCOUNT [--cwd DIR] [COMPANION ... | -- COMMAND ...]`.
+# Completes `codex-as ACCOUNT [--cwd DIR] [--plugin-root DIR] [COMPANION ... | -- COMMAND ...]`.
 function __codex_as_run
     set -l words (commandline -opc)
     set -l cur (commandline -ct)
@@ -98,17 +111,17 @@ function __codex_as_run
         end
         set i (math $i + 1)
     end
-    if test "$words[$n]" = --cwd
+    if contains -- "$words[$n]" --cwd --plugin-root
         __fish_complete_directories $cur
         return
     end
     set i 3
-    while test $i -le $n; and test "$words[$i]" = --cwd
+    while test $i -le $n; and contains -- "$words[$i]" --cwd --plugin-root
         set i (math $i + 2)
     end
     if test $i -eq (math $n + 1)
         printf '%s\tcompanion command\n' 'setup' 'review' 'adversarial-review' 'task' 'transfer' 'status' 'result' 'cancel'
-        printf '%s\n' -- --cwd
+        printf '%s\n' -- --cwd --plugin-root
     else
         __fish_complete_path $cur
     end
@@ -120,6 +133,10 @@ function __codex_as_complete
     if test (count $words) -eq 1
         if string match -q -- '-*' $cur
             string replace -r -- '=.*' '' (string split -n ' ' -- '--help -h --version -V')
+            return
+        end
+        if string match -q -- '*,*' $cur
+            __codex_as_list $cur
             return
         end
         printf '%s\t%s\n' 'add' 'Add an account to the config (its home defaults to ~/.codex-NAME)'
@@ -134,6 +151,7 @@ function __codex_as_complete
         printf '%s\t%s\n' 'completions' 'Print the completion script for a shell (`codex-as init` already loads it)'
         printf '%s\t%s\n' 'quota' 'Each account\'s 5-hour and weekly usage, and the order `auto` would try them in'
         __codex_as_accounts
+        printf '%s\t%s\n' auto 'the account with the most quota left'
         return
     end
     switch $words[2]

@@ -11,6 +11,18 @@ function __codex_as_accounts {
     _wanted accounts expl account compadd -a accounts
 }
 
+# Completes the last account of a comma list (`alice,b<TAB>` offers `alice,bob`), leaving out the
+# accounts already in the list.
+function __codex_as_list {
+    local head=${words[CURRENT]%,*}
+    local -a accounts taken expl
+    accounts=(${(f)"$(command codex-as list --names 2>/dev/null)"})
+    taken=(${(s:,:)head})
+    accounts=(${accounts:|taken})
+    accounts=(${accounts/#/$head,})
+    _wanted accounts expl account compadd -a accounts
+}
+
 # Completes a value of kind $1: account, dir, file, any, or choices `a|b|c`.
 function __codex_as_value {
     local -a choices expl
@@ -71,7 +83,7 @@ function __codex_as_sub {
     fi
 }
 
-# Completes `codex-as ACCOUNT [--cwd DIR] [COMPANION ... | -- COMMAND ...]`.
+# Completes `codex-as ACCOUNT [--cwd DIR] [--plugin-root DIR] [COMPANION ... | -- COMMAND ...]`.
 function __codex_as_run {
     local i
     local -a companion expl
@@ -81,18 +93,18 @@ function __codex_as_run {
             return
         fi
     done
-    if [[ $words[CURRENT-1] == --cwd ]]; then
+    if [[ $words[CURRENT-1] == (--cwd|--plugin-root) ]]; then
         _files -/
         return
     fi
     i=3
-    while (( i < CURRENT )) && [[ $words[i] == --cwd ]]; do
+    while (( i < CURRENT )) && [[ $words[i] == (--cwd|--plugin-root) ]]; do
         (( i += 2 ))
     done
     if (( i == CURRENT )); then
         companion=({% for w in spec.companion_q %}{% if !loop.first %} {% endif %}{{ w }}{% endfor %})
         _wanted companion expl 'companion command' compadd -a companion
-        compadd -- -- --cwd
+        compadd -- -- --cwd --plugin-root
     else
         _files
     fi
@@ -108,6 +120,10 @@ function _codex_as {
             compadd -- ${flags%%=*}
             return
         fi
+        if [[ $words[CURRENT] == *,* ]]; then
+            __codex_as_list
+            return
+        fi
         subcommands=({% for s in spec.subcommands %}{% if !loop.first %} {% endif %}{{ s.name_q }}{% endfor %})
         displays=(
 {%- for s in spec.subcommands %}
@@ -116,6 +132,7 @@ function _codex_as {
         )
         _wanted commands expl 'codex-as command' compadd -l -d displays -a subcommands
         __codex_as_accounts
+        _wanted accounts expl 'account' compadd -- auto
         return 0
     fi
     case $words[2] in

@@ -369,6 +369,59 @@ fn completion_offers_subcommands_accounts_and_companions() {
 }
 
 #[test]
+fn completion_offers_auto_comma_lists_and_plugin_root() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.home.join(".codex-carol")).unwrap();
+    for shell in SHELLS {
+        if !have(shell) {
+            continue;
+        }
+        for order in if *shell == "zsh" {
+            &["before", "after"][..]
+        } else {
+            &["-"][..]
+        } {
+            let c = |line: &str| {
+                let mut got = complete(&sb, shell, line, order);
+                got.sort();
+                got.dedup();
+                got
+            };
+            let ctx = format!("{shell} (compinit {order})");
+            assert_eq!(c("codex-as au"), ["auto"], "{ctx}");
+            // A list continues with the accounts not in it yet.
+            assert_eq!(
+                c("codex-as alice,"),
+                ["alice,bob", "alice,carol", "alice,default"],
+                "{ctx}"
+            );
+            assert_eq!(c("codex-as alice,carol,b"), ["alice,carol,bob"], "{ctx}");
+            // `--plugin-root DIR` after an account (or a list), then the companion commands.
+            assert!(
+                c("codex-as alice --plugin-r").contains(&"--plugin-root".to_string()),
+                "{ctx}"
+            );
+            assert!(
+                c("codex-as alice,bob --plug").contains(&"--plugin-root".to_string()),
+                "{ctx}"
+            );
+            assert_eq!(c("codex-as alice --plugin-root /tmp ta"), ["task"], "{ctx}");
+            // A folder after --plugin-root, never a companion command. (The zsh driver does not
+            // see _files' candidates, so only the second half is checked there.)
+            std::fs::create_dir_all(sb.root.join("tasks-dir")).unwrap();
+            let dirs = c("codex-as alice --plugin-root ta");
+            assert!(!dirs.contains(&"task".to_string()), "{ctx}: {dirs:?}");
+            if *shell != "zsh" {
+                assert!(
+                    dirs.iter().any(|w| w.starts_with("tasks-dir")),
+                    "{ctx}: {dirs:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn completion_reads_accounts_at_completion_time() {
     let sb = Sandbox::new();
     // The init is loaded before ~/.codex-dave exists; dave must still be offered.
