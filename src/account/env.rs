@@ -22,6 +22,14 @@ pub const IDENTITY_VARS: &[&str] = &[
     "OPENAI_FEDERATION_RULE_ID",
     "OPENAI_IDENTITY_TOKEN_FILE",
     "OPENAI_WORKLOAD_IDENTITY_CONTEXT",
+    // Workload identity of Codex 0.171 (strings of the binary; any one of them makes
+    // `codex login status` ask for a federation rule instead of reading the home).
+    "OPENAI_IDENTITY_TOKEN_SOURCE",
+    "SPIFFE_ENDPOINT_SOCKET",
+    "OPENAI_SPIFFE_AUDIENCE",
+    "OPENAI_SPIFFE_ID",
+    // Other credentials Codex reads (connectors).
+    "CODEX_CONNECTORS_TOKEN",
     // Where tokens are sent, and who is billed (auth refresh/revoke endpoints, openai provider).
     "CODEX_REFRESH_TOKEN_URL_OVERRIDE",
     "CODEX_REVOKE_TOKEN_URL_OVERRIDE",
@@ -29,6 +37,16 @@ pub const IDENTITY_VARS: &[&str] = &[
     "OPENAI_BASE_URL",
     "OPENAI_ORGANIZATION",
     "OPENAI_PROJECT",
+    // The app-server's login backend and the agent-identity verifiers (0.169 and 0.171).
+    "CODEX_APP_SERVER_LOGIN_ISSUER",
+    "CODEX_APP_SERVER_LOGIN_CLIENT_ID",
+    "CODEX_APP_SERVER_CHATGPT_BASE_URL",
+    "CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL",
+    "CODEX_AGENT_IDENTITY_JWKS_BASE_URL",
+    "CODEX_CLOUD_TASKS_BASE_URL",
+    // A remote executor, and the originator recorded for this account's requests.
+    "CODEX_EXEC_SERVER_URL",
+    "CODEX_INTERNAL_ORIGINATOR_OVERRIDE",
     // Per-account state kept outside CODEX_HOME (thread index, memories).
     "CODEX_SQLITE_HOME",
     // The plugin companion's broker of another account, used instead of broker.json.
