@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::account::config_check::{self, Severity};
 use crate::sys::fsutil;
 
 /// Environment variable naming the config file, for tests and unusual setups.
@@ -81,6 +82,12 @@ pub enum ConfigError {
     },
     #[error("config {path} is not valid: {message} (fix or move the file)")]
     Parse { path: PathBuf, message: String },
+    #[error("config {} needs fixing (or move the file away):\n  {}", .path.display(), .problems.join("\n  "))]
+    Invalid {
+        path: PathBuf,
+        /// One line per problem: `line L, column C: key: what is wrong`.
+        problems: Vec<String>,
+    },
     #[error("cannot write config {}", .path.display())]
     Write {
         path: PathBuf,
@@ -119,16 +126,26 @@ pub fn expand_tilde(raw: &str, home: &Path) -> PathBuf {
 }
 
 impl Config {
-    /// Loads the config; a missing file is an empty config.
-    pub fn load() -> Result<(Config, PathBuf), ConfigError> {
+    /// Loads the config; a missing file is an empty config. Every problem is checked at once:
+    /// errors stop the command (all of them listed), warnings are printed on stderr.
+    /// `known_account` says whether a name the file does not configure is an account anyway.
+    pub fn load(known_account: &dyn Fn(&str) -> bool) -> Result<(Config, PathBuf), ConfigError> {
         let path = path()?;
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok((Config::default(), path));
-            }
-            Err(source) => return Err(ConfigError::Read { path, source }),
+        let Some(text) = read_text(&path)? else {
+            return Ok((Config::default(), path));
         };
+        let (errors, warnings): (Vec<_>, Vec<_>) = config_check::check(&text, known_account)
+            .into_iter()
+            .partition(|f| f.severity == Severity::Error);
+        if !errors.is_empty() {
+            return Err(ConfigError::Invalid {
+                path,
+                problems: errors.iter().map(|f| f.to_string()).collect(),
+            });
+        }
+        for w in &warnings {
+            eprintln!("codex-as: warning: config {}: {w}", path.display());
+        }
         let config = Self::parse(&text).map_err(|message| ConfigError::Parse {
             path: path.clone(),
             message,
@@ -138,6 +155,18 @@ impl Config {
 
     pub fn parse(text: &str) -> Result<Config, String> {
         toml::from_str(text).map_err(|e| e.message().to_string())
+    }
+}
+
+/// The config file's text, or None when there is no file.
+pub fn read_text(path: &Path) -> Result<Option<String>, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Named accounts and their Codex homes: resolving a name, listing them all, comparing homes.
 
 pub mod config;
+pub mod config_check;
 pub mod env;
 pub mod identity;
 pub mod login_state;
@@ -118,8 +119,13 @@ pub struct Accounts {
 
 impl Accounts {
     pub fn load() -> anyhow::Result<Self> {
-        let (config, config_path) = Config::load()?;
         let home_dir = config::home_dir()?;
+        let known = |name: &str| {
+            name == DEFAULT
+                || (names::check(name).is_ok()
+                    && home_dir.join(format!("{CONVENTION_PREFIX}{name}")).is_dir())
+        };
+        let (config, config_path) = Config::load(&known)?;
         Ok(Self::new(config, config_path, home_dir))
     }
 

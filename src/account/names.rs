@@ -8,6 +8,7 @@ pub const RESERVED: &[&str] = &[
     "broker",
     "brokers",
     "completions",
+    "doctor",
     "env",
     "help",
     "init",

@@ -13,6 +13,14 @@ pub fn run(args: AddArgs) -> anyhow::Result<u8> {
         name: args.name.clone(),
         reason,
     })?;
+    if args.name == account::DEFAULT {
+        // One meaning everywhere: `default` is what `codex` uses without CODEX_HOME. A configured
+        // home for it would make `which default` and a run disagree whenever it is missing.
+        return Err(UsageError::new(
+            "'default' is always ~/.codex, the home `codex` uses without CODEX_HOME: add the other folder under its own name (`codex-as add NAME --home DIR`)",
+        )
+        .into());
+    }
     let accounts = Accounts::load()?;
     if let Some(existing) = accounts.config.accounts.get(&args.name) {
         let home = existing
