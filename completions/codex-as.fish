@@ -150,6 +150,7 @@ function __codex_as_complete
         printf '%s\t%s\n' 'use' 'Switch this shell to an account (needs `codex-as init` loaded in the shell)'
         printf '%s\t%s\n' 'completions' 'Print the completion script for a shell (`codex-as init` already loads it)'
         printf '%s\t%s\n' 'quota' 'Each account\'s 5-hour and weekly usage, and the order `auto` would try them in'
+        printf '%s\t%s\n' 'doctor' 'Check the whole setup; for each problem, say what is wrong and the command that fixes it'
         __codex_as_accounts
         printf '%s\t%s\n' auto 'the account with the most quota left'
         return
@@ -177,6 +178,8 @@ function __codex_as_complete
             __codex_as_sub none '--help -h' 'bash|zsh|fish'
         case 'quota'
             __codex_as_sub none '--json --fresh --help -h' ''
+        case 'doctor'
+            __codex_as_sub none '--json --help -h' ''
         case '-*'
         case '*'
             __codex_as_run

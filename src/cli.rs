@@ -95,6 +95,11 @@ pub enum Command {
         after_help = "Examples:\n  codex-as quota\n  codex-as quota --json | jq '.accounts[] | {name, headroom_percent}'"
     )]
     Quota(QuotaArgs),
+    /// Check the whole setup; for each problem, say what is wrong and the command that fixes it
+    #[command(
+        after_help = "Examples:\n  codex-as doctor\n  codex-as doctor --json | jq '.findings[] | .fix'\n\nExit status: 0 when nothing needs doing, 1 when something does."
+    )]
+    Doctor(DoctorArgs),
     /// Run as an account: `codex-as ACCOUNT [--cwd DIR] -- COMMAND [ARGS]...`
     #[command(external_subcommand)]
     Run(Vec<OsString>),
@@ -123,6 +128,13 @@ pub struct ListArgs {
     /// Only the names, one a line, without reading login state (for shell completion)
     #[arg(long, hide = true, conflicts_with = "json")]
     pub names: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Machine-readable output: {"ok", "findings": [{area, subject, problem, fix}], "notes"}
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod account;
 mod broker;
 mod cli;
 mod cmd;
+mod doctor;
 mod error;
 mod fallback;
 mod plugin;

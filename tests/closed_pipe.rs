@@ -41,6 +41,8 @@ fn every_printing_command_ends_quietly_on_a_closed_pipe() {
         &["--help"],
         &["--version"],
         &["list", "--help"],
+        &["doctor"],
+        &["doctor", "--json"],
     ];
     for args in commands {
         let out = with_closed_stdout(&sb, args);

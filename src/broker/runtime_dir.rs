@@ -41,6 +41,11 @@ pub fn ensure() -> Result<PathBuf, RuntimeDirError> {
     Ok(dir)
 }
 
+/// The folder [`ensure`] would use, without creating it (for `doctor`).
+pub fn chosen() -> PathBuf {
+    choose()
+}
+
 fn choose() -> PathBuf {
     let env = |k: &str| {
         std::env::var_os(k)

@@ -5,6 +5,7 @@ mod broker;
 mod brokers;
 mod companion;
 mod completions;
+mod doctor;
 mod env;
 mod fallback;
 mod init;
@@ -32,6 +33,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Use(a) => use_::run(a),
         Command::Completions(a) => completions::run(a),
         Command::Quota(a) => quota::run(a),
+        Command::Doctor(a) => doctor::run(a),
         Command::Run(args) => run::run(args),
     }
 }

@@ -78,8 +78,12 @@ pub fn fish(value: &str) -> String {
 /// A path for a table on a terminal: control characters (a newline in a folder name) escaped,
 /// so one row stays one line.
 pub fn for_terminal(p: &std::path::Path) -> String {
-    p.to_string_lossy()
-        .chars()
+    for_terminal_str(&p.to_string_lossy())
+}
+
+/// Text with control characters escaped, so a name or path cannot drive the terminal.
+pub fn for_terminal_str(s: &str) -> String {
+    s.chars()
         .flat_map(|c| {
             if c.is_control() {
                 c.escape_default().collect::<Vec<_>>()

@@ -1,0 +1,200 @@
+//! Accounts: the config, each home (exists, private, logged in), two names on one home, and
+//! homes whose path would run code if a careless script evaluated it.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use super::{Report, q};
+use crate::account::config::{self, ConfigError};
+use crate::account::config_check::{self, Severity};
+use crate::account::login_state::{self, LoginState};
+use crate::account::{Accounts, DEFAULT, Source};
+
+/// Checks the config file, and loads the accounts when it can be read.
+pub fn config(report: &mut Report) -> Option<Accounts> {
+    let path = match config::path() {
+        Ok(p) => p,
+        Err(e) => {
+            report.finding(
+                "config",
+                "HOME",
+                e.to_string(),
+                "export HOME=/path/to/your/home",
+            );
+            return None;
+        }
+    };
+    let home_dir = config::home_dir().ok()?;
+    if let Ok(Some(text)) = config::read_text(&path) {
+        let known = |name: &str| {
+            name == DEFAULT
+                || home_dir
+                    .join(format!("{}{name}", crate::account::CONVENTION_PREFIX))
+                    .is_dir()
+        };
+        for f in config_check::check(&text, &known) {
+            let what = if f.severity == Severity::Error {
+                "error"
+            } else {
+                "warning"
+            };
+            report.finding(
+                "config",
+                f.key.clone(),
+                format!(
+                    "{what} at line {}, column {}: {}",
+                    f.line, f.column, f.message
+                ),
+                format!("edit {} (line {})", q(&path), f.line),
+            );
+        }
+    }
+    match Accounts::load() {
+        Ok(a) => {
+            report.note("config", format!("{}", path.display()));
+            Some(a)
+        }
+        Err(e) => {
+            // Already reported above when it is the config's content.
+            if !e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<ConfigError>(),
+                    Some(ConfigError::Invalid { .. } | ConfigError::Parse { .. })
+                )
+            }) {
+                report.finding(
+                    "config",
+                    path.display().to_string(),
+                    format!("{e:#}"),
+                    format!("check {}", q(&path)),
+                );
+            }
+            None
+        }
+    }
+}
+
+/// Characters that run code when a path is pasted into shell code unquoted.
+fn code_in_path(path: &str) -> Option<&'static str> {
+    ["$(", "`"].into_iter().find(|s| path.contains(s))
+}
+
+pub fn check(accounts: &Accounts, report: &mut Report) {
+    let all = accounts.all();
+    let mut by_home: BTreeMap<std::path::PathBuf, Vec<&crate::account::Account>> = BTreeMap::new();
+    for a in &all {
+        let home_text = a.home.to_string_lossy();
+        if let Some(bad) = code_in_path(&home_text) {
+            let safe = accounts.convention_home(&a.name);
+            report.finding(
+                "accounts",
+                a.name.clone(),
+                format!("its home {} contains `{bad}`: shell code that pastes the path unquoted would run it", a.home.display()),
+                format!(
+                    "codex-as remove {name} && mv -- {} {} && codex-as add {name} --home {}",
+                    q(&a.home),
+                    q(&safe),
+                    q(&safe),
+                    name = a.name
+                ),
+            );
+        }
+        if !a.exists() {
+            if a.name == DEFAULT {
+                report.note(
+                    "accounts",
+                    format!(
+                        "default: {} does not exist yet (codex creates it)",
+                        a.home.display()
+                    ),
+                );
+            } else {
+                report.finding(
+                    "accounts",
+                    a.name.clone(),
+                    format!("its home {} does not exist", a.home.display()),
+                    format!("codex-as login {}", a.name),
+                );
+            }
+            continue;
+        }
+        by_home.entry(a.canonical_home()).or_default().push(a);
+        let home = a.canonical_home();
+        if let Ok(meta) = std::fs::metadata(&home) {
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.uid() != nix::unistd::getuid().as_raw() {
+                report.finding(
+                    "accounts",
+                    a.name.clone(),
+                    format!(
+                        "its home {} is owned by uid {}, not you",
+                        home.display(),
+                        meta.uid()
+                    ),
+                    format!("sudo chown -R \"$(id -u)\" {}", q(&home)),
+                );
+            } else if mode & 0o077 != 0 {
+                report.finding(
+                    "accounts",
+                    a.name.clone(),
+                    format!("its home {} is open to other users (mode {mode:o}): sessions and logins are private", home.display()),
+                    format!("chmod 700 {}", q(&home)),
+                );
+            }
+        }
+        let auth = home.join("auth.json");
+        if let Ok(meta) = std::fs::metadata(&auth) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                report.finding(
+                    "accounts",
+                    a.name.clone(),
+                    format!(
+                        "{} is readable or writable by other users (mode {mode:o})",
+                        auth.display()
+                    ),
+                    format!("chmod 600 {}", q(&auth)),
+                );
+            }
+        }
+        match login_state::read(&home) {
+            LoginState::LoggedOut => report.finding(
+                "accounts",
+                a.name.clone(),
+                "not logged in: a run as it cannot start a turn",
+                format!("codex-as login {}", a.name),
+            ),
+            LoginState::Unknown => report.finding(
+                "accounts",
+                a.name.clone(),
+                format!("{} is in a format codex-as does not know", auth.display()),
+                format!("codex-as login {}", a.name),
+            ),
+            state => report.note(
+                "accounts",
+                format!("{}: {} ({})", a.name, home.display(), state.describe()),
+            ),
+        }
+    }
+    for (home, names) in by_home {
+        let Some((first, rest)) = names.split_first() else {
+            continue;
+        };
+        for other in rest {
+            let fix = match other.source {
+                Source::Config => format!("codex-as remove {}", other.name),
+                _ => format!("rm {}  # a second name for {}", q(&other.home), first.name),
+            };
+            report.finding(
+                "accounts",
+                other.name.clone(),
+                format!(
+                    "it is the same home as '{}' ({}): two names for one login",
+                    first.name,
+                    home.display()
+                ),
+                fix,
+            );
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! codex-as's own brokers: a private runtime folder, records of brokers that are gone, and
+//! brokers still running on a login their account has since replaced.
+
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+use super::{Report, q};
+use crate::account::Accounts;
+use crate::broker::client::{self, ClientError};
+use crate::broker::registry::Registry;
+use crate::broker::{pool, runtime_dir};
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub fn check(accounts: &Accounts, report: &mut Report) {
+    let dir = runtime_dir::chosen();
+    if !dir.exists() {
+        return;
+    }
+    // Read-only: runtime_dir::check_private would tighten the mode itself.
+    let Ok(meta) = std::fs::symlink_metadata(&dir) else {
+        return;
+    };
+    let mode = meta.mode() & 0o777;
+    let problem = if !meta.is_dir() {
+        Some((
+            "it is not a folder (a symlink or a file)".to_string(),
+            format!("rm {}", q(&dir)),
+        ))
+    } else if meta.uid() != nix::unistd::getuid().as_raw() {
+        Some((
+            format!("it is owned by uid {}, not you", meta.uid()),
+            format!("export {}=\"$HOME/.cache/codex-as-run\"", runtime_dir::ENV),
+        ))
+    } else if mode & 0o077 != 0 {
+        Some((
+            format!("it is open to other users (mode {mode:o})"),
+            format!("chmod 700 {}", q(&dir)),
+        ))
+    } else {
+        None
+    };
+    if let Some((why, fix)) = problem {
+        report.finding(
+            "brokers",
+            dir.display().to_string(),
+            format!("codex-as's runtime folder must be private: {why}; another local user could plant a broker there"),
+            fix,
+        );
+        return;
+    }
+    let Ok(reg) = Registry::open() else {
+        return;
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    let mut live = 0;
+    for id in reg.ids() {
+        let endpoint = format!("unix:{}", reg.socket_path(&id).display());
+        let record = reg.record(&id);
+        let account = record
+            .as_ref()
+            .map(|r| r.account.clone())
+            .unwrap_or_else(|| "?".into());
+        match rt.block_on(client::status(&endpoint, PROBE_TIMEOUT)) {
+            Ok(st) => {
+                live += 1;
+                let stale = st.codex_home.as_deref().is_some_and(|h| {
+                    crate::account::identity::auth_fingerprint(std::path::Path::new(h))
+                        != pool::fingerprint_of(&st)
+                });
+                if stale {
+                    report.finding(
+                        "brokers",
+                        format!("broker of '{account}'"),
+                        "it runs on a login its account has replaced since (codex-as starts a new one, this one waits to be stopped)",
+                        "codex-as brokers stop",
+                    );
+                }
+            }
+            Err(ClientError::NotRunning { .. }) => report.finding(
+                "brokers",
+                format!("record {id}"),
+                format!("a record of a broker of '{account}' that is gone"),
+                "codex-as brokers   # listing forgets records of brokers that are gone",
+            ),
+            Err(_) => {}
+        }
+    }
+    let _ = accounts;
+    report.note(
+        "brokers",
+        format!(
+            "{live} codex-as broker(s) running; runtime folder {}",
+            dir.display()
+        ),
+    );
+}

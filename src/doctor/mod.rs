@@ -1,0 +1,132 @@
+//! `codex-as doctor`: checks the whole setup and says, for each problem found, what is wrong and
+//! the exact command that fixes it. One module per area; each adds findings (something needs
+//! action) and notes (what was seen, for the record) to one report.
+
+mod accounts;
+mod brokers;
+mod claude;
+mod codex;
+mod plugin;
+mod shell;
+
+use serde::Serialize;
+
+use crate::account::Accounts;
+use crate::shell::quote;
+
+/// Something that needs action. Field names are a stable interface (`doctor --json`).
+#[derive(Debug, Serialize)]
+pub struct Finding {
+    /// accounts, config, shell, plugin, brokers, claude, codex.
+    pub area: &'static str,
+    /// What it is about: an account name, a variable, a file.
+    pub subject: String,
+    /// What is wrong, in one sentence.
+    pub problem: String,
+    /// The command that fixes it.
+    pub fix: String,
+}
+
+/// What was checked and seen, when nothing needs doing.
+#[derive(Debug, Serialize)]
+pub struct Note {
+    pub area: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub findings: Vec<Finding>,
+    pub notes: Vec<Note>,
+}
+
+impl Report {
+    pub fn finding(
+        &mut self,
+        area: &'static str,
+        subject: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        self.findings.push(Finding {
+            area,
+            subject: subject.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        });
+    }
+
+    pub fn note(&mut self, area: &'static str, message: impl Into<String>) {
+        self.notes.push(Note {
+            area,
+            message: message.into(),
+        });
+    }
+}
+
+/// A path quoted for the fix line (POSIX quoting reads the same in fish for plain paths).
+pub fn q(path: &std::path::Path) -> String {
+    quote::posix(&path.to_string_lossy())
+}
+
+/// Runs every check. A config that cannot be read stops only the checks that need accounts.
+pub fn examine() -> Report {
+    let mut report = Report::default();
+    let accounts = accounts::config(&mut report);
+    if let Some(accounts) = &accounts {
+        accounts::check(accounts, &mut report);
+    }
+    shell::check(accounts.as_ref(), &mut report);
+    codex::check(accounts.as_ref(), &mut report);
+    if let Some(accounts) = &accounts {
+        plugin::check(accounts, &mut report);
+        brokers::check(accounts, &mut report);
+    }
+    claude::check(&mut report);
+    report.ok = report.findings.is_empty();
+    report
+}
+
+/// The report as people read it: findings first, each with its fix, then the notes.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    if report.findings.is_empty() {
+        out.push_str("No problem found.\n");
+    } else {
+        let n = report.findings.len();
+        out.push_str(&format!(
+            "{n} problem{} found:\n",
+            if n == 1 { "" } else { "s" }
+        ));
+        for f in &report.findings {
+            out.push_str(&format!(
+                "\n[{}] {}: {}\n  fix: {}\n",
+                f.area,
+                quote::for_terminal_str(&f.subject),
+                quote::for_terminal_str(&f.problem),
+                quote::for_terminal_str(&f.fix)
+            ));
+        }
+    }
+    if !report.notes.is_empty() {
+        out.push_str("\nChecked:\n");
+        for n in &report.notes {
+            out.push_str(&format!(
+                "  {:<9} {}\n",
+                n.area,
+                quote::for_terminal_str(&n.message)
+            ));
+        }
+    }
+    out
+}
+
+/// Whether `accounts` has an account whose home is `home`, and its name.
+pub fn account_of(accounts: &Accounts, home: &std::path::Path) -> Option<String> {
+    accounts
+        .all()
+        .into_iter()
+        .find(|a| a.exists() && crate::account::same_home(&a.home, home))
+        .map(|a| a.name)
+}

@@ -1,0 +1,405 @@
+//! `codex-as doctor` against a healthy sandbox (no finding, exit 0) and against the same sandbox
+//! with one problem planted at a time (exactly one finding, exit 1, its fix printed).
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+
+use common::{Sandbox, stderr, stdout};
+
+fn chmod(p: &Path, mode: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A logged-in home, private as `codex-as login` makes it.
+fn logged_in_home(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    chmod(dir, 0o700);
+    let auth = dir.join("auth.json");
+    std::fs::write(
+        &auth,
+        r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-test"}"#,
+    )
+    .unwrap();
+    chmod(&auth, 0o600);
+}
+
+/// default and alice logged in, the bash init in ~/.bashrc, codex on PATH, a private runtime
+/// folder: nothing to report.
+fn healthy() -> Sandbox {
+    let sb = Sandbox::new();
+    logged_in_home(&sb.home().join(".codex"));
+    logged_in_home(&sb.home().join(".codex-alice"));
+    std::fs::write(
+        sb.home().join(".bashrc"),
+        "eval \"$(codex-as init bash)\"\n",
+    )
+    .unwrap();
+    sb.with_fake_codex();
+    let run = sb.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    chmod(&run, 0o700);
+    sb
+}
+
+fn doctor(sb: &Sandbox, json: bool) -> Command {
+    let mut c = sb.codex_as();
+    c.arg("doctor")
+        .env("SHELL", "/bin/bash")
+        .env("CODEX_AS_RUNTIME_DIR", sb.path().join("run"));
+    if json {
+        c.arg("--json");
+    }
+    c
+}
+
+fn findings(sb: &Sandbox, env: &[(&str, &str)]) -> (Option<i32>, Vec<serde_json::Value>, String) {
+    let out = doctor(sb, true).envs(env.iter().copied()).output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), stderr(&out)));
+    assert_eq!(doc["ok"].as_bool(), Some(out.status.code() == Some(0)));
+    let text = doctor(sb, false)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        doc["findings"].as_array().unwrap().clone(),
+        stdout(&text),
+    )
+}
+
+#[test]
+fn a_healthy_setup_has_no_finding() {
+    let sb = healthy();
+    let (code, found, text) = findings(&sb, &[]);
+    assert_eq!((code, found.len()), (Some(0), 0), "{found:?}\n{text}");
+    assert!(text.starts_with("No problem found.\n"), "{text}");
+    // What was seen is still said.
+    assert!(
+        text.contains("alice:") && text.contains("(api key)"),
+        "{text}"
+    );
+    assert!(text.contains("the bash integration is loaded"), "{text}");
+}
+
+fn home_of(sb: &Sandbox, rel: &str) -> String {
+    std::fs::canonicalize(sb.home().join(rel))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+fn live_process(sb: &Sandbox) -> Child {
+    sb.command("sleep").arg("60").spawn().unwrap()
+}
+
+/// The plugin's state folder name for a workspace (slug, then 8 bytes of sha256), computed
+/// independently of codex-as.
+fn plugin_state_dir(root: &Path, workspace: &Path) -> PathBuf {
+    let canonical = std::fs::canonicalize(workspace).unwrap();
+    let base = workspace
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let mut slug = String::new();
+    let mut in_run = false;
+    for c in base.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+            slug.push(c);
+            in_run = false;
+        } else if !in_run {
+            slug.push('-');
+            in_run = true;
+        }
+    }
+    let out = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(canonical.as_os_str().as_encoded_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let hex = String::from_utf8(out.stdout).unwrap();
+    root.join(format!("{}-{}", slug.trim_matches('-'), &hex[..16]))
+}
+
+#[test]
+fn each_planted_problem_is_one_finding_with_its_fix() {
+    struct Case {
+        name: &'static str,
+        env: Vec<(&'static str, String)>,
+        area: &'static str,
+        fix: String,
+    }
+    type Plant = Box<dyn Fn(&Sandbox) -> Case>;
+    let cases: Vec<Plant> = vec![
+        Box::new(|sb| {
+            chmod(&sb.home().join(".codex-alice"), 0o755);
+            Case {
+                name: "home mode",
+                env: vec![],
+                area: "accounts",
+                fix: format!("chmod 700 '{}'", home_of(sb, ".codex-alice")),
+            }
+        }),
+        Box::new(|sb| {
+            chmod(&sb.home().join(".codex-alice/auth.json"), 0o644);
+            Case {
+                name: "auth.json mode",
+                env: vec![],
+                area: "accounts",
+                fix: format!("chmod 600 '{}/auth.json'", home_of(sb, ".codex-alice")),
+            }
+        }),
+        Box::new(|sb| {
+            std::fs::remove_file(sb.home().join(".codex-alice/auth.json")).unwrap();
+            Case {
+                name: "not logged in",
+                env: vec![],
+                area: "accounts",
+                fix: "codex-as login alice".into(),
+            }
+        }),
+        Box::new(|sb| {
+            sb.write_config("[accounts.bob]\nhome = \"~/bob-home\"\n");
+            Case {
+                name: "missing home",
+                env: vec![],
+                area: "accounts",
+                fix: "codex-as login bob".into(),
+            }
+        }),
+        Box::new(|sb| {
+            sb.write_config("[accounts.work]\nhome = \"~/.codex-alice\"\n");
+            Case {
+                name: "two names, one home",
+                env: vec![],
+                area: "accounts",
+                fix: "codex-as remove work".into(),
+            }
+        }),
+        Box::new(|sb| {
+            logged_in_home(&sb.home().join("ev$(touch pwned)"));
+            sb.write_config("[accounts.evil]\nhome = \"~/ev$(touch pwned)\"\n");
+            Case {
+                name: "code in a home path",
+                env: vec![],
+                area: "accounts",
+                fix: "codex-as remove evil && mv -- ".into(),
+            }
+        }),
+        Box::new(|sb| {
+            sb.write_config("[quota]\nthreshold = 120\n");
+            Case {
+                name: "config error",
+                env: vec![],
+                area: "config",
+                fix: format!("edit '{}' (line 2)", sb.config_file().display()),
+            }
+        }),
+        Box::new(|_| Case {
+            name: "inherited CODEX_HOME",
+            env: vec![("CODEX_HOME", "/nonexistent/codex".into())],
+            area: "shell",
+            fix: "unset CODEX_HOME".into(),
+        }),
+        Box::new(|sb| Case {
+            name: "CODEX_HOME of no account",
+            env: vec![("CODEX_HOME", sb.path().join("tmp").display().to_string())],
+            area: "shell",
+            fix: "unset CODEX_HOME".into(),
+        }),
+        Box::new(|_| Case {
+            name: "OPENAI_API_KEY",
+            env: vec![("OPENAI_API_KEY", "sk-inherited".into())],
+            area: "shell",
+            fix: "unset OPENAI_API_KEY".into(),
+        }),
+        Box::new(|_| Case {
+            name: "OPENAI_IDENTITY_TOKEN_SOURCE",
+            env: vec![("OPENAI_IDENTITY_TOKEN_SOURCE", "file".into())],
+            area: "shell",
+            fix: "unset OPENAI_IDENTITY_TOKEN_SOURCE".into(),
+        }),
+        Box::new(|sb| {
+            let rc = sb.home().join(".bashrc");
+            let mut text = std::fs::read_to_string(&rc).unwrap();
+            text.push_str("alias cw='CODEX_HOME=~/.codex-alice codex'\n");
+            std::fs::write(&rc, text).unwrap();
+            Case {
+                name: "alias setting CODEX_HOME",
+                env: vec![],
+                area: "shell",
+                fix: format!("sed -i.bak '2d' '{}'", rc.display()),
+            }
+        }),
+        Box::new(|sb| {
+            std::fs::write(sb.home().join(".bashrc"), "# nothing\n").unwrap();
+            Case {
+                name: "init not loaded",
+                env: vec![],
+                area: "shell",
+                fix: format!(
+                    "echo 'eval \"$(codex-as init bash)\"' >> '{}'",
+                    sb.home().join(".bashrc").display()
+                ),
+            }
+        }),
+        Box::new(|sb| {
+            std::fs::remove_file(sb.bin_dir().join("codex")).unwrap();
+            Case {
+                name: "codex missing",
+                env: vec![],
+                area: "codex",
+                fix: "npm install -g @openai/codex".into(),
+            }
+        }),
+        Box::new(|sb| {
+            let sock = sb
+                .home()
+                .join(".codex-alice/app-server-control/app-server-control.sock");
+            std::fs::create_dir_all(sock.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(sb.path().join("tmp/gone-daemon"), &sock).unwrap();
+            Case {
+                name: "stale daemon socket",
+                env: vec![],
+                area: "codex",
+                fix: format!(
+                    "rm '{}/app-server-control/app-server-control.sock'",
+                    home_of(sb, ".codex-alice")
+                ),
+            }
+        }),
+        Box::new(|sb| {
+            chmod(&sb.path().join("run"), 0o755);
+            Case {
+                name: "runtime folder not private",
+                env: vec![],
+                area: "brokers",
+                fix: format!("chmod 700 '{}'", sb.path().join("run").display()),
+            }
+        }),
+        Box::new(|sb| {
+            let rec = sb.path().join("run/0123456789abcdef-0000abcd.json");
+            std::fs::write(&rec, format!(
+                r#"{{"id":"0123456789abcdef-0000abcd","workspace":"{}","account":"alice","codexHome":"{}","endpoint":"unix:/nowhere","pid":999999999,"startedAt":1,"authFingerprint":null}}"#,
+                sb.path().display(), home_of(sb, ".codex-alice"))).unwrap();
+            chmod(&rec, 0o600);
+            Case {
+                name: "dead broker record",
+                env: vec![],
+                area: "brokers",
+                fix: "codex-as brokers".into(),
+            }
+        }),
+        Box::new(|sb| {
+            let state = sb.path().join("tmp/codex-companion");
+            std::fs::create_dir_all(&state).unwrap();
+            chmod(&state, 0o777);
+            Case {
+                name: "plugin state folder writable",
+                env: vec![],
+                area: "plugin",
+                fix: format!("chmod 700 '{}'", state.display()),
+            }
+        }),
+    ];
+    for plant in cases {
+        let sb = healthy();
+        let case = plant(&sb);
+        let env: Vec<(&str, &str)> = case.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (code, found, text) = findings(&sb, &env);
+        assert_eq!(code, Some(1), "{}: {text}", case.name);
+        assert_eq!(found.len(), 1, "{}: {found:#?}", case.name);
+        assert_eq!(found[0]["area"], case.area, "{}", case.name);
+        let fix = found[0]["fix"].as_str().unwrap();
+        assert!(
+            fix.starts_with(&case.fix),
+            "{}: fix {fix:?}, expected {:?}",
+            case.name,
+            case.fix
+        );
+        assert!(
+            text.contains(&format!("  fix: {fix}")),
+            "{}: {text}",
+            case.name
+        );
+        assert!(!sb.home().join("pwned").exists() && !sb.path().join("pwned").exists());
+        assert!(
+            !text.contains("sk-inherited") && !text.contains("sk-test"),
+            "a secret printed"
+        );
+    }
+}
+
+#[test]
+fn a_plugin_broker_serving_another_account_is_found() {
+    // The original bug: the plugin's broker of this workspace runs on bob's login while this
+    // shell is on alice; /codex:* commands from Claude Code here would run as bob.
+    let sb = healthy();
+    logged_in_home(&sb.home().join(".codex-bob"));
+    let mut broker = live_process(&sb);
+    let state = plugin_state_dir(&sb.path().join("tmp/codex-companion"), sb.path());
+    std::fs::create_dir_all(&state).unwrap();
+    chmod(&state, 0o700);
+    chmod(state.parent().unwrap(), 0o700);
+    let bob = std::fs::canonicalize(sb.home().join(".codex-bob")).unwrap();
+    std::fs::write(
+        state.join("broker.json"),
+        format!(
+            r#"{{"endpoint":"unix:/nowhere","pid":{},"codexHome":"{}"}}"#,
+            broker.id(),
+            bob.display()
+        ),
+    )
+    .unwrap();
+    let alice = std::fs::canonicalize(sb.home().join(".codex-alice")).unwrap();
+    let (code, found, text) = findings(&sb, &[("CODEX_HOME", alice.to_str().unwrap())]);
+    // The same broker is fine for a shell on bob.
+    let (code_bob, found_bob, _) = findings(&sb, &[("CODEX_HOME", bob.to_str().unwrap())]);
+    let _ = broker.kill();
+    let _ = broker.wait();
+    assert_eq!((code, found.len()), (Some(1), 1), "{text}");
+    assert_eq!(found[0]["area"], "plugin");
+    assert!(
+        found[0]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("serves 'bob'"),
+        "{text}"
+    );
+    assert!(
+        found[0]["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("codex-as alice task"),
+        "{text}"
+    );
+    assert_eq!((code_bob, found_bob.len()), (Some(0), 0), "{found_bob:?}");
+}
+
+#[test]
+fn claude_code_hooks_and_the_keyring_are_reported_as_notes() {
+    let sb = healthy();
+    std::fs::create_dir_all(sb.home().join(".claude")).unwrap();
+    std::fs::write(
+        sb.home().join(".claude/settings.json"),
+        r#"{"hooks":{"SessionStart":[{"hooks":[{"type":"command","command":"codex-as claude hook session-start"}]}]}}"#,
+    )
+    .unwrap();
+    let out = doctor(&sb, true).output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let notes = doc["notes"].to_string();
+    assert!(notes.contains("codex-as hooks installed in"), "{notes}");
+    assert_eq!(out.status.code(), Some(0));
+}
