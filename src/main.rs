@@ -9,6 +9,8 @@ mod cmd;
 mod doctor;
 mod error;
 mod fallback;
+#[cfg(test)]
+mod manpage;
 mod plugin;
 mod quota;
 mod shell;
