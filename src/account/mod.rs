@@ -6,6 +6,7 @@ pub mod env;
 pub mod identity;
 pub mod login_state;
 pub mod names;
+pub mod new_home;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use anyhow::{Context, bail};
 
 use crate::account::env::EnvPlan;
-use crate::account::{Account, AccountError, Accounts, DEFAULT, Source};
+use crate::account::{Account, AccountError, Accounts, DEFAULT, Source, new_home};
 use crate::cli::LoginArgs;
 use crate::error::UsageError;
 use crate::sys::{exec, fsutil};
@@ -47,7 +47,8 @@ pub fn run(args: LoginArgs) -> anyhow::Result<u8> {
         crate::outln!("Not logged in ('{}' has no home yet)", account.name)?;
         return Ok(crate::error::status::FAILURE);
     }
-    if !account.exists() {
+    let created = !account.exists();
+    if created {
         fsutil::create_private_dir(&account.home)
             .with_context(|| format!("cannot create {}", account.home.display()))?;
         eprintln!(
@@ -56,25 +57,52 @@ pub fn run(args: LoginArgs) -> anyhow::Result<u8> {
             account.name
         );
     }
-    if args.copy_config {
-        copy_config(&source_config, &account)?;
-    }
+    let copied = if args.copy_config {
+        copy_config(&source_config, &account)?
+    } else {
+        None
+    };
     let mut login_args: Vec<OsString> = vec!["login".into()];
     login_args.extend(args.args);
     let plan = EnvPlan::for_account(&account);
-    Err(exec::exec(codex.as_os_str(), &login_args, &plan, None).into())
+    if !created {
+        return Err(exec::exec(codex.as_os_str(), &login_args, &plan, None).into());
+    }
+    // A new home is undone when the login does not happen, so codex login runs as a child
+    // (signals passed on, the terminal its own) and codex-as looks at how it ended.
+    let mut cmd = std::process::Command::new(&codex);
+    cmd.args(&login_args);
+    plan.apply(&mut cmd);
+    let ended = crate::fallback::child::run(cmd, &codex.to_string_lossy(), None)?;
+    if ended.status.success() {
+        return Ok(crate::error::status::OK);
+    }
+    if new_home::remove_if_unused(&account.home, copied.as_deref()) {
+        eprintln!(
+            "codex-as: the login did not finish; removed the new {} (nothing was logged in)",
+            account.home.display()
+        );
+    }
+    Ok(match crate::fallback::child::signal_of(&ended.status) {
+        Some(sig) => crate::fallback::child::die_like(sig),
+        None => ended
+            .status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(crate::error::status::FAILURE),
+    })
 }
 
 /// A copy, never a link: Codex rewrites config.toml in place, and a link would carry one account's
-/// settings into the other. An existing config.toml is left as it is.
-fn copy_config(source: &std::path::Path, account: &Account) -> anyhow::Result<()> {
+/// settings into the other. An existing config.toml is left as it is. Returns what was copied.
+fn copy_config(source: &std::path::Path, account: &Account) -> anyhow::Result<Option<Vec<u8>>> {
     let target = account.home.join("config.toml");
     if target.symlink_metadata().is_ok() {
         eprintln!(
             "codex-as: {} already exists; left unchanged (--copy-config only seeds a missing one)",
             target.display()
         );
-        return Ok(());
+        return Ok(None);
     }
     let bytes =
         std::fs::read(source).with_context(|| format!("cannot read {}", source.display()))?;
@@ -85,5 +113,5 @@ fn copy_config(source: &std::path::Path, account: &Account) -> anyhow::Result<()
         source.display(),
         target.display()
     );
-    Ok(())
+    Ok(Some(bytes))
 }
