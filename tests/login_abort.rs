@@ -58,7 +58,7 @@ fn an_interrupted_login_removes_the_new_home_and_dies_of_the_signal() {
     )
     .unwrap();
     std::fs::set_permissions(&codex, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut child = sb
+    let child = sb
         .codex_as()
         .args(["login", "waiting"])
         .stderr(Stdio::piped())
