@@ -20,6 +20,8 @@ Examples:
                                             a compound command, all of it as 'work'
   codex-as work --cwd ~/src/api -- codex    change directory first
   codex-as list                             accounts, homes, and how each is logged in
+  codex-as doctor                           what is wrong with the setup, and the fix
+  codex-as help login                       the same as `codex-as login --help`
   codex-as alice,bob task '…'               bob only if alice's usage limit is reached
   codex-as auto task '…'                    the account with the most quota left first
   eval \"$(codex-as env work)\"               switch this shell to 'work'

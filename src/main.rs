@@ -9,6 +9,7 @@ mod cmd;
 mod doctor;
 mod error;
 mod fallback;
+mod help;
 #[cfg(test)]
 mod manpage;
 mod plugin;
@@ -17,7 +18,14 @@ mod shell;
 mod sys;
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let args = match help::rewrite(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("codex-as: {e}");
+            return ExitCode::from(error::status::USAGE);
+        }
+    };
+    let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

@@ -42,6 +42,8 @@ fn every_printing_command_ends_quietly_on_a_closed_pipe() {
         &["--version"],
         &["list", "--help"],
         &["doctor"],
+        &["help"],
+        &["help", "quota"],
         &["doctor", "--json"],
     ];
     for args in commands {
