@@ -102,7 +102,41 @@ pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
     })
 }
 
+/// A word in command position that is no account but is close to a codex-as command (`lsit`)
+/// is refused before anything else, naming the command (and an account, when one is close
+/// too). Words close to no command keep the account's own error.
+fn check_word(word: &str) -> anyhow::Result<()> {
+    if word.contains(',') || word == super::fallback::AUTO || word.starts_with('-') {
+        return Ok(());
+    }
+    let accounts = Accounts::load()?;
+    let Err(crate::account::AccountError::Unknown { suggestion, .. }) = accounts.resolve(word)
+    else {
+        return Ok(());
+    };
+    let mut cli = <crate::cli::Cli as clap::CommandFactory>::command();
+    cli.build();
+    let commands: Vec<&str> = cli
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .map(|s| s.get_name())
+        .collect();
+    let Some(command) = crate::account::names::suggest(word, commands.iter().copied()) else {
+        return Ok(());
+    };
+    let account = suggestion
+        .map(|a| format!(" or the account '{a}' (`codex-as {a} ...`)"))
+        .unwrap_or_default();
+    Err(UsageError::new(format!(
+        "'{word}' is neither a command nor an account: did you mean the command `codex-as {command}`{account}? (`codex-as --help` lists the commands, `codex-as list` the accounts)"
+    ))
+    .into())
+}
+
 pub fn run(raw: Vec<OsString>) -> anyhow::Result<u8> {
+    if let Some(word) = raw.first().and_then(|w| w.to_str()) {
+        check_word(word)?;
+    }
     let args = parse(raw)?;
     if let Some(target) = super::fallback::target(&args.account)? {
         return super::fallback::run(target, args);
