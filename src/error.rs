@@ -55,7 +55,13 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<UsageError>().is_some() {
             return status::USAGE;
         }
-        if cause.downcast_ref::<crate::fallback::Exhausted>().is_some() {
+        // Every account skipped (none logged in, ...) is, as the README says, the same "ran out
+        // of accounts" as every one out of quota.
+        if cause.downcast_ref::<crate::fallback::Exhausted>().is_some()
+            || cause
+                .downcast_ref::<crate::fallback::NoneUsable>()
+                .is_some()
+        {
             return status::ALL_EXHAUSTED;
         }
         if let Some(e) = cause.downcast_ref::<crate::account::AccountError>() {

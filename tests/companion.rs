@@ -40,7 +40,13 @@ impl World {
         let sb = Sandbox::new();
         sb.with_fake_codex();
         for a in ["alice", "bob", "carol"] {
-            sb.account_dir(a);
+            // Logged in: a turn on an account that is not is refused before it starts.
+            let d = sb.account_dir(a);
+            std::fs::write(
+                d.join("auth.json"),
+                format!(r#"{{"auth_mode":"apikey","OPENAI_API_KEY":"sk-test-{a}"}}"#),
+            )
+            .unwrap();
         }
         let ws = sb.path().join("ws");
         std::fs::create_dir(&ws).unwrap();
@@ -590,6 +596,7 @@ fn setup_sees_each_accounts_own_login() {
             r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-a"}"#,
         )
         .unwrap();
+        std::fs::remove_file(w.home("bob").join("auth.json")).unwrap();
         let alice = w.run(&["alice", "setup", "--json"]);
         let bob = w.run(&["bob", "setup", "--json"]);
         let logged_in = |o: &Output| {

@@ -10,8 +10,9 @@ use crate::account::env::EnvPlan;
 use crate::account::{Account, Accounts};
 use crate::broker::pool::{self as broker_pool, Request};
 use crate::broker::registry::Registry;
-use crate::plugin::{locate as plugin, workspace};
-use crate::sys::{exec, fsutil};
+use crate::fallback::child;
+use crate::plugin::{advice, locate as plugin, workspace};
+use crate::sys::fsutil;
 
 /// The variable that makes every companion path use one broker instead of broker.json.
 pub const ENDPOINT_ENV: &str = "CODEX_COMPANION_APP_SERVER_ENDPOINT";
@@ -24,7 +25,30 @@ pub fn run(
     args: Vec<OsString>,
 ) -> anyhow::Result<u8> {
     let p = prepare(accounts, account, plugin_root, args)?;
-    Err(exec::exec(p.program.as_os_str(), &p.args, &p.plan, None).into())
+    // A child rather than exec: the companion's advice names plain `codex` (`!codex login`,
+    // `codex resume ID`), which would act on the default account; the codex-as form is said on
+    // stderr once it ends. Its stdout passes through unchanged (`--json` stays byte-identical).
+    let mut cmd = std::process::Command::new(&p.program);
+    cmd.args(&p.args);
+    p.plan.apply(&mut cmd);
+    let (ended, lines) = child::run_watching_stdout(cmd, &p.program.to_string_lossy(), |l| {
+        !advice::scan(l).is_empty()
+    })?;
+    let mut said = Vec::new();
+    for a in lines.iter().flat_map(|l| advice::scan(l)) {
+        if !said.contains(&a) {
+            eprintln!("{}", advice::hint(&a, &account.name));
+            said.push(a);
+        }
+    }
+    Ok(match child::signal_of(&ended.status) {
+        Some(sig) => child::die_like(sig),
+        None => ended
+            .status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(crate::error::status::FAILURE),
+    })
 }
 
 /// The companion ready to start as an account: its broker is up, its environment planned.

@@ -138,6 +138,11 @@ pub fn run(raw: Vec<OsString>) -> anyhow::Result<u8> {
         check_word(word)?;
     }
     let args = parse(raw)?;
+    if let Mode::Companion { args: cargs } = &args.mode
+        && crate::plugin::help::wants_help(cargs)
+    {
+        return companion_help(&args.account, args.plugin_root.as_deref(), cargs);
+    }
     if let Some(target) = super::fallback::target(&args.account)? {
         return super::fallback::run(target, args);
     }
@@ -146,12 +151,15 @@ pub fn run(raw: Vec<OsString>) -> anyhow::Result<u8> {
     match args.mode {
         Mode::Companion {
             args: companion_args,
-        } => super::companion::run(
-            &accounts,
-            &account,
-            args.plugin_root.as_deref(),
-            companion_args,
-        ),
+        } => {
+            refuse_logged_out(&account, &companion_args)?;
+            super::companion::run(
+                &accounts,
+                &account,
+                args.plugin_root.as_deref(),
+                companion_args,
+            )
+        }
         Mode::Exec { cwd, command } => {
             let plan = EnvPlan::for_account(&account);
             let (program, rest) = command
@@ -160,6 +168,56 @@ pub fn run(raw: Vec<OsString>) -> anyhow::Result<u8> {
             Err(exec::exec(program, rest, &plan, cwd.as_deref()).into())
         }
     }
+}
+
+/// Companion commands that start a turn: on an account that is not logged in, the turn can
+/// only hang ("Reconnecting...") or fail after spending the time, so it is refused first.
+const TURN_COMMANDS: &[&str] = &["task", "review", "adversarial-review"];
+
+fn refuse_logged_out(
+    account: &crate::account::Account,
+    companion_args: &[OsString],
+) -> anyhow::Result<()> {
+    use crate::account::login_state::{self, LoginState};
+    let starts_turn = companion_args
+        .first()
+        .is_some_and(|c| TURN_COMMANDS.iter().any(|t| c == *t));
+    // Only a home that says so for sure: a keyring login cannot be seen from the file.
+    if starts_turn && login_state::read(&account.canonical_home()) == LoginState::LoggedOut {
+        anyhow::bail!(
+            "account '{}' is not logged in: log in with `codex-as login {}`",
+            account.name,
+            account.name
+        );
+    }
+    Ok(())
+}
+
+/// `codex-as SPEC <companion command> --help`: the companion's usage for that command, asked
+/// of the companion itself (`help` starts no turn, no broker, no app-server).
+fn companion_help(
+    spec: &str,
+    plugin_root: Option<&std::path::Path>,
+    companion_args: &[OsString],
+) -> anyhow::Result<u8> {
+    let accounts = Accounts::load()?;
+    let plugin = plugin::locate(plugin_root, &accounts.config, &accounts.home_dir)?;
+    let node = which::which("node").map_err(|_| {
+        anyhow::anyhow!("node is not on your PATH: the plugin's companion needs Node.js")
+    })?;
+    let out = std::process::Command::new(node)
+        .arg(plugin.companion())
+        .arg("help")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run the plugin's companion: {e}"))?;
+    let usage = String::from_utf8_lossy(&out.stdout);
+    let command = companion_args
+        .first()
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    crate::out!("{}", crate::plugin::help::usage_for(&usage, &command, spec))?;
+    Ok(crate::error::status::OK)
 }
 
 #[cfg(test)]

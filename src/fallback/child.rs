@@ -181,3 +181,96 @@ pub fn die_like(sig: i32) -> u8 {
 pub fn signal_of(status: &ExitStatus) -> Option<i32> {
     status.signal()
 }
+
+/// Longest line kept whole for `keep`: a longer one is offered in pieces of this size.
+const MAX_LINE: usize = 64 * 1024;
+
+/// Like [`run`] without a relay, but the child's stdout goes through codex-as: passed on byte
+/// for byte as it comes (nothing added, nothing held back), each line offered to `keep`; the
+/// lines it accepts are returned. When codex-as's own stdout is closed, the pipe is closed too,
+/// so the child sees what it would have seen writing there itself.
+pub fn run_watching_stdout(
+    mut cmd: Command,
+    program: &str,
+    keep: fn(&str) -> bool,
+) -> Result<(Ended, Vec<String>), ExecError> {
+    install();
+    cmd.stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().map_err(|source| {
+        let program = program.to_string();
+        match source.kind() {
+            std::io::ErrorKind::NotFound => ExecError::NotFound { program },
+            std::io::ErrorKind::PermissionDenied => ExecError::NotExecutable { program },
+            _ => ExecError::Other { program, source },
+        }
+    })?;
+    let pid = child.id();
+    CHILD.store(pid as i32, Ordering::SeqCst);
+    let (kept_tx, kept_rx) = mpsc::channel::<Vec<String>>();
+    if let Some(mut from) = child.stdout.take() {
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut to = std::io::stdout().lock();
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut line: Vec<u8> = Vec::new();
+            let mut kept = Vec::new();
+            let offer = |line: &[u8], kept: &mut Vec<String>| {
+                let text = String::from_utf8_lossy(line);
+                let text = text.trim_end();
+                if keep(text) {
+                    kept.push(text.to_string());
+                }
+            };
+            loop {
+                let n = match from.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                };
+                if to.write_all(&buf[..n]).and_then(|()| to.flush()).is_err() {
+                    // Our reader has gone: dropping `from` closes the pipe for the child too.
+                    break;
+                }
+                for &b in &buf[..n] {
+                    line.push(b);
+                    if b == b'\n' || line.len() >= MAX_LINE {
+                        offer(&line, &mut kept);
+                        line.clear();
+                    }
+                }
+            }
+            if !line.is_empty() {
+                offer(&line, &mut kept);
+            }
+            let _ = kept_tx.send(kept);
+        });
+    }
+    let status = loop {
+        match child.wait() {
+            Ok(s) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                CHILD.store(0, Ordering::SeqCst);
+                return Err(ExecError::Other {
+                    program: program.to_string(),
+                    source: e,
+                });
+            }
+        }
+    };
+    CHILD.store(0, Ordering::SeqCst);
+    // A background process the child left behind may hold the pipe open: its last lines get a
+    // moment, then the relay carries on alone.
+    let kept = kept_rx.recv_timeout(RELAY_GRACE).unwrap_or_default();
+    Ok((
+        Ended {
+            status,
+            pid,
+            stderr_matched: None,
+        },
+        kept,
+    ))
+}

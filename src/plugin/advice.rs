@@ -60,9 +60,9 @@ pub fn hint(advice: &Advice, account: &str) -> String {
         Advice::Login => format!(
             "codex-as: as '{account}', log in with `codex-as login {account}` (the plugin's `!codex login` would log in the default account)"
         ),
-        Advice::Resume(id) => format!(
-            "codex-as: resume as '{account}': codex-as {account} -- codex resume {id}"
-        ),
+        Advice::Resume(id) => {
+            format!("codex-as: resume as '{account}': codex-as {account} -- codex resume {id}")
+        }
     }
 }
 
