@@ -60,9 +60,13 @@ fn an_order_naming_nobody_warns_and_work_goes_on() {
     let sb = Sandbox::new();
     sb.account_dir("work");
     sb.write_config("order = [\"wrok\", \"work\"]\n");
+    // Completion reads the names quietly; `list` says what is wrong.
     let out = sb.run(&["list", "--names"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stdout(&out), "default\nwork\n");
+    assert_eq!(stderr(&out), "");
+    let out = sb.run(&["list"]);
+    assert_eq!(out.status.code(), Some(0));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(

@@ -28,6 +28,10 @@ pub struct Config {
     pub broker: BrokerConfig,
     #[serde(default)]
     pub quota: QuotaConfig,
+    /// Problems that do not stop work (an `order` naming nobody, an unusable account name), as
+    /// `line L, column C: key: what`: `list` shows them, `doctor` reports them.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -127,7 +131,8 @@ pub fn expand_tilde(raw: &str, home: &Path) -> PathBuf {
 
 impl Config {
     /// Loads the config; a missing file is an empty config. Every problem is checked at once:
-    /// errors stop the command (all of them listed), warnings are printed on stderr.
+    /// errors stop the command (all of them listed), warnings are kept in `warnings` (printing
+    /// them on every command, completion included, would drown what the user asked for).
     /// `known_account` says whether a name the file does not configure is an account anyway.
     pub fn load(known_account: &dyn Fn(&str) -> bool) -> Result<(Config, PathBuf), ConfigError> {
         let path = path()?;
@@ -143,13 +148,11 @@ impl Config {
                 problems: errors.iter().map(|f| f.to_string()).collect(),
             });
         }
-        for w in &warnings {
-            eprintln!("codex-as: warning: config {}: {w}", path.display());
-        }
-        let config = Self::parse(&text).map_err(|message| ConfigError::Parse {
+        let mut config = Self::parse(&text).map_err(|message| ConfigError::Parse {
             path: path.clone(),
             message,
         })?;
+        config.warnings = warnings.iter().map(|w| w.to_string()).collect();
         Ok((config, path))
     }
 

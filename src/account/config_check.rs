@@ -186,11 +186,14 @@ pub fn check(text: &str, known_account: &dyn Fn(&str) -> bool) -> Vec<Finding> {
         for (name, item) in accounts.iter() {
             let key = format!("accounts.{name}");
             let span = accounts.key(name).and_then(|k| k.span());
+            // An unusable name is left out of every list (as before this check), so it warns
+            // rather than stopping every command.
             if let Err(reason) = names::check(name) {
-                w.error(
+                w.at(
+                    Severity::Warning,
                     &key,
                     span.clone(),
-                    format!("account name '{name}' {reason}"),
+                    format!("account name '{name}' {reason}; this account is ignored"),
                 );
             }
             let Some(account) = item.as_table_like() else {

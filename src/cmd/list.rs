@@ -36,6 +36,12 @@ pub fn run(args: ListArgs) -> anyhow::Result<u8> {
         crate::out!("{out}")?;
         return Ok(status::OK);
     }
+    for w in &accounts.config.warnings {
+        eprintln!(
+            "codex-as: warning: config {}: {w}",
+            quote::for_terminal(&accounts.config_path)
+        );
+    }
     let current_home = std::env::var_os(CODEX_HOME)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
