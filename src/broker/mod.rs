@@ -60,10 +60,8 @@ pub enum BrokerError {
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "codex not found on PATH: install it with `npm install -g @openai/codex` (or set CODEX_AS_CODEX to its path)"
-    )]
-    CodexNotFound,
+    #[error(transparent)]
+    Tool(#[from] crate::sys::tools::ToolError),
     #[error("cannot start {program} app-server")]
     Spawn {
         program: PathBuf,

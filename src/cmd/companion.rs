@@ -11,7 +11,7 @@ use crate::account::{Account, Accounts};
 use crate::broker::pool::{self as broker_pool, Request};
 use crate::broker::registry::Registry;
 use crate::plugin::{locate as plugin, workspace};
-use crate::sys::{exec, fsutil};
+use crate::sys::{exec, fsutil, runtime, tools};
 
 /// The variable that makes every companion path use one broker instead of broker.json.
 pub const ENDPOINT_ENV: &str = "CODEX_COMPANION_APP_SERVER_ENDPOINT";
@@ -45,11 +45,9 @@ pub fn prepare(
     args: Vec<OsString>,
 ) -> anyhow::Result<Prepared> {
     let plugin = plugin::locate(plugin_root, &accounts.config, &accounts.home_dir)?;
-    let node = which::which("node").map_err(|_| {
-        anyhow::anyhow!("node is not on your PATH: the plugin's companion needs Node.js (install it, e.g. `apt install nodejs` or from nodejs.org)")
-    })?;
+    let node = tools::node()?;
     // Checked here so a missing codex is one clear error, not a broker that failed to start.
-    crate::broker::serve::find_codex()?;
+    tools::codex()?;
     let here = std::env::current_dir().context("cannot read the current folder")?;
     let cwd = workspace::companion_cwd(&args, &here);
     if !cwd.is_dir() {
@@ -73,10 +71,7 @@ pub fn prepare(
     crate::sys::duration::parse(&idle_exit)
         .map_err(|e| anyhow::anyhow!("broker.idle_exit in the config: {e}"))?;
     let reg = Registry::open()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = runtime::current_thread()?;
     let endpoint = runtime.block_on(broker_pool::ensure(
         &reg,
         &Request {

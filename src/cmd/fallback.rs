@@ -287,10 +287,7 @@ fn attempt(accounts: &Accounts, account: &Account, args: &RunArgs) -> anyhow::Re
 
 /// The message of a usage-limit failure codex-as's broker saw for the companion `pid`.
 fn broker_usage_limit(endpoint: &str, pid: u32) -> Option<String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
+    let runtime = crate::sys::runtime::current_thread().ok()?;
     let status = runtime
         .block_on(client::status(endpoint, Duration::from_secs(2)))
         .ok()?;

@@ -23,9 +23,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<u8> {
         },
         Err(e) => return Err(e.into()),
     };
-    let codex = which::which("codex").map_err(|_| {
-        anyhow::anyhow!("codex is not on your PATH: install it with `npm install -g @openai/codex`")
-    })?;
+    let codex = crate::sys::tools::codex()?;
     let source_config = accounts.default_home.join("config.toml");
     if args.copy_config {
         if account.name == DEFAULT || account.is_default_home(&accounts) {

@@ -20,7 +20,7 @@ use crate::broker::protocol;
 #[derive(Debug, thiserror::Error)]
 pub enum FreshError {
     #[error("{0}")]
-    Codex(#[from] crate::broker::BrokerError),
+    Codex(#[from] crate::sys::tools::ToolError),
     #[error("cannot start codex app-server: {0}")]
     Spawn(std::io::Error),
     #[error("codex app-server did not answer within {0:?}")]
@@ -36,7 +36,7 @@ pub enum FreshError {
 const READ_ID: u64 = 2;
 
 pub fn read(account: &Account, timeout: Duration) -> Result<Reading, FreshError> {
-    let codex = crate::broker::serve::find_codex()?;
+    let codex = crate::sys::tools::codex()?;
     let mut cmd = Command::new(&codex);
     cmd.arg("app-server")
         .stdin(Stdio::piped())
