@@ -24,7 +24,9 @@ pub fn run(
     args: Vec<OsString>,
 ) -> anyhow::Result<u8> {
     let p = prepare(accounts, account, plugin_root, args)?;
-    Err(exec::exec(p.program.as_os_str(), &p.args, &p.plan, None).into())
+    let mut cmd = exec::command(p.program.as_os_str(), &p.args, None)?;
+    p.plan.apply(&mut cmd);
+    Err(exec::exec(cmd, p.program.as_os_str()).into())
 }
 
 /// The companion ready to start as an account: its broker is up, its environment planned.

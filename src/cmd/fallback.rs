@@ -16,13 +16,14 @@ use std::time::Duration;
 use crate::account::env::EnvPlan;
 use crate::account::{Account, Accounts};
 use crate::broker::client;
-use crate::error::{ExecError, UsageError};
+use crate::error::UsageError;
 use crate::fallback::child::{self, Ended};
 use crate::fallback::{Exhausted, NoneUsable, jobs, landed};
 use crate::quota::choose::{self, Skip};
 use crate::quota::survey::{self, Survey};
 use crate::quota::{Reading, signals};
 use crate::sys::clock::{format_utc, human_duration, now};
+use crate::sys::exec;
 
 use super::quota::describe_skip;
 use super::run::{Mode, RunArgs};
@@ -264,7 +265,8 @@ fn attempt(accounts: &Accounts, account: &Account, args: &RunArgs) -> anyhow::Re
             let (program, rest) = command
                 .split_first()
                 .ok_or_else(|| UsageError::new("nothing to run"))?;
-            let cmd = exec_command(program, rest, &plan, cwd.as_deref())?;
+            let mut cmd = exec::command(program, rest, cwd.as_deref())?;
+            plan.apply(&mut cmd);
             // Codex prints a failed turn's error on stderr (`codex exec`: `ERROR: <message>`),
             // so that stream is relayed and matched line by line; stdout and stdin stay the
             // terminal's.
@@ -300,28 +302,6 @@ fn broker_usage_limit(endpoint: &str, pid: u32) -> Option<String> {
             h.message
                 .unwrap_or_else(|| format!("codexErrorInfo: {}", signals::CODEX_ERROR_INFO))
         })
-}
-
-fn exec_command(
-    program: &OsString,
-    rest: &[OsString],
-    plan: &EnvPlan,
-    cwd: Option<&Path>,
-) -> Result<Command, ExecError> {
-    let mut cmd = Command::new(program);
-    cmd.args(rest);
-    plan.apply(&mut cmd);
-    if let Some(dir) = cwd {
-        // Checked here: spawn would report a missing folder as a missing program.
-        if let Err(source) = std::fs::read_dir(dir) {
-            return Err(ExecError::Cwd {
-                dir: dir.to_path_buf(),
-                source,
-            });
-        }
-        cmd.current_dir(dir);
-    }
-    Ok(cmd)
 }
 
 /// `--background` anywhere in a task or review's arguments (after the companion's one-argument

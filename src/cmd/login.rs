@@ -60,7 +60,9 @@ pub fn run(args: LoginArgs) -> anyhow::Result<u8> {
     let mut login_args: Vec<OsString> = vec!["login".into()];
     login_args.extend(args.args);
     let plan = EnvPlan::for_account(&account);
-    Err(exec::exec(codex.as_os_str(), &login_args, &plan, None).into())
+    let mut cmd = exec::command(codex.as_os_str(), &login_args, None)?;
+    plan.apply(&mut cmd);
+    Err(exec::exec(cmd, codex.as_os_str()).into())
 }
 
 /// A copy, never a link: Codex rewrites config.toml in place, and a link would carry one account's

@@ -123,7 +123,9 @@ pub fn run(raw: Vec<OsString>) -> anyhow::Result<u8> {
             let (program, rest) = command
                 .split_first()
                 .ok_or_else(|| UsageError::new("nothing to run"))?;
-            Err(exec::exec(program, rest, &plan, cwd.as_deref()).into())
+            let mut cmd = exec::command(program, rest, cwd.as_deref())?;
+            plan.apply(&mut cmd);
+            Err(exec::exec(cmd, program).into())
         }
     }
 }
