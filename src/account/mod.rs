@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::status;
+use crate::sys::fsutil::canonical;
 use config::Config;
 
 /// The account that `codex` uses when CODEX_HOME is unset.
@@ -51,11 +52,6 @@ impl Account {
     pub fn is_default_home(&self, accounts: &Accounts) -> bool {
         same_home(&self.home, &accounts.default_home)
     }
-}
-
-/// The real path of a folder, or the path itself when it cannot be resolved (it does not exist).
-pub fn canonical(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// Two homes are the same account when they resolve to the same folder.
@@ -106,6 +102,14 @@ impl AccountError {
             _ => status::USAGE,
         }
     }
+}
+
+/// Refuses a name no account may have (see [`names::check`]).
+pub fn check_name(name: &str) -> Result<(), AccountError> {
+    names::check(name).map_err(|reason| AccountError::InvalidName {
+        name: name.to_string(),
+        reason,
+    })
 }
 
 /// Every account codex-as knows: the default, the configured ones, and `~/.codex-NAME` folders.
@@ -163,10 +167,7 @@ impl Accounts {
 
     /// Resolves a name the user typed. The home need not exist (see [`Accounts::require`]).
     pub fn resolve(&self, name: &str) -> Result<Account, AccountError> {
-        names::check(name).map_err(|reason| AccountError::InvalidName {
-            name: name.to_string(),
-            reason,
-        })?;
+        check_name(name)?;
         if let Some(a) = self.configured(name) {
             return Ok(a);
         }

@@ -59,7 +59,7 @@ pub fn prepare(
         ))
         .into());
     }
-    let ws = broker_pool::canonical(&workspace::workspace_root(&cwd));
+    let ws = fsutil::canonical(&workspace::workspace_root(&cwd));
     let state_dir = check_plugin_state(&ws)?;
 
     let mut plan = EnvPlan::for_account(account);
