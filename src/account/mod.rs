@@ -20,7 +20,7 @@ pub const CONVENTION_PREFIX: &str = ".codex-";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Source {
+pub enum Origin {
     /// `~/.codex`, or the home the config gives `default`.
     Default,
     /// Named in the config file.
@@ -34,7 +34,7 @@ pub struct Account {
     pub name: String,
     /// The home as configured (tilde expanded), before canonicalisation.
     pub home: PathBuf,
-    pub source: Source,
+    pub origin: Origin,
     /// Inherited variables the config lets this account keep.
     pub pass_env: Vec<String>,
 }
@@ -156,10 +156,10 @@ impl Accounts {
         Some(Account {
             name: name.to_string(),
             home,
-            source: if name == DEFAULT {
-                Source::Default
+            origin: if name == DEFAULT {
+                Origin::Default
             } else {
-                Source::Config
+                Origin::Config
             },
             pass_env: c.pass_env.clone(),
         })
@@ -175,7 +175,7 @@ impl Accounts {
             return Ok(Account {
                 name: DEFAULT.into(),
                 home: self.default_home.clone(),
-                source: Source::Default,
+                origin: Origin::Default,
                 pass_env: Vec::new(),
             });
         }
@@ -184,7 +184,7 @@ impl Accounts {
             return Ok(Account {
                 name: name.to_string(),
                 home,
-                source: Source::Convention,
+                origin: Origin::Convention,
                 pass_env: Vec::new(),
             });
         }
@@ -228,7 +228,7 @@ impl Accounts {
                         Account {
                             name: name.to_string(),
                             home: entry.path(),
-                            source: Source::Convention,
+                            origin: Origin::Convention,
                             pass_env: Vec::new(),
                         },
                     );
@@ -247,7 +247,7 @@ impl Accounts {
         out.push(self.configured(DEFAULT).unwrap_or(Account {
             name: DEFAULT.into(),
             home: self.default_home.clone(),
-            source: Source::Default,
+            origin: Origin::Default,
             pass_env: Vec::new(),
         }));
         // The config's `order` first, then the rest by name.
@@ -283,8 +283,8 @@ mod tests {
     fn resolves_config_convention_and_default() {
         let (_d, a) = setup("order = [\"bob\"]\n[accounts.alice]\nhome = \"~/homes/a\"\n");
         assert_eq!(a.resolve("alice").unwrap().home, a.home_dir.join("homes/a"));
-        assert_eq!(a.resolve("alice").unwrap().source, Source::Config);
-        assert_eq!(a.resolve("bob").unwrap().source, Source::Convention);
+        assert_eq!(a.resolve("alice").unwrap().origin, Origin::Config);
+        assert_eq!(a.resolve("bob").unwrap().origin, Origin::Convention);
         assert_eq!(
             a.resolve("default").unwrap().home,
             a.home_dir.join(".codex")

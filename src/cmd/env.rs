@@ -2,7 +2,7 @@ use crate::account::Accounts;
 use crate::account::env::EnvPlan;
 use crate::cli::EnvArgs;
 use crate::error::{UsageError, status};
-use crate::shell::quote::Shell;
+use crate::shell::Shell;
 
 pub fn run(args: EnvArgs) -> anyhow::Result<u8> {
     let accounts = Accounts::load()?;

@@ -4,7 +4,7 @@
 
 use crate::cli::UseArgs;
 use crate::error::{UsageError, status};
-use crate::shell::quote::Shell;
+use crate::shell::Shell;
 
 pub fn run(args: UseArgs) -> anyhow::Result<u8> {
     let Some(shell) = args.emit else {
@@ -23,7 +23,7 @@ pub fn run(args: UseArgs) -> anyhow::Result<u8> {
     };
     crate::cmd::env::run(crate::cli::EnvArgs {
         name,
-        shell: Some(shell.quoting()),
+        shell: Some(shell),
     })
 }
 
