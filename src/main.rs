@@ -7,6 +7,7 @@ mod broker;
 mod cli;
 mod cmd;
 mod error;
+mod exit;
 mod fallback;
 mod plugin;
 mod quota;
@@ -29,7 +30,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("codex-as: {e:#}");
-            ExitCode::from(error::exit_code(&e))
+            ExitCode::from(exit::code(&e))
         }
     }
 }

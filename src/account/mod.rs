@@ -9,7 +9,6 @@ pub mod names;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::error::status;
 use crate::sys::fsutil::canonical;
 use config::Config;
 
@@ -92,15 +91,6 @@ fn not_configured_hint(home: &Option<PathBuf>) -> String {
             h.display()
         ),
         None => ": see `codex-as list`".into(),
-    }
-}
-
-impl AccountError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            AccountError::MissingHome { .. } => status::FAILURE,
-            _ => status::USAGE,
-        }
     }
 }
 

@@ -66,7 +66,7 @@ fn exchange(child: &mut std::process::Child, timeout: Duration) -> Result<Readin
     let msgs = [
         json!({"id": 1, "method": protocol::INITIALIZE, "params": protocol::initialize_params()}),
         json!({"method": protocol::INITIALIZED}),
-        json!({"id": READ_ID, "method": "account/rateLimits/read", "params": null}),
+        json!({"id": READ_ID, "method": protocol::RATE_LIMITS_READ, "params": null}),
     ];
     for m in msgs {
         writeln!(stdin, "{m}").map_err(|_| FreshError::Closed)?;

@@ -8,7 +8,7 @@
 pub mod quote;
 
 use askama::Template;
-use clap::{ArgAction, CommandFactory, ValueHint};
+use clap::{ArgAction, ValueHint};
 
 use crate::account::Accounts;
 
@@ -173,9 +173,9 @@ fn flag_specs(cmd: &clap::Command, subcommand: &str) -> Vec<String> {
 }
 
 impl CompletionSpec {
-    pub fn new(shell: Shell) -> CompletionSpec {
+    /// From `cli`, the whole command line definition (`Cli::command()`).
+    pub fn new(mut cli: clap::Command, shell: Shell) -> CompletionSpec {
         let q = shell;
-        let mut cli = crate::cli::Cli::command();
         cli.build();
         let mut subcommands = Vec::new();
         let width = cli
@@ -252,8 +252,12 @@ pub struct FishCompletion<'a> {
     pub spec: &'a CompletionSpec,
 }
 
-pub fn completion_script(shell: Shell, standalone: bool) -> askama::Result<String> {
-    let spec = CompletionSpec::new(shell);
+pub fn completion_script(
+    cli: clap::Command,
+    shell: Shell,
+    standalone: bool,
+) -> askama::Result<String> {
+    let spec = CompletionSpec::new(cli, shell);
     match shell {
         Shell::Bash => BashCompletion { spec: &spec }.render(),
         Shell::Zsh => ZshCompletion {
@@ -336,6 +340,8 @@ pub fn render_init(shell: Shell, opts: &InitOpts) -> askama::Result<String> {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     use super::*;
 
     fn sub<'a>(spec: &'a CompletionSpec, name: &str) -> &'a SubSpec {
@@ -348,7 +354,7 @@ mod tests {
 
     #[test]
     fn spec_follows_the_clap_definition() {
-        let spec = CompletionSpec::new(Shell::Bash);
+        let spec = CompletionSpec::new(crate::cli::Cli::command(), Shell::Bash);
         assert_eq!(
             sub(&spec, "env").flags_q,
             "'--shell=bash|zsh|fish|posix --help -h'"
@@ -387,14 +393,14 @@ mod tests {
 
     #[test]
     fn descriptions_are_quoted_per_shell() {
-        let fish = CompletionSpec::new(Shell::Fish);
+        let fish = CompletionSpec::new(crate::cli::Cli::command(), Shell::Fish);
         // "Print an account's home folder": fish escapes the quote with a backslash.
         assert!(
             fish.subcommands
                 .iter()
                 .any(|s| s.about_q.contains(r"account\'s"))
         );
-        let zsh = CompletionSpec::new(Shell::Zsh);
+        let zsh = CompletionSpec::new(crate::cli::Cli::command(), Shell::Zsh);
         assert!(
             zsh.subcommands
                 .iter()
