@@ -5,6 +5,7 @@
 //! appear without editing a template; account names are read when the user presses TAB, by the
 //! hidden `codex-as list --names`, so a new account shows up without re-sourcing anything.
 
+pub mod env;
 pub mod quote;
 
 use askama::Template;
