@@ -11,6 +11,7 @@ mod exit;
 mod fallback;
 mod plugin;
 mod quota;
+mod run;
 mod shell;
 mod sys;
 

@@ -5,6 +5,7 @@ pub mod env;
 pub mod identity;
 pub mod login_state;
 pub mod names;
+pub mod spec;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -182,29 +182,6 @@ fn resets(w: &Option<WindowRow>, now: i64) -> String {
     }
 }
 
-/// Why `auto` skips an account, for people.
-pub fn describe_skip(skip: &Skip, now: i64) -> String {
-    match skip {
-        Skip::NotLoggedIn => "not logged in".into(),
-        Skip::NearLimit {
-            window,
-            used_percent,
-            resets_at,
-        } => {
-            let when = resets_at
-                .map(|t| {
-                    format!(
-                        ", resets in {} ({})",
-                        human_duration(t - now),
-                        format_utc(t)
-                    )
-                })
-                .unwrap_or_default();
-            format!("{} window at {used_percent:.0}%{when}", window.label())
-        }
-    }
-}
-
 fn table(doc: &Doc) -> String {
     let mut rows = vec![
         [
@@ -224,7 +201,7 @@ fn table(doc: &Doc) -> String {
     for r in &doc.accounts {
         let auto = match (&r.auto_rank, &r.auto_skip) {
             (Some(n), _) => format!("#{n}"),
-            (None, Some(s)) => format!("skip: {}", describe_skip(s, doc.now)),
+            (None, Some(s)) => format!("skip: {}", s.describe(doc.now)),
             (None, None) => "-".into(),
         };
         rows.push([

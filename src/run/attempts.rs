@@ -1,147 +1,54 @@
 //! `codex-as alice,bob,carol ...` and `codex-as auto ...`: the same command on one account after
-//! another, moving on only when an account's usage limit is reached. Everything else (success,
-//! a failing review, bad arguments, a crash, an interrupt) ends the run as it is: retrying a
-//! real failure elsewhere would only spend another account's quota on it.
-//!
-//! `auto` orders every account by quota headroom first (see `quota::choose`), skipping those not
-//! logged in and those with a window at or above the threshold. A `--background` companion run
-//! cannot be watched to its end, so it gets no fallback: the account is chosen before it starts
-//! (by headroom for `auto`, the first not known to be exhausted for a list) and that is all.
+//! another, as `fallback::policy` decides. This module only carries the decisions out: it
+//! gathers what the policy needs to know (surveys, how each attempt ended, the broker's and the
+//! companion's records of a usage limit), runs each attempt as a watched child, and prints the
+//! notes. A `--background` companion run cannot be watched to its end, so it gets no fallback:
+//! its account is chosen before it starts, and it is exec'd.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use crate::account::env::EnvPlan;
+use super::args::RunArgs;
+use super::launch::{self, Launch};
+use crate::account::spec::AccountSpec;
 use crate::account::{Account, Accounts};
 use crate::broker::client;
-use crate::error::UsageError;
 use crate::fallback::child::{self, Ended};
-use crate::fallback::{Exhausted, NoneUsable, jobs, landed};
-use crate::quota::choose::{self, Skip};
-use crate::quota::survey::{self, Survey};
-use crate::quota::{Reading, signals};
-use crate::sys::clock::{format_utc, human_duration, now};
-use crate::sys::exec;
+use crate::fallback::policy::{self, End, Fallback, Outcome, Verdict};
+use crate::fallback::{jobs, landed};
+use crate::quota::signals;
+use crate::quota::survey::Survey;
+use crate::sys::clock::now;
+use crate::sys::runtime;
 
-use super::quota::describe_skip;
-use super::run::{Mode, RunArgs};
-
-/// What the account part of `codex-as ACCOUNTS ...` names, when it is not one account.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Target {
-    /// `alice,bob,carol`: these, in this order.
-    List(Vec<String>),
-    /// `auto`: every account, best headroom first.
-    Auto,
-}
-
-pub const AUTO: &str = "auto";
-
-/// `None` for a single account name (a pin: never any fallback).
-pub fn target(spec: &str) -> Result<Option<Target>, UsageError> {
-    if spec == AUTO {
-        return Ok(Some(Target::Auto));
-    }
-    if !spec.contains(',') {
-        return Ok(None);
-    }
-    let mut names: Vec<String> = Vec::new();
-    for raw in spec.split(',') {
-        let name = raw.trim();
-        if name.is_empty() {
-            return Err(UsageError::new(format!(
-                "account list '{spec}' has an empty name: write names separated by commas, e.g. alice,bob"
-            )));
-        }
-        if name == AUTO {
-            return Err(UsageError::new(
-                "'auto' chooses among all accounts by itself: use it alone, not in a list",
-            ));
-        }
-        if names.iter().any(|n| n == name) {
-            return Err(UsageError::new(format!(
-                "account '{name}' appears twice in '{spec}'"
-            )));
-        }
-        names.push(name.to_string());
-    }
-    Ok(Some(Target::List(names)))
-}
-
-/// One line of the final note or of the all-exhausted message.
-struct Skipped {
-    name: String,
-    why: String,
-}
-
-pub fn run(target: Target, args: RunArgs) -> anyhow::Result<u8> {
-    let accounts = Accounts::load()?;
+pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
     let threshold = accounts.config.quota.threshold();
     let started = now();
-    let mut skipped: Vec<Skipped> = Vec::new();
-    let mut quota_skips = 0;
-    let order: Vec<Account> = match &target {
-        Target::List(names) => names
-            .iter()
-            .map(|n| accounts.require(n))
-            .collect::<Result<_, _>>()?,
-        Target::Auto => {
-            let surveys: Vec<Survey> = accounts.all().into_iter().map(Survey::of).collect();
-            let choice = survey::choose_among(&surveys, threshold, started);
-            for (i, skip) in &choice.skipped {
-                if matches!(skip, Skip::NearLimit { .. }) {
-                    quota_skips += 1;
-                }
-                skipped.push(Skipped {
-                    name: surveys[*i].account.name.clone(),
-                    why: describe_skip(skip, started),
-                });
-            }
-            choice
-                .order
+    let mut fallback = match &args.spec {
+        AccountSpec::List(names) => Fallback::list(
+            names
                 .iter()
-                .map(|i| surveys[*i].account.clone())
-                .collect()
+                .map(|n| accounts.require(n))
+                .collect::<Result<_, _>>()?,
+        ),
+        AccountSpec::Auto => {
+            let surveys: Vec<Survey> = accounts.all().into_iter().map(Survey::of).collect();
+            Fallback::auto(&surveys, threshold, started)
         }
+        // Not routed here (a pin is exec'd), but as a list of one it would be the same.
+        AccountSpec::One(name) => Fallback::list(vec![accounts.require(name)?]),
     };
 
-    // Two names for one home (a symlink, a config entry) are one account: trying it twice
-    // would only spend a second turn on an account already known to be out.
-    let mut order_homes: Vec<(PathBuf, String)> = Vec::new();
-    let order: Vec<Account> = order
-        .into_iter()
-        .filter(|a| {
-            let home = a.canonical_home();
-            if let Some((_, first)) = order_homes.iter().find(|(h, _)| *h == home) {
-                skipped.push(Skipped {
-                    name: a.name.clone(),
-                    why: format!("same home as '{first}'"),
-                });
-                return false;
-            }
-            order_homes.push((home, a.name.clone()));
-            true
-        })
-        .collect();
-
-    if let Mode::Companion { args: cargs } = &args.mode
-        && is_background(cargs)
-    {
-        return background(
-            &accounts,
-            &target,
-            order,
-            skipped,
-            quota_skips,
-            &args,
-            threshold,
-        );
+    if args.mode.is_background() {
+        let (account, note) =
+            fallback.pick_before_start(&args.spec, Survey::of, threshold, now())?;
+        eprintln!("{note}");
+        return Err(launch::prepare(accounts, &account, args)?.exec());
     }
 
     let everyone = accounts.all();
-    for account in &order {
+    for i in 0..fallback.order.len() {
+        let account = fallback.order[i].clone();
         // A Ctrl-C between attempts (while the next account's broker starts, say) is an
         // interrupt like any other: nothing more runs.
         if let Some(sig) = child::received() {
@@ -159,71 +66,54 @@ pub fn run(target: Target, args: RunArgs) -> anyhow::Result<u8> {
                 (h, newest)
             })
             .collect();
-        let attempt = match attempt(&accounts, account, &args) {
+        let attempt = match attempt(accounts, &account, args) {
             Ok(a) => a,
             Err(e) => {
                 // Not a quota failure (no plugin, a broker that would not start, a command
                 // that cannot run): it ends the run, but what was skipped is still said.
-                if !skipped.is_empty() {
-                    note(account, &skipped, "could not start");
+                if let Some(note) = fallback.could_not_start(&account.name) {
+                    eprintln!("{note}");
                 }
                 return Err(e);
             }
         };
-        let code = attempt.ended.status.code();
-        if let Some(sig) = child::signal_of(&attempt.ended.status) {
-            note(
-                account,
-                &skipped,
-                &format!("killed by signal {sig}; no other account tried"),
-            );
-            return Ok(child::die_like(sig));
-        }
-        let code = code.map(|c| c.clamp(0, 255) as u8).unwrap_or(1);
-        check_landed(account, &attempt.thread_ids, &before, &everyone);
-        if code == 0 {
-            note(account, &skipped, "");
-            return Ok(0);
-        }
-        if child::received().is_some() {
-            note(
-                account,
-                &skipped,
-                &format!("interrupted (exit status {code}); no other account tried"),
-            );
-            return Ok(code);
-        }
-        let Some(message) = attempt.usage_limit else {
-            note(
-                account,
-                &skipped,
-                &format!(
-                    "failed with exit status {code}, not for a usage limit: no other account tried"
-                ),
-            );
-            return Ok(code);
+        let outcome = match child::signal_of(&attempt.ended.status) {
+            Some(sig) => Outcome::Killed(sig),
+            None => {
+                let code = attempt
+                    .ended
+                    .status
+                    .code()
+                    .map(|c| c.clamp(0, 255) as u8)
+                    .unwrap_or(1);
+                check_landed(&account, &attempt.thread_ids, &before, &everyone);
+                Outcome::Exited {
+                    code,
+                    interrupted: code != 0 && child::received().is_some(),
+                    usage_limit: attempt.usage_limit,
+                }
+            }
         };
-        quota_skips += 1;
-        skipped.push(Skipped {
-            name: account.name.clone(),
-            why: exhausted_detail(account, &message, threshold),
-        });
-        if let Some(next) = order.iter().skip_while(|a| a.name != account.name).nth(1) {
-            eprintln!(
-                "codex-as: {}: usage limit reached; trying '{}'",
-                account.name, next.name
-            );
+        let out_of_quota = |message: &str| {
+            let reading = Survey::of(account.clone()).scan.reading;
+            policy::out_of_quota(message, reading.as_ref(), threshold, now())
+        };
+        match fallback.after(i, outcome, out_of_quota) {
+            Verdict::Stop { note, end } => {
+                eprintln!("{note}");
+                return Ok(match end {
+                    End::Exit(code) => code,
+                    End::Signal(sig) => child::die_like(sig),
+                });
+            }
+            Verdict::Next { announce } => {
+                if let Some(line) = announce {
+                    eprintln!("{line}");
+                }
+            }
         }
     }
-    let lines = skipped
-        .into_iter()
-        .map(|s| format!("{}: {}", s.name, s.why))
-        .collect();
-    if quota_skips > 0 {
-        Err(Exhausted(lines).into())
-    } else {
-        Err(NoneUsable(lines).into())
-    }
+    Err(fallback.give_up())
 }
 
 struct Attempt {
@@ -233,26 +123,20 @@ struct Attempt {
 }
 
 fn attempt(accounts: &Accounts, account: &Account, args: &RunArgs) -> anyhow::Result<Attempt> {
-    match &args.mode {
-        Mode::Companion { args: cargs } => {
-            let p = super::companion::prepare(
-                accounts,
-                account,
-                args.plugin_root.as_deref(),
-                cargs.clone(),
-            )?;
-            let before = jobs::before(&p.state_dir);
-            let mut cmd = Command::new(&p.program);
-            cmd.args(&p.args);
-            p.plan.apply(&mut cmd);
-            let ended = child::run(cmd, &p.program.to_string_lossy(), None)?;
+    let launch: Launch = launch::prepare(accounts, account, args)?;
+    let cmd = launch.command()?;
+    let program = launch.program.to_string_lossy();
+    match &launch.companion {
+        Some(companion) => {
+            let before = jobs::before(&companion.state_dir);
+            let ended = child::run(cmd, &program, None)?;
             let found = jobs::after(&before, Some(ended.pid));
             let usage_limit = if ended.status.success() {
                 None
             } else {
                 // The broker's structured record first (it knows the companion's pid); the job
                 // record covers turns the companion ran on its own app-server.
-                broker_usage_limit(&p.endpoint, ended.pid).or(found.usage_limit)
+                broker_usage_limit(&companion.endpoint, ended.pid).or(found.usage_limit)
             };
             Ok(Attempt {
                 usage_limit,
@@ -260,21 +144,11 @@ fn attempt(accounts: &Accounts, account: &Account, args: &RunArgs) -> anyhow::Re
                 ended,
             })
         }
-        Mode::Exec { cwd, command } => {
-            let plan = EnvPlan::for_account(account);
-            let (program, rest) = command
-                .split_first()
-                .ok_or_else(|| UsageError::new("nothing to run"))?;
-            let mut cmd = exec::command(program, rest, cwd.as_deref())?;
-            plan.apply(&mut cmd);
+        None => {
             // Codex prints a failed turn's error on stderr (`codex exec`: `ERROR: <message>`),
             // so that stream is relayed and matched line by line; stdout and stdin stay the
             // terminal's.
-            let ended = child::run(
-                cmd,
-                &program.to_string_lossy(),
-                Some(signals::is_usage_limit_line),
-            )?;
+            let ended = child::run(cmd, &program, Some(signals::is_usage_limit_line))?;
             Ok(Attempt {
                 usage_limit: ended
                     .stderr_matched
@@ -289,7 +163,7 @@ fn attempt(accounts: &Accounts, account: &Account, args: &RunArgs) -> anyhow::Re
 
 /// The message of a usage-limit failure codex-as's broker saw for the companion `pid`.
 fn broker_usage_limit(endpoint: &str, pid: u32) -> Option<String> {
-    let runtime = crate::sys::runtime::current_thread().ok()?;
+    let runtime = runtime::current_thread().ok()?;
     let status = runtime
         .block_on(client::status(endpoint, Duration::from_secs(2)))
         .ok()?;
@@ -302,141 +176,6 @@ fn broker_usage_limit(endpoint: &str, pid: u32) -> Option<String> {
             h.message
                 .unwrap_or_else(|| format!("codexErrorInfo: {}", signals::CODEX_ERROR_INFO))
         })
-}
-
-/// `--background` anywhere in a task or review's arguments (after the companion's one-argument
-/// split, which it applies itself).
-fn is_background(cargs: &[OsString]) -> bool {
-    let words: Vec<String> = match cargs {
-        [_, one] => crate::plugin::workspace::split_like_companion(&one.to_string_lossy()),
-        _ => cargs
-            .iter()
-            .skip(1)
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect(),
-    };
-    words.iter().any(|w| w == "--background")
-}
-
-fn background(
-    accounts: &Accounts,
-    target: &Target,
-    order: Vec<Account>,
-    mut skipped: Vec<Skipped>,
-    mut quota_skips: usize,
-    args: &RunArgs,
-    threshold: f64,
-) -> anyhow::Result<u8> {
-    let t = now();
-    let chosen = match target {
-        Target::Auto => order.into_iter().next(),
-        Target::List(_) => {
-            // The list's order, minus accounts already known to be unusable.
-            let mut pick = None;
-            for a in order {
-                let s = Survey::of(a);
-                let skip = if survey::login_of(s.login) == choose::Login::LoggedOut {
-                    Some(Skip::NotLoggedIn)
-                } else {
-                    s.scan
-                        .reading
-                        .as_ref()
-                        .and_then(|r| choose::near_limit(r, threshold, t))
-                };
-                match skip {
-                    None => {
-                        pick = Some(s.account);
-                        break;
-                    }
-                    Some(skip) => {
-                        if matches!(skip, Skip::NearLimit { .. }) {
-                            quota_skips += 1;
-                        }
-                        skipped.push(Skipped {
-                            name: s.account.name.clone(),
-                            why: describe_skip(&skip, t),
-                        });
-                    }
-                }
-            }
-            pick
-        }
-    };
-    let Some(account) = chosen else {
-        let lines = skipped
-            .into_iter()
-            .map(|s| format!("{}: {}", s.name, s.why))
-            .collect();
-        return Err(if quota_skips > 0 {
-            Exhausted(lines).into()
-        } else {
-            NoneUsable(lines).into()
-        });
-    };
-    note(
-        &account,
-        &skipped,
-        "--background: chosen before start; a background job gets no fallback",
-    );
-    let Mode::Companion { args: cargs } = &args.mode else {
-        return Err(UsageError::new("--background is for companion commands").into());
-    };
-    super::companion::run(
-        accounts,
-        &account,
-        args.plugin_root.as_deref(),
-        cargs.clone(),
-    )
-}
-
-/// The one-line note: which account ran, which were skipped and why.
-fn note(ran: &Account, skipped: &[Skipped], outcome: &str) {
-    let mut line = format!("codex-as: ran as '{}'", ran.name);
-    if !outcome.is_empty() {
-        line.push_str(&format!(" ({outcome})"));
-    }
-    if !skipped.is_empty() {
-        let list: Vec<String> = skipped
-            .iter()
-            .map(|s| format!("'{}' ({})", s.name, s.why))
-            .collect();
-        line.push_str(&format!("; skipped {}", list.join(", ")));
-    }
-    eprintln!("{line}");
-}
-
-/// "usage limit reached (try again at 3:15 PM; 5-hour window resets in 2h (…Z))".
-fn exhausted_detail(account: &Account, message: &str, threshold: f64) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    if let Some(hint) = signals::retry_hint(message) {
-        parts.push(hint);
-    }
-    let t = now();
-    if let Some(r) = Survey::of(account.clone()).scan.reading {
-        parts.extend(resets(&r, threshold, t));
-    }
-    if parts.is_empty() {
-        parts.push("reset time unknown".into());
-    }
-    format!("usage limit reached ({})", parts.join("; "))
-}
-
-fn resets(r: &Reading, threshold: f64, t: i64) -> Vec<String> {
-    [("5-hour", &r.primary), ("weekly", &r.secondary)]
-        .into_iter()
-        .filter_map(|(label, w)| {
-            let w = w.as_ref()?;
-            let at = w.resets_at.filter(|at| *at > t)?;
-            (w.used_percent >= threshold).then(|| {
-                format!(
-                    "{label} window at {:.0}%, resets in {} ({})",
-                    w.used_percent,
-                    human_duration(at - t),
-                    format_utc(at)
-                )
-            })
-        })
-        .collect()
 }
 
 /// Warns, loudly, when the attempt's work did not land in the chosen account's home.
@@ -490,32 +229,5 @@ fn check_landed(
                 home.display()
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lists_and_auto_and_pins() {
-        assert_eq!(target("alice").unwrap(), None);
-        assert_eq!(target("auto").unwrap(), Some(Target::Auto));
-        assert_eq!(
-            target("alice,bob").unwrap(),
-            Some(Target::List(vec!["alice".into(), "bob".into()]))
-        );
-        assert!(target("alice,,bob").is_err());
-        assert!(target("alice,auto").is_err());
-        assert!(target("alice,alice").is_err());
-    }
-
-    #[test]
-    fn background_is_seen_through_the_one_argument_split() {
-        let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
-        assert!(is_background(&os(&["task", "--background", "x"])));
-        assert!(is_background(&os(&["task", "--background fix it"])));
-        assert!(!is_background(&os(&["task", "--wait", "x"])));
-        assert!(!is_background(&os(&["task", "say --background-ish"])));
     }
 }

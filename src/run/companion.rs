@@ -1,5 +1,5 @@
-//! `codex-as NAME <companion command> [ARGS]...`: the plugin's companion, as NAME, pinned to a
-//! broker that serves NAME's home.
+//! Preparing `codex-as NAME <companion command> [ARGS]...`: the plugin's companion, as NAME,
+//! pinned to a broker that serves NAME's home (started here when none does).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -11,23 +11,11 @@ use crate::account::{Account, Accounts};
 use crate::broker::pool::{self as broker_pool, Request};
 use crate::broker::registry::Registry;
 use crate::plugin::{locate as plugin, workspace};
-use crate::sys::{exec, fsutil, runtime, tools};
+use crate::sys::{fsutil, runtime, tools};
 
 /// The variable that makes every companion path use one broker instead of broker.json.
 pub const ENDPOINT_ENV: &str = "CODEX_COMPANION_APP_SERVER_ENDPOINT";
 const DEFAULT_IDLE_EXIT: &str = "30m";
-
-pub fn run(
-    accounts: &Accounts,
-    account: &Account,
-    plugin_root: Option<&Path>,
-    args: Vec<OsString>,
-) -> anyhow::Result<u8> {
-    let p = prepare(accounts, account, plugin_root, args)?;
-    let mut cmd = exec::command(p.program.as_os_str(), &p.args, None)?;
-    p.plan.apply(&mut cmd);
-    Err(exec::exec(cmd, p.program.as_os_str()).into())
-}
 
 /// The companion ready to start as an account: its broker is up, its environment planned.
 pub struct Prepared {
