@@ -1,4 +1,8 @@
 //! Named accounts and their Codex homes: resolving a name, listing them all, comparing homes.
+//!
+//! - `names`: which names are allowed. `spec`: `NAME`, `a,b,c` or `auto` on the command line.
+//! - `config`: the config file. `env`: the environment a program gets as an account.
+//! - `login_state`: how a home is logged in. `identity`: who a home is, for brokers.
 
 pub mod config;
 pub mod env;
