@@ -24,7 +24,7 @@ pub const CONVENTION_PREFIX: &str = ".codex-";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Origin {
+pub enum FoundBy {
     /// `~/.codex`, or the home the config gives `default`.
     Default,
     /// Named in the config file.
@@ -38,7 +38,8 @@ pub struct Account {
     pub name: String,
     /// The home as configured (tilde expanded), before canonicalisation.
     pub home: PathBuf,
-    pub origin: Origin,
+    /// Where codex-as found the account (`list` shows it as its source).
+    pub found_by: FoundBy,
     /// Inherited variables the config lets this account keep.
     pub pass_env: Vec<String>,
 }
@@ -151,10 +152,10 @@ impl Accounts {
         Some(Account {
             name: name.to_string(),
             home,
-            origin: if name == DEFAULT {
-                Origin::Default
+            found_by: if name == DEFAULT {
+                FoundBy::Default
             } else {
-                Origin::Config
+                FoundBy::Config
             },
             pass_env: c.pass_env.clone(),
         })
@@ -170,7 +171,7 @@ impl Accounts {
             return Ok(Account {
                 name: DEFAULT.into(),
                 home: self.default_home.clone(),
-                origin: Origin::Default,
+                found_by: FoundBy::Default,
                 pass_env: Vec::new(),
             });
         }
@@ -179,7 +180,7 @@ impl Accounts {
             return Ok(Account {
                 name: name.to_string(),
                 home,
-                origin: Origin::Convention,
+                found_by: FoundBy::Convention,
                 pass_env: Vec::new(),
             });
         }
@@ -223,7 +224,7 @@ impl Accounts {
                         Account {
                             name: name.to_string(),
                             home: entry.path(),
-                            origin: Origin::Convention,
+                            found_by: FoundBy::Convention,
                             pass_env: Vec::new(),
                         },
                     );
@@ -242,7 +243,7 @@ impl Accounts {
         out.push(self.configured(DEFAULT).unwrap_or(Account {
             name: DEFAULT.into(),
             home: self.default_home.clone(),
-            origin: Origin::Default,
+            found_by: FoundBy::Default,
             pass_env: Vec::new(),
         }));
         // The config's `order` first, then the rest by name.
@@ -278,8 +279,8 @@ mod tests {
     fn resolves_config_convention_and_default() {
         let (_d, a) = setup("order = [\"bob\"]\n[accounts.alice]\nhome = \"~/homes/a\"\n");
         assert_eq!(a.resolve("alice").unwrap().home, a.home_dir.join("homes/a"));
-        assert_eq!(a.resolve("alice").unwrap().origin, Origin::Config);
-        assert_eq!(a.resolve("bob").unwrap().origin, Origin::Convention);
+        assert_eq!(a.resolve("alice").unwrap().found_by, FoundBy::Config);
+        assert_eq!(a.resolve("bob").unwrap().found_by, FoundBy::Convention);
         assert_eq!(
             a.resolve("default").unwrap().home,
             a.home_dir.join(".codex")

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use anyhow::{Context, bail};
 
 use crate::account::env::EnvPlan;
-use crate::account::{Account, AccountError, Accounts, DEFAULT, Origin};
+use crate::account::{Account, AccountError, Accounts, DEFAULT, FoundBy};
 use crate::cli::LoginArgs;
 use crate::error::UsageError;
 use crate::sys::{exec, fsutil};
@@ -18,7 +18,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<u8> {
         Err(AccountError::Unknown { name, .. }) => Account {
             home: accounts.convention_home(&name),
             name,
-            origin: Origin::Convention,
+            found_by: FoundBy::Convention,
             pass_env: Vec::new(),
         },
         Err(e) => return Err(e.into()),

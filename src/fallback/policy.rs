@@ -73,7 +73,7 @@ pub enum End {
 
 /// What to do after an attempt.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
+pub enum Step {
     /// Stop: print `note`, end as `end`.
     Stop { note: String, end: End },
     /// The account is out of quota: print `announce` when there is one, try the next account.
@@ -181,9 +181,9 @@ impl Fallback {
         i: usize,
         outcome: Outcome,
         out_of_quota: impl FnOnce(&str) -> String,
-    ) -> Verdict {
+    ) -> Step {
         let name = self.order[i].name.clone();
-        let stop = |f: &Self, outcome: &str, end: End| Verdict::Stop {
+        let stop = |f: &Self, outcome: &str, end: End| Step::Stop {
             note: f.note(&name, outcome),
             end,
         };
@@ -212,7 +212,7 @@ impl Fallback {
             return stop(self, &why, End::Exit(code));
         };
         self.skip(&name, out_of_quota(&message), true);
-        Verdict::Next {
+        Step::Next {
             announce: self.order.get(i + 1).map(|next| {
                 format!(
                     "codex-as: {name}: usage limit reached; trying '{}'",
@@ -286,7 +286,7 @@ pub fn out_of_quota(message: &str, reading: Option<&Reading>, threshold: f64, no
         parts.push(hint);
     }
     if let Some(r) = reading {
-        parts.extend(resets(r, threshold, now));
+        parts.extend(reset_notes(r, threshold, now));
     }
     if parts.is_empty() {
         parts.push("reset time unknown".into());
@@ -294,7 +294,7 @@ pub fn out_of_quota(message: &str, reading: Option<&Reading>, threshold: f64, no
     format!("usage limit reached ({})", parts.join("; "))
 }
 
-fn resets(r: &Reading, threshold: f64, t: i64) -> Vec<String> {
+fn reset_notes(r: &Reading, threshold: f64, t: i64) -> Vec<String> {
     [("5-hour", &r.primary), ("weekly", &r.secondary)]
         .into_iter()
         .filter_map(|(label, w)| {
@@ -318,7 +318,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::account::Origin;
+    use crate::account::FoundBy;
     use crate::account::login_state::LoginState;
     use crate::quota::reader::Scan;
     use crate::quota::{Source, Window};
@@ -330,7 +330,7 @@ mod tests {
         Account {
             name: name.into(),
             home: home.to_path_buf(),
-            origin: Origin::Convention,
+            found_by: FoundBy::Convention,
             pass_env: Vec::new(),
         }
     }
@@ -447,8 +447,8 @@ mod tests {
     fn only_a_usage_limit_moves_on() {
         let mut f = Fallback::list(accounts(&["alice", "bob"]));
         let never = |_: &str| -> String { panic!("asked why an account is out, but none is") };
-        let stop = |v: Verdict| match v {
-            Verdict::Stop { note, end } => (note, end),
+        let stop = |v: Step| match v {
+            Step::Stop { note, end } => (note, end),
             other => panic!("expected a stop, got {other:?}"),
         };
         let (note, end) = stop(f.after(0, failed(0, None), never));
@@ -487,12 +487,12 @@ mod tests {
         let v = f.after(0, failed(1, Some(LIMIT)), |m| format!("out: {m}"));
         assert_eq!(
             v,
-            Verdict::Next {
+            Step::Next {
                 announce: Some("codex-as: alice: usage limit reached; trying 'bob'".into())
             }
         );
         let v = f.after(1, failed(1, Some(LIMIT)), |_| "out too".into());
-        assert_eq!(v, Verdict::Next { announce: None });
+        assert_eq!(v, Step::Next { announce: None });
         let err = f.give_up();
         assert_eq!(crate::exit::code(&err), 75);
         assert_eq!(

@@ -14,7 +14,7 @@ use crate::account::spec::AccountSpec;
 use crate::account::{Account, Accounts};
 use crate::broker::client;
 use crate::fallback::child::{self, Ended};
-use crate::fallback::policy::{self, End, Fallback, Outcome, Verdict};
+use crate::fallback::policy::{self, End, Fallback, Outcome, Step};
 use crate::fallback::{jobs, landed};
 use crate::quota::signals;
 use crate::quota::survey::Survey;
@@ -99,14 +99,14 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
             policy::out_of_quota(message, reading.as_ref(), threshold, now())
         };
         match fallback.after(i, outcome, out_of_quota) {
-            Verdict::Stop { note, end } => {
+            Step::Stop { note, end } => {
                 eprintln!("{note}");
                 return Ok(match end {
                     End::Exit(code) => code,
                     End::Signal(sig) => child::die_like(sig),
                 });
             }
-            Verdict::Next { announce } => {
+            Step::Next { announce } => {
                 if let Some(line) = announce {
                     eprintln!("{line}");
                 }
