@@ -3,7 +3,6 @@
 //! `auto` would do with them.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -81,7 +80,7 @@ pub fn run(args: QuotaArgs) -> anyhow::Result<u8> {
     let now = now();
     let mut surveys: Vec<Survey> = accounts.all().into_iter().map(Survey::of).collect();
     let fresh_errors: Vec<Option<String>> = if args.fresh {
-        refresh(&mut surveys)
+        fresh::refresh(&mut surveys)
     } else {
         vec![None; surveys.len()]
     };
@@ -130,40 +129,6 @@ pub fn run(args: QuotaArgs) -> anyhow::Result<u8> {
         print!("{}", table(&doc));
     }
     Ok(status::OK)
-}
-
-/// How long one account's app-server may take to start and answer.
-const FRESH_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Replaces each ChatGPT account's reading with a fresh one from its app-server, all at once.
-fn refresh(surveys: &mut [Survey]) -> Vec<Option<String>> {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = surveys
-            .iter()
-            .map(|s| {
-                let login = s.login;
-                let account = s.account.clone();
-                scope.spawn(move || match login {
-                    LoginState::Chatgpt => {
-                        fresh::read(&account, FRESH_TIMEOUT).map_err(|e| e.to_string())
-                    }
-                    _ => Err("rate limits are only readable for a ChatGPT login".into()),
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .zip(surveys.iter_mut())
-            .map(|(h, s)| match h.join() {
-                Ok(Ok(reading)) => {
-                    s.scan.reading = Some(reading);
-                    None
-                }
-                Ok(Err(e)) => Some(e),
-                Err(_) => Some("the reading failed".into()),
-            })
-            .collect()
-    })
 }
 
 fn pct(w: &Option<WindowRow>) -> String {

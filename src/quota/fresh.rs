@@ -11,9 +11,11 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::process::Command;
 
+use super::survey::Survey;
 use super::{Reading, Source, Window};
 use crate::account::Account;
 use crate::account::env::EnvPlan;
+use crate::account::login_state::LoginState;
 use crate::broker::client::{self, ClientError, Connection};
 use crate::broker::protocol;
 
@@ -60,6 +62,40 @@ pub fn read(account: &Account, timeout: Duration) -> Result<Reading, FreshError>
         };
         let _ = child.kill().await;
         result
+    })
+}
+
+/// How long one account's app-server may take to start and answer.
+const FRESH_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Replaces each ChatGPT account's reading with a fresh one from its app-server, all at once.
+/// Returns, per survey, why no fresh reading was taken (None when one was).
+pub fn refresh(surveys: &mut [Survey]) -> Vec<Option<String>> {
+    // One thread each: every app-server takes a few seconds to start.
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = surveys
+            .iter()
+            .map(|s| {
+                let login = s.login;
+                let account = s.account.clone();
+                scope.spawn(move || match login {
+                    LoginState::Chatgpt => read(&account, FRESH_TIMEOUT).map_err(|e| e.to_string()),
+                    _ => Err("rate limits are only readable for a ChatGPT login".into()),
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(surveys.iter_mut())
+            .map(|(h, s)| match h.join() {
+                Ok(Ok(reading)) => {
+                    s.scan.reading = Some(reading);
+                    None
+                }
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some("the reading failed".into()),
+            })
+            .collect()
     })
 }
 
