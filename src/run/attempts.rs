@@ -12,7 +12,7 @@ use super::args::RunArgs;
 use super::launch::{self, Launch};
 use crate::account::spec::AccountSpec;
 use crate::account::{Account, Accounts};
-use crate::broker::client;
+use crate::broker::{client, protocol};
 use crate::fallback::child::{self, Ended};
 use crate::fallback::policy::{self, End, Fallback, Outcome, Step};
 use crate::fallback::{jobs, landed};
@@ -174,7 +174,7 @@ fn broker_usage_limit(endpoint: &str, pid: u32) -> Option<String> {
         .find(|h| h.pid == Some(pid))
         .map(|h| {
             h.message
-                .unwrap_or_else(|| format!("codexErrorInfo: {}", signals::CODEX_ERROR_INFO))
+                .unwrap_or_else(|| format!("codexErrorInfo: {}", protocol::USAGE_LIMIT_EXCEEDED))
         })
 }
 
