@@ -8,12 +8,14 @@ mod cli;
 mod cmd;
 mod doctor;
 mod error;
+mod exit;
 mod fallback;
 mod help;
 #[cfg(test)]
 mod manpage;
 mod plugin;
 mod quota;
+mod run;
 mod shell;
 mod sys;
 
@@ -38,10 +40,10 @@ fn main() -> ExitCode {
     };
     match cmd::dispatch(cli) {
         Ok(code) => ExitCode::from(code),
-        Err(e) if error::is_closed_pipe(&e) => ExitCode::from(error::status::OK),
+        Err(e) if exit::is_closed_pipe(&e) => ExitCode::from(error::status::OK),
         Err(e) => {
             eprintln!("codex-as: {e:#}");
-            ExitCode::from(error::exit_code(&e))
+            ExitCode::from(exit::code(&e))
         }
     }
 }

@@ -3,16 +3,12 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::account::config::ConfigEdit;
-use crate::account::names;
 use crate::account::{self, AccountError, Accounts};
 use crate::cli::AddArgs;
 use crate::error::{UsageError, status};
 
 pub fn run(args: AddArgs) -> anyhow::Result<u8> {
-    names::check(&args.name).map_err(|reason| AccountError::InvalidName {
-        name: args.name.clone(),
-        reason,
-    })?;
+    account::check_name(&args.name)?;
     if args.name == account::DEFAULT {
         // One meaning everywhere: `default` is what `codex` uses without CODEX_HOME. A configured
         // home for it would make `which default` and a run disagree whenever it is missing.

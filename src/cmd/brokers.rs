@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use serde::Serialize;
 
 use crate::account::Accounts;
@@ -48,10 +47,7 @@ struct Row {
 pub fn run(args: BrokersArgs) -> anyhow::Result<u8> {
     let accounts = Accounts::load()?;
     let reg = Registry::open()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::sys::runtime::current_thread()?;
     match args.action.unwrap_or(BrokersAction::List) {
         BrokersAction::List => {
             let mut rows = runtime.block_on(own_rows(&reg, &accounts));

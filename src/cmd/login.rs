@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use anyhow::{Context, bail};
 
 use crate::account::env::EnvPlan;
-use crate::account::{Account, AccountError, Accounts, DEFAULT, Source, new_home};
+use crate::account::{Account, AccountError, Accounts, DEFAULT, FoundBy, new_home};
 use crate::cli::LoginArgs;
 use crate::error::UsageError;
 use crate::sys::{exec, fsutil};
@@ -18,14 +18,12 @@ pub fn run(args: LoginArgs) -> anyhow::Result<u8> {
         Err(AccountError::Unknown { name, .. }) => Account {
             home: accounts.convention_home(&name),
             name,
-            source: Source::Convention,
+            found_by: FoundBy::Convention,
             pass_env: Vec::new(),
         },
         Err(e) => return Err(e.into()),
     };
-    let codex = which::which("codex").map_err(|_| {
-        anyhow::anyhow!("codex is not on your PATH: install it with `npm install -g @openai/codex`")
-    })?;
+    let codex = crate::sys::tools::codex()?;
     let source_config = accounts.default_home.join("config.toml");
     if args.copy_config {
         if account.name == DEFAULT || account.is_default_home(&accounts) {
@@ -65,14 +63,13 @@ pub fn run(args: LoginArgs) -> anyhow::Result<u8> {
     let mut login_args: Vec<OsString> = vec!["login".into()];
     login_args.extend(args.args);
     let plan = EnvPlan::for_account(&account);
+    let mut cmd = exec::command(codex.as_os_str(), &login_args, None)?;
+    plan.apply(&mut cmd);
     if !created {
-        return Err(exec::exec(codex.as_os_str(), &login_args, &plan, None).into());
+        return Err(exec::exec(cmd, codex.as_os_str()).into());
     }
     // A new home is undone when the login does not happen, so codex login runs as a child
     // (signals passed on, the terminal its own) and codex-as looks at how it ended.
-    let mut cmd = std::process::Command::new(&codex);
-    cmd.args(&login_args);
-    plan.apply(&mut cmd);
     let ended = crate::fallback::child::run(cmd, &codex.to_string_lossy(), None)?;
     if ended.status.success() {
         return Ok(crate::error::status::OK);

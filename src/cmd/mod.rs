@@ -3,11 +3,9 @@
 mod add;
 mod broker;
 mod brokers;
-mod companion;
 mod completions;
 mod doctor;
 mod env;
-mod fallback;
 mod init;
 mod list;
 mod login;

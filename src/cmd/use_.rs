@@ -8,7 +8,7 @@ use crate::account::Accounts;
 use crate::account::env::EnvPlan;
 use crate::cli::UseArgs;
 use crate::error::{UsageError, status};
-use crate::shell::quote::Shell;
+use crate::shell::Shell;
 use crate::shell::switch::Switch;
 
 pub fn run(args: UseArgs) -> anyhow::Result<u8> {

@@ -8,7 +8,7 @@ use super::{Report, q};
 use crate::account::config::{self, ConfigError};
 use crate::account::config_check::{self, Severity};
 use crate::account::login_state::{self, LoginState};
-use crate::account::{Accounts, DEFAULT, Source};
+use crate::account::{Accounts, DEFAULT, FoundBy};
 
 /// Checks the config file, and loads the accounts when it can be read.
 pub fn config(report: &mut Report) -> Option<Accounts> {
@@ -181,8 +181,8 @@ pub fn check(accounts: &Accounts, report: &mut Report) {
             continue;
         };
         for other in rest {
-            let fix = match other.source {
-                Source::Config => format!("codex-as remove {}", other.name),
+            let fix = match other.found_by {
+                FoundBy::Config => format!("codex-as remove {}", other.name),
                 _ => format!("rm {}  # a second name for {}", q(&other.home), first.name),
             };
             report.finding(

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::{Report, account_of, q};
 use crate::account::Accounts;
 use crate::account::env::{CODEX_HOME, IDENTITY_VARS};
-use crate::shell::quote::Shell;
+use crate::shell::Shell;
 
 fn unset(shell: Shell, var: &str) -> String {
     match shell {

@@ -4,7 +4,7 @@
 use askama::Template;
 
 use crate::account::env::{ACCOUNT_MARKER, CODEX_HOME, EnvPlan, IDENTITY_VARS};
-use crate::shell::InitShell;
+use crate::shell::Shell;
 
 /// What the `use` templates are rendered from. Names are codex-as's own constants (safe
 /// unquoted); values are quoted for the target shell.
@@ -48,7 +48,7 @@ impl Switch {
     /// the binary sees it).
     pub fn to_account(
         plan: &EnvPlan,
-        shell: InitShell,
+        shell: Shell,
         present: impl Fn(&str) -> bool,
     ) -> Result<Switch, NotUtf8> {
         let mut sw = Switch::default();
@@ -61,7 +61,7 @@ impl Switch {
         }
         for (name, value) in &plan.set {
             let value = value.to_str().ok_or_else(|| NotUtf8(name.clone()))?;
-            sw.set.push((name.clone(), shell.quoting().quote(value)));
+            sw.set.push((name.clone(), shell.quote(value)));
         }
         Ok(sw)
     }
@@ -75,16 +75,16 @@ impl Switch {
         }
     }
 
-    pub fn render(&self, shell: InitShell) -> askama::Result<String> {
+    pub fn render(&self, shell: Shell) -> askama::Result<String> {
         match shell {
-            InitShell::Bash | InitShell::Zsh => PosixSwitch {
+            Shell::Bash | Shell::Zsh | Shell::Posix => PosixSwitch {
                 save: &self.save,
                 unset: &self.unset,
                 restore: &self.restore,
                 set: &self.set,
             }
             .render(),
-            InitShell::Fish => FishSwitch {
+            Shell::Fish => FishSwitch {
                 save: &self.save,
                 unset: &self.unset,
                 restore: &self.restore,
@@ -120,9 +120,9 @@ mod tests {
 
     #[test]
     fn saves_only_what_the_shell_has() {
-        let sw = Switch::to_account(&plan(), InitShell::Bash, |v| v == "OPENAI_API_KEY").unwrap();
+        let sw = Switch::to_account(&plan(), Shell::Bash, |v| v == "OPENAI_API_KEY").unwrap();
         assert_eq!(sw.save, ["OPENAI_API_KEY"]);
-        let code = sw.render(InitShell::Bash).unwrap();
+        let code = sw.render(Shell::Bash).unwrap();
         assert!(
             code.contains("__codex_as_saved_OPENAI_API_KEY=$OPENAI_API_KEY\nunset OPENAI_API_KEY")
         );
@@ -133,10 +133,10 @@ mod tests {
                 .unwrap()
                 .starts_with("removed OPENAI_API_KEY from")
         );
-        let none = Switch::to_account(&plan(), InitShell::Fish, |_| false).unwrap();
+        let none = Switch::to_account(&plan(), Shell::Fish, |_| false).unwrap();
         assert_eq!(none.notice("work"), None);
         assert!(
-            none.render(InitShell::Fish)
+            none.render(Shell::Fish)
                 .unwrap()
                 .contains(r"set -gx CODEX_HOME '/h/it\'s'")
         );
@@ -144,7 +144,7 @@ mod tests {
 
     #[test]
     fn leaving_restores_every_identity_variable() {
-        let code = Switch::leave().render(InitShell::Fish).unwrap();
+        let code = Switch::leave().render(Shell::Fish).unwrap();
         for v in IDENTITY_VARS {
             assert!(code.contains(&format!("if set -q __codex_as_saved_{v}; set -gx {v} ")));
         }

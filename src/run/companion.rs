@@ -1,5 +1,5 @@
-//! `codex-as NAME <companion command> [ARGS]...`: the plugin's companion, as NAME, pinned to a
-//! broker that serves NAME's home.
+//! Preparing `codex-as NAME <companion command> [ARGS]...`: the plugin's companion, as NAME,
+//! pinned to a broker that serves NAME's home (started here when none does).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -10,46 +10,12 @@ use crate::account::env::EnvPlan;
 use crate::account::{Account, Accounts};
 use crate::broker::pool::{self as broker_pool, Request};
 use crate::broker::registry::Registry;
-use crate::fallback::child;
-use crate::plugin::{advice, locate as plugin, workspace};
-use crate::sys::fsutil;
+use crate::plugin::{locate as plugin, workspace};
+use crate::sys::{fsutil, runtime, tools};
 
 /// The variable that makes every companion path use one broker instead of broker.json.
 pub const ENDPOINT_ENV: &str = "CODEX_COMPANION_APP_SERVER_ENDPOINT";
 const DEFAULT_IDLE_EXIT: &str = "30m";
-
-pub fn run(
-    accounts: &Accounts,
-    account: &Account,
-    plugin_root: Option<&Path>,
-    args: Vec<OsString>,
-) -> anyhow::Result<u8> {
-    let p = prepare(accounts, account, plugin_root, args)?;
-    // A child rather than exec: the companion's advice names plain `codex` (`!codex login`,
-    // `codex resume ID`), which would act on the default account; the codex-as form is said on
-    // stderr once it ends. Its stdout passes through unchanged (`--json` stays byte-identical).
-    let mut cmd = std::process::Command::new(&p.program);
-    cmd.args(&p.args);
-    p.plan.apply(&mut cmd);
-    let (ended, lines) = child::run_watching_stdout(cmd, &p.program.to_string_lossy(), |l| {
-        !advice::scan(l).is_empty()
-    })?;
-    let mut said = Vec::new();
-    for a in lines.iter().flat_map(|l| advice::scan(l)) {
-        if !said.contains(&a) {
-            eprintln!("{}", advice::hint(&a, &account.name));
-            said.push(a);
-        }
-    }
-    Ok(match child::signal_of(&ended.status) {
-        Some(sig) => child::die_like(sig),
-        None => ended
-            .status
-            .code()
-            .and_then(|c| u8::try_from(c).ok())
-            .unwrap_or(crate::error::status::FAILURE),
-    })
-}
 
 /// The companion ready to start as an account: its broker is up, its environment planned.
 pub struct Prepared {
@@ -69,11 +35,9 @@ pub fn prepare(
     args: Vec<OsString>,
 ) -> anyhow::Result<Prepared> {
     let plugin = plugin::locate(plugin_root, &accounts.config, &accounts.home_dir)?;
-    let node = which::which("node").map_err(|_| {
-        anyhow::anyhow!("node is not on your PATH: the plugin's companion needs Node.js (install it, e.g. `apt install nodejs` or from nodejs.org)")
-    })?;
+    let node = tools::node()?;
     // Checked here so a missing codex is one clear error, not a broker that failed to start.
-    crate::broker::serve::find_codex()?;
+    tools::codex()?;
     let here = std::env::current_dir().context("cannot read the current folder")?;
     let cwd = workspace::companion_cwd(&args, &here);
     if !cwd.is_dir() {
@@ -83,7 +47,7 @@ pub fn prepare(
         ))
         .into());
     }
-    let ws = broker_pool::canonical(&workspace::workspace_root(&cwd));
+    let ws = fsutil::canonical(&workspace::workspace_root(&cwd));
     let state_dir = check_plugin_state(&ws)?;
 
     let mut plan = EnvPlan::for_account(account);
@@ -97,10 +61,7 @@ pub fn prepare(
     crate::sys::duration::parse(&idle_exit)
         .map_err(|e| anyhow::anyhow!("broker.idle_exit in the config: {e}"))?;
     let reg = Registry::open()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = runtime::current_thread()?;
     let endpoint = runtime.block_on(broker_pool::ensure(
         &reg,
         &Request {

@@ -1,0 +1,30 @@
+//! A pinned companion run as a child rather than exec'd: the companion's advice names plain
+//! `codex` (`!codex login`, `codex resume ID`), which would act on the default account, so
+//! codex-as says the codex-as form on stderr once it ends. Its stdout passes through byte for
+//! byte (`--json` stays identical); signals are passed on and its exit status is returned.
+
+use super::launch::Launch;
+use crate::fallback::child;
+use crate::plugin::advice;
+
+pub fn run(launch: Launch, account: &str) -> anyhow::Result<u8> {
+    let cmd = launch.command()?;
+    let program = launch.program.to_string_lossy().into_owned();
+    let (ended, lines) =
+        child::run_watching_stdout(cmd, &program, |l| !advice::scan(l).is_empty())?;
+    let mut said = Vec::new();
+    for a in lines.iter().flat_map(|l| advice::scan(l)) {
+        if !said.contains(&a) {
+            eprintln!("{}", advice::hint(&a, account));
+            said.push(a);
+        }
+    }
+    Ok(match child::signal_of(&ended.status) {
+        Some(sig) => child::die_like(sig),
+        None => ended
+            .status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(crate::error::status::FAILURE),
+    })
+}

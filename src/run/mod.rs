@@ -1,0 +1,47 @@
+//! The run path, one way through: `args` parses the command line and the account spec once;
+//! `preflight` answers a companion `--help` and refuses a turn on an account that is not logged
+//! in; the accounts are resolved; a pin is prepared (`launch`, `companion`) and exec'd (the
+//! companion runs as a watched child instead, `advised`), while a list or `auto` goes through
+//! the fallback policy (`fallback::policy`), attempt after attempt (`attempts`), each prepared
+//! the same way.
+
+mod advised;
+pub mod args;
+mod attempts;
+mod companion;
+mod launch;
+mod preflight;
+pub mod unknown;
+
+use crate::account::Accounts;
+use crate::account::spec::AccountSpec;
+use crate::fallback::policy::Route;
+use args::{Mode, RunArgs};
+
+pub fn run(args: RunArgs) -> anyhow::Result<u8> {
+    if let Mode::Companion { args: cargs } = &args.mode
+        && crate::plugin::help::wants_help(cargs)
+    {
+        let spec = match &args.spec {
+            AccountSpec::One(n) => n.clone(),
+            AccountSpec::List(names) => names.join(","),
+            AccountSpec::Auto => crate::account::spec::AUTO.to_string(),
+        };
+        return preflight::companion_help(&spec, args.plugin_root.as_deref(), cargs);
+    }
+    let accounts = Accounts::load()?;
+    match Route::of(&args.spec) {
+        Route::Pin(name) => {
+            let account = accounts.require(name)?;
+            if let Mode::Companion { args: cargs } = &args.mode {
+                preflight::refuse_logged_out(&account, cargs)?;
+            }
+            let launch = launch::prepare(&accounts, &account, &args)?;
+            if launch.companion.is_some() {
+                return advised::run(launch, &account.name);
+            }
+            Err(launch.exec())
+        }
+        Route::Fallback => attempts::run(&accounts, &args),
+    }
+}
