@@ -502,7 +502,7 @@ mod tests {
     }
 
     #[test]
-    fn nobody_usable_is_not_out_of_quota() {
+    fn nobody_usable_is_not_out_of_quota_but_still_ends_with_75() {
         let a = accounts(&["default", "bob"]);
         let surveys = [
             survey(a[0].clone(), LoginState::LoggedOut, None),
@@ -512,7 +512,8 @@ mod tests {
         assert!(f.order.is_empty());
         assert!(f.could_not_start("x").is_some());
         let err = f.give_up();
-        assert_eq!(crate::exit::code(&err), 1);
+        // The README's 75: every account of a list or `auto` skipped, whatever the reason.
+        assert_eq!(crate::exit::code(&err), 75);
         assert!(
             err.to_string()
                 .starts_with("no account to run as:\n  default: not logged in")
