@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::peers::{RealPlugin, plugin_versions};
+use crate::support::peers::{Plugin, plugin_versions};
 use crate::support::{Sandbox, fake_codex, have_node, real_codexes};
 
 const HANG_GUARD: Duration = Duration::from_secs(30);
@@ -901,13 +901,21 @@ fn plugin_companion_uses_it_unknowingly() {
     }
 }
 
-fn plugin_companion_uses_it_unknowingly_on(plugin: &RealPlugin) {
+fn plugin_companion_uses_it_unknowingly_on(plugin: &Plugin) {
     let companion = plugin.root.join("scripts/codex-companion.mjs");
     let sb = Sandbox::new();
     let home = sb.mkdir("home");
     let bin = sb.mkdir("bin");
     std::os::unix::fs::symlink(fake_codex(), bin.join("codex")).unwrap();
     let ws = sb.mkdir("ws");
+    if plugin.checks_login_with_cli() {
+        // Its task refuses to start unless `codex login status` succeeds in this home.
+        std::fs::write(
+            home.join("auth.json"),
+            r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-test"}"#,
+        )
+        .unwrap();
+    }
     let b = start_ready(&sb, &home, &[]);
     let broker_app_pid = b.connect().status()["appServerPid"].clone();
     let path = format!(
@@ -974,7 +982,7 @@ fn status_tells_a_legacy_plugin_broker() {
     }
 }
 
-fn status_tells_a_legacy_plugin_broker_on(plugin: &RealPlugin) {
+fn status_tells_a_legacy_plugin_broker_on(plugin: &Plugin) {
     let script = plugin.root.join("scripts/app-server-broker.mjs");
     let sb = Sandbox::new();
     let home = sb.mkdir("home");

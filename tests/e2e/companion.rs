@@ -20,6 +20,10 @@ struct World {
     sb: Sandbox,
     plugin: PathBuf,
     ws: PathBuf,
+    /// The plugin's version ("fixture" for tests/fixtures/plugin; "" when not told).
+    version: String,
+    /// The plugin checks logins with `codex login status` (support::peers::Plugin).
+    cli_login: bool,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -53,6 +57,19 @@ impl World {
             sb,
             plugin: plugin.to_path_buf(),
             ws,
+            version: String::new(),
+            cli_login: false,
+        }
+    }
+
+    /// An API key in every account's home, for plugins that refuse tasks without a login.
+    fn log_in_everyone(&self) {
+        for a in ["alice", "bob", "carol"] {
+            std::fs::write(
+                self.home(a).join("auth.json"),
+                format!(r#"{{"auth_mode":"apikey","OPENAI_API_KEY":"sk-test-{a}"}}"#),
+            )
+            .unwrap();
         }
     }
 
@@ -165,13 +182,21 @@ impl World {
 
 /// Runs a scenario against the fixture and the current real plugin.
 fn each_plugin(test: impl Fn(&World)) {
-    crate::support::for_each_plugin(|root| test(&World::new(root)));
+    crate::support::for_each_plugin(|p| test(&World::new(&p.root)));
 }
 
 /// Runs a scenario against the fixture and every plugin version of the matrix: for scenarios
 /// that go through plugin code that changed between versions (support/peers.rs).
 fn each_plugin_version(test: impl Fn(&World)) {
-    crate::support::for_each_plugin_version(|root| test(&World::new(root)));
+    crate::support::for_each_plugin_version(|p| {
+        let mut w = World::new(&p.root);
+        if p.checks_login_with_cli() {
+            w.log_in_everyone();
+        }
+        w.cli_login = p.checks_login_with_cli();
+        w.version = p.version.clone();
+        test(&w)
+    });
 }
 
 #[test]
@@ -279,6 +304,19 @@ fn the_plugins_busy_broker_of_another_account_is_left_alone() {
             .filter(|r| r["owner"] == "plugin")
             .collect();
         assert_eq!(plugin_broker.len(), 1, "{plugin_broker:?}");
+        // Whose it is: PR #369's broker.json names its home; a legacy broker's environment does.
+        assert_eq!(plugin_broker[0]["account"], "bob", "{plugin_broker:?}");
+        let source = if w.version == "pr369" {
+            "(account from broker.json)"
+        } else {
+            "(account from process environment)"
+        };
+        assert!(
+            plugin_broker[0]["note"]
+                .as_str()
+                .is_some_and(|n| n.contains(source)),
+            "{plugin_broker:?}"
+        );
         let plugin_pid = plugin_broker[0]["pid"].as_u64().unwrap() as u32;
 
         w.task("alice", "alice-meanwhile");
@@ -595,6 +633,7 @@ fn setup_sees_each_accounts_own_login() {
             r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-a"}"#,
         )
         .unwrap();
+        let _ = std::fs::remove_file(w.home("bob").join("auth.json"));
         let alice = w.run(&["alice", "setup", "--json"]);
         let bob = w.run(&["bob", "setup", "--json"]);
         let logged_in = |o: &Output| {
@@ -604,6 +643,10 @@ fn setup_sees_each_accounts_own_login() {
         };
         assert_eq!(logged_in(&alice), Some(true), "{}", stdout(&alice));
         assert_eq!(logged_in(&bob), Some(false), "{}", stdout(&bob));
+        if w.cli_login {
+            // `codex login status` ran in each home: no app-server read to check.
+            return;
+        }
         let reads: BTreeMap<PathBuf, usize> = w
             .log()
             .into_iter()

@@ -88,13 +88,26 @@ impl World {
 }
 
 fn each_plugin(test: impl Fn(&World)) {
-    crate::support::for_each_plugin(|root| test(&World::new(Some(root))));
+    crate::support::for_each_plugin(|p| test(&World::new(Some(&p.root))));
 }
 
 /// Against every plugin version of the matrix: how the companion reports a turn that hit the
 /// usage limit goes through code that changed between versions.
 fn each_plugin_version(test: impl Fn(&World)) {
-    crate::support::for_each_plugin_version(|root| test(&World::new(Some(root))));
+    crate::support::for_each_plugin_version(|p| {
+        let w = World::new(Some(&p.root));
+        if p.checks_login_with_cli() {
+            // A ChatGPT login `codex login status` accepts (the fake wants tokens).
+            for a in ["alice", "bob", "carol"] {
+                std::fs::write(
+                    w.home(a).join("auth.json"),
+                    r#"{"auth_mode":"chatgpt","tokens":{}}"#,
+                )
+                .unwrap();
+            }
+        }
+        test(&w)
+    });
 }
 
 fn unix_now() -> i64 {

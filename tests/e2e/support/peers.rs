@@ -4,6 +4,8 @@
 //!   `codex-plugin-cc-VERSION` (CI: `../shared/peers`; relative paths are taken from the
 //!   repository root). Every real-plugin scenario runs against [`CURRENT`]; the scenarios whose
 //!   outcome depends on code that changed between versions run against each of [`VERSIONS`].
+//! - `CODEX_AS_PLUGIN_VERSIONS`: a comma-separated subset of [`VERSIONS`] for the matrix (to
+//!   iterate on one version); unset means all of them.
 //! - `CODEX_PLUGIN_CC_DIR`: one checkout of openai/codex-plugin-cc, used as the current plugin
 //!   (it wins over the peers folder's `CURRENT`).
 //! - `CODEX_AS_REAL_CODEX`: one or more real Codex CLIs, `:`-separated; every real-codex check
@@ -24,17 +26,25 @@ pub const CURRENT: &str = "1.0.5";
 /// patched plugin (its broker reports broker/status and codexHome, and shuts down ifIdle).
 pub const VERSIONS: &[&str] = &["1.0.1", "1.0.2", "1.0.3", "1.0.4", "1.0.5", "pr369"];
 
-/// A real plugin: its version label and its root (the folder holding scripts/).
+/// A plugin under test: its version label ("fixture" for tests/fixtures/plugin) and its root
+/// (the folder holding scripts/).
 #[derive(Clone, Debug)]
-pub struct RealPlugin {
+pub struct Plugin {
     pub version: String,
     pub root: PathBuf,
 }
 
-impl RealPlugin {
+impl Plugin {
     /// PR #369's patched plugin rather than a release.
     pub fn is_patched(&self) -> bool {
         self.version == "pr369"
+    }
+
+    /// 1.0.1 and 1.0.2 check the login by running `codex login status` in the account's home
+    /// before every task (later versions ask the app-server's `account/read`): accounts that run
+    /// tasks must be logged in for them, and the check leaves no trace in the app-server's log.
+    pub fn checks_login_with_cli(&self) -> bool {
+        matches!(self.version.as_str(), "1.0.1" | "1.0.2")
     }
 }
 
@@ -50,20 +60,20 @@ fn peers_dir() -> Option<PathBuf> {
     Some(Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
 }
 
-fn peer(version: &str) -> Option<RealPlugin> {
+fn peer(version: &str) -> Option<Plugin> {
     let root = plugin_root(&peers_dir()?.join(format!("codex-plugin-cc-{version}")))?;
-    Some(RealPlugin {
+    Some(Plugin {
         version: version.to_owned(),
         root,
     })
 }
 
 /// The current real plugin, or a skip naming what to set.
-pub fn current_plugin() -> Option<RealPlugin> {
+pub fn current_plugin() -> Option<Plugin> {
     if let Some(dir) = std::env::var_os("CODEX_PLUGIN_CC_DIR").filter(|v| !v.is_empty()) {
         let dir = PathBuf::from(dir);
         if let Some(root) = plugin_root(&dir) {
-            return Some(RealPlugin {
+            return Some(Plugin {
                 version: format!("{CURRENT} ({})", dir.display()),
                 root,
             });
@@ -90,7 +100,7 @@ pub fn current_plugin() -> Option<RealPlugin> {
 }
 
 /// Every version of the matrix that is present; a skip for each one that is not.
-pub fn plugin_versions() -> Vec<RealPlugin> {
+pub fn plugin_versions() -> Vec<Plugin> {
     let mut out = Vec::new();
     if peers_dir().is_none() {
         skip!(
@@ -99,7 +109,16 @@ pub fn plugin_versions() -> Vec<RealPlugin> {
         );
         return out;
     }
-    for v in VERSIONS {
+    let chosen = std::env::var("CODEX_AS_PLUGIN_VERSIONS").unwrap_or_default();
+    let chosen: Vec<&str> = chosen
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    for v in VERSIONS
+        .iter()
+        .filter(|v| chosen.is_empty() || chosen.contains(v))
+    {
         match peer(v) {
             Some(p) => out.push(p),
             None => skip!(
@@ -115,17 +134,20 @@ pub fn have_node() -> bool {
     super::proc::have("node")
 }
 
-fn fixture_plugin() -> PathBuf {
-    let fixture = fixtures().join("plugin");
+fn fixture_plugin() -> Plugin {
+    let root = fixtures().join("plugin");
     assert!(
-        fixture.join("scripts/codex-companion.mjs").is_file(),
+        root.join("scripts/codex-companion.mjs").is_file(),
         "the plugin fixture is missing from tests/fixtures/plugin"
     );
-    fixture
+    Plugin {
+        version: "fixture".to_owned(),
+        root,
+    }
 }
 
 /// Runs `test` against the fixture plugin and the current real plugin (nothing without node).
-pub fn for_each_plugin(mut test: impl FnMut(&Path)) {
+pub fn for_each_plugin(mut test: impl FnMut(&Plugin)) {
     if !have_node() {
         return;
     }
@@ -133,13 +155,13 @@ pub fn for_each_plugin(mut test: impl FnMut(&Path)) {
     test(&fixture_plugin());
     if let Some(real) = current_plugin() {
         eprintln!("-- against the real plugin {}", real.version);
-        test(&real.root);
+        test(&real);
     }
 }
 
 /// Runs `test` against the fixture plugin and every version of the matrix: for scenarios whose
 /// outcome depends on plugin code that changed between versions.
-pub fn for_each_plugin_version(mut test: impl FnMut(&Path)) {
+pub fn for_each_plugin_version(mut test: impl FnMut(&Plugin)) {
     if !have_node() {
         return;
     }
@@ -147,7 +169,7 @@ pub fn for_each_plugin_version(mut test: impl FnMut(&Path)) {
     test(&fixture_plugin());
     for real in plugin_versions() {
         eprintln!("-- against the real plugin {}", real.version);
-        test(&real.root);
+        test(&real);
     }
 }
 
