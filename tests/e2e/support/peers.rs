@@ -78,11 +78,11 @@ pub fn current_plugin() -> Option<Plugin> {
                 root,
             });
         }
-        skip!(
-            "CODEX_PLUGIN_CC_DIR={} is not a checkout of openai/codex-plugin-cc (no plugins/codex/scripts/codex-companion.mjs); real-plugin run skipped",
+        // Set but wrong is a mistake to fix, not something absent to skip.
+        panic!(
+            "CODEX_PLUGIN_CC_DIR={} is not a checkout of openai/codex-plugin-cc (no plugins/codex/scripts/codex-companion.mjs)",
             dir.display()
         );
-        return None;
     }
     if peers_dir().is_none() {
         skip!(
