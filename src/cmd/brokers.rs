@@ -8,11 +8,11 @@ use serde::Serialize;
 
 use crate::account::Accounts;
 use crate::broker::client::{self, ClientError};
-use crate::broker::pool as broker_pool;
+use crate::broker::pool;
 use crate::broker::registry::Registry;
 use crate::cli::{BrokersAction, BrokersArgs, StopArgs};
 use crate::error::status;
-use crate::plugin::{brokers as plugin_brokers, workspace};
+use crate::plugin::{self, workspace};
 use crate::sys::{clock, duration};
 
 /// Seconds since the epoch as the records store them (a clock set before 1970 reads as 0).
@@ -106,8 +106,7 @@ async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
             Ok(st) => {
                 let home = st.codex_home.as_deref().map(PathBuf::from);
                 let stale = home.as_deref().is_some_and(|h| {
-                    crate::account::identity::auth_fingerprint(h)
-                        != broker_pool::fingerprint_of(&st)
+                    crate::account::identity::auth_fingerprint(h) != pool::fingerprint_of(&st)
                 });
                 row.account = home
                     .as_deref()
@@ -149,7 +148,7 @@ async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
 }
 
 fn plugin_rows(accounts: &Accounts) -> Vec<Row> {
-    plugin_brokers::scan(&workspace::plugin_state_root(), &accounts.default_home)
+    plugin::brokers::scan(&workspace::plugin_state_root(), &accounts.default_home)
         .into_iter()
         .filter(|b| b.alive || b.refused.is_some())
         .map(|b| Row {

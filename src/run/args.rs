@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use crate::account::names;
 use crate::account::spec::AccountSpec;
 use crate::error::UsageError;
-use crate::plugin::locate as plugin;
-use crate::plugin::workspace;
+use crate::plugin::{locate, workspace};
 
 /// What follows the account name.
 #[derive(Debug, PartialEq, Eq)]
@@ -83,8 +82,8 @@ pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
                     "unknown option '{text}' for `codex-as {account}`: options of the command go after it (or after `--`)"
                 )));
             }
-            _ if plugin::COMMANDS.contains(&text.as_str())
-                || plugin::INTERNAL_COMMANDS.contains(&text.as_str()) =>
+            _ if locate::COMMANDS.contains(&text.as_str())
+                || locate::INTERNAL_COMMANDS.contains(&text.as_str()) =>
             {
                 if cwd.is_some() {
                     return Err(UsageError::new(format!(
@@ -100,7 +99,7 @@ pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
                 });
             }
             _ => {
-                let hint = names::suggest(&text, plugin::COMMANDS.iter().copied())
+                let hint = names::suggest(&text, locate::COMMANDS.iter().copied())
                     .map(|c| format!("did you mean the companion command '{c}'? "))
                     .unwrap_or_default();
                 return Err(UsageError::new(format!(

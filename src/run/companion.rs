@@ -8,9 +8,9 @@ use anyhow::Context;
 
 use crate::account::env::EnvPlan;
 use crate::account::{Account, Accounts};
-use crate::broker::pool::{self as broker_pool, Request};
+use crate::broker::pool::{self, Request};
 use crate::broker::registry::Registry;
-use crate::plugin::{locate as plugin, workspace};
+use crate::plugin::{locate, workspace};
 use crate::sys::{fsutil, runtime, tools};
 
 /// The variable that makes every companion path use one broker instead of broker.json.
@@ -34,7 +34,7 @@ pub fn prepare(
     plugin_root: Option<&Path>,
     args: Vec<OsString>,
 ) -> anyhow::Result<Prepared> {
-    let plugin = plugin::locate(plugin_root, &accounts.config, &accounts.home_dir)?;
+    let plugin = locate::locate(plugin_root, &accounts.config, &accounts.home_dir)?;
     let node = tools::node()?;
     // Checked here so a missing codex is one clear error, not a broker that failed to start.
     tools::codex()?;
@@ -62,7 +62,7 @@ pub fn prepare(
         .map_err(|e| anyhow::anyhow!("broker.idle_exit in the config: {e}"))?;
     let reg = Registry::open()?;
     let runtime = runtime::current_thread()?;
-    let endpoint = runtime.block_on(broker_pool::ensure(
+    let endpoint = runtime.block_on(pool::ensure(
         &reg,
         &Request {
             account: &account.name,

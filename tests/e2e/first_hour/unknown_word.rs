@@ -1,9 +1,7 @@
 //! An unknown word in command position gets "did you mean" among the commands and the
 //! accounts, in one line, exit status 2, with nothing run.
 
-mod common;
-
-use common::{Sandbox, stderr, stdout};
+use crate::support::{Sandbox, stderr, stdout};
 
 #[test]
 fn a_near_command_is_suggested_with_a_near_account() {

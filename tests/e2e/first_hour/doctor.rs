@@ -1,13 +1,11 @@
 //! `codex-as doctor` against a healthy sandbox (no finding, exit 0) and against the same sandbox
 //! with one problem planted at a time (exactly one finding, exit 1, its fix printed).
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command};
 
-use common::{Sandbox, stderr, stdout};
+use crate::support::{Sandbox, stderr, stdout};
 
 fn chmod(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -94,43 +92,6 @@ fn home_of(sb: &Sandbox, rel: &str) -> String {
 
 fn live_process(sb: &Sandbox) -> Child {
     sb.command("sleep").arg("60").spawn().unwrap()
-}
-
-/// The plugin's state folder name for a workspace (slug, then 8 bytes of sha256), computed
-/// independently of codex-as.
-fn plugin_state_dir(root: &Path, workspace: &Path) -> PathBuf {
-    let canonical = std::fs::canonicalize(workspace).unwrap();
-    let base = workspace
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let mut slug = String::new();
-    let mut in_run = false;
-    for c in base.chars() {
-        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-            slug.push(c);
-            in_run = false;
-        } else if !in_run {
-            slug.push('-');
-            in_run = true;
-        }
-    }
-    let out = Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin
-                .take()
-                .unwrap()
-                .write_all(canonical.as_os_str().as_encoded_bytes())?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    let hex = String::from_utf8(out.stdout).unwrap();
-    root.join(format!("{}-{}", slug.trim_matches('-'), &hex[..16]))
 }
 
 #[test]
@@ -349,7 +310,8 @@ fn a_plugin_broker_serving_another_account_is_found() {
     let sb = healthy();
     logged_in_home(&sb.home().join(".codex-bob"));
     let mut broker = live_process(&sb);
-    let state = plugin_state_dir(&sb.path().join("tmp/codex-companion"), sb.path());
+    let state =
+        crate::support::oracle::plugin_state_dir(&sb.path().join("tmp/codex-companion"), sb.path());
     std::fs::create_dir_all(&state).unwrap();
     chmod(&state, 0o700);
     chmod(state.parent().unwrap(), 0o700);

@@ -2,9 +2,7 @@
 //! stderr, never a panic. Each command runs with a stdout whose reader is already gone, so its
 //! first write fails, whatever the size of its output.
 
-mod common;
-
-use common::{Sandbox, stderr};
+use crate::support::{Sandbox, stderr};
 
 fn with_closed_stdout(sb: &Sandbox, args: &[&str]) -> std::process::Output {
     let (reader, writer) = std::io::pipe().unwrap();

@@ -2,9 +2,7 @@
 //! never sees them, and with the real Codex 0.171 an inherited workload identity no longer
 //! replaces the account's own login.
 
-mod common;
-
-use common::{Sandbox, stdout};
+use crate::support::{Sandbox, stderr, stdout};
 
 /// Added for Codex 0.171 (see /work/notes/issue12-research.md section 5).
 const NEW: &[&str] = &[
@@ -51,42 +49,31 @@ fn a_run_as_an_account_never_sees_the_new_identity_variables() {
     assert!(stdout(&out).contains("OPENAI_SPIFFE_ID=kept"));
 }
 
-fn real_codex_171() -> Option<std::path::PathBuf> {
-    let home = std::env::var_os("HOME")?;
-    let p = std::path::Path::new(&home)
-        .join(".cache/codex-as-ci/codex-0.171.0/node_modules/.bin/codex");
-    p.is_file().then_some(p)
-}
-
+/// With every real Codex CLI of CODEX_AS_REAL_CODEX (0.169 ignores these variables; 0.171 lets
+/// any of them replace the home's login), the account's own home is read.
 #[test]
-fn real_codex_171_reads_the_account_not_an_inherited_workload_identity() {
-    let Some(codex) = real_codex_171() else {
-        if std::env::var_os("CODEX_AS_STRICT").is_some_and(|v| v == "1") {
-            panic!("real Codex 0.171 not installed (CODEX_AS_STRICT)");
+fn real_codex_reads_the_account_not_an_inherited_workload_identity() {
+    for codex in crate::support::real_codexes() {
+        let sb = Sandbox::new();
+        sb.account_dir("alice");
+        sb.with_codex(&codex);
+        for v in [
+            "OPENAI_IDENTITY_TOKEN_SOURCE",
+            "OPENAI_SPIFFE_ID",
+            "OPENAI_SPIFFE_AUDIENCE",
+        ] {
+            let out = sb
+                .codex_as()
+                .args(["alice", "--", "codex", "login", "status"])
+                .env(v, "file")
+                .output()
+                .unwrap();
+            let text = format!("{}{}", stdout(&out), stderr(&out));
+            assert!(
+                text.contains("Not logged in") && !text.contains("workload identity"),
+                "{} {v}: {text}",
+                codex.display()
+            );
         }
-        eprintln!(
-            "SKIP real_codex_171_reads_the_account_not_an_inherited_workload_identity: no Codex 0.171"
-        );
-        return;
-    };
-    let sb = Sandbox::new();
-    sb.account_dir("alice");
-    std::os::unix::fs::symlink(&codex, sb.bin_dir().join("codex")).unwrap();
-    for v in [
-        "OPENAI_IDENTITY_TOKEN_SOURCE",
-        "OPENAI_SPIFFE_ID",
-        "OPENAI_SPIFFE_AUDIENCE",
-    ] {
-        let out = sb
-            .codex_as()
-            .args(["alice", "--", "codex", "login", "status"])
-            .env(v, "file")
-            .output()
-            .unwrap();
-        let text = format!("{}{}", stdout(&out), common::stderr(&out));
-        assert!(
-            text.contains("Not logged in") && !text.contains("workload identity"),
-            "{v}: {text}"
-        );
     }
 }

@@ -1,14 +1,12 @@
 //! `codex-as use` in real bash, zsh and fish: its exit status, the one-line notice when it
 //! removes identity variables, and `use --unset` putting back exactly what `use` removed.
 
-mod shell_common;
-
-use shell_common::{Sandbox, have, run};
+use crate::support::{Sandbox, have, run};
 
 const SHELLS: &[&str] = &["bash", "zsh", "fish"];
 
 fn shell_cmd(sb: &Sandbox, shell: &str, script: &str) -> std::process::Command {
-    let mut c = sb.cmd(shell);
+    let mut c = sb.command(shell);
     match shell {
         "bash" => c.args(["--noprofile", "--norc", "-u", "-c", script]),
         "zsh" => c.args(["-f", "-u", "-c", script]),
@@ -47,7 +45,7 @@ fn show(shell: &str, name: &str) -> String {
 
 #[test]
 fn use_succeeds_with_status_zero_so_and_chains_work() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::with_shell_accounts();
     for shell in SHELLS {
         if !have(shell) {
             continue;
@@ -75,7 +73,7 @@ fn use_succeeds_with_status_zero_so_and_chains_work() {
 
 #[test]
 fn use_says_in_one_line_which_identity_variables_it_removed() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::with_shell_accounts();
     for shell in SHELLS {
         if !have(shell) {
             continue;
@@ -117,7 +115,7 @@ fn use_says_in_one_line_which_identity_variables_it_removed() {
 
 #[test]
 fn use_unset_restores_what_use_removed_and_leaves_the_accounts() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::with_shell_accounts();
     for shell in SHELLS {
         if !have(shell) {
             continue;

@@ -3,12 +3,10 @@
 //! that names plain `codex` gets its codex-as form on stderr while stdout stays byte for byte
 //! the companion's; `auto` with every account skipped exits 75.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{Sandbox, for_each_plugin, stderr, stdout};
+use crate::support::{Sandbox, for_each_plugin, stderr, stdout};
 
 const COMPANION: &[&str] = &[
     "task",
@@ -80,7 +78,7 @@ impl World {
 #[test]
 fn companion_help_prints_the_usage_and_starts_nothing() {
     for_each_plugin(|plugin| {
-        let w = World::new(plugin);
+        let w = World::new(&plugin.root);
         for cmd in COMPANION {
             for args in [
                 vec!["alice", cmd, "--help"],
@@ -109,7 +107,7 @@ fn companion_help_prints_the_usage_and_starts_nothing() {
 #[test]
 fn a_turn_on_an_account_not_logged_in_is_refused_before_it_starts() {
     for_each_plugin(|plugin| {
-        let w = World::new(plugin);
+        let w = World::new(&plugin.root);
         std::fs::remove_file(w.sb.home().join(".codex-alice/auth.json")).unwrap();
         for cmd in ["task", "review", "adversarial-review"] {
             let out = w.run(&["alice", cmd, "do it"]);
@@ -179,7 +177,7 @@ fn the_plugins_advice_gets_its_codex_as_form_and_stdout_stays_byte_identical() {
 #[test]
 fn a_finished_task_says_how_to_resume_it_as_the_account() {
     for_each_plugin(|plugin| {
-        let w = World::new(plugin);
+        let w = World::new(&plugin.root);
         let out = w.run(&["alice", "task", "hello"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         let out = w.run(&["alice", "result"]);

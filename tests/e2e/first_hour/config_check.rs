@@ -1,9 +1,7 @@
 //! The config is checked as a whole when read: every problem at once, each with its key, line
 //! and column; a typo in `order` warns without stopping work; `add default` is refused.
 
-mod common;
-
-use common::{Sandbox, stderr, stdout};
+use crate::support::{Sandbox, stderr, stdout};
 
 #[test]
 fn every_bad_key_is_reported_at_once_with_line_and_column() {

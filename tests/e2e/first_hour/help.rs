@@ -1,8 +1,6 @@
 //! `codex-as help [COMMAND]` prints what `--help` prints; an unknown word gets a suggestion.
 
-mod common;
-
-use common::{Sandbox, stderr, stdout};
+use crate::support::{Sandbox, stderr, stdout};
 
 #[test]
 fn help_is_the_same_as_the_help_flag() {
