@@ -92,7 +92,7 @@ fn check_daemon(name: &str, home: &Path, report: &mut Report) {
 }
 
 pub fn check(accounts: Option<&Accounts>, report: &mut Report) {
-    match which::which("codex") {
+    match crate::sys::tools::codex() {
         Err(_) => report.finding(
             "codex",
             "codex",
