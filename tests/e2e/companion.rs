@@ -761,6 +761,9 @@ fn real_codex_app_server_serves_each_accounts_login() {
         eprintln!("-- against {}", codex.display());
         each_plugin(|w| {
             w.sb.with_codex(&codex);
+            // Logged out for real (World::new logs everyone in with a stand-in key).
+            let _ = std::fs::remove_file(w.home("bob").join("auth.json"));
+            let _ = std::fs::remove_file(w.home("alice").join("auth.json"));
             let login = crate::support::output_with_stdin(
                 w.sb.codex_as()
                     .args(["alice", "--", "codex", "login", "--with-api-key"]),

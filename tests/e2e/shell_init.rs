@@ -368,7 +368,7 @@ fn completion_offers_subcommands_accounts_and_companions() {
 
 #[test]
 fn completion_offers_auto_comma_lists_and_plugin_root() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::with_shell_accounts();
     std::fs::create_dir_all(sb.home.join(".codex-carol")).unwrap();
     for shell in SHELLS {
         if !have(shell) {
