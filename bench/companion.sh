@@ -48,7 +48,8 @@ via="$CODEX_AS alice status"
 hyperfine --shell=none --warmup 3 --runs 30 --export-json "$sandbox/c.json" "$direct" "$via" >&2
 hyperfine --shell=none --warmup 20 --runs 300 --export-json "$sandbox/t.json" "true" "$CODEX_AS alice -- true" >&2
 # Node's start-up varies by more than codex-as costs: with a `node` that exits at once, what is
-# left is codex-as's own warm path (plugin lookup, workspace, broker status probe, exec).
+# left is codex-as's own warm path (plugin lookup, workspace, broker status probe, starting
+# the companion as a watched child).
 mkdir "$sandbox/stub"
 for d in /bin /usr/bin; do
     if [ -x "$d/true" ]; then
@@ -66,5 +67,5 @@ awk -v d="$1" -v v="$2" -v t="$3" -v a="$4" -v n="$5" -v w="$6" 'BEGIN {
     printf "true:                                 %8.2f ms\n", t * 1000
     printf "codex-as alice -- true:               %8.2f ms  (+%.2f ms before the exec)\n", a * 1000, (a - t) * 1000
     printf "stub node:                            %8.2f ms\n", n * 1000
-    printf "codex-as alice status, stub node:     %8.2f ms  (+%.2f ms: the warm path before the exec)\n", w * 1000, (w - n) * 1000
+    printf "codex-as alice status, stub node:     %8.2f ms  (+%.2f ms: the warm path around the companion)\n", w * 1000, (w - n) * 1000
 }'
