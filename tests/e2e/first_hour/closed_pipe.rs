@@ -14,6 +14,7 @@ fn with_closed_stdout(sb: &Sandbox, args: &[&str]) -> std::process::Output {
 fn every_printing_command_ends_quietly_on_a_closed_pipe() {
     let sb = Sandbox::new();
     sb.account_dir("alice");
+    sb.with_fake_codex();
     std::fs::create_dir_all(sb.home().join(".codex")).unwrap();
     let commands: &[&[&str]] = &[
         &["list"],
@@ -39,6 +40,7 @@ fn every_printing_command_ends_quietly_on_a_closed_pipe() {
         &["--help"],
         &["--version"],
         &["list", "--help"],
+        &["login", "nobody", "--", "status"],
         &["doctor"],
         &["help"],
         &["help", "quota"],
