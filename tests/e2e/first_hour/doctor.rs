@@ -365,3 +365,36 @@ fn claude_code_hooks_and_the_keyring_are_reported_as_notes() {
     assert!(notes.contains("codex-as hooks installed in"), "{notes}");
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn a_broker_on_a_replaced_login_is_found() {
+    if !crate::support::have_node() {
+        crate::skip!("node is not installed: the fixture plugin's companion needs it");
+        return;
+    }
+    let sb = healthy();
+    // alice's broker starts on her current login...
+    let out = sb
+        .codex_as()
+        .env("CODEX_AS_RUNTIME_DIR", sb.path().join("run"))
+        .env(
+            "CODEX_AS_PLUGIN_ROOT",
+            crate::support::fixtures().join("plugin"),
+        )
+        .args(["alice", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (code, found, text) = findings(&sb, &[]);
+    assert_eq!((code, found.len()), (Some(0), 0), "{text}");
+    // ...then she logs in again: the running broker still holds the old login.
+    std::fs::write(
+        sb.home().join(".codex-alice/auth.json"),
+        r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-new"}"#,
+    )
+    .unwrap();
+    let (code, found, text) = findings(&sb, &[]);
+    assert_eq!((code, found.len()), (Some(1), 1), "{text}");
+    assert_eq!(found[0]["area"], "brokers");
+    assert_eq!(found[0]["fix"], "codex-as brokers stop");
+}
