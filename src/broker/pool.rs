@@ -239,7 +239,7 @@ async fn start(reg: &Registry, key: &str, req: &Request<'_>) -> Result<String, S
         Ok(st) => st,
         // Ready, then gone before its first question: stopped (an idle broker is fair game for
         // `brokers stop`), killed, or its socket removed with the folder.
-        Err(e @ (ClientError::NotRunning { .. } | ClientError::Closed)) => {
+        Err(e @ (ClientError::NotRunning { .. } | ClientError::Closed | ClientError::Io(_))) => {
             reg.forget(&id);
             return Err(Started::Vanished(format!("it was gone once ready: {e}")));
         }
