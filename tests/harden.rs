@@ -153,21 +153,34 @@ impl Drop for Looping {
 #[test]
 fn cold_starts_racing_brokers_stop_never_fail() {
     let Some(w) = World::new() else { return };
-    let stopper = {
-        let mut c = w.cas(&["brokers", "stop"]);
-        c.stdout(Stdio::null()).stderr(Stdio::null());
-        Looping::start(move || {
-            let _ = c.status();
+    // Several stoppers, and an app-server slow to start: their probes queue up while a new
+    // broker initialises and are answered the moment it is ready, so their `broker/shutdown`
+    // lands right where the caller asks its first question.
+    let stoppers: Vec<Looping> = (0..3)
+        .map(|_| {
+            let mut c = w.cas(&["brokers", "stop"]);
+            c.stdout(Stdio::null()).stderr(Stdio::null());
+            Looping::start(move || {
+                let _ = c.status();
+            })
         })
-    };
-    for i in 0..20 {
-        w.setup_ok(
-            if i % 2 == 0 { "alice" } else { "bob" },
-            &format!("call {i}"),
+        .collect();
+    for i in 0..24 {
+        let account = if i % 2 == 0 { "alice" } else { "bob" };
+        let out = common_output({
+            let mut c = w.cas(&[account, "setup", "--json"]);
+            c.env("FAKE_CODEX_STARTUP_MS", "300");
+            c
+        });
+        assert!(
+            out.status.success(),
+            "call {i}: {account} setup failed: {}{}",
+            stdout(&out),
+            stderr(&out)
         );
     }
-    let stops = stopper.finish();
-    assert!(stops > 5, "the stopper ran {stops} times");
+    let stops: usize = stoppers.into_iter().map(Looping::finish).sum();
+    assert!(stops > 5, "the stoppers ran {stops} times");
 }
 
 // Item 4 (client side): the runtime folder removed in the middle of calls is made again, and
@@ -348,6 +361,9 @@ fn a_broker_planted_in_a_loose_runtime_folder_gets_nothing() {
     w.runtime = None;
     let (rt, planted) = plant(&w, uid, gid);
     let out = w.run(&["alice", "setup", "--json"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(planted.received(), Vec::<String>::new(), "nothing was sent");
+    assert!(!planted.target.exists(), "the lock link was never followed");
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(
         stderr(&out).contains("writable by others"),
@@ -377,6 +393,9 @@ fn a_broker_planted_before_the_folder_was_tightened_gets_nothing() {
     let (rt, planted) = plant(&w, uid, gid);
     std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
     let out = w.run(&["alice", "setup", "--json"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(planted.received(), Vec::<String>::new(), "nothing was sent");
+    assert!(!planted.target.exists(), "the lock link was never followed");
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let out = w.run(&["brokers", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
