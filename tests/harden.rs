@@ -80,7 +80,7 @@ impl World {
 
 /// Output with a bound: a hung call fails the test instead of hanging it.
 fn common_output(mut cmd: Command) -> Output {
-    let mut child = cmd
+    let child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
