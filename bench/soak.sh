@@ -5,8 +5,10 @@
 #
 #   bench/soak.sh                    fixture plugin + fake codex, 60 s, 4 callers
 #   bench/soak.sh --short            10 s, 3 callers (cheap enough for a test run)
-#   bench/soak.sh --real             the real plugin 1.0.5 + real codex 0.169 (turns never finish
-#                                    offline: they are cancelled or left running, then stopped)
+#   bench/soak.sh --real             the real plugin 1.0.5 ($CODEX_PLUGIN_CC_DIR, default
+#                                    ../shared/peers/codex-plugin-cc-1.0.5) + real codex 0.169
+#                                    ($CODEX_AS_REAL_CODEX); offline, turns never finish: they are
+#                                    cancelled or left running, then stopped
 #   SOAK_SECONDS=N SOAK_CALLERS=N SOAK_MAX_CALLS=N CODEX_AS=path bench/soak.sh
 #
 # Each caller loops over random calls, `codex-as A task --background "soak-TAG ..."`,
@@ -62,7 +64,13 @@ if [ -z "${CODEX_AS-}" ]; then
     CODEX_AS=$repo/target/debug/codex-as
 fi
 if [ "$real" = 1 ]; then
-    plugin=${CODEX_PLUGIN_CC_DIR:-/work/shared/peers/1.0.5}/plugins/codex
+    if [ -z "${CODEX_PLUGIN_CC_DIR-}" ]; then
+        # Where the project keeps unmodified plugin releases beside the checkout (or a worktree).
+        for d in "$repo/../shared/peers/codex-plugin-cc-1.0.5" "$repo/../../shared/peers/codex-plugin-cc-1.0.5"; do
+            [ -d "$d" ] && CODEX_PLUGIN_CC_DIR=$d && break
+        done
+    fi
+    plugin=${CODEX_PLUGIN_CC_DIR:-set-CODEX_PLUGIN_CC_DIR-to-a-plugin-checkout}/plugins/codex
     codex=${CODEX_AS_REAL_CODEX:-$HOME/.cache/codex-as-ci/codex-0.169.0/node_modules/.bin/codex}
 else
     plugin=$repo/tests/fixtures/plugin
@@ -326,11 +334,22 @@ for p in $(broker_pids); do
         echo "orphan broker $p: $(tr '\0' ' ' <"/proc/$p/cmdline")" >&2
     fi
 done
+# An app-server is an orphan when no broker or companion is among its ancestors (real codex is
+# a node wrapper around the native binary: both say app-server).
+served() {
+    local p=$1 i
+    for i in 1 2 3 4; do
+        p=$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null || echo 1)
+        [ "$p" -gt 1 ] || return 1
+        { tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null |
+            grep -qE 'broker serve|codex-companion|app-server-broker' && return 0
+    done
+    return 1
+}
 for p in $(app_server_pids); do
-    parent=$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null || echo 1)
-    if [ "$parent" = 1 ] || ! tr '\0' ' ' <"/proc/$parent/cmdline" 2>/dev/null | grep -q 'broker serve\|codex-companion\|app-server-broker'; then
+    if ! served "$p"; then
         orphan=$((orphan + 1))
-        echo "orphan app-server $p (parent $parent)" >&2
+        echo "orphan app-server $p" >&2
     fi
 done
 
