@@ -10,6 +10,7 @@
 #                                    ($CODEX_AS_REAL_CODEX); offline, turns never finish: they are
 #                                    cancelled or left running, then stopped
 #   SOAK_SECONDS=N SOAK_CALLERS=N SOAK_MAX_CALLS=N CODEX_AS=path bench/soak.sh
+#   SOAK_FAULTS="kill-broker stop-broker" bench/soak.sh   only those faults
 #
 # Each caller loops over random calls, `codex-as A task --background "soak-TAG ..."`,
 # `codex-as A status`, `codex-as A cancel JOB`, `codex-as A setup --json`, with A in {alice, bob}
@@ -44,6 +45,7 @@ seconds=${SOAK_SECONDS:-60}
 callers=${SOAK_CALLERS:-4}
 max_calls=${SOAK_MAX_CALLS:-2000}
 call_timeout=${SOAK_CALL_TIMEOUT:-60}
+fault_kinds=${SOAK_FAULTS:-kill-broker kill-app-server stop-broker corrupt-record remove-runtime garbage-state}
 real=0
 for arg in "$@"; do
     case $arg in
@@ -105,19 +107,19 @@ done
 sandbox_pids() {
     grep -lzxF "HOME=$HOME" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true
 }
-broker_pids() {
-    local p
-    for p in $(sandbox_pids); do
-        { tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -q ' broker serve ' && echo "$p"
-    done
-    return 0
-}
+# Brokers name the runtime folder in their arguments (even after it was removed).
+broker_pids() { pgrep -f -- "broker serve --endpoint unix:$rt/" || true; }
+# Every app-server: a broker's child (or a companion's own, when it fell back to one).
 app_server_pids() {
     local p
     for p in $(sandbox_pids); do
         { tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -q 'app-server' && echo "$p"
     done
     return 0
+}
+broker_children() {
+    local p
+    for p in $(broker_pids); do pgrep -P "$p" || true; done
 }
 pick() { shuf -n 1 -e "$@" 2>/dev/null || true; }
 
@@ -178,7 +180,8 @@ faults() {
     local f p victim
     while [ $SECONDS -lt $end ]; do
         sleep "0.$((3 + RANDOM % 7))"
-        f=$(pick kill-broker kill-app-server stop-broker corrupt-record remove-runtime garbage-state)
+        # shellcheck disable=SC2086
+        f=$(pick $fault_kinds)
         case $f in
         kill-broker)
             # shellcheck disable=SC2046
@@ -187,7 +190,7 @@ faults() {
             ;;
         kill-app-server)
             # shellcheck disable=SC2046
-            victim=$(pick $(app_server_pids))
+            victim=$(pick $(broker_children))
             [ -z "$victim" ] || kill -9 "$victim" 2>/dev/null || true
             ;;
         stop-broker)
