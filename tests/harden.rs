@@ -223,24 +223,42 @@ fn peer_user() -> Option<(u32, u32)> {
         skip("SKIP: setpriv is not installed; cannot act as a second local user");
         return None;
     }
-    match nix::unistd::User::from_name(PEER_USER) {
-        Ok(Some(u)) => Some((u.uid.as_raw(), u.gid.as_raw())),
-        _ => {
-            skip(&format!(
-                "SKIP: no local user {PEER_USER} (`useradd --system {PEER_USER}` creates it; .ci/run does)"
-            ));
-            None
-        }
+    let Ok(Some(u)) = nix::unistd::User::from_name(PEER_USER) else {
+        skip(&format!(
+            "SKIP: no local user {PEER_USER} (`useradd --system {PEER_USER}` creates it; .ci/run does)"
+        ));
+        return None;
+    };
+    let (uid, gid) = (u.uid.as_raw(), u.gid.as_raw());
+    // The planted broker is a node script: node must be somewhere that user can run it.
+    let node_runs = as_peer(uid, gid, "node")
+        .args(["-e", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !node_runs {
+        skip(&format!(
+            "SKIP: {PEER_USER} cannot run node (installed under a private folder?)"
+        ));
+        return None;
     }
+    Some((uid, gid))
 }
 
 /// A command run as the second local user.
 fn as_peer(uid: u32, gid: u32, program: &str) -> Command {
+    // The test's own PATH decides which node (the other user gets a plain PATH).
+    let program = match program {
+        "node" => common::installed("node")
+            .map_or_else(|| program.to_string(), |p| p.display().to_string()),
+        _ => program.to_string(),
+    };
     let mut c = Command::new("setpriv");
     c.arg(format!("--reuid={uid}"))
         .arg(format!("--regid={gid}"))
         .arg("--clear-groups")
-        .arg(program)
+        .arg(&program)
         .env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .stdin(Stdio::null());
