@@ -8,6 +8,8 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::sys::fsutil;
+
 pub const ENV: &str = "CODEX_AS_RUNTIME_DIR";
 /// Room left for a socket name inside the folder (`<16 hex>-<8 hex>.sock`).
 const SOCKET_NAME_ROOM: usize = 32;
@@ -90,12 +92,8 @@ pub fn ensure_at(dir: &Path) -> Result<(), RuntimeDirError> {
         if !meta.is_dir() {
             return Err(untrusted("it is not a folder (a symlink or a file)".into()));
         }
-        let me = nix::unistd::getuid().as_raw();
-        if meta.uid() != me {
-            return Err(untrusted(format!(
-                "it is owned by uid {}, not you (uid {me})",
-                meta.uid()
-            )));
+        if let Some(reason) = fsutil::not_mine(&meta) {
+            return Err(untrusted(reason));
         }
         let mode = meta.mode() & 0o7777;
         if mode & 0o022 != 0 {

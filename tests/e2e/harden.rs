@@ -2,8 +2,6 @@
 //! with real processes (the plugin fixture's companion, the fake codex, codex-as's brokers, and
 //! for the planted-state cases a process running as a second local user).
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -11,8 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{Sandbox, fixtures, skip, stderr, stdout, wait_until};
-use sha2::{Digest, Sha256};
+use crate::skip;
+use crate::support::oracle::broker_key;
+use crate::support::{Sandbox, fixtures, have_node, installed, stderr, stdout, wait_until};
 
 /// The second local user the planted-state tests act as; CI (.ci/run) creates it.
 const PEER_USER: &str = "codexas-peer";
@@ -26,7 +25,7 @@ struct World {
 
 impl World {
     fn new() -> Option<World> {
-        if !common::node_available() {
+        if !have_node() {
             return None;
         }
         let sb = Sandbox::new();
@@ -56,9 +55,13 @@ impl World {
             .env("FAKE_CODEX_LOG", self.sb.path().join("codex.log"))
             .current_dir(&self.ws)
             .args(args);
-        if let Some(rt) = &self.runtime {
-            c.env("CODEX_AS_RUNTIME_DIR", rt);
-        }
+        match &self.runtime {
+            Some(rt) => c.env("CODEX_AS_RUNTIME_DIR", rt),
+            // The default: $TMPDIR/codex-as-UID.
+            None => c
+                .env_remove("CODEX_AS_RUNTIME_DIR")
+                .env_remove("XDG_RUNTIME_DIR"),
+        };
         c
     }
 
@@ -216,17 +219,17 @@ fn the_runtime_folder_removed_mid_call_is_made_again() {
 /// act as one.
 fn peer_user() -> Option<(u32, u32)> {
     if !nix::unistd::getuid().is_root() {
-        skip("SKIP: not root; the planted-state tests need to act as a second local user");
+        skip!("not root; the planted-state tests need to act as a second local user");
         return None;
     }
-    if common::installed("setpriv").is_none() {
-        skip("SKIP: setpriv is not installed; cannot act as a second local user");
+    if installed("setpriv").is_none() {
+        skip!("setpriv is not installed; cannot act as a second local user");
         return None;
     }
     let Ok(Some(u)) = nix::unistd::User::from_name(PEER_USER) else {
-        skip(&format!(
-            "SKIP: no local user {PEER_USER} (`useradd --system {PEER_USER}` creates it; .ci/run does)"
-        ));
+        skip!(
+            "no local user {PEER_USER} (`useradd --system {PEER_USER}` creates it; .ci/run does)"
+        );
         return None;
     };
     let (uid, gid) = (u.uid.as_raw(), u.gid.as_raw());
@@ -238,9 +241,7 @@ fn peer_user() -> Option<(u32, u32)> {
         .status()
         .is_ok_and(|s| s.success());
     if !node_runs {
-        skip(&format!(
-            "SKIP: {PEER_USER} cannot run node (installed under a private folder?)"
-        ));
+        skip!("{PEER_USER} cannot run node (installed under a private folder?)");
         return None;
     }
     Some((uid, gid))
@@ -250,8 +251,9 @@ fn peer_user() -> Option<(u32, u32)> {
 fn as_peer(uid: u32, gid: u32, program: &str) -> Command {
     // The test's own PATH decides which node (the other user gets a plain PATH).
     let program = match program {
-        "node" => common::installed("node")
-            .map_or_else(|| program.to_string(), |p| p.display().to_string()),
+        "node" => {
+            installed("node").map_or_else(|| program.to_string(), |p| p.display().to_string())
+        }
         _ => program.to_string(),
     };
     let mut c = Command::new("setpriv");
@@ -277,19 +279,6 @@ net.createServer((c) => {
   c.on('error', () => {});
 }).listen(sock, () => fs.appendFileSync(log, 'listening\n'));
 "#;
-
-/// The broker key, computed here independently of codex-as: sha256(workspace NUL home).
-fn broker_key(ws: &Path, home: &Path) -> String {
-    let mut h = Sha256::new();
-    h.update(ws.as_os_str().as_encoded_bytes());
-    h.update([0]);
-    h.update(home.as_os_str().as_encoded_bytes());
-    h.finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 struct Planted {
     server: Child,
