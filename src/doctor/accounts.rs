@@ -74,22 +74,17 @@ pub fn config(report: &mut Report) -> Option<Accounts> {
     }
 }
 
-/// Characters that run code when a path is pasted into shell code unquoted.
-fn code_in_path(path: &str) -> Option<&'static str> {
-    ["$(", "`"].into_iter().find(|s| path.contains(s))
-}
-
 pub fn check(accounts: &Accounts, report: &mut Report) {
-    let all = accounts.all();
+    // Unsafe homes too: they are what most needs saying.
+    let all = accounts.all_with_unsafe();
     let mut by_home: BTreeMap<std::path::PathBuf, Vec<&crate::account::Account>> = BTreeMap::new();
     for a in &all {
-        let home_text = a.home.to_string_lossy();
-        if let Some(bad) = code_in_path(&home_text) {
+        if let Some(reason) = crate::account::home_is_unsafe(&a.home) {
             let safe = accounts.convention_home(&a.name);
             report.finding(
                 "accounts",
                 a.name.clone(),
-                format!("its home {} contains `{bad}`: shell code that pastes the path unquoted would run it", a.home.display()),
+                format!("its home {} is refused: {reason}", a.home.display()),
                 format!(
                     "codex-as remove {name} && mv -- {} {} && codex-as add {name} --home {}",
                     q(&a.home),
@@ -98,6 +93,8 @@ pub fn check(accounts: &Accounts, report: &mut Report) {
                     name = a.name
                 ),
             );
+            // Nothing else about it matters until it is moved.
+            continue;
         }
         if !a.exists() {
             if a.name == DEFAULT {

@@ -16,6 +16,7 @@ mod companion;
 mod completions;
 mod fallback;
 mod first_hour;
+mod harden;
 mod plugin_fixture;
 mod run_as;
 mod shell_init;
