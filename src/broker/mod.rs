@@ -35,6 +35,7 @@ pub mod endpoint;
 pub mod lines;
 pub mod pool;
 pub mod protocol;
+pub mod quota_sensor;
 pub mod registry;
 pub mod runtime_dir;
 pub mod serve;

@@ -201,6 +201,7 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
         identity: Identity::of_home(&home),
     };
     let (mut state, first) = State::new(facts, Instant::now());
+    let mut sensor = super::quota_sensor::Sensor::for_home(&super::pool::canonical(&home));
     let mut io = Io {
         clients: HashMap::new(),
         next_client: 1,
@@ -242,7 +243,10 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
                     actions = state.on_disconnect(id, now());
                 }
                 Event::AppServer(Output::Line(line)) => match Message::parse(&line) {
-                    Ok(msg) => actions = state.on_app_server_message(msg, now()),
+                    Ok(msg) => {
+                        sensor.observe(&msg);
+                        actions = state.on_app_server_message(msg, now());
+                    }
                     Err(why) => eprintln!("codex-as broker: ignoring a line from codex app-server: {why}"),
                 },
                 Event::AppServer(Output::Closed) => {

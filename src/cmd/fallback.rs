@@ -19,7 +19,7 @@ use crate::broker::client;
 use crate::error::{ExecError, UsageError};
 use crate::fallback::child::{self, Ended};
 use crate::fallback::{Exhausted, NoneUsable, jobs, landed};
-use crate::quota::choose::{self, Skip};
+use crate::quota::choose;
 use crate::quota::survey::{self, Survey};
 use crate::quota::{Reading, signals};
 use crate::sys::clock::{format_utc, human_duration, now};
@@ -87,10 +87,15 @@ pub fn run(target: Target, args: RunArgs) -> anyhow::Result<u8> {
             .map(|n| accounts.require(n))
             .collect::<Result<_, _>>()?,
         Target::Auto => {
-            let surveys: Vec<Survey> = accounts.all().into_iter().map(Survey::of).collect();
+            let max_age = accounts
+                .config
+                .quota
+                .max_age()
+                .map_err(anyhow::Error::msg)?;
+            let surveys = survey::gather(&accounts, accounts.all(), Some(max_age), started);
             let choice = survey::choose_among(&surveys, threshold, started);
             for (i, skip) in &choice.skipped {
-                if matches!(skip, Skip::NearLimit { .. }) {
+                if skip.is_quota() {
                     quota_skips += 1;
                 }
                 skipped.push(Skipped {
@@ -356,23 +361,27 @@ fn background(
         Target::List(_) => {
             // The list's order, minus accounts already known to be unusable.
             let mut pick = None;
+            let max_age = accounts
+                .config
+                .quota
+                .max_age()
+                .map_err(anyhow::Error::msg)?;
             for a in order {
-                let s = Survey::of(a);
-                let skip = if survey::login_of(s.login) == choose::Login::LoggedOut {
-                    Some(Skip::NotLoggedIn)
-                } else {
-                    s.scan
-                        .reading
-                        .as_ref()
-                        .and_then(|r| choose::near_limit(r, threshold, t))
-                };
+                let mut s = Survey::of(a);
+                // The pick is about to be made: a missing or old reading is asked for now.
+                s.refresh(accounts, t, max_age);
+                let c = s.candidate();
+                let skip = choose::choose(&[c], threshold, t)
+                    .skipped
+                    .pop()
+                    .map(|(_, k)| k);
                 match skip {
                     None => {
                         pick = Some(s.account);
                         break;
                     }
                     Some(skip) => {
-                        if matches!(skip, Skip::NearLimit { .. }) {
+                        if skip.is_quota() {
                             quota_skips += 1;
                         }
                         skipped.push(Skipped {
@@ -435,8 +444,8 @@ fn exhausted_detail(account: &Account, message: &str, threshold: f64) -> String 
         parts.push(hint);
     }
     let t = now();
-    if let Some(r) = Survey::of(account.clone()).scan.reading {
-        parts.extend(resets(&r, threshold, t));
+    if let Some(r) = Survey::of(account.clone()).reading() {
+        parts.extend(resets(r, threshold, t));
     }
     if parts.is_empty() {
         parts.push("reset time unknown".into());

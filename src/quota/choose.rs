@@ -7,6 +7,10 @@
 //!   work on it would likely fail part-way. A window whose reset time has passed counts as empty.
 //! - The others are tried by headroom, the room left in the tighter of their two windows, most
 //!   first; ties keep the given order (the config's `order`).
+//! - An account Codex says may not be used (`ordinaryUsageAllowed: false`) is skipped, whatever
+//!   its percentages: Codex tells clients not to infer recovery from them.
+//! - An account whose broker saw a usage-limit failure after its latest reading is skipped for
+//!   `LIMIT_HIT_HOLD` (or until a newer reading says otherwise): the failure is the newer news.
 //! - An account with no reading at all (never used here, or its history is unreadable) is tried
 //!   after those with a known headroom: unknown is not the same as empty.
 
@@ -26,7 +30,13 @@ pub enum Login {
 pub struct Candidate<'a> {
     pub login: Login,
     pub reading: Option<&'a Reading>,
+    /// When a codex-as broker last saw this account fail for its usage limit.
+    pub limit_hit_at: Option<i64>,
 }
+
+/// How long a usage-limit failure seen by a broker keeps an account out when no reading
+/// taken since says how long the window has left.
+pub const LIMIT_HIT_HOLD: i64 = 3600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -45,15 +55,35 @@ impl WindowKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "reason", rename_all = "kebab-case")]
+#[serde(
+    tag = "reason",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Skip {
     NotLoggedIn,
+    /// Codex said `ordinaryUsageAllowed: false`.
+    NotAllowed {
+        /// `rateLimitReachedType` when Codex gave one.
+        reached_type: Option<String>,
+    },
+    /// A codex-as broker saw a turn fail for the usage limit, after the latest reading.
+    LimitReached {
+        at: i64,
+    },
     /// A window is at or above the threshold.
     NearLimit {
         window: WindowKind,
         used_percent: f64,
         resets_at: Option<i64>,
     },
+}
+
+impl Skip {
+    /// Skipped for its quota (not for its login): counts toward "every account is out" (75).
+    pub fn is_quota(&self) -> bool {
+        !matches!(self, Skip::NotLoggedIn)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -101,6 +131,24 @@ pub fn choose(candidates: &[Candidate<'_>], threshold: f64, now: i64) -> Choice 
             choice.skipped.push((i, Skip::NotLoggedIn));
             continue;
         }
+        if let Some(r) = c.reading
+            && r.usage_refused()
+        {
+            choice.skipped.push((
+                i,
+                Skip::NotAllowed {
+                    reached_type: r.reached_type.clone(),
+                },
+            ));
+            continue;
+        }
+        if let Some(at) = c.limit_hit_at
+            && c.reading.is_none_or(|r| r.observed_at <= at)
+            && now - at < LIMIT_HIT_HOLD
+        {
+            choice.skipped.push((i, Skip::LimitReached { at }));
+            continue;
+        }
         match c.reading {
             Some(r) => match near_limit(r, threshold, now) {
                 Some(skip) => choice.skipped.push((i, skip)),
@@ -128,17 +176,79 @@ mod tests {
             window_minutes: Some(300),
             resets_at: Some(resets_at),
         };
-        Reading {
-            primary: Some(w(p)),
-            secondary: Some(w(s)),
-            plan: None,
-            observed_at: NOW - 60,
-            source: Source::AppServer,
-        }
+        let mut r = Reading::new(Some(w(p)), None, NOW - 60, Source::AppServer { via: None });
+        r.secondary = Some(w(s));
+        r
     }
 
     fn cand(login: Login, reading: Option<&Reading>) -> Candidate<'_> {
-        Candidate { login, reading }
+        Candidate {
+            login,
+            reading,
+            limit_hit_at: None,
+        }
+    }
+
+    #[test]
+    fn codex_refusal_wins_over_room_and_a_broker_seen_failure_holds() {
+        let mut refused = reading(1.0, 1.0, NOW + 100);
+        refused.ordinary_usage_allowed = Some(false);
+        refused.reached_type = Some("workspace_member_usage_limit_reached".into());
+        let mut allowed = reading(50.0, 50.0, NOW + 100);
+        allowed.ordinary_usage_allowed = Some(true);
+        let hit = reading(10.0, 10.0, NOW + 100);
+        let cs = [
+            cand(Login::LoggedIn, Some(&refused)),
+            cand(Login::LoggedIn, Some(&allowed)),
+            Candidate {
+                limit_hit_at: Some(NOW - 30),
+                ..cand(Login::LoggedIn, Some(&hit))
+            },
+            Candidate {
+                limit_hit_at: Some(NOW - LIMIT_HIT_HOLD - 1),
+                ..cand(Login::LoggedIn, None)
+            },
+        ];
+        let got = choose(&cs, 95.0, NOW);
+        assert_eq!(got.order, [1, 3]);
+        assert_eq!(
+            got.skipped,
+            [
+                (
+                    0,
+                    Skip::NotAllowed {
+                        reached_type: Some("workspace_member_usage_limit_reached".into())
+                    }
+                ),
+                (2, Skip::LimitReached { at: NOW - 30 })
+            ]
+        );
+    }
+
+    #[test]
+    fn a_weekly_only_plan_is_ranked_by_its_one_window() {
+        let mut weekly = reading(0.0, 0.0, NOW + 100);
+        weekly.primary = None;
+        weekly.secondary.as_mut().unwrap().used_percent = 96.0;
+        let mut weekly_ok = weekly.clone();
+        weekly_ok.secondary.as_mut().unwrap().used_percent = 40.0;
+        let cs = [
+            cand(Login::LoggedIn, Some(&weekly)),
+            cand(Login::LoggedIn, Some(&weekly_ok)),
+        ];
+        let got = choose(&cs, 95.0, NOW);
+        assert_eq!(got.order, [1]);
+        assert!(matches!(
+            got.skipped[0],
+            (
+                0,
+                Skip::NearLimit {
+                    window: WindowKind::Secondary,
+                    ..
+                }
+            )
+        ));
+        assert_eq!(headroom(Some(&weekly_ok), NOW), Some(60.0));
     }
 
     #[test]

@@ -1,7 +1,6 @@
-//! A fresh reading asked of the account's own app-server (`codex-as quota --fresh`): a
-//! short-lived `codex app-server` runs with the account's environment, and answers
-//! `account/rateLimits/read` (app-server v2: `{"rateLimits": {"primary": {"usedPercent",
-//! "windowDurationMins", "resetsAt"}, "secondary": ..., "planType"}, "rateLimitsByLimitId"}`).
+//! A fresh reading asked of a short-lived `codex app-server` run with the account's environment
+//! (`account/rateLimits/read`, read by `quota::snapshot`): what `live` falls back to when the
+//! account's warm broker is busy or cannot be started.
 //! Only a ChatGPT login has rate limits to read; Codex refuses the call otherwise. The request
 //! goes from Codex to OpenAI as Codex's own would; codex-as reads no credential itself.
 
@@ -12,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{Reading, Source, Window};
+use super::snapshot;
+use super::{Reading, Source};
 use crate::account::Account;
 use crate::account::env::EnvPlan;
 use crate::broker::protocol;
@@ -90,69 +90,13 @@ fn exchange(child: &mut std::process::Child, timeout: Duration) -> Result<Readin
             let msg = e.get("message").and_then(Value::as_str).unwrap_or("error");
             return Err(FreshError::Refused(msg.to_string()));
         }
-        return parse(
+        return snapshot::parse_read_result(
             v.get("result").unwrap_or(&Value::Null),
             crate::sys::clock::now(),
+            Source::AppServer {
+                via: Some("app-server".into()),
+            },
         )
         .ok_or(FreshError::NoLimits);
-    }
-}
-
-/// The reading in an `account/rateLimits/read` result: the `codex` bucket when the
-/// single-bucket view is empty.
-pub fn parse(result: &Value, now: i64) -> Option<Reading> {
-    let has_window = |s: &&Value| {
-        s.get("primary").is_some_and(|p| !p.is_null())
-            || s.get("secondary").is_some_and(|p| !p.is_null())
-    };
-    let snap = result.get("rateLimits").filter(has_window).or_else(|| {
-        result
-            .pointer("/rateLimitsByLimitId/codex")
-            .filter(has_window)
-    })?;
-    let window = |k: &str| {
-        let w = snap.get(k)?;
-        Some(Window {
-            used_percent: w.get("usedPercent")?.as_f64()?,
-            window_minutes: w.get("windowDurationMins").and_then(Value::as_u64),
-            resets_at: w.get("resetsAt").and_then(Value::as_i64),
-        })
-    };
-    Some(Reading {
-        primary: window("primary"),
-        secondary: window("secondary"),
-        plan: snap
-            .get("planType")
-            .and_then(Value::as_str)
-            .map(String::from),
-        observed_at: now,
-        source: Source::AppServer,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_v2_answer() {
-        let r = parse(
-            &json!({"rateLimits": {"limitId": "codex", "primary": {"usedPercent": 12, "windowDurationMins": 300, "resetsAt": 99},
-                    "secondary": null, "planType": "pro"}, "rateLimitsByLimitId": null}),
-            5,
-        )
-        .unwrap();
-        assert_eq!(r.primary.unwrap().used_percent, 12.0);
-        assert!(r.secondary.is_none());
-        assert_eq!(r.plan.as_deref(), Some("pro"));
-        assert_eq!(r.observed_at, 5);
-        let r = parse(
-            &json!({"rateLimits": {"primary": null, "secondary": null},
-                    "rateLimitsByLimitId": {"codex": {"secondary": {"usedPercent": 70.5}}}}),
-            5,
-        )
-        .unwrap();
-        assert_eq!(r.secondary.unwrap().used_percent, 70.5);
-        assert!(parse(&json!({}), 5).is_none());
     }
 }

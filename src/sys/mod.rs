@@ -4,3 +4,5 @@ pub mod clock;
 pub mod duration;
 pub mod exec;
 pub mod fsutil;
+pub mod table;
+pub mod term;
