@@ -1,6 +1,7 @@
 //! Named accounts and their Codex homes: resolving a name, listing them all, comparing homes.
 
 pub mod config;
+pub mod directory;
 pub mod env;
 pub mod identity;
 pub mod login_state;

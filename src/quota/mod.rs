@@ -20,6 +20,7 @@ pub mod reader;
 pub mod record;
 pub mod signals;
 pub mod snapshot;
+pub mod summary;
 pub mod survey;
 
 use serde::{Deserialize, Serialize};
