@@ -142,6 +142,11 @@ pub fn choose(candidates: &[Candidate<'_>], threshold: f64, now: i64) -> Choice 
             ));
             continue;
         }
+        // The window's own figures say when it resets: they come before a bare failure.
+        if let Some(skip) = c.reading.and_then(|r| near_limit(r, threshold, now)) {
+            choice.skipped.push((i, skip));
+            continue;
+        }
         if let Some(at) = c.limit_hit_at
             && c.reading.is_none_or(|r| r.observed_at <= at)
             && now - at < LIMIT_HIT_HOLD
@@ -150,10 +155,7 @@ pub fn choose(candidates: &[Candidate<'_>], threshold: f64, now: i64) -> Choice 
             continue;
         }
         match c.reading {
-            Some(r) => match near_limit(r, threshold, now) {
-                Some(skip) => choice.skipped.push((i, skip)),
-                None => known.push((i, headroom(Some(r), now).unwrap_or(0.0))),
-            },
+            Some(r) => known.push((i, headroom(Some(r), now).unwrap_or(0.0))),
             None => unknown.push(i),
         }
     }
