@@ -34,9 +34,10 @@ use crate::sys::clock::parse_rfc3339;
 /// Files read at most per home: a recent session without a snapshot (interrupted before any
 /// model response) is common, a long run of them is not.
 pub const MAX_FILES: usize = 64;
-/// Directory entries looked at (stat) at most per home, newest day folders first: enough for
-/// weeks of ordinary use, and a fixed cost however long the history is.
-pub const MAX_STATS: usize = 512;
+/// Directory entries looked at (stat) at most per home, newest day folders first: about ten days
+/// at 24 sessions a day (weeks of ordinary use), and a fixed cost however long the history is. A
+/// session resumed from further back is seen through the broker's record or a live read.
+pub const MAX_STATS: usize = 256;
 /// Bytes read at most from the end of one file: the snapshot is written after each response,
 /// so the last one sits near the end; a huge final tool output is not worth reading through.
 pub const MAX_TAIL_BYTES: u64 = 4 << 20;
