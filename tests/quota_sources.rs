@@ -455,3 +455,36 @@ fn real_codex_refuses_the_read_and_the_reading_says_so() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// `codex_as_prompt --quota` from `codex-as init`, in real bash, zsh and fish.
+#[test]
+fn the_shell_prompt_helper_prints_the_short_form() {
+    let w = World::new(&["alice"]);
+    w.v2("alice", &snapshot(Some((42.0, 300)), Some((17.0, 10080))));
+    assert!(w.run(&["quota", "--fresh"]).status.success());
+    for shell in ["bash", "zsh", "fish"] {
+        if common::installed(shell).is_none() {
+            common::skip(&format!(
+                "SKIP: {shell} is not installed; its prompt helper is untested"
+            ));
+            continue;
+        }
+        let script = match shell {
+            "fish" => "codex-as init fish | source; codex_as_prompt --quota".to_string(),
+            _ => format!("eval \"$(codex-as init {shell})\"; codex_as_prompt --quota"),
+        };
+        let mut c = w.sb.command(shell);
+        match shell {
+            "bash" => c.args(["--noprofile", "--norc", "-u", "-c", &script]),
+            "zsh" => c.args(["-f", "-u", "-c", &script]),
+            _ => c.args(["--no-config", "--private", "-c", &script]),
+        };
+        let out = c
+            .env("CODEX_AS_RUNTIME_DIR", w.sb.path().join("rt"))
+            .env("CODEX_HOME", w.home("alice"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "alice 5h 42% wk 17%\n", "{shell}");
+    }
+}
