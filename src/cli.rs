@@ -92,7 +92,7 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Each account's 5-hour and weekly usage, and the order `auto` would try them in
     #[command(
-        after_help = "Examples:\n  codex-as quota\n  codex-as quota --json | jq '.accounts[] | {name, headroom_percent}'"
+        after_help = "Examples:\n  codex-as quota\n  codex-as quota --json | jq '.accounts[] | {name, headroomPercent}'"
     )]
     Quota(QuotaArgs),
     /// One line for Claude Code's statusLine (reads its JSON on stdin): the folder's account and its quota
