@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::env::CODEX_HOME;
-use super::{Account, Accounts, DEFAULT, Source, same_home};
+use super::{Account, Accounts, DEFAULT, FoundBy, same_home};
 
 /// The marker `codex-as NAME -- CMD` and `codex-as use NAME` set.
 pub const ACCOUNT_ENV: &str = "CODEX_AS_ACCOUNT";
@@ -32,7 +32,7 @@ pub fn for_directory(accounts: &Accounts, _dir: &Path) -> Option<Account> {
                 Some(Account {
                     name: p.file_name()?.to_string_lossy().into_owned(),
                     home: p.to_path_buf(),
-                    source: Source::Config,
+                    found_by: FoundBy::Config,
                     pass_env: Vec::new(),
                 })
             }),

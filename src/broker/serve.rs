@@ -33,6 +33,8 @@ pub struct Options {
     pub codex: PathBuf,
     /// Written `ready\n` once clients can be served, then closed.
     pub ready: Option<OwnedFd>,
+    /// Shown every message the app-server sends, before it is relayed (codex-as's quota sensor).
+    pub observer: Option<Box<dyn FnMut(&Message) + Send>>,
 }
 
 enum Event {
@@ -201,7 +203,6 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
         identity: Identity::of_home(&home),
     };
     let (mut state, first) = State::new(facts, Instant::now());
-    let mut sensor = super::quota_sensor::Sensor::for_home(&super::pool::canonical(&home));
     let mut io = Io {
         clients: HashMap::new(),
         next_client: 1,
@@ -244,7 +245,9 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
                 }
                 Event::AppServer(Output::Line(line)) => match Message::parse(&line) {
                     Ok(msg) => {
-                        sensor.observe(&msg);
+                        if let Some(observe) = opts.observer.as_mut() {
+                            observe(&msg);
+                        }
                         actions = state.on_app_server_message(msg, now());
                     }
                     Err(why) => eprintln!("codex-as broker: ignoring a line from codex app-server: {why}"),
@@ -366,14 +369,6 @@ fn signal_ready(fd: Option<OwnedFd>) {
         let mut f = File::from(fd);
         let _ = f.write_all(b"ready\n");
     }
-}
-
-/// The `codex` to run: `$CODEX_AS_CODEX` when set, else the first `codex` on PATH.
-pub fn find_codex() -> Result<PathBuf, BrokerError> {
-    if let Some(p) = std::env::var_os("CODEX_AS_CODEX").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(p));
-    }
-    which::which("codex").map_err(|_| BrokerError::CodexNotFound)
 }
 
 /// An absolute working directory for the app-server, checked to exist.

@@ -215,40 +215,6 @@ fn resets(w: &Option<WindowRow>, now: i64) -> String {
     }
 }
 
-/// Why `auto` skips an account, for people.
-pub fn describe_skip(skip: &Skip, now: i64) -> String {
-    match skip {
-        Skip::NotLoggedIn => "not logged in".into(),
-        Skip::NotAllowed { reached_type } => {
-            let why = reached_type
-                .as_deref()
-                .map(|t| format!(": {}", t.replace('_', " ")))
-                .unwrap_or_default();
-            format!("Codex says it may not be used now{why}")
-        }
-        Skip::LimitReached { at } => format!(
-            "usage limit reached {} ago (seen by its broker)",
-            human_duration((now - at).max(0))
-        ),
-        Skip::NearLimit {
-            window,
-            used_percent,
-            resets_at,
-        } => {
-            let when = resets_at
-                .map(|t| {
-                    format!(
-                        ", resets in {} ({})",
-                        human_duration(t - now),
-                        format_utc(t)
-                    )
-                })
-                .unwrap_or_default();
-            format!("{} window at {used_percent:.0}%{when}", window.label())
-        }
-    }
-}
-
 const COLUMNS: [Column; 10] = [
     Column {
         header: "ACCOUNT",
@@ -299,7 +265,7 @@ fn render(doc: &Doc, width: Option<usize>) -> String {
         .map(|r| {
             let auto = match (&r.auto_rank, &r.auto_skip) {
                 (Some(n), _) => format!("#{n}"),
-                (None, Some(s)) => format!("skip: {}", describe_skip(s, doc.now)),
+                (None, Some(s)) => format!("skip: {}", s.describe(doc.now)),
                 (None, None) => "-".into(),
             };
             vec![

@@ -14,6 +14,7 @@ use std::time::Duration;
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
 use crate::error::ExecError;
+use crate::sys::exec;
 
 /// Pid of the running child (0: none), read by the signal handler.
 static CHILD: AtomicI32 = AtomicI32::new(0);
@@ -93,14 +94,9 @@ pub fn run(
     } else {
         Stdio::inherit()
     });
-    let mut child = cmd.spawn().map_err(|source| {
-        let program = program.to_string();
-        match source.kind() {
-            std::io::ErrorKind::NotFound => ExecError::NotFound { program },
-            std::io::ErrorKind::PermissionDenied => ExecError::NotExecutable { program },
-            _ => ExecError::Other { program, source },
-        }
-    })?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|source| exec::start_error(program, source))?;
     let pid = child.id();
     CHILD.store(pid as i32, Ordering::SeqCst);
     // What the relay matched so far, and a signal that it reached the end of the stream.

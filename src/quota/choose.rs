@@ -17,6 +17,7 @@
 use serde::Serialize;
 
 use super::Reading;
+use crate::sys::clock::{format_utc, human_duration};
 
 /// Whether an account can be used at all, from its home's credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +81,43 @@ pub enum Skip {
 }
 
 impl Skip {
-    /// Skipped for its quota (not for its login): counts toward "every account is out" (75).
+    /// Why the account is skipped, for people: "not logged in", "5-hour window at 97%, resets
+    /// in 2h (...)".
+    pub fn describe(&self, now: i64) -> String {
+        match self {
+            Skip::NotLoggedIn => "not logged in".into(),
+            Skip::NotAllowed { reached_type } => {
+                let why = reached_type
+                    .as_deref()
+                    .map(|t| format!(": {}", t.replace('_', " ")))
+                    .unwrap_or_default();
+                format!("Codex says it may not be used now{why}")
+            }
+            Skip::LimitReached { at } => format!(
+                "usage limit reached {} ago (seen by its broker)",
+                human_duration((now - at).max(0))
+            ),
+            Skip::NearLimit {
+                window,
+                used_percent,
+                resets_at,
+            } => {
+                let when = resets_at
+                    .map(|t| {
+                        format!(
+                            ", resets in {} ({})",
+                            human_duration(t - now),
+                            format_utc(t)
+                        )
+                    })
+                    .unwrap_or_default();
+                format!("{} window at {used_percent:.0}%{when}", window.label())
+            }
+        }
+    }
+
+    /// Whether it is skipped for its quota (not for being logged out, say): counts toward
+    /// "every account is out" (75).
     pub fn is_quota(&self) -> bool {
         !matches!(self, Skip::NotLoggedIn)
     }
@@ -122,36 +159,40 @@ pub fn near_limit(reading: &Reading, threshold: f64, now: i64) -> Option<Skip> {
     })
 }
 
+/// Why an account is not to be tried at all, if it is not: the skipping rules above.
+pub fn skip_reason(candidate: &Candidate<'_>, threshold: f64, now: i64) -> Option<Skip> {
+    if candidate.login == Login::LoggedOut {
+        return Some(Skip::NotLoggedIn);
+    }
+    if let Some(r) = candidate.reading
+        && r.usage_refused()
+    {
+        return Some(Skip::NotAllowed {
+            reached_type: r.reached_type.clone(),
+        });
+    }
+    // The window's own figures say when it resets: they come before a bare failure.
+    if let Some(skip) = candidate
+        .reading
+        .and_then(|r| near_limit(r, threshold, now))
+    {
+        return Some(skip);
+    }
+    candidate
+        .limit_hit_at
+        .filter(|at| {
+            candidate.reading.is_none_or(|r| r.observed_at <= *at) && now - at < LIMIT_HIT_HOLD
+        })
+        .map(|at| Skip::LimitReached { at })
+}
+
 pub fn choose(candidates: &[Candidate<'_>], threshold: f64, now: i64) -> Choice {
     let mut choice = Choice::default();
     let mut known: Vec<(usize, f64)> = Vec::new();
     let mut unknown: Vec<usize> = Vec::new();
     for (i, c) in candidates.iter().enumerate() {
-        if c.login == Login::LoggedOut {
-            choice.skipped.push((i, Skip::NotLoggedIn));
-            continue;
-        }
-        if let Some(r) = c.reading
-            && r.usage_refused()
-        {
-            choice.skipped.push((
-                i,
-                Skip::NotAllowed {
-                    reached_type: r.reached_type.clone(),
-                },
-            ));
-            continue;
-        }
-        // The window's own figures say when it resets: they come before a bare failure.
-        if let Some(skip) = c.reading.and_then(|r| near_limit(r, threshold, now)) {
+        if let Some(skip) = skip_reason(c, threshold, now) {
             choice.skipped.push((i, skip));
-            continue;
-        }
-        if let Some(at) = c.limit_hit_at
-            && c.reading.is_none_or(|r| r.observed_at <= at)
-            && now - at < LIMIT_HIT_HOLD
-        {
-            choice.skipped.push((i, Skip::LimitReached { at }));
             continue;
         }
         match c.reading {

@@ -1,26 +1,26 @@
 //! A fresh reading asked of a short-lived `codex app-server` run with the account's environment
 //! (`account/rateLimits/read`, read by `quota::snapshot`): what `live` falls back to when the
-//! account's warm broker is busy or cannot be started.
-//! Only a ChatGPT login has rate limits to read; Codex refuses the call otherwise. The request
+//! account's warm broker is busy. Only a ChatGPT login has rate limits to read; Codex refuses
+//! the call otherwise. The request
 //! goes from Codex to OpenAI as Codex's own would; codex-as reads no credential itself.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
+use tokio::process::Command;
 
 use super::snapshot;
 use super::{Reading, Source};
 use crate::account::Account;
 use crate::account::env::EnvPlan;
+use crate::broker::client::{self, ClientError, Connection};
 use crate::broker::protocol;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FreshError {
     #[error("{0}")]
-    Codex(#[from] crate::broker::BrokerError),
+    Codex(#[from] crate::sys::tools::ToolError),
     #[error("cannot start codex app-server: {0}")]
     Spawn(std::io::Error),
     #[error("codex app-server did not answer within {0:?}")]
@@ -33,70 +33,59 @@ pub enum FreshError {
     NoLimits,
 }
 
-const READ_ID: u64 = 2;
-
 pub fn read(account: &Account, timeout: Duration) -> Result<Reading, FreshError> {
-    let codex = crate::broker::serve::find_codex()?;
-    let mut cmd = Command::new(&codex);
-    cmd.arg("app-server")
+    let codex = crate::sys::tools::codex()?;
+    let mut std_cmd = std::process::Command::new(&codex);
+    std_cmd
+        .arg("app-server")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    EnvPlan::for_account(account).apply(&mut cmd);
-    let mut child = cmd.spawn().map_err(FreshError::Spawn)?;
-    let result = exchange(&mut child, timeout);
-    let _ = child.kill();
-    let _ = child.wait();
-    result
+    EnvPlan::for_account(account).apply(&mut std_cmd);
+    let runtime = crate::sys::runtime::current_thread()
+        .map_err(|e| FreshError::Spawn(std::io::Error::other(e.to_string())))?;
+    runtime.block_on(async {
+        let mut child = Command::from(std_cmd)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(FreshError::Spawn)?;
+        let result = match (child.stdin.take(), child.stdout.take()) {
+            (Some(stdin), Some(stdout)) => {
+                let mut conn = Connection::over(stdout, stdin);
+                tokio::time::timeout(timeout, exchange(&mut conn, timeout))
+                    .await
+                    .unwrap_or(Err(FreshError::Timeout(timeout)))
+            }
+            _ => Err(FreshError::Closed),
+        };
+        let _ = child.kill().await;
+        result
+    })
 }
 
-fn exchange(child: &mut std::process::Child, timeout: Duration) -> Result<Reading, FreshError> {
-    let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-        return Err(FreshError::Closed);
+/// `initialize`, `initialized`, then `account/rateLimits/read`, as the plugin's client would.
+async fn exchange(
+    conn: &mut Connection<tokio::process::ChildStdout, tokio::process::ChildStdin>,
+    timeout: Duration,
+) -> Result<Reading, FreshError> {
+    let failed = |e: ClientError| match e {
+        ClientError::Rpc { message, .. } => FreshError::Refused(message),
+        ClientError::Timeout(_) => FreshError::Timeout(timeout),
+        _ => FreshError::Closed,
     };
-    let (tx, rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let msgs = [
-        json!({"id": 1, "method": protocol::INITIALIZE, "params": protocol::initialize_params()}),
-        json!({"method": protocol::INITIALIZED}),
-        json!({"id": READ_ID, "method": "account/rateLimits/read", "params": null}),
-    ];
-    for m in msgs {
-        writeln!(stdin, "{m}").map_err(|_| FreshError::Closed)?;
-    }
-    let _ = stdin.flush();
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = match rx.recv_timeout(left) {
-            Ok(l) => l,
-            Err(mpsc::RecvTimeoutError::Timeout) => return Err(FreshError::Timeout(timeout)),
-            Err(mpsc::RecvTimeoutError::Disconnected) => return Err(FreshError::Closed),
-        };
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if v.get("id").and_then(Value::as_u64) != Some(READ_ID) || v.get("method").is_some() {
-            continue;
-        }
-        if let Some(e) = v.get("error") {
-            let msg = e.get("message").and_then(Value::as_str).unwrap_or("error");
-            return Err(FreshError::Refused(msg.to_string()));
-        }
-        return snapshot::parse_read_result(
-            v.get("result").unwrap_or(&Value::Null),
-            crate::sys::clock::now(),
-            Source::AppServer {
-                via: Some("app-server".into()),
-            },
-        )
-        .ok_or(FreshError::NoLimits);
-    }
+    let params = protocol::initialize_params();
+    client::request(conn, protocol::INITIALIZE, params, timeout)
+        .await
+        .map_err(failed)?;
+    client::notify(conn, protocol::INITIALIZED)
+        .await
+        .map_err(failed)?;
+    let result = client::request(conn, protocol::RATE_LIMITS_READ, Value::Null, timeout)
+        .await
+        .map_err(failed)?;
+    let source = Source::AppServer {
+        via: Some("app-server".into()),
+    };
+    snapshot::parse_read_result(&result, crate::sys::clock::now(), source)
+        .ok_or(FreshError::NoLimits)
 }

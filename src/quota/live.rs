@@ -30,11 +30,8 @@ const DEFAULT_IDLE_EXIT: &str = "30m";
 /// Reads one account's limits now. The error text is for people (one line, no secret).
 pub fn read(accounts: &Accounts, account: &Account, timeout: Duration) -> anyhow::Result<Reading> {
     let here = std::env::current_dir().context("cannot read the current folder")?;
-    let ws = pool::canonical(&workspace::workspace_root(&here));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let ws = crate::sys::fsutil::canonical(&workspace::workspace_root(&here));
+    let runtime = crate::sys::runtime::current_thread()?;
     match runtime.block_on(through_broker(accounts, account, &ws, timeout)) {
         Ok(r) => Ok(r),
         Err(e) if is_busy(&e) => fresh::read(account, timeout).map_err(|e| anyhow::anyhow!("{e}")),
@@ -52,7 +49,7 @@ async fn through_broker(
     ws: &Path,
     timeout: Duration,
 ) -> anyhow::Result<Reading> {
-    crate::broker::serve::find_codex()?;
+    crate::sys::tools::codex()?;
     let idle_exit = accounts
         .config
         .broker

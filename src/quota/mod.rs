@@ -11,13 +11,15 @@
 //! - `fresh`: a reading asked of the account's own app-server (`--fresh`).
 //! - `signals`: recognising "usage limit reached" in what Codex and the companion report.
 //! - `survey`: login state and reading of each account, gathered for a choice.
-//! - `time`: the calendar arithmetic the readings need.
+//!
+//! The calendar arithmetic the readings need is `sys::clock`.
 
 pub mod choose;
 pub mod fresh;
 pub mod live;
 pub mod reader;
 pub mod record;
+pub mod sensor;
 pub mod signals;
 pub mod snapshot;
 pub mod summary;

@@ -10,18 +10,19 @@
 //!   whoever asked it;
 //! - `turn/completed` failed with `codexErrorInfo: "usageLimitExceeded"`: the account is out.
 //!
-//! The broker's single entry point is [`Sensor::observe`], called for every message the
-//! app-server sends; it never changes what is relayed, and a record it cannot write is skipped
-//! silently (a reading is an optimisation, never a reason to disturb a turn).
+//! The broker knows nothing of quotas: `codex-as broker serve` (cmd/broker.rs) hands it a sensor
+//! as its `Options::observer`, which it calls with every message the app-server sends
+//! ([`Sensor::observe`]). The sensor never changes what is relayed, and a record it cannot write
+//! is skipped silently (a reading is an optimisation, never a reason to disturb a turn).
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::protocol::Message;
-use crate::quota::record::{LimitHit, Record, Store};
-use crate::quota::snapshot::{self, Shape};
-use crate::quota::{Source, signals};
+use super::record::{LimitHit, Record, Store};
+use super::snapshot::{self, Shape};
+use super::{Source, signals};
+use crate::broker::protocol::{self, Message};
 
 const UPDATED: &str = "account/rateLimits/updated";
 const READ: &str = "account/rateLimits/read";
@@ -73,7 +74,7 @@ impl Sensor {
                 self.change(|rec| rec.update(r));
             }
             Message::Notification { method, params }
-                if method == super::protocol::TURN_COMPLETED
+                if method == protocol::TURN_COMPLETED
                     && signals::is_usage_limit_turn(params.as_ref()) =>
             {
                 let message = params

@@ -7,13 +7,12 @@
 //! snapshot in `.fake-rate-limits-v2` after each turn, and answers `account/rateLimits/read`
 //! with it (ChatGPT logins); `.fake-ordinary-usage-allowed` sets the read's permission.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{Sandbox, stderr, stdout};
+use crate::skip;
+use crate::support::{Sandbox, stderr, stdout};
 use serde_json::{Value, json};
 
 const CHATGPT: &str = r#"{"auth_mode":"chatgpt","tokens":{"id_token":"not-a-real-token"}}"#;
@@ -121,14 +120,14 @@ fn ran_as(out: &Output) -> String {
 
 #[test]
 fn a_broker_that_relayed_a_rate_limit_notification_leaves_the_reading_quota_shows() {
-    common::for_each_plugin(|root| {
+    crate::support::for_each_plugin(|plugin| {
         let w = World::new(&["alice"]);
         let mut snap = snapshot(Some((33.0, 300)), Some((12.0, 10080)));
         snap["rateLimitReachedType"] = json!("rate_limit_reached");
         w.v2("alice", &snap);
         let out = w
             .cmd(&["alice", "task", "relay [[delay:10]]"])
-            .env("CODEX_AS_PLUGIN_ROOT", root)
+            .env("CODEX_AS_PLUGIN_ROOT", &plugin.root)
             .output()
             .unwrap();
         assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
@@ -259,7 +258,7 @@ fn a_weekly_only_plan_shows_and_counts_its_one_window_as_weekly() {
 #[test]
 fn session_files_in_codex_formats_and_the_newest_snapshot_wins() {
     let w = World::new(&["alice"]);
-    let fixtures = common::fixtures().join("codex-rollouts");
+    let fixtures = crate::support::fixtures().join("codex-rollouts");
     let home = w.home("alice");
     let put = |day: &str, name: &str, text: &str, mtime: i64| -> PathBuf {
         let d = home.join("sessions").join(day);
@@ -349,7 +348,7 @@ fn statusline_prints_the_folders_account_and_its_quota_from_disk() {
         .env("CODEX_HOME", w.home("alice"));
     let input = json!({"session_id": "s", "cwd": w.ws, "workspace": {"current_dir": w.ws, "project_dir": w.ws},
                        "model": {"id": "claude", "display_name": "Claude"}});
-    let out = common::output_with_stdin(&mut cmd, input.to_string().as_bytes());
+    let out = crate::support::output_with_stdin(&mut cmd, input.to_string().as_bytes());
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "alice · no quota reading yet\n");
 
@@ -359,7 +358,7 @@ fn statusline_prints_the_folders_account_and_its_quota_from_disk() {
     assert!(out.status.success());
     let out = w.run(&["quota", "--fresh"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = common::output_with_stdin(&mut cmd, input.to_string().as_bytes());
+    let out = crate::support::output_with_stdin(&mut cmd, input.to_string().as_bytes());
     let line = stdout(&out);
     assert!(
         line.starts_with("alice · 5h 42% · wk 17% · resets in "),
@@ -376,7 +375,7 @@ fn statusline_prints_the_folders_account_and_its_quota_from_disk() {
     assert_eq!(stdout(&out), "alice 5h 42% wk 17%\n");
 
     // Garbage on stdin is no reason to fail a status line.
-    let out = common::output_with_stdin(&mut cmd, b"not json");
+    let out = crate::support::output_with_stdin(&mut cmd, b"not json");
     assert!(out.status.success());
     assert!(
         stdout(&out).starts_with("alice · 5h 42%"),
@@ -429,10 +428,13 @@ fn a_bad_max_age_is_one_clear_error() {
 /// auth error it answers is said plainly.
 #[test]
 fn real_codex_refuses_the_read_and_the_reading_says_so() {
-    let Some(codex) = std::env::var_os("CODEX_AS_REAL_CODEX").map(PathBuf::from) else {
-        common::skip("SKIP: CODEX_AS_REAL_CODEX is not set; real-codex quota read skipped");
-        return;
-    };
+    for codex in crate::support::real_codexes() {
+        eprintln!("-- against {}", codex.display());
+        real_codex_refusal(&codex);
+    }
+}
+
+fn real_codex_refusal(codex: &Path) {
     let w = World::new(&[]);
     let home = w.sb.account_dir("kr");
     // Credentials in the keyring: codex-as cannot see them, so it asks Codex, which (offline,
@@ -442,8 +444,7 @@ fn real_codex_refuses_the_read_and_the_reading_says_so() {
         "cli_auth_credentials_store = \"keyring\"\n",
     )
     .unwrap();
-    std::fs::remove_file(w.sb.bin_dir().join("codex")).unwrap();
-    std::os::unix::fs::symlink(&codex, w.sb.bin_dir().join("codex")).unwrap();
+    w.sb.with_codex(codex);
     let out = w.run(&["quota", "--json", "--fresh"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -463,10 +464,8 @@ fn the_shell_prompt_helper_prints_the_short_form() {
     w.v2("alice", &snapshot(Some((42.0, 300)), Some((17.0, 10080))));
     assert!(w.run(&["quota", "--fresh"]).status.success());
     for shell in ["bash", "zsh", "fish"] {
-        if common::installed(shell).is_none() {
-            common::skip(&format!(
-                "SKIP: {shell} is not installed; its prompt helper is untested"
-            ));
+        if !crate::support::have(shell) {
+            skip!("{shell} is not installed; its prompt helper is untested");
             continue;
         }
         let script = match shell {
