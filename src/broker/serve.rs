@@ -34,8 +34,11 @@ pub struct Options {
     /// Written `ready\n` once clients can be served, then closed.
     pub ready: Option<OwnedFd>,
     /// Shown every message the app-server sends, before it is relayed (codex-as's quota sensor).
-    pub observer: Option<Box<dyn FnMut(&Message) + Send>>,
+    pub observer: Option<Observer>,
 }
+
+/// Something that watches the app-server's messages without changing them.
+pub type Observer = Box<dyn FnMut(&Message) + Send>;
 
 enum Event {
     ClientLine(ClientId, String),

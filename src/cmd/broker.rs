@@ -74,7 +74,7 @@ fn serve_cmd(args: BrokerServeArgs) -> anyhow::Result<u8> {
 
 /// Every broker records the rate limits its app-server reports, per account (`quota::sensor`).
 /// The home is the one the broker's app-server serves: this process's `CODEX_HOME`.
-fn quota_sensor() -> Box<dyn FnMut(&crate::broker::protocol::Message) + Send> {
+fn quota_sensor() -> serve::Observer {
     let home = crate::account::identity::codex_home_from_env()
         .map(|h| crate::sys::fsutil::canonical(&h))
         .unwrap_or_default();
