@@ -1,6 +1,8 @@
-//! How much of each account's usage windows is left, read from what Codex already wrote in the
-//! account's own home (and, on request, asked of its app-server), and how to choose by it.
+//! How much of each account's usage windows is left, from what a codex-as broker saw, what Codex
+//! wrote in the account's own home, and (when a choice needs it) its app-server; and how to
+//! choose by it.
 //!
+//! - `sensor`: what a broker calls with every app-server message; keeps `record` up to date.
 //! - `snapshot`: Codex's `RateLimitSnapshot`, in the app-server's camelCase and the rollout's
 //!   snake_case shapes (0.169 and 0.171 alike).
 //! - `record`: the latest snapshot a codex-as broker relayed, per account (the best reading).
@@ -8,9 +10,10 @@
 //! - `live`: `account/rateLimits/read` through the account's warm broker, when the best reading
 //!   is missing or old and a choice is about to be made.
 //! - `choose`: ranking accounts by headroom (pure).
-//! - `fresh`: a reading asked of the account's own app-server (`--fresh`).
+//! - `fresh`: a reading asked of a short-lived app-server (when the warm broker is busy).
 //! - `signals`: recognising "usage limit reached" in what Codex and the companion report.
-//! - `survey`: login state and reading of each account, gathered for a choice.
+//! - `survey`: login state and the best reading of each account, gathered for a choice.
+//! - `summary`: the one-line form for `statusline` and shell prompts.
 //!
 //! The calendar arithmetic the readings need is `sys::clock`.
 
