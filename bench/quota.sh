@@ -4,11 +4,12 @@
 # day) and format (session_meta, response items, token_count snapshots; the newest 3 sessions
 # of each account were interrupted before any snapshot, so the reader has to look past them).
 # Files older than 7 days are compressed one in three (`.jsonl.zst`, as Codex's compression
-# leaves them, mtime kept), and one session started 9 days ago was resumed and holds the
-# newest snapshot (its mtime is the newest). Prints the median of several runs per size, the
-# ratio to the smallest size, and a baseline (`true`) run the same way: the reader looks at a
-# bounded number of directory entries and stops at the first file older than the best
-# snapshot, so the time should not grow with the history.
+# leaves them, mtime kept), and one session started days ago (9, or 4 in the 100-file history)
+# was resumed a minute ago and holds the newest snapshot (its mtime is the newest). Prints the
+# median wall and CPU time of several runs per size, the ratios to the smallest size, and a
+# baseline (`true`) run the same way: the reader looks at a bounded number of directory entries
+# (256 per home) and stops at the first file older than the best snapshot, so the time stops
+# growing once the history is longer than that.
 # Not a test: timings depend on the machine. Usage: bench/quota.sh [RUNS]   (default 15)
 set -eu
 cd "$(dirname "$0")/.."
@@ -41,6 +42,8 @@ def make(root, files):
         with open(os.path.join(h, "auth.json"), "w") as f:
             f.write('{"auth_mode":"chatgpt"}')
         day0 = datetime.date(2026, 11, 20)
+        # Started days ago (9 when the history is that long), resumed a minute ago.
+        resumed = min(9 * 24, files - 10)
         for i in range(files):
             day = day0 - datetime.timedelta(days=i // 24)
             d = os.path.join(h, "sessions", f"{day.year:04}", f"{day.month:02}", f"{day.day:02}")
@@ -55,14 +58,14 @@ def make(root, files):
                 if k % 4 == 3 and not (i < 24 and i % 24 >= 21):
                     lines.append(snapshot(ts, 10.0 + a, 20.0 + a))
             path = os.path.join(d, f"rollout-{day.isoformat()}T{(i % 24):02}-00-00-{sid}.jsonl")
-            if i == 9 * 24 and a < 5:
+            if i == resumed:
                 # Resumed just now: appended in its original folder, newest snapshot of all.
                 rts = datetime.datetime.fromtimestamp(now - 60, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
                 lines.append(snapshot(rts, 30.0 + a, 40.0 + a))
             with open(path, "w") as f:
                 f.write("".join(json.dumps(l) + "\n" for l in lines))
-            mtime = now - 60 if i == 9 * 24 else int(datetime.datetime(day.year, day.month, day.day, i % 24, 1, tzinfo=datetime.timezone.utc).timestamp())
-            if i >= 7 * 24 and i % 3 == 0 and i != 9 * 24 and ZSTD:
+            mtime = now - 60 if i == resumed else int(datetime.datetime(day.year, day.month, day.day, i % 24, 1, tzinfo=datetime.timezone.utc).timestamp())
+            if i >= 7 * 24 and i % 3 == 0 and i != resumed and ZSTD:
                 subprocess.run([ZSTD, "-q", "--rm", "-3", path], check=True)
                 path += ".zst"
             os.utime(path, (mtime, mtime))
