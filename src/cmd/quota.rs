@@ -207,12 +207,35 @@ fn pct(w: &Option<WindowRow>) -> String {
     }
 }
 
-fn resets(w: &Option<WindowRow>, now: i64) -> String {
+fn resets(w: &Option<WindowRow>, now: i64, compact: bool) -> String {
     match w.as_ref().and_then(|w| w.resets_at.map(|t| (t, w.reset))) {
         None => "-".into(),
         Some((_, true)) => "reset".into(),
+        Some((t, false)) if compact => format!("in {}", human_duration(t - now)),
         Some((t, false)) => format!("in {} ({})", human_duration(t - now), format_utc(t)),
     }
+}
+
+/// Drops the ` (2026-01-10T12:00:00Z)` times from a text, for a narrow terminal.
+fn without_utc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(" (") {
+        let tail = &rest[i + 2..];
+        let is_time = tail.len() >= 21
+            && tail.as_bytes()[20] == b')'
+            && tail.as_bytes()[19] == b'Z'
+            && tail.as_bytes()[10] == b'T';
+        out.push_str(&rest[..i]);
+        if is_time {
+            rest = &tail[21..];
+        } else {
+            out.push_str(" (");
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 const COLUMNS: [Column; 10] = [
@@ -226,7 +249,7 @@ const COLUMNS: [Column; 10] = [
     },
     Column {
         header: "PLAN",
-        drop_rank: 3,
+        drop_rank: 1,
     },
     Column {
         header: "5H USED",
@@ -234,7 +257,7 @@ const COLUMNS: [Column; 10] = [
     },
     Column {
         header: "5H RESETS",
-        drop_rank: 5,
+        drop_rank: 3,
     },
     Column {
         header: "WEEK USED",
@@ -242,15 +265,15 @@ const COLUMNS: [Column; 10] = [
     },
     Column {
         header: "WEEK RESETS",
-        drop_rank: 6,
-    },
-    Column {
-        header: "AGE",
         drop_rank: 4,
     },
     Column {
+        header: "AGE",
+        drop_rank: 5,
+    },
+    Column {
         header: "SOURCE",
-        drop_rank: 1,
+        drop_rank: 6,
     },
     Column {
         header: "AUTO",
@@ -258,13 +281,16 @@ const COLUMNS: [Column; 10] = [
     },
 ];
 
-fn render(doc: &Doc, width: Option<usize>) -> String {
-    let rows: Vec<Vec<String>> = doc
-        .accounts
+/// The table's cells; `compact` leaves out the UTC times (the durations stay).
+fn cells(doc: &Doc, compact: bool) -> Vec<Vec<String>> {
+    doc.accounts
         .iter()
         .map(|r| {
             let auto = match (&r.auto_rank, &r.auto_skip) {
                 (Some(n), _) => format!("#{n}"),
+                (None, Some(s)) if compact => {
+                    format!("skip: {}", without_utc(&s.describe(doc.now)))
+                }
                 (None, Some(s)) => format!("skip: {}", s.describe(doc.now)),
                 (None, None) => "-".into(),
             };
@@ -273,9 +299,9 @@ fn render(doc: &Doc, width: Option<usize>) -> String {
                 r.login.describe().into(),
                 r.plan.clone().unwrap_or_else(|| "-".into()),
                 pct(&r.primary),
-                resets(&r.primary, doc.now),
+                resets(&r.primary, doc.now, compact),
                 pct(&r.secondary),
-                resets(&r.secondary, doc.now),
+                resets(&r.secondary, doc.now, compact),
                 r.age_seconds
                     .map(|a| format!("{} ago", human_duration(a)))
                     .unwrap_or_else(|| "no reading".into()),
@@ -283,8 +309,18 @@ fn render(doc: &Doc, width: Option<usize>) -> String {
                 auto,
             ]
         })
-        .collect();
-    let mut out = table::render(&COLUMNS, &rows, width);
+        .collect()
+}
+
+/// The table, fitted to `width`: the full one when it fits, else without UTC times, then
+/// without the columns that matter least (PLAN, LOGIN, the reset times, AGE, SOURCE).
+fn render(doc: &Doc, width: Option<usize>) -> String {
+    let full = table::render(&COLUMNS, &cells(doc, false), None);
+    let fits = |t: &str, w: usize| t.lines().all(|l| l.chars().count() <= w);
+    let mut out = match width {
+        Some(w) if !fits(&full, w) => table::render(&COLUMNS, &cells(doc, true), width),
+        _ => full,
+    };
     let mut notes: Vec<String> = Vec::new();
     for r in &doc.accounts {
         let mut parts: Vec<String> = Vec::new();
@@ -312,7 +348,7 @@ fn render(doc: &Doc, width: Option<usize>) -> String {
         out.push('\n');
     }
     let foot = format!(
-        "Readings: a codex-as broker's record, else the newest session file (`--json` shows which; `--fresh` asks Codex); `auto` skips a window at or above {:.0}%.",
+        "`auto` skips a window at or above {:.0}%; `--fresh` asks Codex now; `--json` has it all.",
         doc.threshold
     );
     out.push_str(&cut(&foot, width));
@@ -333,6 +369,16 @@ fn cut(line: &str, width: Option<usize>) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn narrow_tables_lose_utc_times_first() {
+        assert_eq!(
+            without_utc("weekly window at 97%, resets in 1d1h (2026-11-29T20:50:45Z)"),
+            "weekly window at 97%, resets in 1d1h"
+        );
+        assert_eq!(without_utc("a (b) c"), "a (b) c");
+        assert_eq!(without_utc("x (2026-11-29T20:50:45Z) y (z)"), "x y (z)");
+    }
 
     #[test]
     fn legacy_keys_sit_beside_the_camel_case_ones() {
