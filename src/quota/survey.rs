@@ -17,7 +17,7 @@ use super::reader::{self, Scan};
 use super::record::{Record, Store};
 
 /// How long a live reading may take (a cold broker start included).
-pub const LIVE_TIMEOUT: Duration = Duration::from_secs(20);
+pub const LIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Survey {
     pub account: Account,
