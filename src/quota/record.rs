@@ -123,9 +123,9 @@ impl Store {
 
     /// Writes a record atomically, 0600, in a private folder.
     pub fn save(&self, rec: &Record) -> std::io::Result<()> {
-        fsutil::create_private_dir(&self.dir)?;
-        runtime_dir::check_private(&self.dir)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, e))?;
+        // The runtime folder's own rules: made 0700 when missing, one ever writable by others
+        // replaced, never trusted.
+        runtime_dir::ensure_at(&self.dir)?;
         let bytes = serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?;
         fsutil::write_private_atomic(&self.path_for(&rec.home), &bytes)
     }
