@@ -171,7 +171,7 @@ function _codex_as() {
         elif [[ ${cur} == *,* ]]; then
             __codex_as_list "${cur}"
         else
-            __codex_as_offer "${cur}" 'add' 'remove' 'list' 'which' 'login' 'env' 'brokers' 'init' 'use' 'completions' 'quota' 'doctor' auto
+            __codex_as_offer "${cur}" 'add' 'remove' 'list' 'which' 'login' 'env' 'brokers' 'init' 'use' 'completions' 'quota' 'doctor' 'statusline' auto
             __codex_as_value account "${cur}"
         fi
         return 0
@@ -189,6 +189,7 @@ function _codex_as() {
         'completions') __codex_as_sub none '--help -h' 'bash|zsh|fish' ;;
         'quota') __codex_as_sub none '--json --fresh --help -h' '' ;;
         'doctor') __codex_as_sub none '--json --help -h' '' ;;
+        'statusline') __codex_as_sub none '--short --help -h' '' ;;
         -*) ;;
         *) __codex_as_run ;;
     esac

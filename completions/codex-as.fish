@@ -151,6 +151,7 @@ function __codex_as_complete
         printf '%s\t%s\n' 'completions' 'Print the completion script for a shell (`codex-as init` already loads it)'
         printf '%s\t%s\n' 'quota' 'Each account\'s 5-hour and weekly usage, and the order `auto` would try them in'
         printf '%s\t%s\n' 'doctor' 'Check the whole setup; for each problem, say what is wrong and the command that fixes it'
+        printf '%s\t%s\n' 'statusline' 'One line for Claude Code\'s statusLine (reads its JSON on stdin): the folder\'s account and its quota'
         __codex_as_accounts
         printf '%s\t%s\n' auto 'the account with the most quota left'
         return
@@ -180,6 +181,8 @@ function __codex_as_complete
             __codex_as_sub none '--json --fresh --help -h' ''
         case 'doctor'
             __codex_as_sub none '--json --help -h' ''
+        case 'statusline'
+            __codex_as_sub none '--short --help -h' ''
         case '-*'
         case '*'
             __codex_as_run

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod config_check;
+pub mod directory;
 pub mod env;
 pub mod home_safety;
 pub mod identity;

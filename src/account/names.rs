@@ -16,6 +16,7 @@ pub const RESERVED: &[&str] = &[
     "login",
     "quota",
     "remove",
+    "statusline",
     "use",
     "version",
     "which",

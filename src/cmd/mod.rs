@@ -12,6 +12,7 @@ mod login;
 mod quota;
 mod remove;
 mod run;
+mod statusline;
 mod use_;
 mod which;
 
@@ -32,6 +33,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Completions(a) => completions::run(a),
         Command::Quota(a) => quota::run(a),
         Command::Doctor(a) => doctor::run(a),
+        Command::Statusline(a) => statusline::run(a),
         Command::Run(args) => run::run(args),
     }
 }

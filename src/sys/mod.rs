@@ -11,4 +11,6 @@ pub mod exec;
 pub mod fsutil;
 pub mod out;
 pub mod runtime;
+pub mod table;
+pub mod term;
 pub mod tools;

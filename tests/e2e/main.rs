@@ -18,6 +18,7 @@ mod fallback;
 mod first_hour;
 mod harden;
 mod plugin_fixture;
+mod quota_sources;
 mod run_as;
 mod shell_init;
 mod shell_lint;

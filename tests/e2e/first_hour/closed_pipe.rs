@@ -41,6 +41,7 @@ fn every_printing_command_ends_quietly_on_a_closed_pipe() {
         &["--version"],
         &["list", "--help"],
         &["login", "nobody", "--", "status"],
+        &["statusline"],
         &["doctor"],
         &["help"],
         &["help", "quota"],
