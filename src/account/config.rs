@@ -96,7 +96,7 @@ pub enum ConfigError {
     },
     #[error("config {path} is not valid: {message} (fix or move the file)")]
     Parse { path: PathBuf, message: String },
-    #[error("config {} needs fixing (or move the file away):\n  {}", .path.display(), .problems.join("\n  "))]
+    #[error("{}", invalid_message(.path, .problems))]
     Invalid {
         path: PathBuf,
         /// One line per problem: `line L, column C: key: what is wrong`.
@@ -109,6 +109,21 @@ pub enum ConfigError {
     },
     #[error("cannot find your home folder: set HOME")]
     NoHome,
+}
+
+/// One problem on one line; several listed under one line naming the file.
+fn invalid_message(path: &Path, problems: &[String]) -> String {
+    match problems {
+        [one] => format!(
+            "config {}: {one} (fix it, or move the file away)",
+            path.display()
+        ),
+        _ => format!(
+            "config {} needs fixing (or move the file away):\n  {}",
+            path.display(),
+            problems.join("\n  ")
+        ),
+    }
 }
 
 /// Where the config file lives: `$CODEX_AS_CONFIG`, else the platform's config folder

@@ -46,7 +46,7 @@ const TOP: &[&str] = &["order", "accounts", "plugin", "broker", "quota"];
 const ACCOUNT: &[&str] = &["home", "pass_env"];
 const PLUGIN: &[&str] = &["root"];
 const BROKER: &[&str] = &["idle_exit"];
-const QUOTA: &[&str] = &["threshold"];
+const QUOTA: &[&str] = &["threshold", "max_age"];
 
 struct Walk<'a> {
     text: &'a str,
@@ -244,6 +244,16 @@ pub fn check(text: &str, known_account: &dyn Fn(&str) -> bool) -> Vec<Finding> {
 
     if let Some(quota) = w.table(root, "quota") {
         w.known_keys(quota, "quota", QUOTA);
+        if let Some(item) = quota.get("max_age")
+            && let Some(s) = w.string("quota.max_age", item)
+            && crate::sys::duration::parse(s).is_err()
+        {
+            w.error(
+                "quota.max_age",
+                item.span(),
+                format!("{s:?} is not a duration: write a whole number with ms, s, m or h (\"10m\", \"1h\")"),
+            );
+        }
         if let Some(item) = quota.get("threshold") {
             let n = item
                 .as_float()
@@ -297,9 +307,24 @@ mod tests {
     #[test]
     fn a_good_config_has_no_finding() {
         let text = "order = [\"work\"]\n[accounts.work]\nhome = \"~/w\"\npass_env = [\"OPENAI_API_KEY\"]\n\
-                    [plugin]\nroot = \"/p\"\n[broker]\nidle_exit = \"30m\"\n[quota]\nthreshold = 95\n";
+                    [plugin]\nroot = \"/p\"\n[broker]\nidle_exit = \"30m\"\n[quota]\nthreshold = 95\nmax_age = \"15m\"\n";
         assert_eq!(keys(text), []);
         assert_eq!(keys("[quota]\nthreshold = 99.5\n"), []);
+    }
+
+    #[test]
+    fn the_readmes_example_config_has_no_finding() {
+        // The README shows every key: a key added to the config but not here is caught.
+        let readme = include_str!("../../README.md");
+        let start = readme.find("```toml\n").map(|i| i + 8).unwrap_or(0);
+        let end = readme[start..]
+            .find("```")
+            .map(|i| start + i)
+            .unwrap_or(start);
+        let example = &readme[start..end];
+        assert!(example.contains("[quota]"), "{example}");
+        let found = check(example, &|_| true);
+        assert!(found.is_empty(), "{found:?}");
     }
 
     #[test]
