@@ -1,10 +1,12 @@
 //! Named accounts and their Codex homes: resolving a name, listing them all, comparing homes.
 
 pub mod config;
+pub mod directory;
 pub mod env;
 pub mod identity;
 pub mod login_state;
 pub mod names;
+pub mod pin_file;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

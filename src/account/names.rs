@@ -7,12 +7,14 @@ pub const RESERVED: &[&str] = &[
     "auto",
     "broker",
     "brokers",
+    "claude",
     "completions",
     "env",
     "help",
     "init",
     "list",
     "login",
+    "pin",
     "quota",
     "remove",
     "use",
@@ -48,6 +50,13 @@ pub fn check(name: &str) -> Result<(), String> {
     }
     if RESERVED.contains(&name) {
         return Err("is a codex-as command: pick another name".into());
+    }
+    // `codex-as task "..."` runs the companion as the folder's account, so a companion command
+    // cannot be an account name either.
+    if crate::plugin::locate::COMMANDS.contains(&name)
+        || crate::plugin::locate::INTERNAL_COMMANDS.contains(&name)
+    {
+        return Err("is a companion command (`codex-as task ...`): pick another name".into());
     }
     Ok(())
 }
