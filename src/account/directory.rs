@@ -41,11 +41,9 @@ impl fmt::Display for Why {
                 "{ACCOUNT_MARKER} is set in this environment (by `codex-as NAME -- ...` or `codex-as use NAME`)"
             ),
             Why::PinFile { path, line } => write!(f, "{} line {line}", path.display()),
-            Why::Config { config, key } => write!(
-                f,
-                "[directories] \"{key}\" in {}",
-                config.display()
-            ),
+            Why::Config { config, key } => {
+                write!(f, "[directories] \"{key}\" in {}", config.display())
+            }
             Why::Default => write!(
                 f,
                 "the default (no {} file above this folder, no [directories] entry in the config)",
@@ -76,7 +74,9 @@ pub struct DirectoryAccount {
 pub enum DirectoryError {
     #[error(transparent)]
     Pin(#[from] PinError),
-    #[error("{ACCOUNT_MARKER}={value:?} in the environment is not an account name ({reason}): unset it, or `codex-as use --unset`")]
+    #[error(
+        "{ACCOUNT_MARKER}={value:?} in the environment is not an account name ({reason}): unset it, or `codex-as use --unset`"
+    )]
     BadSession { value: String, reason: String },
     #[error("{why} names the account '{name}', which {problem}: fix {file}{hint}", file = .why.file().map(|p| p.display().to_string()).unwrap_or_default())]
     Unusable {
@@ -162,12 +162,14 @@ impl DirectoryAccount {
                         source,
                     })
             }
-            Why::Default => accounts
-                .require(DEFAULT)
-                .map_err(|source| DirectoryError::SessionAccount {
-                    name: DEFAULT.into(),
-                    source,
-                }),
+            Why::Default => {
+                accounts
+                    .require(DEFAULT)
+                    .map_err(|source| DirectoryError::SessionAccount {
+                        name: DEFAULT.into(),
+                        source,
+                    })
+            }
             Why::PinFile { .. } | Why::Config { .. } => {
                 let unusable = |problem: String, hint: String| DirectoryError::Unusable {
                     name: self.name.clone(),
@@ -313,7 +315,10 @@ mod tests {
         pin_file::write(&dir, "alcie").unwrap();
         let d = resolve(&dir, &w.accounts, None).unwrap();
         let e = d.account(&w.accounts).unwrap_err().to_string();
-        assert!(e.contains(&format!("{}/.codex-account", dir.display())), "{e}");
+        assert!(
+            e.contains(&format!("{}/.codex-account", dir.display())),
+            "{e}"
+        );
         assert!(e.contains("did you mean 'alice'"), "{e}");
         pin_file::write(&dir, "carol").unwrap();
         let d = resolve(&dir, &w.accounts, None).unwrap();

@@ -51,6 +51,7 @@ pub struct Pin {
 }
 
 /// The nearest pin file at or above `dir` (which should be canonical), read and checked.
+#[cfg(test)]
 pub fn find(dir: &Path) -> Result<Option<Pin>, PinError> {
     find_deeper_than(dir, 0)
 }
@@ -95,17 +96,17 @@ fn read(path: &Path, meta: &std::fs::Metadata) -> Result<Pin, PinError> {
 fn untrusted(meta: &std::fs::Metadata) -> Option<String> {
     let uid = nix::unistd::getuid().as_raw();
     if meta.uid() != uid {
-        return Some(format!("it is owned by uid {}, not you (uid {uid})", meta.uid()));
+        return Some(format!(
+            "it is owned by uid {}, not you (uid {uid})",
+            meta.uid()
+        ));
     }
     let mode = meta.mode() & 0o777;
     if mode & 0o002 != 0 {
         return Some(format!("anyone can write it (mode {mode:o})"));
     }
     if mode & 0o020 != 0 && meta.gid() != nix::unistd::getgid().as_raw() {
-        return Some(format!(
-            "group {} can write it (mode {mode:o})",
-            meta.gid()
-        ));
+        return Some(format!("group {} can write it (mode {mode:o})", meta.gid()));
     }
     None
 }
@@ -239,7 +240,10 @@ mod tests {
             "committable"
         );
         let pin = find(&deep).unwrap().unwrap();
-        assert_eq!((pin.name.as_str(), pin.path.as_path()), ("bob", path.as_path()));
+        assert_eq!(
+            (pin.name.as_str(), pin.path.as_path()),
+            ("bob", path.as_path())
+        );
         assert_eq!(remove(&deep).unwrap(), Removed::NoFile);
         assert!(matches!(remove(&root).unwrap(), Removed::Removed(p) if p.name == "bob"));
         assert_eq!(find(&deep).unwrap(), None);

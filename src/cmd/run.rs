@@ -4,8 +4,9 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::account::Accounts;
+use crate::account::directory;
 use crate::account::env::EnvPlan;
+use crate::account::{Account, Accounts};
 use crate::error::UsageError;
 use crate::plugin::locate as plugin;
 use crate::sys::exec;
@@ -103,23 +104,62 @@ pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
 }
 
 pub fn run(raw: Vec<OsString>) -> anyhow::Result<u8> {
+    if names_no_account(&raw) {
+        return run_as_directory_account(raw);
+    }
     let args = parse(raw)?;
     if let Some(target) = super::fallback::target(&args.account)? {
         return super::fallback::run(target, args);
     }
     let accounts = Accounts::load()?;
     let account = accounts.require(&args.account)?;
+    run_as(&accounts, &account, args)
+}
+
+/// `codex-as task ...`, `codex-as -- CMD`, `codex-as --cwd DIR -- CMD`: no account named, so
+/// the folder's decides. (clap would swallow the leading `--` and refuse `--cwd`, so `main`
+/// asks this first, with the raw arguments after the program name.)
+pub fn names_no_account(raw: &[OsString]) -> bool {
+    raw.first().and_then(|a| a.to_str()).is_some_and(|first| {
+        matches!(first, "--" | "--cwd" | "--plugin-root")
+            || first.starts_with("--cwd=")
+            || first.starts_with("--plugin-root=")
+            || plugin::COMMANDS.contains(&first)
+            || plugin::INTERNAL_COMMANDS.contains(&first)
+    })
+}
+
+/// Runs as the account of the folder the command works in (`--cwd`, the companion's own
+/// `--cwd`, else here). A pin naming an unusable account is an error naming the pin file.
+pub fn run_as_directory_account(raw: Vec<OsString>) -> anyhow::Result<u8> {
+    let mut with_name = vec![OsString::from(crate::account::DEFAULT)];
+    with_name.extend(raw);
+    let mut args = parse(with_name)?;
+    let here = std::env::current_dir()
+        .map_err(|e| anyhow::anyhow!("cannot read the current folder: {e}"))?;
+    let dir = match &args.mode {
+        Mode::Exec { cwd: Some(c), .. } => here.join(c),
+        Mode::Exec { cwd: None, .. } => here,
+        Mode::Companion { args } => crate::plugin::workspace::companion_cwd(args, &here),
+    };
+    let accounts = Accounts::load()?;
+    let account = directory::for_directory(&dir, &accounts)?.account(&accounts)?;
+    args.account = account.name.clone();
+    run_as(&accounts, &account, args)
+}
+
+fn run_as(accounts: &Accounts, account: &Account, args: RunArgs) -> anyhow::Result<u8> {
     match args.mode {
         Mode::Companion {
             args: companion_args,
         } => super::companion::run(
-            &accounts,
-            &account,
+            accounts,
+            account,
             args.plugin_root.as_deref(),
             companion_args,
         ),
         Mode::Exec { cwd, command } => {
-            let plan = EnvPlan::for_account(&account);
+            let plan = EnvPlan::for_account(account);
             let (program, rest) = command
                 .split_first()
                 .ok_or_else(|| UsageError::new("nothing to run"))?;
