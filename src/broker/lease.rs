@@ -69,7 +69,7 @@ pub fn held(runtime: &Path, account_key: &str) -> bool {
         return false;
     };
     let mut any = false;
-    for entry in entries.flatten() {
+    for entry in entries.flatten().filter(|e| !is_temporary(e)) {
         let path = entry.path();
         match read(&path) {
             Some(holder) if holder.is_alive() => any = true,
@@ -81,6 +81,11 @@ pub fn held(runtime: &Path, account_key: &str) -> bool {
         }
     }
     any
+}
+
+/// A lease being written (`.lease-*`), not one yet.
+fn is_temporary(e: &std::fs::DirEntry) -> bool {
+    e.file_name().as_encoded_bytes().starts_with(b".")
 }
 
 fn read(path: &Path) -> Option<Holder> {
@@ -99,8 +104,23 @@ pub fn take(account_key: &str, session: &str, holder: Holder) -> std::io::Result
     fsutil::create_private_dir(&dir)?;
     runtime_dir::check_private(&dir).map_err(std::io::Error::other)?;
     let text = serde_json::to_vec(&holder).map_err(std::io::Error::other)?;
-    fsutil::write_private_atomic(&dir.join(file_name(session)), &text)?;
+    write_atomic_unsynced(&dir.join(file_name(session)), &text)?;
     release_except(&runtime, session, Some(account_key));
+    Ok(())
+}
+
+/// A rename into place, without fsync: a lease only matters while its Claude Code process runs,
+/// which a power loss ends too, and the hook runs at every session start (fsync costs ms).
+fn write_atomic_unsynced(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".lease-")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)?;
+    tmp.write_all(contents)?;
+    tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 
@@ -134,6 +154,7 @@ pub fn holders(runtime: &Path, account_key: &str) -> Vec<Holder> {
     };
     entries
         .flatten()
+        .filter(|e| !is_temporary(e))
         .filter_map(|e| read(&e.path()))
         .filter(Holder::is_alive)
         .collect()

@@ -99,8 +99,8 @@ pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
         .create(true)
         .truncate(true)
         .open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()
+    // No fsync: Claude Code reads the file right after the hook, from the page cache.
+    f.write_all(text.as_bytes())
 }
 
 #[cfg(test)]
