@@ -791,3 +791,109 @@ fn the_folders_account_for_codex_as_commands() {
         "an unknown name is not pinned"
     );
 }
+
+/// The real Claude Code CLI, when installed (CODEX_AS_CLAUDE_CODE, else where .ci/run puts it).
+fn real_claude_code() -> Option<PathBuf> {
+    let explicit = std::env::var_os("CODEX_AS_CLAUDE_CODE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let cached = std::env::var_os("HOME").map(|h| {
+        PathBuf::from(h).join(".cache/codex-as-ci/claude-code-2.1.332/node_modules/.bin/claude")
+    });
+    let found = explicit.or(cached).filter(|p| p.is_file());
+    if found.is_none() {
+        skip(
+            "SKIP: real_claude_code: Claude Code is not installed (set CODEX_AS_CLAUDE_CODE, or run .ci/run which installs @anthropic-ai/claude-code); not run",
+        );
+    }
+    found
+}
+
+/// Through the real Claude Code, offline: `codex-as claude install`, then `claude -p
+/// "/codex:cancel JOB"` in the project pinned to alice, launched with another account's
+/// CODEX_HOME. Claude Code runs our SessionStart hook, sources its env file for the command's
+/// `!` line, and the real companion's cancel reaches alice's broker; SessionEnd releases the
+/// lease. (No model is reachable: Claude Code gives up on the API at once and exits.)
+#[test]
+fn real_claude_code_runs_a_codex_command_on_the_projects_account() {
+    let Some(w) = World::new() else { return };
+    let Some(claude) = real_claude_code() else {
+        return;
+    };
+    let out = w.cas_in(&w.pa, &["claude", "install"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A job to cancel, in the plugin state Claude Code gives a --plugin-dir plugin.
+    let plugin_data = w.sb.home().join(".claude/plugins/data/codex-inline");
+    std::fs::create_dir_all(&plugin_data).unwrap();
+    let mut c = w.sb.codex_as();
+    w.claude_env(&mut c);
+    let out = c
+        .current_dir(&w.pa)
+        .env("CLAUDE_PLUGIN_DATA", &plugin_data)
+        .args(["task", "--background", "real-claude-job [[hang]]"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let job = World::job_id(&out);
+    assert_eq!(
+        w.wait_served("turn/start", "real-claude-job"),
+        w.home("alice")
+    );
+
+    let mut c = w.sb.command(&claude);
+    w.claude_env(&mut c);
+    c.current_dir(&w.pa)
+        .env("CODEX_HOME", w.sb.account_dir("other"))
+        .env("ANTHROPIC_API_KEY", "dummy")
+        .env("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+        .env("CLAUDE_CODE_MAX_RETRIES", "0")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .arg("--plugin-dir")
+        .arg(&w.plugin)
+        .args(["-p", &format!("/codex:cancel {job}")])
+        .args(["--output-format", "stream-json", "--verbose"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let pid = child.id();
+    let finished = wait_until(90, || {
+        !alive(pid) || matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !finished {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(finished, "claude did not exit: {}", stderr(&out));
+    let stream = stdout(&out);
+    let hooks: Vec<serde_json::Value> = stream
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["subtype"] == "hook_response" && v["hook_event"] == "SessionStart")
+        .collect();
+    assert!(!hooks.is_empty(), "no SessionStart hook ran: {stream}");
+    assert!(
+        hooks
+            .iter()
+            .all(|h| h["exit_code"] == 0 && h["stdout"] == ""),
+        "{hooks:?}"
+    );
+    let interrupts: Vec<PathBuf> = w
+        .log()
+        .into_iter()
+        .filter(|l| l.method == "turn/interrupt")
+        .map(|l| l.codex_home)
+        .collect();
+    assert_eq!(
+        interrupts,
+        [w.home("alice")],
+        "the `!` line's cancel reached alice's app-server: {stream}"
+    );
+    assert!(
+        w.log()
+            .iter()
+            .all(|l| !l.codex_home.ends_with(".codex-other")),
+        "{:?}",
+        w.log()
+    );
+    assert_eq!(w.holders("alice"), 0, "SessionEnd released the lease");
+}
