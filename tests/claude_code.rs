@@ -146,6 +146,18 @@ impl World {
 
     /// Runs codex-as's hook for `event` as Claude Code does; returns its output.
     fn hook(&self, s: &Session, event: &str, cwd: &Path, extra: serde_json::Value) -> Output {
+        self.hook_launched_with(s, event, cwd, extra, &[])
+    }
+
+    /// The same, with Claude Code launched with `launch_env` added to its environment.
+    fn hook_launched_with(
+        &self,
+        s: &Session,
+        event: &str,
+        cwd: &Path,
+        extra: serde_json::Value,
+        launch_env: &[(&str, &str)],
+    ) -> Output {
         let mut input = serde_json::json!({
             "session_id": s.id,
             "transcript_path": s.dir.join("transcript.jsonl"),
@@ -157,6 +169,7 @@ impl World {
         }
         let mut c = self.sb.codex_as();
         self.claude_env(&mut c);
+        c.envs(launch_env.iter().copied());
         c.current_dir(cwd).args(["claude", "hook"]);
         if let Some(file) = s.env_file_for(event) {
             if !file.exists() {
@@ -526,6 +539,41 @@ fn a_cwd_change_moves_the_session_to_the_other_account() {
     assert_eq!(w.served("turn/start", "moved-to-bob"), Some(w.home("bob")));
     assert_eq!(w.holders("bob"), 1, "the lease moved to bob");
     assert_eq!(w.holders("alice"), 0, "and left alice");
+}
+
+/// A Claude Code started with `codex-as bob -- claude` stays on bob in alice's project, and a
+/// folder change does not move it: naming an account wins.
+#[test]
+fn a_session_launched_as_an_account_stays_on_it() {
+    let Some(w) = World::new() else { return };
+    let s = w.session(SESSION_A);
+    let launched = [("CODEX_AS_ACCOUNT", "bob")];
+    let out = w.hook_launched_with(
+        &s,
+        "SessionStart",
+        &w.pa,
+        serde_json::json!({"source": "startup"}),
+        &launched,
+    );
+    assert_eq!(stdout(&out), "");
+    let out = w.hook_launched_with(
+        &s,
+        "CwdChanged",
+        &w.pa,
+        serde_json::json!({"old_cwd": w.pa, "new_cwd": w.pb.join("..")}),
+        &launched,
+    );
+    assert_eq!(stdout(&out), "");
+    let line = format!(
+        "{} \"launched-as-bob\"",
+        w.line("agents/codex-rescue.md", "task", "")
+    );
+    let out = w.bash(&s, &w.pa, &line);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        w.served("turn/start", "launched-as-bob"),
+        Some(w.home("bob"))
+    );
 }
 
 /// One session ending (the plugin's SessionEnd and ours) while another session's turn runs on
