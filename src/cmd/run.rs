@@ -125,7 +125,8 @@ pub fn names_no_account(raw: &[OsString]) -> bool {
             || first.starts_with("--cwd=")
             || first.starts_with("--plugin-root=")
             || plugin::COMMANDS.contains(&first)
-            || plugin::INTERNAL_COMMANDS.contains(&first)
+            // `codex-as help` stays codex-as's own (an unknown-command error pointing at --help).
+            || (plugin::INTERNAL_COMMANDS.contains(&first) && first != "help")
     })
 }
 
@@ -218,6 +219,27 @@ mod tests {
             e.contains("did you mean the companion command 'task'"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn knows_when_no_account_is_named() {
+        for named in [
+            &["work", "task"][..],
+            &["help"],
+            &["list"],
+            &["a,b", "--", "x"],
+        ] {
+            assert!(!names_no_account(&os(named)), "{named:?}");
+        }
+        for unnamed in [
+            &["task", "x"][..],
+            &["--", "codex"],
+            &["--cwd", "/x", "--", "y"],
+            &["--cwd=/x", "--", "y"],
+            &["task-resume-candidate", "--json"],
+        ] {
+            assert!(names_no_account(&os(unnamed)), "{unnamed:?}");
+        }
     }
 
     #[test]
