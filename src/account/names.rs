@@ -22,6 +22,23 @@ pub const RESERVED: &[&str] = &[
     "which",
 ];
 
+/// The plugin companion's subcommands (`plugin::locate::COMMANDS` and `INTERNAL_COMMANDS`, which
+/// a test there keeps equal to this): `codex-as task "..."` runs the companion as the folder's
+/// account, so none of them can be an account name either. Kept here so that accounts do not
+/// depend on the plugin module.
+pub const COMPANION_WORDS: &[&str] = &[
+    "setup",
+    "review",
+    "adversarial-review",
+    "task",
+    "transfer",
+    "status",
+    "result",
+    "cancel",
+    "task-worker",
+    "task-resume-candidate",
+];
+
 pub const MAX_LEN: usize = 64;
 
 /// Why a name is refused, phrased to complete "account name 'x' ...".
@@ -51,11 +68,7 @@ pub fn check(name: &str) -> Result<(), String> {
     if RESERVED.contains(&name) {
         return Err("is a codex-as command: pick another name".into());
     }
-    // `codex-as task "..."` runs the companion as the folder's account, so a companion command
-    // cannot be an account name either.
-    if crate::plugin::locate::COMMANDS.contains(&name)
-        || crate::plugin::locate::INTERNAL_COMMANDS.contains(&name)
-    {
+    if COMPANION_WORDS.contains(&name) {
         return Err("is a companion command (`codex-as task ...`): pick another name".into());
     }
     Ok(())
