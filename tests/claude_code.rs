@@ -678,6 +678,30 @@ fn a_bad_pin_refuses_the_session_and_says_which_file_to_fix() {
     );
 }
 
+/// Without the plugin the session is refused too, and says so.
+#[test]
+fn a_missing_plugin_is_shown_not_ignored() {
+    let Some(w) = World::new() else { return };
+    let s = w.session(SESSION_A);
+    let empty = w.sb.path().join("no-plugin");
+    std::fs::create_dir(&empty).unwrap();
+    let out = w.hook_launched_with(
+        &s,
+        "SessionStart",
+        &w.pa,
+        serde_json::json!({"source": "startup"}),
+        &[("CODEX_AS_PLUGIN_ROOT", empty.to_str().unwrap())],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let msg = v["systemMessage"].as_str().unwrap();
+    assert!(msg.contains("is not the Codex plugin"), "{msg}");
+    let env = std::fs::read_to_string(s.dir.join("sessionstart-hook-0.sh")).unwrap();
+    assert!(
+        env.contains("export CODEX_COMPANION_APP_SERVER_ENDPOINT='codex-as-refused: "),
+        "{env}"
+    );
+}
+
 /// `install` twice then `uninstall` gives the settings back, as JSON, in both scopes; status
 /// reports what is installed, the folder's account and its broker.
 #[test]

@@ -101,8 +101,11 @@ pub fn load(path: &Path) -> Result<Value, SettingsError> {
     Ok(value)
 }
 
-/// Writes the settings atomically, keeping the file's mode when it exists (0600 when new).
+/// Writes the settings atomically, keeping the file's mode when it exists (0600 when new). A
+/// settings file that is a symlink (dotfiles) is written where it points, and stays a link.
 pub fn save(path: &Path, value: &Value) -> Result<(), SettingsError> {
+    let target = std::fs::canonicalize(path).ok();
+    let path = target.as_deref().unwrap_or(path);
     let err = |source| SettingsError::Write {
         path: path.to_path_buf(),
         source,
@@ -318,6 +321,25 @@ mod tests {
             hook_command(Path::new("/bin/codex-as")),
             "/bin/codex-as claude hook"
         );
+    }
+
+    #[test]
+    fn a_symlinked_settings_file_stays_a_link() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("dotfiles.json");
+        std::fs::write(&real, r#"{"model":"opus"}"#).unwrap();
+        let link = d.path().join("settings.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let mut v = load(&link).unwrap();
+        install(&mut v, CMD, &link).unwrap();
+        save(&link, &v).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(installed(&load(&real).unwrap()).len(), EVENTS.len());
     }
 
     #[test]
