@@ -678,6 +678,44 @@ fn a_bad_pin_refuses_the_session_and_says_which_file_to_fix() {
     );
 }
 
+/// With the real `codex app-server` behind the broker the hook starts: `/codex:setup` reports
+/// the pinned account's login (as the real app-server reads it), though Claude Code was started
+/// with another, logged-out CODEX_HOME.
+#[test]
+fn setup_reports_the_pinned_login_from_the_real_codex() {
+    let Some(w) = World::new() else { return };
+    let Some(real) = std::env::var("CODEX_AS_REAL_CODEX")
+        .ok()
+        .and_then(|v| v.split(':').find(|p| !p.is_empty()).map(PathBuf::from))
+        .filter(|p| p.is_file())
+    else {
+        skip(
+            "SKIP: setup_reports_the_pinned_login_from_the_real_codex: CODEX_AS_REAL_CODEX is not set to a real codex; not run",
+        );
+        return;
+    };
+    let link = w.sb.bin_dir().join("codex");
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let s = w.session(SESSION_A);
+    w.start(&s, &w.pa);
+    let out = w.bash(&s, &w.pa, &w.line("commands/setup.md", "setup --json", ""));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["auth"]["loggedIn"], true, "{text}");
+    assert_eq!(v["auth"]["authMethod"], "apiKey", "{text}");
+    assert_eq!(v["sessionRuntime"]["mode"], "shared", "{text}");
+    // The same line with Claude Code's own environment only: the launch account, logged out.
+    let out = w.bash(
+        &w.session(SESSION_B),
+        &w.pa,
+        &w.line("commands/setup.md", "setup --json", ""),
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["auth"]["loggedIn"], false, "{}", stdout(&out));
+}
+
 /// Without the plugin the session is refused too, and says so.
 #[test]
 fn a_missing_plugin_is_shown_not_ignored() {
