@@ -28,8 +28,13 @@ pub struct Holder {
 }
 
 /// 16 hex digits naming an account by its canonical home: brokers and leases are per account.
+/// The same digest as the per-account registry key (issue 11), which the broker passes to
+/// [`held`].
 pub fn account_key(canonical_home: &Path) -> String {
-    Sha256::digest(canonical_home.as_os_str().as_encoded_bytes())
+    let mut h = Sha256::new();
+    h.update(b"account\0");
+    h.update(canonical_home.as_os_str().as_encoded_bytes());
+    h.finalize()
         .iter()
         .take(8)
         .map(|b| format!("{b:02x}"))
