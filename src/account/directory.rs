@@ -38,7 +38,7 @@ impl fmt::Display for Why {
         match self {
             Why::Session => write!(
                 f,
-                "{ACCOUNT_MARKER} is set in this environment (by `codex-as NAME -- ...` or `codex-as use NAME`)"
+                "{ACCOUNT_MARKER} is set in this environment (by `codex-as NAME -- ...`, `codex-as use NAME`, or codex-as's Claude Code hook)"
             ),
             Why::PinFile { path, line } => write!(f, "{} line {line}", path.display()),
             Why::Config { config, key } => {
