@@ -8,9 +8,11 @@ mod claude;
 mod cli;
 mod cmd;
 mod error;
+mod exit;
 mod fallback;
 mod plugin;
 mod quota;
+mod run;
 mod shell;
 mod sys;
 
@@ -38,7 +40,7 @@ fn finish(result: anyhow::Result<u8>) -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("codex-as: {e:#}");
-            ExitCode::from(error::exit_code(&e))
+            ExitCode::from(exit::code(&e))
         }
     }
 }

@@ -19,6 +19,7 @@ use super::env::ACCOUNT_MARKER;
 use super::login_state::{self, LoginState};
 use super::pin_file::{self, Pin, PinError};
 use super::{Account, AccountError, Accounts, DEFAULT};
+use crate::sys::fsutil;
 
 /// Why a folder uses its account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +112,7 @@ pub fn resolve(
             why: Why::Session,
         });
     }
-    let dir = super::canonical(dir);
+    let dir = fsutil::canonical(dir);
     let entry = config_entry(&dir, &accounts.config, &accounts.home_dir);
     let floor = entry.as_ref().map_or(0, |(depth, _, _)| *depth);
     if let Some(Pin { path, name, line }) = pin_file::find_deeper_than(&dir, floor)? {
@@ -141,7 +142,7 @@ fn config_entry(dir: &Path, config: &Config, home: &Path) -> Option<(usize, Stri
         .directories
         .iter()
         .filter_map(|(key, name)| {
-            let folder = super::canonical(&config::expand_tilde(key, home));
+            let folder = fsutil::canonical(&config::expand_tilde(key, home));
             dir.starts_with(&folder)
                 .then(|| (folder.components().count(), key.clone(), name.clone()))
         })

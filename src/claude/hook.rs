@@ -24,6 +24,7 @@ use crate::broker::pool::{self as broker_pool, Request};
 use crate::broker::registry::Registry;
 use crate::claude::env_file;
 use crate::plugin::{locate as plugin, workspace};
+use crate::sys::{fsutil, runtime, tools};
 
 const DEFAULT_IDLE_EXIT: &str = "30m";
 
@@ -170,8 +171,8 @@ fn settle(dir: &Path, session: Option<&str>) -> anyhow::Result<Settled> {
 /// The endpoint of a codex-as broker serving `account` for `dir`'s workspace (the existing
 /// pool: reused when warm, started once when not).
 pub fn ensure_broker(accounts: &Accounts, account: &Account, dir: &Path) -> anyhow::Result<String> {
-    crate::broker::serve::find_codex()?;
-    let ws = broker_pool::canonical(&workspace::workspace_root(dir));
+    tools::codex()?;
+    let ws = fsutil::canonical(&workspace::workspace_root(dir));
     let idle_exit = accounts
         .config
         .broker
@@ -183,11 +184,7 @@ pub fn ensure_broker(accounts: &Accounts, account: &Account, dir: &Path) -> anyh
     let plan = EnvPlan::for_account(account);
     let home = account.canonical_home();
     let reg = Registry::open()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(broker_pool::ensure(
+    runtime::current_thread()?.block_on(broker_pool::ensure(
         &reg,
         &Request {
             account: &account.name,

@@ -14,6 +14,7 @@ use crate::claude::{hook, settings};
 use crate::cli::{ClaudeCommand, ClaudeScope};
 use crate::error::status;
 use crate::plugin::workspace;
+use crate::sys::{fsutil, runtime};
 
 pub fn run(cmd: ClaudeCommand) -> anyhow::Result<u8> {
     match cmd {
@@ -121,7 +122,7 @@ fn show_status() -> anyhow::Result<u8> {
         home.display(),
         chosen.why
     );
-    match broker_here(&pool::canonical(&project), &home) {
+    match broker_here(&fsutil::canonical(&project), &home) {
         Some((endpoint, st)) => println!(
             "broker: up at {endpoint} (pid {}, {} client(s), {})",
             st.pid.map_or("?".into(), |p| p.to_string()),
@@ -140,10 +141,7 @@ fn show_status() -> anyhow::Result<u8> {
 /// The live codex-as broker serving `home` for `workspace`, if any.
 fn broker_here(workspace: &Path, home: &Path) -> Option<(String, client::Status)> {
     let reg = Registry::open().ok()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
+    let runtime = runtime::current_thread().ok()?;
     let key = Registry::key(workspace, home);
     runtime.block_on(async {
         for id in reg.ids_for_key(&key) {

@@ -7,36 +7,22 @@
 //! (ChatGPT login). The fake codex records the CODEX_HOME that served every request and writes
 //! each thread's session file into the home that ran it: that is the evidence.
 //!
-//! Needs node and the real plugin 1.0.5 (CODEX_PLUGIN_CC_DIR, or ../shared/peers next to the
-//! repository); skipped with a message otherwise.
-
-mod common;
+//! Needs node and the real plugin 1.0.5 (support/peers.rs); a skip otherwise. One scenario goes
+//! through the real Claude Code CLI, offline (CODEX_AS_CLAUDE_CODE; .ci/run installs it), and
+//! one puts the real codex app-server behind the broker (CODEX_AS_REAL_CODEX).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{Sandbox, alive, output_with_stdin, skip, stderr, stdout, wait_until};
+use crate::skip;
+use crate::support::peers::current_plugin;
+use crate::support::{
+    BIN, Sandbox, alive, have_node, output_with_stdin, processes_with_env, real_codexes, stderr,
+    stdout, wait_until,
+};
 
 const SESSION_A: &str = "0a0a0a0a-0000-4000-8000-00000000000a";
 const SESSION_B: &str = "0b0b0b0b-0000-4000-8000-00000000000b";
-
-fn real_plugin() -> Option<PathBuf> {
-    let from_env = std::env::var_os("CODEX_PLUGIN_CC_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    let beside =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/codex-plugin-cc-1.0.5");
-    let beside_main =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers/codex-plugin-cc-1.0.5");
-    for checkout in from_env.into_iter().chain([beside, beside_main]) {
-        let root = checkout.join("plugins/codex");
-        if root.join("scripts/codex-companion.mjs").is_file() {
-            return Some(root);
-        }
-    }
-    skip("SKIP: claude_code: no real plugin 1.0.5 (set CODEX_PLUGIN_CC_DIR); not run");
-    None
-}
 
 struct World {
     sb: Sandbox,
@@ -62,10 +48,10 @@ struct LogLine {
 
 impl World {
     fn new() -> Option<World> {
-        if !common::node_available() {
+        if !have_node() {
             return None;
         }
-        let plugin = real_plugin()?;
+        let plugin = current_plugin()?.root;
         let sb = Sandbox::new();
         sb.with_fake_codex();
         let alice = sb.account_dir("alice");
@@ -593,7 +579,7 @@ fn a_session_ending_leaves_another_sessions_turn_running() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let job = World::job_id(&out);
     w.wait_served("turn/start", "long-turn");
-    let brokers_before = common::processes_with_env(&format!("HOME={}", w.sb.home().display()))
+    let brokers_before = processes_with_env(&format!("HOME={}", w.sb.home().display()))
         .into_iter()
         .filter(|p| {
             std::fs::read_to_string(format!("/proc/{p}/cmdline"))
@@ -683,20 +669,15 @@ fn a_bad_pin_refuses_the_session_and_says_which_file_to_fix() {
 /// with another, logged-out CODEX_HOME.
 #[test]
 fn setup_reports_the_pinned_login_from_the_real_codex() {
+    for real in real_codexes() {
+        eprintln!("-- with {}", real.display());
+        setup_with_codex(&real);
+    }
+}
+
+fn setup_with_codex(real: &Path) {
     let Some(w) = World::new() else { return };
-    let Some(real) = std::env::var("CODEX_AS_REAL_CODEX")
-        .ok()
-        .and_then(|v| v.split(':').find(|p| !p.is_empty()).map(PathBuf::from))
-        .filter(|p| p.is_file())
-    else {
-        skip(
-            "SKIP: setup_reports_the_pinned_login_from_the_real_codex: CODEX_AS_REAL_CODEX is not set to a real codex; not run",
-        );
-        return;
-    };
-    let link = w.sb.bin_dir().join("codex");
-    std::fs::remove_file(&link).unwrap();
-    std::os::unix::fs::symlink(&real, &link).unwrap();
+    w.sb.with_codex(real);
     let s = w.session(SESSION_A);
     w.start(&s, &w.pa);
     let out = w.bash(&s, &w.pa, &w.line("commands/setup.md", "setup --json", ""));
@@ -768,10 +749,7 @@ fn install_twice_then_uninstall_restores_the_settings() {
             serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
         let text = installed.to_string();
         assert_eq!(text.matches("claude hook").count(), 3, "{text}");
-        assert!(
-            text.contains(&format!("{} claude hook", common::BIN)),
-            "{text}"
-        );
+        assert!(text.contains(&format!("{} claude hook", BIN)), "{text}");
         let status = stdout(&w.cas_in(&w.pa, &["claude", "status"]));
         assert!(
             status.contains("SessionStart, CwdChanged, SessionEnd"),
@@ -811,7 +789,7 @@ fn a_crashed_claude_code_holds_no_lease() {
     // A stand-in for Claude Code: a node process that runs the hook, then stays.
     let script = format!(
         "const r = require('child_process').spawnSync({bin:?}, ['claude', 'hook'], {{input: {input:?}, stdio: ['pipe', 'inherit', 'inherit']}}); console.log('hooked ' + r.status); setInterval(() => {{}}, 1000);",
-        bin = common::BIN,
+        bin = BIN,
         input = input.to_string()
     );
     let mut c = w.sb.command("node");
@@ -912,8 +890,8 @@ fn real_claude_code() -> Option<PathBuf> {
     });
     let found = explicit.or(cached).filter(|p| p.is_file());
     if found.is_none() {
-        skip(
-            "SKIP: real_claude_code: Claude Code is not installed (set CODEX_AS_CLAUDE_CODE, or run .ci/run which installs @anthropic-ai/claude-code); not run",
+        skip!(
+            "Claude Code is not installed (set CODEX_AS_CLAUDE_CODE, or run .ci/run, which installs @anthropic-ai/claude-code); the run through the real Claude Code did not happen"
         );
     }
     found
