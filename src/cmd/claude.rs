@@ -92,6 +92,12 @@ fn show_status() -> anyhow::Result<u8> {
                     any = true;
                     let events: Vec<&str> = found.iter().map(|(e, _)| e.as_str()).collect();
                     println!("  {label}: {} in {}", events.join(", "), path.display());
+                    for program in missing_programs(&found) {
+                        println!(
+                            "    but {program} does not exist: sessions get no account; run `codex-as claude install{}` again",
+                            if *label == "user" { "" } else { " --project" }
+                        );
+                    }
                 }
             }
             Err(e) => println!("  {label}: {e}"),
@@ -136,6 +142,18 @@ fn show_status() -> anyhow::Result<u8> {
         println!("sessions holding {}'s broker: {n}", account.name);
     }
     Ok(status::OK)
+}
+
+/// The codex-as programs the installed hooks run that are gone (moved, uninstalled).
+fn missing_programs(found: &[(String, String)]) -> Vec<String> {
+    let mut gone: Vec<String> = found
+        .iter()
+        .filter_map(|(_, command)| shell_words::split(command).ok()?.into_iter().next())
+        .filter(|program| program.contains('/') && !Path::new(program).is_file())
+        .collect();
+    gone.sort();
+    gone.dedup();
+    gone
 }
 
 /// The live codex-as broker serving `home` for `workspace`, if any.

@@ -768,6 +768,17 @@ fn install_twice_then_uninstall_restores_the_settings() {
             .unwrap_or_else(|| serde_json::json!({}));
         assert_eq!(after, expected, "{}", file.display());
     }
+    // A hook whose codex-as is gone is reported.
+    std::fs::write(
+        &user,
+        r#"{"hooks":{"SessionEnd":[{"hooks":[{"type":"command","command":"/gone/codex-as claude hook"}]}]}}"#,
+    )
+    .unwrap();
+    let status = stdout(&w.cas_in(&w.pa, &["claude", "status"]));
+    assert!(
+        status.contains("but /gone/codex-as does not exist"),
+        "{status}"
+    );
     // The broker line: down before any session, up after one starts here.
     let status = stdout(&w.cas_in(&w.pa, &["claude", "status"]));
     assert!(status.contains("broker: not running"), "{status}");
