@@ -58,30 +58,55 @@ impl Outcome {
         let Outcome::Problem { event, message } = self else {
             return None;
         };
-        let v = serde_json::json!({
-            "systemMessage": format!("codex-as: {message}"),
-            "hookSpecificOutput": {
+        let mut v = serde_json::json!({ "systemMessage": format!("codex-as: {message}") });
+        // Only an event Claude Code named may carry hook-specific output.
+        if !event.is_empty() {
+            v["hookSpecificOutput"] = serde_json::json!({
                 "hookEventName": event,
                 "additionalContext": format!(
                     "codex-as could not put this session's Codex plugin commands on the right account, so they will fail until this is fixed: {message}. Tell the user this if they use /codex commands."
                 ),
-            }
-        });
+            });
+        }
         Some(v.to_string())
     }
 }
 
 pub fn run() -> anyhow::Result<Outcome> {
     let mut raw = String::new();
-    std::io::stdin()
+    let read = std::io::stdin()
         .read_to_string(&mut raw)
-        .context("cannot read the hook input")?;
-    let input: Input = if raw.trim().is_empty() {
-        Input::default()
-    } else {
-        serde_json::from_str(&raw).context("the hook input is not Claude Code's JSON")?
-    };
-    handle(&input)
+        .context("cannot read the hook input");
+    let parsed = read.and_then(|_| {
+        if raw.trim().is_empty() {
+            Ok(Input::default())
+        } else {
+            serde_json::from_str::<Input>(&raw).context("the hook input is not Claude Code's JSON")
+        }
+    });
+    match parsed {
+        Ok(input) => handle(&input),
+        Err(e) => {
+            let env_file = std::env::var_os("CLAUDE_ENV_FILE").filter(|v| !v.is_empty());
+            Ok(unreadable(
+                &format!("{e:#}"),
+                env_file.as_deref().map(Path::new),
+            ))
+        }
+    }
+}
+
+/// Input that cannot be read: when this run was given an env file (SessionStart, CwdChanged),
+/// the session is refused rather than left on the account Claude Code was started with.
+fn unreadable(message: &str, env_path: Option<&Path>) -> Outcome {
+    if let Some(path) = env_path {
+        let text = env_file::render_refusal(message).unwrap_or_default();
+        let _ = env_file::write(path, &text);
+    }
+    Outcome::Problem {
+        event: String::new(),
+        message: message.to_string(),
+    }
 }
 
 pub fn handle(input: &Input) -> anyhow::Result<Outcome> {
@@ -216,6 +241,10 @@ mod tests {
                 .contains("x names 'carol'")
         );
         assert_eq!(Outcome::Quiet.json(), None);
+        let v: serde_json::Value =
+            serde_json::from_str(&unreadable("bad input").json().unwrap()).unwrap();
+        assert_eq!(v["systemMessage"], "codex-as: bad input");
+        assert!(v.get("hookSpecificOutput").is_none());
     }
 
     #[test]
