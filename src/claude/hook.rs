@@ -241,10 +241,14 @@ mod tests {
                 .contains("x names 'carol'")
         );
         assert_eq!(Outcome::Quiet.json(), None);
-        let v: serde_json::Value =
-            serde_json::from_str(&unreadable("bad input").json().unwrap()).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let env = d.path().join("sessionstart-hook-0.sh");
+        let o = unreadable("bad input", Some(&env));
+        let v: serde_json::Value = serde_json::from_str(&o.json().unwrap()).unwrap();
         assert_eq!(v["systemMessage"], "codex-as: bad input");
         assert!(v.get("hookSpecificOutput").is_none());
+        let text = std::fs::read_to_string(&env).unwrap();
+        assert!(text.contains("codex-as-refused: bad input"), "{text}");
     }
 
     #[test]
