@@ -9,7 +9,9 @@
 //! 2. The nearer of the nearest `.codex-account` pin file (walking up from the folder) and the
 //!    longest matching `[directories]` entry of the config, by folder depth. When both name the
 //!    same folder, the config wins: it is your own file, the pin may be someone else's commit.
-//! 3. The default account.
+//! 3. `CODEX_HOME` from the environment, when it is one of the accounts' homes: what `codex`
+//!    itself would use here (a home codex-as has no name for is an error, not a silent switch).
+//! 4. The default account.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,8 @@ pub enum Why {
     PinFile { path: PathBuf, line: usize },
     /// A `[directories]` entry of the config file.
     Config { config: PathBuf, key: String },
+    /// `CODEX_HOME` in the environment is this account's home.
+    CodexHome { home: PathBuf },
     /// Nothing chose one.
     Default,
 }
@@ -45,6 +49,12 @@ impl fmt::Display for Why {
             Why::Config { config, key } => {
                 write!(f, "[directories] \"{key}\" in {}", config.display())
             }
+            Why::CodexHome { home } => write!(
+                f,
+                "CODEX_HOME={} in this environment (no {} file above this folder, no [directories] entry)",
+                home.display(),
+                pin_file::FILE_NAME
+            ),
             Why::Default => write!(
                 f,
                 "the default (no {} file above this folder, no [directories] entry in the config)",
@@ -60,7 +70,7 @@ impl Why {
         match self {
             Why::PinFile { path, .. } => Some(path),
             Why::Config { config, .. } => Some(config),
-            Why::Session | Why::Default => None,
+            Why::Session | Why::CodexHome { .. } | Why::Default => None,
         }
     }
 }
@@ -88,19 +98,25 @@ pub enum DirectoryError {
     },
     #[error("{ACCOUNT_MARKER}={name} in the environment: {source}")]
     SessionAccount { name: String, source: AccountError },
+    #[error("CODEX_HOME={} in the environment is not the home of any codex-as account: add it (`codex-as add NAME --home {}`), pin this folder (`codex-as pin NAME`), or unset CODEX_HOME", .0.display(), .0.display())]
+    UnknownCodexHome(PathBuf),
 }
 
 /// The account `dir` uses, and why. Reads `CODEX_AS_ACCOUNT` from this process's environment.
 pub fn for_directory(dir: &Path, accounts: &Accounts) -> Result<DirectoryAccount, DirectoryError> {
     let session = std::env::var(ACCOUNT_MARKER).ok().filter(|v| !v.is_empty());
-    resolve(dir, accounts, session.as_deref())
+    let codex_home = std::env::var_os(super::env::CODEX_HOME)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    resolve(dir, accounts, session.as_deref(), codex_home.as_deref())
 }
 
-/// [`for_directory`] with the session's account given.
+/// [`for_directory`] with the environment's `CODEX_AS_ACCOUNT` and `CODEX_HOME` given.
 pub fn resolve(
     dir: &Path,
     accounts: &Accounts,
     session: Option<&str>,
+    codex_home: Option<&Path>,
 ) -> Result<DirectoryAccount, DirectoryError> {
     if let Some(name) = session {
         super::names::check(name).map_err(|reason| DirectoryError::BadSession {
@@ -130,6 +146,19 @@ pub fn resolve(
             },
         });
     }
+    if let Some(home) = codex_home {
+        let account = accounts
+            .all()
+            .into_iter()
+            .find(|a| super::same_home(&a.home, home))
+            .ok_or_else(|| DirectoryError::UnknownCodexHome(home.to_path_buf()))?;
+        return Ok(DirectoryAccount {
+            name: account.name,
+            why: Why::CodexHome {
+                home: home.to_path_buf(),
+            },
+        });
+    }
     Ok(DirectoryAccount {
         name: DEFAULT.into(),
         why: Why::Default,
@@ -155,7 +184,7 @@ impl DirectoryAccount {
     /// any other account instead would be the silent switch codex-as exists to prevent.
     pub fn account(&self, accounts: &Accounts) -> Result<Account, DirectoryError> {
         match &self.why {
-            Why::Session => {
+            Why::Session | Why::CodexHome { .. } => {
                 accounts
                     .require(&self.name)
                     .map_err(|source| DirectoryError::SessionAccount {
@@ -245,7 +274,7 @@ mod tests {
     #[test]
     fn nothing_chosen_is_the_default() {
         let w = world("");
-        let a = resolve(&w.root.join("src"), &w.accounts, None).unwrap();
+        let a = resolve(&w.root.join("src"), &w.accounts, None, None).unwrap();
         assert_eq!((a.name.as_str(), a.why), ("default", Why::Default));
     }
 
@@ -254,13 +283,13 @@ mod tests {
         let w = world("");
         pin_file::write(&w.root.join("src"), "alice").unwrap();
         pin_file::write(&w.root.join("src/acme/api"), "bob").unwrap();
-        let a = resolve(&w.root.join("src/acme/api/deep"), &w.accounts, None).unwrap();
+        let a = resolve(&w.root.join("src/acme/api/deep"), &w.accounts, None, None).unwrap();
         assert_eq!(a.name, "bob");
         assert_eq!(
             a.why.file(),
             Some(w.root.join("src/acme/api/.codex-account").as_path())
         );
-        let a = resolve(&w.root.join("src/acme"), &w.accounts, None).unwrap();
+        let a = resolve(&w.root.join("src/acme"), &w.accounts, None, None).unwrap();
         assert_eq!(a.name, "alice");
     }
 
@@ -277,17 +306,17 @@ mod tests {
             w.accounts.home_dir.clone(),
         );
         // The longest config prefix wins among config entries.
-        let a = resolve(&w.root.join("src/acme/api"), &accounts, None).unwrap();
+        let a = resolve(&w.root.join("src/acme/api"), &accounts, None, None).unwrap();
         assert_eq!(a.name, "bob");
         assert!(matches!(&a.why, Why::Config { key, .. } if key.ends_with("/src/acme")));
         // A pin deeper than the entry wins.
         pin_file::write(&w.root.join("src/acme/api"), "alice").unwrap();
-        let a = resolve(&w.root.join("src/acme/api/deep"), &accounts, None).unwrap();
+        let a = resolve(&w.root.join("src/acme/api/deep"), &accounts, None, None).unwrap();
         assert_eq!(a.name, "alice");
         // A pin in the same folder as an entry loses; one above it is not even read.
         pin_file::write(&w.root.join("src/acme"), "alice").unwrap();
         std::fs::write(w.root.join("src/.codex-account"), "two\nnames\n").unwrap();
-        let a = resolve(&w.root.join("src/acme"), &accounts, None).unwrap();
+        let a = resolve(&w.root.join("src/acme"), &accounts, None, None).unwrap();
         assert_eq!(a.name, "bob");
     }
 
@@ -296,7 +325,7 @@ mod tests {
         let w = world("[directories]\n\"~/../src/acme\" = \"bob\"\n");
         let link = w.root.join("link");
         std::os::unix::fs::symlink(w.root.join("src/acme"), &link).unwrap();
-        let a = resolve(&link.join("api"), &w.accounts, None).unwrap();
+        let a = resolve(&link.join("api"), &w.accounts, None, None).unwrap();
         assert_eq!(a.name, "bob");
     }
 
@@ -304,9 +333,25 @@ mod tests {
     fn the_session_wins_over_everything() {
         let w = world("");
         pin_file::write(&w.root.join("src"), "alice").unwrap();
-        let a = resolve(&w.root.join("src"), &w.accounts, Some("bob")).unwrap();
+        let a = resolve(&w.root.join("src"), &w.accounts, Some("bob"), None).unwrap();
         assert_eq!((a.name.as_str(), a.why), ("bob", Why::Session));
-        assert!(resolve(&w.root, &w.accounts, Some("a b")).is_err());
+        assert!(resolve(&w.root, &w.accounts, Some("a b"), None).is_err());
+    }
+
+    #[test]
+    fn codex_home_chooses_only_where_nothing_else_does() {
+        let w = world("");
+        let bob = w.accounts.home_dir.join(".codex-bob");
+        let a = resolve(&w.root.join("src"), &w.accounts, None, Some(&bob)).unwrap();
+        assert_eq!(a.name, "bob");
+        assert!(matches!(a.why, Why::CodexHome { .. }));
+        pin_file::write(&w.root.join("src"), "alice").unwrap();
+        let a = resolve(&w.root.join("src"), &w.accounts, None, Some(&bob)).unwrap();
+        assert_eq!(a.name, "alice", "a pin wins over an inherited CODEX_HOME");
+        let e = resolve(&w.root, &w.accounts, None, Some(Path::new("/nowhere/x")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not the home of any codex-as account"), "{e}");
     }
 
     #[test]
@@ -314,7 +359,7 @@ mod tests {
         let w = world("");
         let dir = w.root.join("src");
         pin_file::write(&dir, "alcie").unwrap();
-        let d = resolve(&dir, &w.accounts, None).unwrap();
+        let d = resolve(&dir, &w.accounts, None, None).unwrap();
         let e = d.account(&w.accounts).unwrap_err().to_string();
         assert!(
             e.contains(&format!("{}/.codex-account", dir.display())),
@@ -322,12 +367,12 @@ mod tests {
         );
         assert!(e.contains("did you mean 'alice'"), "{e}");
         pin_file::write(&dir, "carol").unwrap();
-        let d = resolve(&dir, &w.accounts, None).unwrap();
+        let d = resolve(&dir, &w.accounts, None, None).unwrap();
         let e = d.account(&w.accounts).unwrap_err().to_string();
         assert!(e.contains("is not logged in"), "{e}");
         assert!(e.contains("codex-as login carol"), "{e}");
         pin_file::write(&dir, "bob").unwrap();
-        let d = resolve(&dir, &w.accounts, None).unwrap();
+        let d = resolve(&dir, &w.accounts, None, None).unwrap();
         assert_eq!(d.account(&w.accounts).unwrap().name, "bob");
     }
 }
