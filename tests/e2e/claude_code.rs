@@ -269,12 +269,26 @@ impl World {
             .map(|l| l.codex_home)
     }
 
+    /// Waits for a background job's request to reach an app-server (generous: every test of the
+    /// binary runs at once, each with node processes).
     fn wait_served(&self, method: &str, tag: &str) -> PathBuf {
-        assert!(
-            wait_until(20, || self.served(method, tag).is_some()),
-            "no {method} {tag} in {:?}",
-            self.log()
-        );
+        if !wait_until(60, || self.served(method, tag).is_some()) {
+            let jobs: Vec<String> = self
+                .sb
+                .find("jobs")
+                .iter()
+                .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+                .map(|e| {
+                    let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    format!("{}:\n{text}", e.path().display())
+                })
+                .collect();
+            panic!(
+                "no {method} {tag} in {:?}\njob files:\n{}",
+                self.log(),
+                jobs.join("\n")
+            );
+        }
         self.served(method, tag).unwrap()
     }
 
@@ -594,7 +608,7 @@ fn a_session_ending_leaves_another_sessions_turn_running() {
         alive(brokers_before[0] as u32),
         "the broker survives s1's end"
     );
-    let done = wait_until(20, || {
+    let done = wait_until(60, || {
         w.log().iter().any(|l| l.method == "turn/completed")
             && stdout(&w.bash(&s2, &w.pa, &w.line("commands/status.md", "status", &job)))
                 .contains("completed")
