@@ -17,6 +17,7 @@ pub const RESERVED: &[&str] = &[
     "pin",
     "quota",
     "remove",
+    "statusline",
     "use",
     "version",
     "which",

@@ -106,8 +106,7 @@ fn read(path: &Path) -> Option<Holder> {
 pub fn take(account_key: &str, session: &str, holder: Holder) -> std::io::Result<()> {
     let runtime = runtime_dir::ensure().map_err(std::io::Error::other)?;
     let dir = lease_dir(&runtime, account_key);
-    fsutil::create_private_dir(&dir)?;
-    runtime_dir::check_private(&dir).map_err(std::io::Error::other)?;
+    runtime_dir::ensure_at(&dir).map_err(std::io::Error::other)?;
     let text = serde_json::to_vec(&holder).map_err(std::io::Error::other)?;
     write_atomic_unsynced(&dir.join(file_name(session)), &text)?;
     release_except(&runtime, session, Some(account_key));

@@ -878,6 +878,13 @@ fn the_folders_account_for_codex_as_commands() {
         run(&sub, &cwd),
         format!("alice {}", w.home("alice").display())
     );
+    // Claude Code's status line shows the folder's account from its JSON input.
+    let mut c = w.sb.codex_as();
+    w.claude_env(&mut c);
+    c.current_dir(w.sb.path()).arg("statusline");
+    let input = serde_json::json!({"cwd": sub, "workspace": {"current_dir": sub}});
+    let out = output_with_stdin(&mut c, input.to_string().as_bytes());
+    assert!(stdout(&out).starts_with("bob "), "{}", stdout(&out));
     // The config table maps a folder that has no pin file.
     let other = w.sb.path().join("vendor/lib");
     std::fs::create_dir_all(&other).unwrap();
