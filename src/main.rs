@@ -4,6 +4,7 @@ use clap::Parser;
 
 mod account;
 mod broker;
+mod claude;
 mod cli;
 mod cmd;
 mod doctor;
@@ -27,6 +28,10 @@ fn main() -> ExitCode {
             return ExitCode::from(error::status::USAGE);
         }
     };
+    let argv: Vec<std::ffi::OsString> = args.iter().skip(1).cloned().collect();
+    if cmd::names_no_account(&argv) {
+        return finish(cmd::run_as_directory_account(argv));
+    }
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -38,7 +43,11 @@ fn main() -> ExitCode {
             });
         }
     };
-    match cmd::dispatch(cli) {
+    finish(cmd::dispatch(cli))
+}
+
+fn finish(result: anyhow::Result<u8>) -> ExitCode {
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) if exit::is_closed_pipe(&e) => ExitCode::from(error::status::OK),
         Err(e) => {

@@ -32,6 +32,10 @@ pub struct Config {
     /// `line L, column C: key: what`: `list` shows them, `doctor` reports them.
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// Folders and the account each uses (`"~/work/acme" = "work"`), for projects that cannot
+    /// carry a `.codex-account` file; see `account::directory`.
+    #[serde(default)]
+    pub directories: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

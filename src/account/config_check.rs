@@ -42,7 +42,14 @@ impl fmt::Display for Finding {
     }
 }
 
-const TOP: &[&str] = &["order", "accounts", "plugin", "broker", "quota"];
+const TOP: &[&str] = &[
+    "order",
+    "accounts",
+    "plugin",
+    "broker",
+    "quota",
+    "directories",
+];
 const ACCOUNT: &[&str] = &["home", "pass_env"];
 const PLUGIN: &[&str] = &["root"];
 const BROKER: &[&str] = &["idle_exit"];
@@ -217,6 +224,25 @@ pub fn check(text: &str, known_account: &dyn Fn(&str) -> bool) -> Vec<Finding> {
             }
             if let Some(pass) = account.get("pass_env") {
                 w.strings(&format!("{key}.pass_env"), pass);
+            }
+        }
+    }
+
+    // `[directories]`: folder = account. A name that is no account is only a warning here: the
+    // folder's commands say it loudly when they run there.
+    if let Some(dirs) = w.table(root, "directories") {
+        for (folder, item) in dirs.iter() {
+            let key = format!("directories.{folder}");
+            if let Some(name) = w.string(&key, item)
+                && !known_account(name)
+                && !configured(name)
+            {
+                w.at(
+                    Severity::Warning,
+                    &key,
+                    item.span(),
+                    format!("'{name}' is not an account (see `codex-as list`)"),
+                );
             }
         }
     }

@@ -195,3 +195,56 @@ pub fn check(accounts: &Accounts, report: &mut Report) {
         }
     }
 }
+
+/// This folder's account (a `.codex-account` pin or a `[directories]` entry): it must name a
+/// known account that is logged in, or every `codex-as task` here fails.
+pub fn check_folder(accounts: &Accounts, report: &mut Report) {
+    use crate::account::directory::{self, Why};
+    let Ok(here) = std::env::current_dir() else {
+        return;
+    };
+    match directory::for_directory(&here, accounts) {
+        // The shell check reports an inherited CODEX_HOME that is no account.
+        Err(directory::DirectoryError::UnknownCodexHome(_)) => {}
+        Err(e) => report.finding(
+            "accounts",
+            here.display().to_string(),
+            format!("this folder's account cannot be used: {e}"),
+            "codex-as pin NAME   # or fix the file it names; `codex-as list` shows the accounts",
+        ),
+        Ok(da) => {
+            let account = match da.account(accounts) {
+                Ok(a) => a,
+                Err(e) => {
+                    report.finding(
+                        "accounts",
+                        format!("{}", da.why),
+                        format!("this folder's account cannot be used: {e}"),
+                        "codex-as pin NAME   # or fix the file it names; `codex-as list` shows the accounts",
+                    );
+                    return;
+                }
+            };
+            if !matches!(da.why, Why::PinFile { .. } | Why::Config { .. }) {
+                return;
+            }
+            let home = account.canonical_home();
+            if !account.exists() || login_state::read(&home) == LoginState::LoggedOut {
+                report.finding(
+                    "accounts",
+                    format!("{}", da.why),
+                    format!(
+                        "this folder's account '{}' is not logged in: `codex-as task` here cannot start",
+                        account.name
+                    ),
+                    format!("codex-as login {}", account.name),
+                );
+            } else {
+                report.note(
+                    "accounts",
+                    format!("this folder uses '{}' ({})", account.name, da.why),
+                );
+            }
+        }
+    }
+}

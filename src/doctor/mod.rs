@@ -76,6 +76,7 @@ pub fn examine() -> Report {
     let accounts = accounts::config(&mut report);
     if let Some(accounts) = &accounts {
         accounts::check(accounts, &mut report);
+        accounts::check_folder(accounts, &mut report);
     }
     shell::check(accounts.as_ref(), &mut report);
     codex::check(accounts.as_ref(), &mut report);

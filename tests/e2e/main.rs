@@ -12,6 +12,7 @@
 mod support;
 
 mod broker;
+mod claude_code;
 mod companion;
 mod completions;
 mod fallback;

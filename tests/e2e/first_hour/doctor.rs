@@ -105,6 +105,16 @@ fn each_planted_problem_is_one_finding_with_its_fix() {
     type Plant = Box<dyn Fn(&Sandbox) -> Case>;
     let cases: Vec<Plant> = vec![
         Box::new(|sb| {
+            // This folder's pin names no account.
+            std::fs::write(sb.path().join(".codex-account"), "nobody\n").unwrap();
+            Case {
+                name: "pin naming nobody",
+                env: vec![],
+                area: "accounts",
+                fix: "codex-as pin NAME".into(),
+            }
+        }),
+        Box::new(|sb| {
             chmod(&sb.home().join(".codex-alice"), 0o755);
             Case {
                 name: "home mode",
