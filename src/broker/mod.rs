@@ -32,6 +32,7 @@
 pub mod app_server;
 pub mod client;
 pub mod endpoint;
+pub mod lease;
 pub mod lines;
 pub mod pool;
 pub mod protocol;

@@ -1,5 +1,6 @@
-//! One warm codex-as broker per (workspace, account): find the live one that provably serves the
-//! account, or start exactly one, never stopping anything that may be serving someone.
+//! One warm codex-as broker per account, whatever the workspace (each thread carries its own
+//! working folder): find the live one that provably serves the account, or start exactly one,
+//! never stopping anything that may be serving someone.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -67,9 +68,9 @@ pub fn fingerprint_of(st: &Status) -> Option<String> {
     st.auth.as_ref().and_then(|a| a.fingerprint.clone())
 }
 
-/// The endpoint of a broker serving `req.home` for `req.workspace`, started when none is live.
+/// The endpoint of a broker serving `req.home` (for any workspace), started when none is live.
 pub async fn ensure(reg: &Registry, req: &Request<'_>) -> anyhow::Result<String> {
-    let key = Registry::key(req.workspace, req.home);
+    let key = Registry::key(req.home);
     if let Some(endpoint) = find(reg, &key, req).await {
         return Ok(endpoint);
     }
@@ -137,15 +138,19 @@ async fn start(reg: &Registry, key: &str, req: &Request<'_>) -> anyhow::Result<S
         .arg("serve")
         .arg("--endpoint")
         .arg(&endpoint)
+        // Not any workspace: the broker serves them all, and every thread the companion opens
+        // names its own `cwd`. The account's home is a folder that outlives every workspace and
+        // holds no project config (the research for issue 11: only a `thread/start` without a
+        // `cwd` would follow the process's folder).
         .arg("--cwd")
-        .arg(req.workspace)
+        .arg(req.home)
         .arg("--idle-exit")
         .arg(req.idle_exit)
         .arg("--pid-file")
         .arg(reg.pid_path(&id))
         .arg("--ready-fd")
         .arg(ready_fd.to_string())
-        .current_dir(req.workspace)
+        .current_dir(req.home)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);

@@ -2,12 +2,14 @@
 //! into [`State`], whose actions are carried out before the next input is looked at; that is
 //! what makes decisions such as the idle exit atomic with respect to clients.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -19,10 +21,11 @@ use tokio::task::JoinHandle;
 
 use super::BrokerError;
 use super::app_server::{self, AppServer, Output};
-use super::endpoint::{self, BoundSocket};
-use super::lines;
+use super::endpoint::{self, BoundSocket, PathState};
 use super::protocol::Message;
+use super::registry::Registry;
 use super::state::{Action, ClientId, Facts, Phase, State, StopReason};
+use super::{lease, lines};
 use crate::account::identity::{self, Identity};
 
 pub struct Options {
@@ -43,14 +46,25 @@ enum Event {
 
 struct ClientHandle {
     tx: UnboundedSender<String>,
+    /// Bytes queued for this client and not yet written to its socket.
+    queued: Arc<AtomicUsize>,
     writer: JoinHandle<()>,
     reader: JoinHandle<()>,
+}
+
+impl ClientHandle {
+    fn abort(self) {
+        self.reader.abort();
+        self.writer.abort();
+    }
 }
 
 /// Files to remove however the broker ends, early errors included.
 struct Files {
     socket: Option<BoundSocket>,
     pid_file: Option<PathBuf>,
+    /// The record codex-as wrote for this broker, as last seen (to restore it if removed).
+    record: Option<(PathBuf, Vec<u8>)>,
 }
 
 impl Files {
@@ -79,6 +93,15 @@ const FLUSH_GRACE: Duration = Duration::from_secs(2);
 /// it); past that it counts as gone.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// The most a client may have queued and unread. A client that stops reading is disconnected
+/// when its queue would pass this, as if it had left (its own turn is interrupted): it must not
+/// grow the broker's memory, and the other clients are served by their own writers meanwhile.
+/// One message bigger than this (a long thread's history) still goes to a client whose queue
+/// is empty.
+pub const MAX_QUEUED_BYTES: usize = 16 << 20;
+/// How often the broker checks that it can still be found (its socket file, its record) and
+/// whether a lease holds it.
+const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The I/O side of a running broker: everything the state machine's actions touch.
 struct Io {
@@ -95,12 +118,27 @@ struct Io {
 impl Io {
     /// Carries out actions in order; Some(reason) when one of them stops the broker.
     fn carry_out(&mut self, state: &mut State, actions: Vec<Action>) -> Option<StopReason> {
-        for action in actions {
+        let mut actions = VecDeque::from(actions);
+        while let Some(action) = actions.pop_front() {
             match action {
                 Action::ToClient(id, msg) => {
-                    if let Some(c) = self.clients.get(&id) {
-                        let _ = c.tx.send(msg.to_value().to_string());
+                    let Some(c) = self.clients.get(&id) else {
+                        continue;
+                    };
+                    let line = msg.to_value().to_string();
+                    let queued = c.queued.load(Ordering::Acquire);
+                    if queued > 0 && queued + line.len() > MAX_QUEUED_BYTES {
+                        eprintln!(
+                            "codex-as broker: client {id} stopped reading ({queued} bytes unread); disconnecting it"
+                        );
+                        if let Some(c) = self.clients.remove(&id) {
+                            c.abort();
+                        }
+                        actions.extend(state.on_disconnect(id, Instant::now()));
+                        continue;
                     }
+                    c.queued.fetch_add(line.len(), Ordering::AcqRel);
+                    let _ = c.tx.send(line);
                 }
                 Action::ToAppServer(msg) => self.app.send(msg.to_value().to_string()),
                 Action::Ready(result) => {
@@ -139,11 +177,30 @@ impl Io {
         }
     }
 
+    /// Connections waiting in the listen backlog, accepted now: a decision about the broker's
+    /// life (a shutdown) must count clients that already connected, even if the event loop has
+    /// not looked at them yet (after a SIGSTOP, say).
+    fn accept_queued(&mut self, state: &mut State, listener: Option<&UnixListener>) {
+        let Some(listener) = listener else { return };
+        let flags =
+            nix::sys::socket::SockFlag::SOCK_NONBLOCK | nix::sys::socket::SockFlag::SOCK_CLOEXEC;
+        while let Ok(fd) = nix::sys::socket::accept4(listener.as_raw_fd(), flags) {
+            // SAFETY: accept4 just returned this descriptor, owned by nobody else.
+            let std_stream = unsafe {
+                <std::os::unix::net::UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd)
+            };
+            if let Ok(stream) = UnixStream::from_std(std_stream) {
+                self.add_client(state, stream);
+            }
+        }
+    }
+
     /// Gives clients a bounded time to take their last answers, then lets them go.
     async fn close_clients(&mut self) {
         let deadline = tokio::time::Instant::now() + FLUSH_GRACE;
         for (_, c) in self.clients.drain() {
             drop(c.tx);
+            drop(c.queued);
             c.reader.abort();
             let _ = tokio::time::timeout_at(deadline, c.writer).await;
         }
@@ -161,7 +218,18 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
     let mut files = Files {
         socket: Some(bound),
         pid_file: None,
+        record: None,
     };
+    // Leases live in the runtime folder, named by the account's key (the socket's name).
+    let runtime_dir = socket_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let account_key = socket_path
+        .file_stem()
+        .map(|s| Registry::key_of(&s.to_string_lossy()).to_string())
+        .unwrap_or_default();
+    let lease_held = || lease::held(&runtime_dir, &account_key);
     // Declared after `files` so that on an early return the listener closes before the socket
     // file is removed.
     let std_listener = bound_listener;
@@ -214,6 +282,8 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
     let mut app_exit: Option<ExitStatus> = None;
     let mut app_waited = false;
     let mut exit_deadline: Option<tokio::time::Instant> = None;
+    let mut watch = tokio::time::interval(WATCH_INTERVAL);
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut actions = first;
     let reason = loop {
         if let Some(reason) = io.carry_out(&mut state, std::mem::take(&mut actions)) {
@@ -235,6 +305,11 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
             _ = sighup.recv() => actions = state.on_stop(StopReason::Signal),
             Some(event) = events.recv() => match event {
                 Event::ClientLine(id, line) => {
+                    if line.contains(super::protocol::BROKER_SHUTDOWN) {
+                        // Judged against everything that is here now, queued clients included.
+                        io.accept_queued(&mut state, listener.as_ref());
+                        state.set_lease_held(lease_held());
+                    }
                     actions = state.on_client_message(id, Message::parse(&line), now());
                 }
                 Event::ClientClosed(id) => {
@@ -272,7 +347,25 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
                 exit_deadline = None;
                 actions = state.on_app_server_gone(app_server::describe_exit(app_exit));
             }
+            _ = watch.tick() => {
+                state.set_lease_held(lease_held());
+                if state.phase() == Phase::Serving
+                    && !keep_findable(&mut files, &mut listener, &opts.pid_file)
+                {
+                    // Another broker took our path: nobody can find this one any more, so it
+                    // serves whoever is connected and stops.
+                    for stream in close_listener(listener.take(), &mut files) {
+                        io.add_client(&mut state, stream);
+                    }
+                    actions = state.begin_draining(now());
+                }
+            }
             _ = sleep_until(idle_deadline), if idle_deadline.is_some() => {
+                if lease_held() {
+                    state.set_lease_held(true);
+                    state.postpone_idle(now());
+                    continue;
+                }
                 // Decided here, between two events: no client can be half-accepted. Clients that
                 // connected in the meantime sit in the listen backlog; shutting the listener
                 // refuses all later ones, and those already queued are served before stopping.
@@ -340,7 +433,8 @@ fn close_listener(listener: Option<UnixListener>, files: &mut Files) -> Vec<Unix
 fn start_client(id: ClientId, stream: UnixStream, events: UnboundedSender<Event>) -> ClientHandle {
     let (read, write) = stream.into_split();
     let (tx, rx): (UnboundedSender<String>, UnboundedReceiver<String>) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(lines::write_lines(write, rx));
+    let queued = Arc::new(AtomicUsize::new(0));
+    let writer = tokio::spawn(lines::write_lines_counted(write, rx, queued.clone()));
     let reader = tokio::spawn(async move {
         let mut read = BufReader::new(read);
         while let Ok(Some(line)) = lines::read_line(&mut read).await {
@@ -353,7 +447,95 @@ fn start_client(id: ClientId, stream: UnixStream, events: UnboundedSender<Event>
         }
         let _ = events.send(Event::ClientClosed(id));
     });
-    ClientHandle { tx, writer, reader }
+    ClientHandle {
+        tx,
+        queued,
+        writer,
+        reader,
+    }
+}
+
+/// Keeps the broker findable where clients look for it: a socket file removed (the plugin's
+/// SessionEnd unlinks the socket of the endpoint it was given; a cleaner empties the runtime
+/// folder) is bound again, its folder re-created privately, its pid file and codex-as's record
+/// of it restored. False when another file took the socket's path: this broker can no longer
+/// be found and should stop once idle.
+fn keep_findable(
+    files: &mut Files,
+    listener: &mut Option<UnixListener>,
+    pid_file: &Option<PathBuf>,
+) -> bool {
+    let Some(socket) = &files.socket else {
+        return true;
+    };
+    let path = socket.path().to_path_buf();
+    match socket.state() {
+        PathState::Taken => return false,
+        PathState::Ours => {}
+        PathState::Missing => {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            if let Some(dir) = dir
+                && let Err(e) = crate::sys::fsutil::create_private_dir(dir)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| {
+                        super::runtime_dir::check_private(dir).map_err(|e| e.to_string())
+                    })
+            {
+                eprintln!(
+                    "codex-as broker: my socket's folder is gone and cannot be re-created: {e}"
+                );
+                return true;
+            }
+            match endpoint::bind(&path) {
+                Ok((std_listener, bound)) => {
+                    let rebound = std_listener
+                        .set_nonblocking(true)
+                        .and_then(|()| UnixListener::from_std(std_listener));
+                    match rebound {
+                        Ok(l) => {
+                            eprintln!(
+                                "codex-as broker: my socket {} was removed; listening there again",
+                                path.display()
+                            );
+                            *listener = Some(l);
+                            files.socket = Some(bound);
+                        }
+                        Err(e) => eprintln!("codex-as broker: cannot listen again: {e}"),
+                    }
+                }
+                Err(BrokerError::InUse { .. }) => return false,
+                Err(e) => eprintln!("codex-as broker: cannot listen again: {e}"),
+            }
+        }
+    }
+    let pid_line = format!("{}\n", std::process::id());
+    if let Some(p) = pid_file
+        && std::fs::symlink_metadata(p).is_err()
+    {
+        let _ = crate::sys::fsutil::write_private_atomic(p, pid_line.as_bytes());
+    }
+    let record_path = Registry::record_path_of_socket(&path);
+    match std::fs::read(&record_path) {
+        // Remember it only when it is about this process.
+        Ok(bytes) => {
+            let ours = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("pid").and_then(Value::as_u64))
+                == Some(u64::from(std::process::id()));
+            if ours {
+                files.record = Some((record_path, bytes));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some((p, bytes)) = &files.record
+                && p == &record_path
+            {
+                let _ = crate::sys::fsutil::write_private_atomic(p, bytes);
+            }
+        }
+        Err(_) => {}
+    }
+    true
 }
 
 /// Tells the spawner the broker is ready: one line, then end of file.
