@@ -321,7 +321,7 @@ fn a_hung_broker_is_never_treated_as_idle_or_stopped() {
         // A broker that accepts connections and never answers, where alice's would be.
         std::fs::create_dir_all(w.runtime_dir()).unwrap();
         std::fs::set_permissions(w.runtime_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        let key = broker_key(&w.ws, &w.home("alice"));
+        let key = broker_key(&w.home("alice"));
         let sock = w.runtime_dir().join(format!("{key}-0000abcd.sock"));
         let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
         let hold = std::thread::spawn(move || {
@@ -782,11 +782,11 @@ fn job_id(status_json: &str) -> Option<String> {
     find(&v)
 }
 
-/// The broker key, computed here independently of codex-as: sha256(workspace NUL home).
-fn broker_key(ws: &Path, home: &Path) -> String {
+/// The broker key, computed here independently of codex-as: sha256("account" NUL home), one
+/// broker per account whatever the workspace.
+fn broker_key(home: &Path) -> String {
     let mut h = Sha256::new();
-    h.update(ws.as_os_str().as_encoded_bytes());
-    h.update([0]);
+    h.update(b"account\0");
     h.update(home.as_os_str().as_encoded_bytes());
     h.finalize()
         .iter()
