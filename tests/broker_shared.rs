@@ -86,32 +86,46 @@ impl World {
         })
     }
 
-    /// Starts one background task per (workspace, tag) at the same time; each returns once its
-    /// worker is launched. Returns the job ids, in the same order.
+    /// Starts one background task per (workspace, tag): workspaces at the same time, the jobs
+    /// of one workspace one after the other (the real plugin 1.0.5 updates its per-workspace
+    /// job index without a lock, so two starts at the same instant in one workspace can lose a
+    /// job: a plugin race, not one of codex-as's). Each start returns once its worker is
+    /// launched, so the turns still all run at once. Returns the job ids, in the same order.
     fn start_jobs(&self, jobs: &[(usize, &str)], directives: &str) -> Vec<String> {
-        let children: Vec<_> = jobs
-            .iter()
-            .map(|(ws, tag)| {
-                let prompt = format!("{tag} {directives} [[tag:{tag}]]");
-                self.cas(*ws, &["alice", "task", "--background", &prompt])
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let mut ids = Vec::new();
-        for c in children {
-            let out = c.wait_with_output().unwrap();
-            assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
-            let text = stdout(&out);
-            let id = text
-                .split("in the background as ")
-                .nth(1)
-                .and_then(|rest| rest.split(['.', ' ', '\n']).next())
-                .unwrap_or_else(|| panic!("no job id in {text}"));
-            ids.push(id.to_string());
-        }
+        let mut ids = vec![String::new(); jobs.len()];
+        std::thread::scope(|scope| {
+            let mut lanes = Vec::new();
+            for ws in 0..self.ws.len() {
+                let mine: Vec<(usize, &str)> = jobs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (w, _))| *w == ws)
+                    .map(|(i, (_, tag))| (i, *tag))
+                    .collect();
+                lanes.push(scope.spawn(move || {
+                    mine.into_iter()
+                        .map(|(i, tag)| {
+                            let prompt = format!("{tag} {directives} [[tag:{tag}]]");
+                            let out = self.run(ws, &["alice", "task", "--background", &prompt]);
+                            assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+                            let text = stdout(&out);
+                            let id = text
+                                .split("in the background as ")
+                                .nth(1)
+                                .and_then(|rest| rest.split(['.', ' ', '\n']).next())
+                                .unwrap_or_else(|| panic!("no job id in {text}"))
+                                .to_string();
+                            (i, id)
+                        })
+                        .collect::<Vec<_>>()
+                }));
+            }
+            for lane in lanes {
+                for (i, id) in lane.join().unwrap() {
+                    ids[i] = id;
+                }
+            }
+        });
         for (_, tag) in jobs {
             assert!(
                 wait_until(30, || self.turn_started(tag)),
