@@ -590,16 +590,10 @@ fn a_broker_whose_runtime_folder_was_removed_registers_again() {
 
 #[test]
 fn a_real_thread_in_workspace_b_on_a_broker_started_elsewhere_works_in_b() {
-    let codex = ["0.171.0", "0.169.0"].iter().find_map(|v| {
-        let home = std::env::var_os("HOME")?;
-        let p = PathBuf::from(home).join(format!(
-            ".cache/codex-as-ci/codex-{v}/node_modules/.bin/codex"
-        ));
-        p.is_file().then_some(p)
-    });
-    let codex = codex.or_else(|| common::installed("codex"));
-    let Some(codex) = codex else {
-        skip("SKIP: a_real_thread_in_workspace_b...: the real codex is not installed");
+    let Some(codex) = std::env::var_os("CODEX_AS_REAL_CODEX").filter(|v| !v.is_empty()) else {
+        skip(
+            "SKIP: a_real_thread_in_workspace_b_on_a_broker_started_elsewhere_works_in_b: set CODEX_AS_REAL_CODEX to a codex binary (npm @openai/codex)",
+        );
         return;
     };
     let Some(w) = fixture_world() else { return };
@@ -619,6 +613,25 @@ fn a_real_thread_in_workspace_b_on_a_broker_started_elsewhere_works_in_b() {
     // Workspace B has its own AGENTS.md; the broker's app-server runs elsewhere (the home).
     std::fs::write(w.ws[1].join("AGENTS.md"), "MARK-AGENTS-B\n").unwrap();
     std::fs::write(w.ws[0].join("AGENTS.md"), "MARK-AGENTS-A\n").unwrap();
+    // ...and its own project config, trusted in the account's config; A has another.
+    for (ws, model) in [(&w.ws[0], "model-proj-a"), (&w.ws[1], "model-proj-b")] {
+        std::fs::create_dir_all(ws.join(".codex")).unwrap();
+        std::fs::write(
+            ws.join(".codex/config.toml"),
+            format!("model = \"{model}\"\n"),
+        )
+        .unwrap();
+    }
+    let trust: String =
+        w.ws.iter()
+            .map(|ws| {
+                format!(
+                    "[projects.\"{}\"]\ntrust_level = \"trusted\"\n",
+                    ws.display()
+                )
+            })
+            .collect();
+    std::fs::write(home.join("config.toml"), trust).unwrap();
     let mut c = w.sb.codex_as();
     c.env("CODEX_AS_CODEX", &codex)
         .env("CODEX_AS_RUNTIME_DIR", w.runtime_dir())
@@ -640,6 +653,7 @@ fn a_real_thread_in_workspace_b_on_a_broker_started_elsewhere_works_in_b() {
         .unwrap();
     let result = &r["result"];
     assert_eq!(result["cwd"], json!(w.ws[1]), "{r}");
+    assert_eq!(result["model"], "model-proj-b", "B's project config: {r}");
     let sources = result["instructionSources"].to_string();
     assert!(
         sources.contains(&format!("{}/AGENTS.md", w.ws[1].display())),
