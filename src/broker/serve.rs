@@ -46,6 +46,8 @@ enum Event {
 
 struct ClientHandle {
     tx: UnboundedSender<String>,
+    /// A duplicate of the socket, to ask the kernel whether the peer has hung up.
+    peer: Option<OwnedFd>,
     /// Bytes queued for this client and not yet written to its socket.
     queued: Arc<AtomicUsize>,
     writer: JoinHandle<()>,
@@ -56,6 +58,20 @@ impl ClientHandle {
     fn abort(self) {
         self.reader.abort();
         self.writer.abort();
+    }
+
+    /// Whether the other end has closed the connection (its end of file may still be on its
+    /// way to the event loop).
+    fn hung_up(&self) -> bool {
+        let Some(fd) = &self.peer else { return false };
+        let mut pfd = nix::libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: nix::libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, owned by this frame, and a zero timeout.
+        let n = unsafe { nix::libc::poll(&mut pfd, 1, 0) };
+        n > 0 && pfd.revents & (nix::libc::POLLRDHUP | nix::libc::POLLHUP) != 0
     }
 }
 
@@ -175,6 +191,26 @@ impl Io {
         if let Some(pid) = pid {
             state.set_peer_pid(id, pid);
         }
+    }
+
+    /// Forgets clients that already hung up, except `asker`: a decision about the broker's life
+    /// must not count a connection that is gone (a status probe just before a shutdown) only
+    /// because its end of file has not reached the event loop yet.
+    fn drop_hung_up(&mut self, state: &mut State, asker: ClientId) -> Vec<Action> {
+        let gone: Vec<ClientId> = self
+            .clients
+            .iter()
+            .filter(|(id, c)| **id != asker && c.hung_up())
+            .map(|(id, _)| *id)
+            .collect();
+        let mut actions = Vec::new();
+        for id in gone {
+            if let Some(c) = self.clients.remove(&id) {
+                c.abort();
+            }
+            actions.extend(state.on_disconnect(id, Instant::now()));
+        }
+        actions
     }
 
     /// Connections waiting in the listen backlog, accepted now: a decision about the broker's
@@ -306,11 +342,13 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
             Some(event) = events.recv() => match event {
                 Event::ClientLine(id, line) => {
                     if line.contains(super::protocol::BROKER_SHUTDOWN) {
-                        // Judged against everything that is here now, queued clients included.
+                        // Judged against everything that is here now: queued clients count,
+                        // clients that already left do not.
                         io.accept_queued(&mut state, listener.as_ref());
+                        actions = io.drop_hung_up(&mut state, id);
                         state.set_lease_held(lease_held());
                     }
-                    actions = state.on_client_message(id, Message::parse(&line), now());
+                    actions.extend(state.on_client_message(id, Message::parse(&line), now()));
                 }
                 Event::ClientClosed(id) => {
                     io.clients.remove(&id);
@@ -431,6 +469,7 @@ fn close_listener(listener: Option<UnixListener>, files: &mut Files) -> Vec<Unix
 }
 
 fn start_client(id: ClientId, stream: UnixStream, events: UnboundedSender<Event>) -> ClientHandle {
+    let peer = std::os::fd::AsFd::as_fd(&stream).try_clone_to_owned().ok();
     let (read, write) = stream.into_split();
     let (tx, rx): (UnboundedSender<String>, UnboundedReceiver<String>) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
@@ -449,6 +488,7 @@ fn start_client(id: ClientId, stream: UnixStream, events: UnboundedSender<Event>
     });
     ClientHandle {
         tx,
+        peer,
         queued,
         writer,
         reader,
