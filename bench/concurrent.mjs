@@ -3,11 +3,13 @@
 // builds codex-as and sets the variables below. Not a test: figures depend on the machine.
 //
 // For each N and each side, in a fresh sandbox (HOME, TMPDIR, plugin data, runtime folder):
-// launches N `task --background` at the same instant (job i in workspace i mod 3), waits until
-// every job's log says "Turn started" (codex runs offline: turns start, then keep retrying),
-// then counts the app-server processes running, sums the RSS of brokers and app-servers, and
-// takes each job's time from the launch to its "Turn started" line. Everything the run started
-// is killed before the next one.
+// launches N `task --background` (job i in workspace i mod 3; the workspaces at the same instant,
+// the jobs of one workspace one after the other, because the plugin 1.0.5 updates its job index
+// without a lock and loses jobs started at the same instant in one workspace, with or without
+// codex-as), waits until every job's log says "Turn started" (codex runs offline: turns start,
+// then keep retrying), then counts the app-server processes running, sums the RSS of brokers and
+// app-servers, and takes each job's time from its command's start to its "Turn started" line.
+// Everything the run started is killed before the next one.
 //
 // Environment: CODEX_AS_BIN, BENCH_CODEX (the real codex), BENCH_PLUGIN (plugins/codex of a real
 // plugin checkout), BENCH_NS (default "1 4 8").
@@ -107,36 +109,42 @@ function jobLogs(dirs) {
   return out;
 }
 
+/// When each job's log says its turn started, by job id.
 function turnStarts(dirs) {
-  return jobLogs(dirs)
-    .map((f) => {
-      const m = fs.readFileSync(f, "utf8").match(/^\[([^\]]+)\] Turn started/m);
-      return m ? Date.parse(m[1]) : null;
-    })
-    .filter((t) => t !== null);
+  const out = new Map();
+  for (const f of jobLogs(dirs)) {
+    const m = fs.readFileSync(f, "utf8").match(/^\[([^\]]+)\] Turn started/m);
+    if (m) out.set(path.basename(f, ".log"), Date.parse(m[1]));
+  }
+  return out;
 }
 
 async function oneRun(side, n) {
   const tag = `${side}-${n}-${process.pid}-${Date.now()}`;
   const dirs = sandbox(tag);
-  const launches = [];
-  const t0 = Date.now();
-  for (let i = 0; i < n; i++) {
+  const launchOne = async (i) => {
     const prompt = `bench job ${i}: reply with OK`;
     const cwd = dirs.ws[i % 3];
-    if (side === "plugin") {
-      launches.push(run("node", [companion, "task", "--background", prompt], { cwd, env: { ...dirs.env, CODEX_HOME: dirs.alice } }));
-    } else {
-      launches.push(run(codexAs, ["alice", "task", "--background", prompt], { cwd, env: dirs.env }));
-    }
-  }
-  const results = await Promise.all(launches);
-  const failed = results.filter((r) => r.code !== 0);
-  let starts = [];
+    const t = Date.now();
+    const r =
+      side === "plugin"
+        ? await run("node", [companion, "task", "--background", prompt], { cwd, env: { ...dirs.env, CODEX_HOME: dirs.alice } })
+        : await run(codexAs, ["alice", "task", "--background", prompt], { cwd, env: dirs.env });
+    const id = (r.out.match(/in the background as (\S+?)\./) || [])[1];
+    return { ...r, t, id };
+  };
+  const lanes = [0, 1, 2].map(async (lane) => {
+    const mine = [];
+    for (let i = lane; i < n; i += 3) mine.push(await launchOne(i));
+    return mine;
+  });
+  const results = (await Promise.all(lanes)).flat();
+  const failed = results.filter((r) => r.code !== 0 || !r.id);
+  let starts = new Map();
   const deadline = Date.now() + 120000;
   while (Date.now() < deadline) {
     starts = turnStarts(dirs);
-    if (starts.length >= n) break;
+    if (starts.size >= n) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   // Let late processes settle (a direct app-server spawned by a busy fallback).
@@ -159,17 +167,21 @@ async function oneRun(side, n) {
   }
   await new Promise((r) => setTimeout(r, 300));
   fs.rmSync(dirs.root, { recursive: true, force: true });
-  const waits = starts.map((t) => t - t0).sort((a, b) => a - b);
+  // In launch order: the first job is the one whose command started first.
+  const byLaunch = results.filter((r) => r.id && starts.has(r.id)).sort((a, b) => a.t - b.t);
+  const inOrder = byLaunch.map((r) => starts.get(r.id) - r.t);
+  const waits = [...inOrder].sort((a, b) => a - b);
   return {
     side,
     n,
     failed: failed.length,
-    failures: failed.map((r) => r.err.trim().split("\n").pop()),
+    failures: failed.map((r) => (r.err || r.out).trim().split("\n").pop()),
     started: waits.length,
     brokers: kinds.broker,
     appServers: kinds["app-server"],
     rssMb: rss / 1024,
-    first: waits[0],
+    first: inOrder[0],
+    last: inOrder[inOrder.length - 1],
     median: waits[Math.floor((waits.length - 1) / 2)],
     max: waits[waits.length - 1],
   };
@@ -187,10 +199,11 @@ for (const n of ns) {
 
 const f = (x, d = 0) => (x === undefined || Number.isNaN(x) ? "-" : x.toFixed(d));
 console.log(`codex ${execFileSync(codex, ["--version"]).toString().trim()}, plugin ${plugin}, ${os.cpus().length} cpus`);
-console.log("side       N  started  app-servers  brokers  RSS(MB)  turn/started ms: first  median   max   max/first");
+console.log("time from each job's command to its turn/started, ms: first and last launched, median, max");
+console.log("side       N  started  app-servers  brokers  RSS(MB)   first    last  median     max  last/first");
 for (const r of rows) {
   console.log(
-    `${r.side.padEnd(9)} ${String(r.n).padStart(2)}  ${String(r.started).padStart(7)}  ${String(r.appServers).padStart(11)}  ${String(r.brokers).padStart(7)}  ${f(r.rssMb).padStart(7)}  ${f(r.first).padStart(21)}  ${f(r.median).padStart(6)}  ${f(r.max).padStart(5)}  ${f(r.max / r.first, 2).padStart(9)}`,
+    `${r.side.padEnd(9)} ${String(r.n).padStart(2)}  ${String(r.started).padStart(7)}  ${String(r.appServers).padStart(11)}  ${String(r.brokers).padStart(7)}  ${f(r.rssMb).padStart(7)}  ${f(r.first).padStart(6)}  ${f(r.last).padStart(6)}  ${f(r.median).padStart(6)}  ${f(r.max).padStart(6)}  ${f(r.last / r.first, 2).padStart(10)}`,
   );
 }
 console.log("\ncodex-as against the plugin alone, same N:");
@@ -198,7 +211,7 @@ for (const n of ns) {
   const p = rows.find((r) => r.side === "plugin" && r.n === n);
   const c = rows.find((r) => r.side === "codex-as" && r.n === n);
   console.log(
-    `N=${n}: app-servers ${c.appServers} vs ${p.appServers}; RSS ${f(c.rssMb)} MB vs ${f(p.rssMb)} MB (${f(c.rssMb / p.rssMb, 2)}x); median wait ${f(c.median)} vs ${f(p.median)} ms (${f(c.median / p.median, 2)}x); last job / first job ${f(c.max / c.first, 2)}x vs ${f(p.max / p.first, 2)}x`,
+    `N=${n}: app-servers ${c.appServers} vs ${p.appServers}; RSS ${f(c.rssMb)} MB vs ${f(p.rssMb)} MB (${f(c.rssMb / p.rssMb, 2)}x); median wait ${f(c.median)} vs ${f(p.median)} ms (${f(c.median / p.median, 2)}x); last job / first job ${f(c.last / c.first, 2)}x vs ${f(p.last / p.first, 2)}x`,
   );
 }
 console.log("goals: codex-as runs 1 app-server whatever N; RSS at N=8 <= 0.25x the plugin's; its last job starts within 1.2x its first");
