@@ -690,3 +690,36 @@ fn a_real_thread_in_workspace_b_on_a_broker_started_elsewhere_works_in_b() {
     drop(client);
     let _ = w.run(0, &["brokers", "stop", "--all", "--timeout", "10s"]);
 }
+
+#[test]
+fn the_app_server_dying_ends_every_clients_turn_as_failed() {
+    let Some(w) = fixture_world() else { return };
+    let sock = alice_broker(&w);
+    let mut clients: Vec<(Client, String)> = (0..2)
+        .map(|i| {
+            let mut c = Client::connect(&sock);
+            let t = c.call("thread/start", json!({"cwd": w.ws[i]})).unwrap();
+            let thread = t["result"]["thread"]["id"].as_str().unwrap().to_string();
+            let r = c
+                .call(
+                    "turn/start",
+                    json!({"threadId": thread, "input": [{"type": "text", "text": "[[hang]]"}]}),
+                )
+                .unwrap();
+            assert_eq!(r["result"]["turn"]["status"], "inProgress");
+            (c, thread)
+        })
+        .collect();
+    let mut killer = Client::connect(&sock);
+    let _ = killer.send(json!({"id": 1, "method": "fake/die", "params": {}}));
+    for (c, thread) in &mut clients {
+        let ended = loop {
+            let v = c.recv().expect("closed before the turn ended");
+            if v["method"] == "turn/completed" {
+                break v;
+            }
+        };
+        assert_eq!(ended["params"]["threadId"], json!(thread));
+        assert_eq!(ended["params"]["turn"]["status"], "failed", "{ended}");
+    }
+}

@@ -34,8 +34,9 @@ pub struct Request<'a> {
 
 /// What a probe found a broker to be.
 enum Verdict {
-    /// Serves this account with its current login: use it (busy or not: a busy broker makes the
-    /// companion fall back to its own app-server, which runs with the same CODEX_HOME).
+    /// Serves this account with its current login: use it, busy or not (it serves every
+    /// client at once; one past its client cap makes the companion fall back to its own
+    /// app-server, which runs with the same CODEX_HOME).
     Usable,
     /// Serves this account's home with an older login.
     StaleLogin { busy: bool },
