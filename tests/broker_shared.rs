@@ -89,8 +89,8 @@ impl World {
     /// Starts one background task per (workspace, tag): workspaces at the same time, the jobs
     /// of one workspace one after the other (the real plugin 1.0.5 updates its per-workspace
     /// job index without a lock, so two starts at the same instant in one workspace can lose a
-    /// job: a plugin race, not one of codex-as's). Each start returns once its worker is
-    /// launched, so the turns still all run at once. Returns the job ids, in the same order.
+    /// job: a plugin race, not one of codex-as's). Each start returns once its turn is running,
+    /// long before it ends, so the turns still all run at once. Returns the job ids, in order.
     fn start_jobs(&self, jobs: &[(usize, &str)], directives: &str) -> Vec<String> {
         let mut ids = vec![String::new(); jobs.len()];
         std::thread::scope(|scope| {
@@ -108,6 +108,14 @@ impl World {
                             let prompt = format!("{tag} {directives} [[tag:{tag}]]");
                             let out = self.run(ws, &["alice", "task", "--background", &prompt]);
                             assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+                            // The next start in this workspace waits for this worker to be
+                            // under way: the real plugin's index race also hits a worker
+                            // updating its job while another start writes the index.
+                            assert!(
+                                wait_until(60, || self.turn_started(tag)),
+                                "turn {tag} never started: {:?}",
+                                self.log()
+                            );
                             let text = stdout(&out);
                             let id = text
                                 .split("in the background as ")
@@ -128,7 +136,7 @@ impl World {
         });
         for (_, tag) in jobs {
             assert!(
-                wait_until(30, || self.turn_started(tag)),
+                wait_until(60, || self.turn_started(tag)),
                 "turn {tag} never started: {:?}",
                 self.log()
             );
@@ -232,7 +240,7 @@ fn three_background_tasks_in_two_workspaces_run_at_once_on_one_app_server() {
     each_plugin(|w| {
         w.start_jobs(
             &[(0, "JOB-A"), (0, "JOB-B"), (1, "JOB-C")],
-            "[[delay:1500]]",
+            "[[delay:4000]]",
         );
         // All three turns were accepted before any ended: they ran concurrently.
         let log = w.log();
@@ -301,24 +309,51 @@ fn cancelling_or_killing_one_job_leaves_the_others_running() {
             .args(["-KILL", &kill_pid.to_string()])
             .status();
         assert!(wait_until(10, || !alive(kill_pid as u32)));
-        // The third job is untouched: still running, then done with its own output.
-        assert!(w.job_running(0, &ids[0]), "{:?}", w.jobs(0));
-        let results = w.results(0);
-        assert!(
-            results.iter().any(|r| r.contains("[KEEP-1]")),
-            "{results:?}"
-        );
-        let ends: Vec<String> = w
-            .log()
-            .iter()
-            .filter(|l| l["method"] == "turn/completed")
-            .map(|l| l["status"].as_str().unwrap_or("").to_string())
-            .collect();
-        assert_eq!(
-            ends.iter().filter(|s| *s == "completed").count(),
-            1,
-            "only KEEP-1 completed; the cancelled and the killed one were interrupted: {ends:?}"
-        );
+        // The third job is untouched: its turn runs on to its normal end.
+        let turn_of = |tag: &str| {
+            w.log()
+                .iter()
+                .find(|l| {
+                    l["method"] == "turn/started"
+                        && l["text"].as_str().is_some_and(|t| t.contains(tag))
+                })
+                .and_then(|l| l["turnId"].as_str().map(str::to_string))
+                .unwrap_or_else(|| panic!("no turn {tag}: {:?}", w.log()))
+        };
+        let end_of = |turn: &str| {
+            w.log()
+                .iter()
+                .find(|l| l["method"] == "turn/completed" && l["turnId"] == json!(turn))
+                .map(|l| l["status"].as_str().unwrap_or("").to_string())
+        };
+        let keep = turn_of("KEEP-1");
+        assert_eq!(end_of(&keep), None, "KEEP-1 ended early: {:?}", w.log());
+        assert!(wait_until(30, || end_of(&keep).is_some()));
+        assert_eq!(end_of(&keep).as_deref(), Some("completed"), "{:?}", w.log());
+        for tag in ["CANCEL-ME", "KILL-ME"] {
+            assert_eq!(
+                end_of(&turn_of(tag)).as_deref(),
+                Some("interrupted"),
+                "{tag}: {:?}",
+                w.log()
+            );
+        }
+        // Its result, when the plugin still lists the job: the real plugin 1.0.5 rewrites its
+        // job index without a lock, and a `cancel` racing a worker's progress update can drop
+        // another job's entry (the job itself runs on; only the listing loses it).
+        if w.jobs(0).iter().any(|(id, _, _)| *id == ids[0]) {
+            let results = w.results(0);
+            assert!(
+                results.iter().any(|r| r.contains("[KEEP-1]")),
+                "{results:?}"
+            );
+        } else {
+            assert!(
+                !w.plugin.starts_with(common::fixtures()),
+                "the fixture lost a job"
+            );
+            eprintln!("note: the real plugin's job index lost KEEP-1 (its race, not codex-as's)");
+        }
         assert_eq!(w.app_servers().len(), 1);
     });
 }
