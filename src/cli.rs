@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::shell::InitShell;
-use crate::shell::quote::Shell;
+use crate::shell::Shell;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -247,8 +246,8 @@ Supported shells: bash, zsh, fish.";
 pub struct InitArgs {
     /// The shell to integrate with
     // Named by its values so that a missing SHELL error lists them too.
-    #[arg(value_enum, value_name = "bash|zsh|fish")]
-    pub shell: InitShell,
+    #[arg(value_parser = Shell::with_init(), value_name = "bash|zsh|fish")]
+    pub shell: Shell,
     /// Also define a `codex-NAME` function per account (`codex-NAME ARGS` runs `codex ARGS` as NAME)
     #[arg(long)]
     pub shortcuts: bool,
@@ -266,13 +265,13 @@ pub struct UseArgs {
     #[arg(long)]
     pub unset: bool,
     /// Print the code that switches a shell (the init's `codex-as` function evaluates it)
-    #[arg(long, hide = true, value_enum, value_name = "SHELL")]
-    pub emit: Option<InitShell>,
+    #[arg(long, hide = true, value_parser = Shell::with_init(), value_name = "SHELL")]
+    pub emit: Option<Shell>,
 }
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell to complete for
-    #[arg(value_enum, value_name = "bash|zsh|fish")]
-    pub shell: InitShell,
+    #[arg(value_parser = Shell::with_init(), value_name = "bash|zsh|fish")]
+    pub shell: Shell,
 }

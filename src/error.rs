@@ -1,4 +1,4 @@
-//! Typed errors raised inside codex-as, and the one place that maps any error to an exit status.
+//! Typed errors shared across codex-as, and its exit statuses (`exit` maps an error to one).
 
 use std::path::PathBuf;
 
@@ -47,29 +47,4 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// Exit status for an error that reached `main`: the first typed error in the chain decides.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
-    for cause in err.chain() {
-        if cause.downcast_ref::<UsageError>().is_some() {
-            return status::USAGE;
-        }
-        if cause.downcast_ref::<crate::fallback::Exhausted>().is_some() {
-            return status::ALL_EXHAUSTED;
-        }
-        if let Some(e) = cause.downcast_ref::<crate::account::AccountError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<ExecError>() {
-            return match e {
-                ExecError::NotFound { .. } => status::NOT_FOUND,
-                ExecError::NotExecutable { .. } | ExecError::IsDirectory { .. } => {
-                    status::NOT_EXECUTABLE
-                }
-                ExecError::Other { .. } | ExecError::Cwd { .. } => status::FAILURE,
-            };
-        }
-    }
-    status::FAILURE
 }

@@ -7,9 +7,11 @@ mod broker;
 mod cli;
 mod cmd;
 mod error;
+mod exit;
 mod fallback;
 mod plugin;
 mod quota;
+mod run;
 mod shell;
 mod sys;
 
@@ -29,7 +31,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("codex-as: {e:#}");
-            ExitCode::from(error::exit_code(&e))
+            ExitCode::from(exit::code(&e))
         }
     }
 }

@@ -83,13 +83,13 @@ impl EnvPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::Source;
+    use crate::account::FoundBy;
 
     fn account(name: &str, home: &std::path::Path, pass: &[&str]) -> Account {
         Account {
             name: name.into(),
             home: home.to_path_buf(),
-            source: Source::Config,
+            found_by: FoundBy::Config,
             pass_env: pass.iter().map(|s| s.to_string()).collect(),
         }
     }

@@ -36,7 +36,7 @@ pub struct Identity {
 
 impl Identity {
     pub fn of_home(home: &Path) -> Identity {
-        let codex_home = crate::account::canonical(home);
+        let codex_home = crate::sys::fsutil::canonical(home);
         Identity {
             auth: AuthIdentity {
                 method: login_state::read(&codex_home),

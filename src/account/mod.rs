@@ -1,15 +1,20 @@
 //! Named accounts and their Codex homes: resolving a name, listing them all, comparing homes.
+//!
+//! - `names`: which names are allowed. `spec`: `NAME`, `a,b,c` or `auto` on the command line.
+//! - `config`: the config file. `env`: the environment a program gets as an account.
+//! - `login_state`: how a home is logged in. `identity`: who a home is, for brokers.
 
 pub mod config;
 pub mod env;
 pub mod identity;
 pub mod login_state;
 pub mod names;
+pub mod spec;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::error::status;
+use crate::sys::fsutil::canonical;
 use config::Config;
 
 /// The account that `codex` uses when CODEX_HOME is unset.
@@ -19,7 +24,7 @@ pub const CONVENTION_PREFIX: &str = ".codex-";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Source {
+pub enum FoundBy {
     /// `~/.codex`, or the home the config gives `default`.
     Default,
     /// Named in the config file.
@@ -33,7 +38,8 @@ pub struct Account {
     pub name: String,
     /// The home as configured (tilde expanded), before canonicalisation.
     pub home: PathBuf,
-    pub source: Source,
+    /// Where codex-as found the account (`list` shows it as its source).
+    pub found_by: FoundBy,
     /// Inherited variables the config lets this account keep.
     pub pass_env: Vec<String>,
 }
@@ -51,11 +57,6 @@ impl Account {
     pub fn is_default_home(&self, accounts: &Accounts) -> bool {
         same_home(&self.home, &accounts.default_home)
     }
-}
-
-/// The real path of a folder, or the path itself when it cannot be resolved (it does not exist).
-pub fn canonical(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// Two homes are the same account when they resolve to the same folder.
@@ -99,13 +100,12 @@ fn not_configured_hint(home: &Option<PathBuf>) -> String {
     }
 }
 
-impl AccountError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            AccountError::MissingHome { .. } => status::FAILURE,
-            _ => status::USAGE,
-        }
-    }
+/// Refuses a name no account may have (see [`names::check`]).
+pub fn check_name(name: &str) -> Result<(), AccountError> {
+    names::check(name).map_err(|reason| AccountError::InvalidName {
+        name: name.to_string(),
+        reason,
+    })
 }
 
 /// Every account codex-as knows: the default, the configured ones, and `~/.codex-NAME` folders.
@@ -152,10 +152,10 @@ impl Accounts {
         Some(Account {
             name: name.to_string(),
             home,
-            source: if name == DEFAULT {
-                Source::Default
+            found_by: if name == DEFAULT {
+                FoundBy::Default
             } else {
-                Source::Config
+                FoundBy::Config
             },
             pass_env: c.pass_env.clone(),
         })
@@ -163,10 +163,7 @@ impl Accounts {
 
     /// Resolves a name the user typed. The home need not exist (see [`Accounts::require`]).
     pub fn resolve(&self, name: &str) -> Result<Account, AccountError> {
-        names::check(name).map_err(|reason| AccountError::InvalidName {
-            name: name.to_string(),
-            reason,
-        })?;
+        check_name(name)?;
         if let Some(a) = self.configured(name) {
             return Ok(a);
         }
@@ -174,7 +171,7 @@ impl Accounts {
             return Ok(Account {
                 name: DEFAULT.into(),
                 home: self.default_home.clone(),
-                source: Source::Default,
+                found_by: FoundBy::Default,
                 pass_env: Vec::new(),
             });
         }
@@ -183,7 +180,7 @@ impl Accounts {
             return Ok(Account {
                 name: name.to_string(),
                 home,
-                source: Source::Convention,
+                found_by: FoundBy::Convention,
                 pass_env: Vec::new(),
             });
         }
@@ -227,7 +224,7 @@ impl Accounts {
                         Account {
                             name: name.to_string(),
                             home: entry.path(),
-                            source: Source::Convention,
+                            found_by: FoundBy::Convention,
                             pass_env: Vec::new(),
                         },
                     );
@@ -246,7 +243,7 @@ impl Accounts {
         out.push(self.configured(DEFAULT).unwrap_or(Account {
             name: DEFAULT.into(),
             home: self.default_home.clone(),
-            source: Source::Default,
+            found_by: FoundBy::Default,
             pass_env: Vec::new(),
         }));
         // The config's `order` first, then the rest by name.
@@ -282,8 +279,8 @@ mod tests {
     fn resolves_config_convention_and_default() {
         let (_d, a) = setup("order = [\"bob\"]\n[accounts.alice]\nhome = \"~/homes/a\"\n");
         assert_eq!(a.resolve("alice").unwrap().home, a.home_dir.join("homes/a"));
-        assert_eq!(a.resolve("alice").unwrap().source, Source::Config);
-        assert_eq!(a.resolve("bob").unwrap().source, Source::Convention);
+        assert_eq!(a.resolve("alice").unwrap().found_by, FoundBy::Config);
+        assert_eq!(a.resolve("bob").unwrap().found_by, FoundBy::Convention);
         assert_eq!(
             a.resolve("default").unwrap().home,
             a.home_dir.join(".codex")

@@ -1,12 +1,13 @@
 //! Talking to a broker from codex-as itself: ours, or the plugin's (legacy or patched by PR
-//! #369), which answer `broker/status` differently; the errors tell those cases apart.
+//! #369), which answer `broker/status` differently; the errors tell those cases apart. The same
+//! JSON-RPC line client talks to a `codex app-server` over its stdio (`quota --fresh`).
 
 use std::io;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::{Instant, timeout_at};
@@ -48,10 +49,22 @@ pub enum ClientError {
     Io(#[source] io::Error),
 }
 
-pub struct Connection {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+/// One JSON-RPC line connection: a broker's socket by default, or any pair of streams.
+pub struct Connection<R = OwnedReadHalf, W = OwnedWriteHalf> {
+    reader: BufReader<R>,
+    writer: W,
     next_id: u64,
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
+    /// Talks over `reader` and `writer` (an app-server's stdout and stdin, say).
+    pub fn over(reader: R, writer: W) -> Self {
+        Connection {
+            reader: BufReader::new(reader),
+            writer,
+            next_id: 1,
+        }
+    }
 }
 
 /// The answer of `broker/status`, from codex-as's broker or a patched plugin broker: only
@@ -135,16 +148,12 @@ async fn connect_by(
         Ok(Err(e)) => return Err(ClientError::Io(e)),
     };
     let (read, writer) = stream.into_split();
-    Ok(Connection {
-        reader: BufReader::new(read),
-        writer,
-        next_id: 1,
-    })
+    Ok(Connection::over(read, writer))
 }
 
 /// Sends one request and waits for its answer, skipping notifications meanwhile.
-pub async fn request(
-    conn: &mut Connection,
+pub async fn request<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    conn: &mut Connection<R, W>,
     method: &str,
     params: Value,
     timeout: Duration,
@@ -152,8 +161,26 @@ pub async fn request(
     request_by(conn, method, params, Instant::now() + timeout, timeout).await
 }
 
-async fn request_by(
-    conn: &mut Connection,
+/// Sends a notification (no answer comes).
+pub async fn notify<R, W: AsyncWrite + Unpin>(
+    conn: &mut Connection<R, W>,
+    method: &str,
+) -> Result<(), ClientError> {
+    let mut line = Message::Notification {
+        method: method.to_string(),
+        params: None,
+    }
+    .to_value()
+    .to_string();
+    line.push('\n');
+    conn.writer
+        .write_all(line.as_bytes())
+        .await
+        .map_err(ClientError::Io)
+}
+
+async fn request_by<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    conn: &mut Connection<R, W>,
     method: &str,
     params: Value,
     deadline: Instant,

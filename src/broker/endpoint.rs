@@ -110,7 +110,7 @@ fn clear_stale(path: &Path) -> Result<(), BrokerError> {
     if !meta.file_type().is_socket() {
         return Err(in_use("it exists and is not a socket"));
     }
-    if meta.uid() != nix::unistd::getuid().as_raw() {
+    if crate::sys::fsutil::not_mine(&meta).is_some() {
         return Err(in_use("it belongs to another user"));
     }
     match UnixStream::connect(path) {

@@ -6,8 +6,14 @@
 //! - `state`: every rule, as a pure state machine.
 //! - `serve`: the event loop that feeds the state machine and carries out its actions.
 //! - `app_server`: the child process. `endpoint`: the socket file. `lines`: line I/O.
-//! - `client`: how codex-as itself talks to a broker (ours or the plugin's).
+//! - `client`: how codex-as itself talks to a broker (ours or the plugin's), or to an app-server.
+//! - `pool`: finding or starting the broker for an account (any workspace), for the companion.
+//! - `registry`: records of the brokers codex-as started. `runtime_dir`: their private folder.
 //! - `lease`: whether a Claude Code session holds the broker up (issue 10).
+//!
+//! The server side is `state`, `serve`, `app_server`, `endpoint` and `lease`, started only by
+//! `codex-as broker serve` (cmd/broker); the rest of codex-as uses `client`, `pool`, `registry`
+//! and `protocol`.
 //!
 //! Spawning one: `codex-as broker serve --endpoint unix:PATH --cwd DIR [--idle-exit 30m]
 //! [--pid-file PATH] [--ready-fd N]`, with the account's environment (CODEX_HOME decides the
@@ -102,10 +108,8 @@ pub enum BrokerError {
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "codex not found on PATH: install it with `npm install -g @openai/codex` (or set CODEX_AS_CODEX to its path)"
-    )]
-    CodexNotFound,
+    #[error(transparent)]
+    Tool(#[from] crate::sys::tools::ToolError),
     #[error("cannot start {program} app-server")]
     Spawn {
         program: PathBuf,

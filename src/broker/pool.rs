@@ -2,7 +2,7 @@
 //! working folder): find the live one that provably serves the account, or start exactly one,
 //! never stopping anything that may be serving someone.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -252,9 +252,4 @@ impl PrivateMode for std::fs::OpenOptions {
     fn mode_private(&mut self) -> &mut Self {
         std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
     }
-}
-
-/// Canonical form of a path that exists (the workspace and home always do here).
-pub fn canonical(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }

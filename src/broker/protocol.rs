@@ -67,6 +67,11 @@ pub const THREAD_STARTED: &str = "thread/started";
 pub const THREAD_OPENING_METHODS: [&str; 3] = ["thread/start", "thread/resume", "thread/fork"];
 pub const BROKER_STATUS: &str = "broker/status";
 pub const BROKER_SHUTDOWN: &str = "broker/shutdown";
+pub const RATE_LIMITS_READ: &str = "account/rateLimits/read";
+
+/// The `codexErrorInfo` of a turn error for every quota error of the account (app-server v2;
+/// `quota::signals` lists where it comes from).
+pub const USAGE_LIMIT_EXCEEDED: &str = "usageLimitExceeded";
 
 /// The plugin version whose client identity the broker presents to Codex. Codex records the
 /// client name as a session's `originator`, so sessions run through codex-as look exactly like

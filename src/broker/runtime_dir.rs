@@ -76,12 +76,8 @@ pub fn check_private(dir: &Path) -> Result<(), RuntimeDirError> {
     if !meta.is_dir() {
         return Err(untrusted("it is not a folder (a symlink or a file)".into()));
     }
-    let me = nix::unistd::getuid().as_raw();
-    if meta.uid() != me {
-        return Err(untrusted(format!(
-            "it is owned by uid {}, not you (uid {me})",
-            meta.uid()
-        )));
+    if let Some(reason) = fsutil::not_mine(&meta) {
+        return Err(untrusted(reason));
     }
     if meta.mode() & 0o077 != 0 {
         // Ours but loose (an old umask, a manual mkdir): tightening it is safe only because

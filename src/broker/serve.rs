@@ -586,14 +586,6 @@ fn signal_ready(fd: Option<OwnedFd>) {
     }
 }
 
-/// The `codex` to run: `$CODEX_AS_CODEX` when set, else the first `codex` on PATH.
-pub fn find_codex() -> Result<PathBuf, BrokerError> {
-    if let Some(p) = std::env::var_os("CODEX_AS_CODEX").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(p));
-    }
-    which::which("codex").map_err(|_| BrokerError::CodexNotFound)
-}
-
 /// An absolute working directory for the app-server, checked to exist.
 pub fn resolve_cwd(cwd: Option<&Path>) -> Result<PathBuf, BrokerError> {
     let raw = cwd.map_or_else(|| PathBuf::from("."), Path::to_path_buf);

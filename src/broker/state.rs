@@ -28,7 +28,6 @@ use serde_json::{Value, json};
 
 use super::protocol::{self as p, Message};
 use crate::account::identity::Identity;
-use crate::quota::signals;
 
 pub type ClientId = u64;
 
@@ -789,9 +788,9 @@ impl State {
         let error = turn.get("error");
         let info = error.and_then(|e| e.get("codexErrorInfo"));
         let is_limit = match info {
-            Some(Value::String(s)) => s == signals::CODEX_ERROR_INFO,
+            Some(Value::String(s)) => s == p::USAGE_LIMIT_EXCEEDED,
             // Variants with data serialize as {"variant": {...}}.
-            Some(Value::Object(m)) => m.contains_key(signals::CODEX_ERROR_INFO),
+            Some(Value::Object(m)) => m.contains_key(p::USAGE_LIMIT_EXCEEDED),
             _ => false,
         };
         if turn.get("status").and_then(Value::as_str) != Some("failed") || !is_limit {

@@ -3,16 +3,12 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::account::config::ConfigEdit;
-use crate::account::names;
 use crate::account::{self, AccountError, Accounts};
 use crate::cli::AddArgs;
 use crate::error::{UsageError, status};
 
 pub fn run(args: AddArgs) -> anyhow::Result<u8> {
-    names::check(&args.name).map_err(|reason| AccountError::InvalidName {
-        name: args.name.clone(),
-        reason,
-    })?;
+    account::check_name(&args.name)?;
     let accounts = Accounts::load()?;
     if let Some(existing) = accounts.config.accounts.get(&args.name) {
         let home = existing

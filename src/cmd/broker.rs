@@ -12,7 +12,8 @@ pub fn run(cmd: BrokerCommand) -> anyhow::Result<u8> {
     match cmd {
         BrokerCommand::Serve(args) => serve_cmd(args),
         BrokerCommand::Status(a) => {
-            let st = runtime()?.block_on(client::status(&a.endpoint, a.timeout))?;
+            let st = crate::sys::runtime::current_thread()?
+                .block_on(client::status(&a.endpoint, a.timeout))?;
             if !st.is_codex_as() {
                 eprintln!("codex-as: note: not a codex-as broker (a patched plugin broker?)");
             }
@@ -21,7 +22,7 @@ pub fn run(cmd: BrokerCommand) -> anyhow::Result<u8> {
         }
         BrokerCommand::Shutdown(a) => {
             let t = &a.target;
-            let rt = runtime()?;
+            let rt = crate::sys::runtime::current_thread()?;
             if a.if_idle {
                 if rt.block_on(client::shutdown_if_idle(&t.endpoint, t.timeout))? {
                     Ok(status::OK)
@@ -57,10 +58,10 @@ fn serve_cmd(args: BrokerServeArgs) -> anyhow::Result<u8> {
         cwd: serve::resolve_cwd(args.cwd.as_deref())?,
         idle_exit: args.idle_exit,
         pid_file: args.pid_file,
-        codex: serve::find_codex()?,
+        codex: crate::sys::tools::codex()?,
         ready,
     };
-    let reason = runtime()?.block_on(serve::serve(opts))?;
+    let reason = crate::sys::runtime::current_thread()?.block_on(serve::serve(opts))?;
     Ok(match reason {
         StopReason::AppServerGone(why) => {
             eprintln!("codex-as broker: {why}");
@@ -68,12 +69,6 @@ fn serve_cmd(args: BrokerServeArgs) -> anyhow::Result<u8> {
         }
         _ => status::OK,
     })
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
 }
 
 fn take_ready_fd(fd: i32) -> Result<OwnedFd, BrokerError> {

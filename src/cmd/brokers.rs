@@ -4,16 +4,15 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use serde::Serialize;
 
 use crate::account::Accounts;
 use crate::broker::client::{self, ClientError};
-use crate::broker::pool as broker_pool;
+use crate::broker::pool;
 use crate::broker::registry::Registry;
 use crate::cli::{BrokersAction, BrokersArgs, StopArgs};
 use crate::error::status;
-use crate::plugin::{brokers as plugin_brokers, workspace};
+use crate::plugin::{self, workspace};
 use crate::sys::{clock, duration};
 
 /// Seconds since the epoch as the records store them (a clock set before 1970 reads as 0).
@@ -58,10 +57,7 @@ struct Row {
 pub fn run(args: BrokersArgs) -> anyhow::Result<u8> {
     let accounts = Accounts::load()?;
     let reg = Registry::open()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::sys::runtime::current_thread()?;
     match args.action.unwrap_or(BrokersAction::List) {
         BrokersAction::List => {
             let mut rows = runtime.block_on(own_rows(&reg, &accounts));
@@ -123,8 +119,7 @@ async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
             Ok(st) => {
                 let home = st.codex_home.as_deref().map(PathBuf::from);
                 let stale = home.as_deref().is_some_and(|h| {
-                    crate::account::identity::auth_fingerprint(h)
-                        != broker_pool::fingerprint_of(&st)
+                    crate::account::identity::auth_fingerprint(h) != pool::fingerprint_of(&st)
                 });
                 row.account = home
                     .as_deref()
@@ -168,7 +163,7 @@ async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
 }
 
 fn plugin_rows(accounts: &Accounts) -> Vec<Row> {
-    plugin_brokers::scan(&workspace::plugin_state_root(), &accounts.default_home)
+    plugin::brokers::scan(&workspace::plugin_state_root(), &accounts.default_home)
         .into_iter()
         .filter(|b| b.alive || b.refused.is_some())
         .map(|b| Row {

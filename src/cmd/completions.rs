@@ -4,12 +4,15 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use crate::cli::CompletionsArgs;
+use clap::CommandFactory;
+
+use crate::cli::{Cli, CompletionsArgs};
 use crate::error::status;
 use crate::shell;
 
 pub fn run(args: CompletionsArgs) -> anyhow::Result<u8> {
-    let text = shell::completion_script(args.shell, true).context("cannot render completion")?;
+    let text = shell::completion_script(Cli::command(), args.shell, true)
+        .context("cannot render completion")?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}")
         .and_then(|()| out.flush())

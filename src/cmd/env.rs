@@ -1,36 +1,11 @@
-use crate::account::Accounts;
-use crate::account::env::EnvPlan;
+//! `codex-as env NAME [--shell SHELL]`: the account's environment as shell code to eval.
+
 use crate::cli::EnvArgs;
-use crate::error::{UsageError, status};
-use crate::shell::quote::Shell;
+use crate::error::status;
+use crate::shell::{self, Shell};
 
 pub fn run(args: EnvArgs) -> anyhow::Result<u8> {
-    let accounts = Accounts::load()?;
-    let account = accounts.require(&args.name)?;
     let shell = args.shell.unwrap_or_else(Shell::from_env);
-    print!("{}", render(&EnvPlan::for_account(&account), shell)?);
+    print!("{}", shell::env::for_account(&args.name, shell)?);
     Ok(status::OK)
-}
-
-/// Shell code that applies `plan` to the shell that evaluates it.
-pub fn render(plan: &EnvPlan, shell: Shell) -> Result<String, UsageError> {
-    let mut out = String::new();
-    for name in &plan.unset {
-        match shell {
-            Shell::Fish => out.push_str(&format!("set -e {name};\n")),
-            _ => out.push_str(&format!("unset {name};\n")),
-        }
-    }
-    for (name, value) in &plan.set {
-        let value = value.to_str().ok_or_else(|| {
-            UsageError::new(format!(
-                "{name} would not be valid UTF-8; shells cannot be given it safely (rename the folder)"
-            ))
-        })?;
-        match shell {
-            Shell::Fish => out.push_str(&format!("set -gx {name} {};\n", shell.quote(value))),
-            _ => out.push_str(&format!("export {name}={};\n", shell.quote(value))),
-        }
-    }
-    Ok(out)
 }

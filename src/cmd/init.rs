@@ -6,7 +6,9 @@ use std::io::Write;
 use anyhow::Context;
 
 use crate::account::Accounts;
-use crate::cli::InitArgs;
+use clap::CommandFactory;
+
+use crate::cli::{Cli, InitArgs};
 use crate::error::status;
 use crate::shell::{self, InitOpts};
 
@@ -22,7 +24,8 @@ pub fn run(args: InitArgs) -> anyhow::Result<u8> {
     let completion = if args.no_completions {
         String::new()
     } else {
-        shell::completion_script(args.shell, false).context("cannot render completion")?
+        shell::completion_script(Cli::command(), args.shell, false)
+            .context("cannot render completion")?
     };
     let opts = InitOpts {
         shortcuts,

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::account::env::CODEX_HOME;
 use crate::account::login_state::{self, LoginState};
-use crate::account::{self, Accounts, Source};
+use crate::account::{self, Accounts, FoundBy};
 use crate::cli::ListArgs;
 use crate::error::status;
 use crate::shell::quote;
@@ -21,7 +21,7 @@ struct Row {
     default: bool,
     /// True for the account this shell's CODEX_HOME points at (the default one when unset).
     current: bool,
-    source: Source,
+    source: FoundBy,
 }
 
 pub fn run(args: ListArgs) -> anyhow::Result<u8> {
@@ -55,7 +55,7 @@ pub fn run(args: ListArgs) -> anyhow::Result<u8> {
                 current: account::same_home(&a.home, &current_home),
                 home: a.canonical_home(),
                 exists,
-                source: a.source,
+                source: a.found_by,
                 name: a.name,
             }
         })

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use anyhow::{Context, bail};
 
 use crate::account::env::EnvPlan;
-use crate::account::{Account, AccountError, Accounts, DEFAULT, Source};
+use crate::account::{Account, AccountError, Accounts, DEFAULT, FoundBy};
 use crate::cli::LoginArgs;
 use crate::error::UsageError;
 use crate::sys::{exec, fsutil};
@@ -18,14 +18,12 @@ pub fn run(args: LoginArgs) -> anyhow::Result<u8> {
         Err(AccountError::Unknown { name, .. }) => Account {
             home: accounts.convention_home(&name),
             name,
-            source: Source::Convention,
+            found_by: FoundBy::Convention,
             pass_env: Vec::new(),
         },
         Err(e) => return Err(e.into()),
     };
-    let codex = which::which("codex").map_err(|_| {
-        anyhow::anyhow!("codex is not on your PATH: install it with `npm install -g @openai/codex`")
-    })?;
+    let codex = crate::sys::tools::codex()?;
     let source_config = accounts.default_home.join("config.toml");
     if args.copy_config {
         if account.name == DEFAULT || account.is_default_home(&accounts) {
@@ -62,7 +60,9 @@ pub fn run(args: LoginArgs) -> anyhow::Result<u8> {
     let mut login_args: Vec<OsString> = vec!["login".into()];
     login_args.extend(args.args);
     let plan = EnvPlan::for_account(&account);
-    Err(exec::exec(codex.as_os_str(), &login_args, &plan, None).into())
+    let mut cmd = exec::command(codex.as_os_str(), &login_args, None)?;
+    plan.apply(&mut cmd);
+    Err(exec::exec(cmd, codex.as_os_str()).into())
 }
 
 /// A copy, never a link: Codex rewrites config.toml in place, and a link would carry one account's

@@ -3,10 +3,8 @@
 mod add;
 mod broker;
 mod brokers;
-mod companion;
 mod completions;
 mod env;
-mod fallback;
 mod init;
 mod list;
 mod login;

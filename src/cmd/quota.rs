@@ -3,7 +3,6 @@
 //! `auto` would do with them.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -81,7 +80,7 @@ pub fn run(args: QuotaArgs) -> anyhow::Result<u8> {
     let now = now();
     let mut surveys: Vec<Survey> = accounts.all().into_iter().map(Survey::of).collect();
     let fresh_errors: Vec<Option<String>> = if args.fresh {
-        refresh(&mut surveys)
+        fresh::refresh(&mut surveys)
     } else {
         vec![None; surveys.len()]
     };
@@ -132,40 +131,6 @@ pub fn run(args: QuotaArgs) -> anyhow::Result<u8> {
     Ok(status::OK)
 }
 
-/// How long one account's app-server may take to start and answer.
-const FRESH_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Replaces each ChatGPT account's reading with a fresh one from its app-server, all at once.
-fn refresh(surveys: &mut [Survey]) -> Vec<Option<String>> {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = surveys
-            .iter()
-            .map(|s| {
-                let login = s.login;
-                let account = s.account.clone();
-                scope.spawn(move || match login {
-                    LoginState::Chatgpt => {
-                        fresh::read(&account, FRESH_TIMEOUT).map_err(|e| e.to_string())
-                    }
-                    _ => Err("rate limits are only readable for a ChatGPT login".into()),
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .zip(surveys.iter_mut())
-            .map(|(h, s)| match h.join() {
-                Ok(Ok(reading)) => {
-                    s.scan.reading = Some(reading);
-                    None
-                }
-                Ok(Err(e)) => Some(e),
-                Err(_) => Some("the reading failed".into()),
-            })
-            .collect()
-    })
-}
-
 fn pct(w: &Option<WindowRow>) -> String {
     match w {
         None => "-".into(),
@@ -179,29 +144,6 @@ fn resets(w: &Option<WindowRow>, now: i64) -> String {
         None => "-".into(),
         Some((_, true)) => "reset".into(),
         Some((t, false)) => format!("in {} ({})", human_duration(t - now), format_utc(t)),
-    }
-}
-
-/// Why `auto` skips an account, for people.
-pub fn describe_skip(skip: &Skip, now: i64) -> String {
-    match skip {
-        Skip::NotLoggedIn => "not logged in".into(),
-        Skip::NearLimit {
-            window,
-            used_percent,
-            resets_at,
-        } => {
-            let when = resets_at
-                .map(|t| {
-                    format!(
-                        ", resets in {} ({})",
-                        human_duration(t - now),
-                        format_utc(t)
-                    )
-                })
-                .unwrap_or_default();
-            format!("{} window at {used_percent:.0}%{when}", window.label())
-        }
     }
 }
 
@@ -224,7 +166,7 @@ fn table(doc: &Doc) -> String {
     for r in &doc.accounts {
         let auto = match (&r.auto_rank, &r.auto_skip) {
             (Some(n), _) => format!("#{n}"),
-            (None, Some(s)) => format!("skip: {}", describe_skip(s, doc.now)),
+            (None, Some(s)) => format!("skip: {}", s.describe(doc.now)),
             (None, None) => "-".into(),
         };
         rows.push([

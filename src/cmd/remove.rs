@@ -1,14 +1,10 @@
 use crate::account::config::ConfigEdit;
-use crate::account::names;
-use crate::account::{AccountError, Accounts};
+use crate::account::{self, AccountError, Accounts};
 use crate::cli::NameArg;
 use crate::error::status;
 
 pub fn run(args: NameArg) -> anyhow::Result<u8> {
-    names::check(&args.name).map_err(|reason| AccountError::InvalidName {
-        name: args.name.clone(),
-        reason,
-    })?;
+    account::check_name(&args.name)?;
     let accounts = Accounts::load()?;
     let mut edit = ConfigEdit::open(&accounts.config_path)?;
     if !edit.remove_account(&args.name) {

@@ -4,7 +4,7 @@
 
 use crate::cli::UseArgs;
 use crate::error::{UsageError, status};
-use crate::shell::quote::Shell;
+use crate::shell::{self, Shell};
 
 pub fn run(args: UseArgs) -> anyhow::Result<u8> {
     let Some(shell) = args.emit else {
@@ -21,10 +21,8 @@ pub fn run(args: UseArgs) -> anyhow::Result<u8> {
             .into());
         }
     };
-    crate::cmd::env::run(crate::cli::EnvArgs {
-        name,
-        shell: Some(shell.quoting()),
-    })
+    print!("{}", shell::env::for_account(&name, shell)?);
+    Ok(status::OK)
 }
 
 /// One line telling the user how to load the init in their shell.

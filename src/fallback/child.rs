@@ -14,11 +14,16 @@ use std::time::Duration;
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
 use crate::error::ExecError;
+use crate::sys::exec;
 
 /// Pid of the running child (0: none), read by the signal handler.
 static CHILD: AtomicI32 = AtomicI32::new(0);
 /// The last signal codex-as received while a child ran (0: none).
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
+/// A signal sent by a process that has not been passed on yet: one that came while no child's
+/// pid was known (between spawn and recording the pid) must still reach the child. Whoever
+/// swaps it out, the handler or `run`, passes it on, so it is delivered exactly once.
+static PENDING: AtomicI32 = AtomicI32::new(0);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// How long the stderr relay may lag behind the child's exit.
@@ -39,8 +44,20 @@ extern "C" fn on_signal(sig: i32, info: *mut nix::libc::siginfo_t, _: *mut std::
     // SI_USER, SI_QUEUE) was meant for codex-as alone and is passed on.
     // SAFETY: the kernel hands a valid siginfo_t to an SA_SIGINFO handler.
     let from_process = info.is_null() || unsafe { (*info).si_code } <= 0;
+    if !from_process {
+        return;
+    }
+    PENDING.store(sig, Ordering::SeqCst);
     let pid = CHILD.load(Ordering::SeqCst);
-    if from_process && pid > 0 {
+    if pid > 0 {
+        pass_pending(pid);
+    }
+}
+
+/// Sends the pending signal, if any, to `pid`. Async-signal-safe: atomics and kill(2) only.
+fn pass_pending(pid: i32) {
+    let sig = PENDING.swap(0, Ordering::SeqCst);
+    if sig != 0 {
         // SAFETY: kill(2) is async-signal-safe and touches no memory.
         unsafe {
             nix::libc::kill(pid, sig);
@@ -93,16 +110,13 @@ pub fn run(
     } else {
         Stdio::inherit()
     });
-    let mut child = cmd.spawn().map_err(|source| {
-        let program = program.to_string();
-        match source.kind() {
-            std::io::ErrorKind::NotFound => ExecError::NotFound { program },
-            std::io::ErrorKind::PermissionDenied => ExecError::NotExecutable { program },
-            _ => ExecError::Other { program, source },
-        }
-    })?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|source| exec::start_error(program, source))?;
     let pid = child.id();
     CHILD.store(pid as i32, Ordering::SeqCst);
+    // A signal that came between spawn and the store above found no pid to pass on to.
+    pass_pending(pid as i32);
     // What the relay matched so far, and a signal that it reached the end of the stream.
     let matched: Arc<Mutex<Option<String>>> = Arc::default();
     let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -180,4 +194,29 @@ pub fn die_like(sig: i32) -> u8 {
 
 pub fn signal_of(status: &ExitStatus) -> Option<i32> {
     status.signal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    /// A signal sent to codex-as after the child was spawned but before its pid was recorded
+    /// (here: before `run` even starts) must still reach the child, not be lost.
+    #[test]
+    fn a_signal_that_comes_before_the_pid_is_known_reaches_the_child() {
+        // As the kernel would call the handler for a kill(2) from another process.
+        on_signal(
+            nix::libc::SIGTERM,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        let started = std::time::Instant::now();
+        let ended = run(cmd, "sleep", None).unwrap();
+        assert_eq!(ended.status.signal(), Some(nix::libc::SIGTERM));
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert_eq!(PENDING.load(Ordering::SeqCst), 0);
+    }
 }

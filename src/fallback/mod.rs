@@ -1,11 +1,12 @@
 //! Running one command on a list of accounts, or on the best one (`auto`), moving on only when
-//! an account's usage limit is reached. The pieces: `child` (an attempt as a child process with
-//! signals passed on), `jobs` (the companion's record of how its turn ended), `landed` (which
-//! home a session was written to). The policy is in `cmd::fallback`.
+//! an account's usage limit is reached. The pieces: `policy` (every decision, pure), `child` (an
+//! attempt as a child process with signals passed on), `jobs` (the companion's record of how its
+//! turn ended), `landed` (which home a session was written to). `run::attempts` drives them.
 
 pub mod child;
 pub mod jobs;
 pub mod landed;
+pub mod policy;
 
 /// Why codex-as ran nothing more: every account is out of quota. Exit status 75 (EX_TEMPFAIL):
 /// trying again later can work.

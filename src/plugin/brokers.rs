@@ -90,7 +90,7 @@ pub fn scan(state_root: &Path, default_home: &Path) -> Vec<PluginBroker> {
             endpoint: b.endpoint,
             pid: b.pid,
             alive,
-            codex_home: codex_home.map(|h| crate::account::canonical(&h)),
+            codex_home: codex_home.map(|h| fsutil::canonical(&h)),
             home_source,
             age_seconds,
             refused: None,

@@ -102,8 +102,9 @@ pub fn locate(explicit: Option<&Path>, config: &Config, home: &Path) -> anyhow::
         .ok_or_else(|| NotFound { searched }.into())
 }
 
+/// Claude Code's `installed_plugins.json`.
 #[derive(Deserialize)]
-struct Registry {
+struct InstalledPlugins {
     #[serde(default)]
     plugins: serde_json::Map<String, serde_json::Value>,
 }
@@ -120,7 +121,7 @@ struct Install {
 fn installed(plugins_dir: &Path) -> Vec<PathBuf> {
     let mut versioned: Vec<(Vec<u64>, PathBuf)> = Vec::new();
     if let Ok(text) = std::fs::read_to_string(plugins_dir.join("installed_plugins.json"))
-        && let Ok(reg) = serde_json::from_str::<Registry>(&text)
+        && let Ok(reg) = serde_json::from_str::<InstalledPlugins>(&text)
         && let Some(entries) = reg.plugins.get(PLUGIN_ID)
     {
         // Version 1 of the registry held one object, version 2 a list.

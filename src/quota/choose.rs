@@ -13,6 +13,7 @@
 use serde::Serialize;
 
 use super::Reading;
+use crate::sys::clock::{format_utc, human_duration};
 
 /// Whether an account can be used at all, from its home's credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +57,37 @@ pub enum Skip {
     },
 }
 
+impl Skip {
+    /// Why the account is skipped, for people: "not logged in", "5-hour window at 97%, resets
+    /// in 2h (...)".
+    pub fn describe(&self, now: i64) -> String {
+        match self {
+            Skip::NotLoggedIn => "not logged in".into(),
+            Skip::NearLimit {
+                window,
+                used_percent,
+                resets_at,
+            } => {
+                let when = resets_at
+                    .map(|t| {
+                        format!(
+                            ", resets in {} ({})",
+                            human_duration(t - now),
+                            format_utc(t)
+                        )
+                    })
+                    .unwrap_or_default();
+                format!("{} window at {used_percent:.0}%{when}", window.label())
+            }
+        }
+    }
+
+    /// Whether it is skipped for its quota (not for being logged out, say).
+    pub fn is_quota(&self) -> bool {
+        matches!(self, Skip::NearLimit { .. })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Choice {
     /// Indexes into the candidates, in the order to try them.
@@ -92,20 +124,27 @@ pub fn near_limit(reading: &Reading, threshold: f64, now: i64) -> Option<Skip> {
     })
 }
 
+/// Why an account is not to be tried at all, if it is not: the first two rules above.
+pub fn skip_reason(candidate: &Candidate<'_>, threshold: f64, now: i64) -> Option<Skip> {
+    if candidate.login == Login::LoggedOut {
+        return Some(Skip::NotLoggedIn);
+    }
+    candidate
+        .reading
+        .and_then(|r| near_limit(r, threshold, now))
+}
+
 pub fn choose(candidates: &[Candidate<'_>], threshold: f64, now: i64) -> Choice {
     let mut choice = Choice::default();
     let mut known: Vec<(usize, f64)> = Vec::new();
     let mut unknown: Vec<usize> = Vec::new();
     for (i, c) in candidates.iter().enumerate() {
-        if c.login == Login::LoggedOut {
-            choice.skipped.push((i, Skip::NotLoggedIn));
+        if let Some(skip) = skip_reason(c, threshold, now) {
+            choice.skipped.push((i, skip));
             continue;
         }
         match c.reading {
-            Some(r) => match near_limit(r, threshold, now) {
-                Some(skip) => choice.skipped.push((i, skip)),
-                None => known.push((i, headroom(Some(r), now).unwrap_or(0.0))),
-            },
+            Some(r) => known.push((i, headroom(Some(r), now).unwrap_or(0.0))),
             None => unknown.push(i),
         }
     }

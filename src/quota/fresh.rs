@@ -5,22 +5,24 @@
 //! Only a ChatGPT login has rate limits to read; Codex refuses the call otherwise. The request
 //! goes from Codex to OpenAI as Codex's own would; codex-as reads no credential itself.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
+use tokio::process::Command;
 
+use super::survey::Survey;
 use super::{Reading, Source, Window};
 use crate::account::Account;
 use crate::account::env::EnvPlan;
+use crate::account::login_state::LoginState;
+use crate::broker::client::{self, ClientError, Connection};
 use crate::broker::protocol;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FreshError {
     #[error("{0}")]
-    Codex(#[from] crate::broker::BrokerError),
+    Codex(#[from] crate::sys::tools::ToolError),
     #[error("cannot start codex app-server: {0}")]
     Spawn(std::io::Error),
     #[error("codex app-server did not answer within {0:?}")]
@@ -33,69 +35,91 @@ pub enum FreshError {
     NoLimits,
 }
 
-const READ_ID: u64 = 2;
-
 pub fn read(account: &Account, timeout: Duration) -> Result<Reading, FreshError> {
-    let codex = crate::broker::serve::find_codex()?;
-    let mut cmd = Command::new(&codex);
-    cmd.arg("app-server")
+    let codex = crate::sys::tools::codex()?;
+    let mut std_cmd = std::process::Command::new(&codex);
+    std_cmd
+        .arg("app-server")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    EnvPlan::for_account(account).apply(&mut cmd);
-    let mut child = cmd.spawn().map_err(FreshError::Spawn)?;
-    let result = exchange(&mut child, timeout);
-    let _ = child.kill();
-    let _ = child.wait();
-    result
+    EnvPlan::for_account(account).apply(&mut std_cmd);
+    let runtime = crate::sys::runtime::current_thread()
+        .map_err(|e| FreshError::Spawn(std::io::Error::other(e.to_string())))?;
+    runtime.block_on(async {
+        let mut child = Command::from(std_cmd)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(FreshError::Spawn)?;
+        let result = match (child.stdin.take(), child.stdout.take()) {
+            (Some(stdin), Some(stdout)) => {
+                let mut conn = Connection::over(stdout, stdin);
+                tokio::time::timeout(timeout, exchange(&mut conn, timeout))
+                    .await
+                    .unwrap_or(Err(FreshError::Timeout(timeout)))
+            }
+            _ => Err(FreshError::Closed),
+        };
+        let _ = child.kill().await;
+        result
+    })
 }
 
-fn exchange(child: &mut std::process::Child, timeout: Duration) -> Result<Reading, FreshError> {
-    let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-        return Err(FreshError::Closed);
+/// How long one account's app-server may take to start and answer.
+const FRESH_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Replaces each ChatGPT account's reading with a fresh one from its app-server, all at once.
+/// Returns, per survey, why no fresh reading was taken (None when one was).
+pub fn refresh(surveys: &mut [Survey]) -> Vec<Option<String>> {
+    // One thread each: every app-server takes a few seconds to start.
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = surveys
+            .iter()
+            .map(|s| {
+                let login = s.login;
+                let account = s.account.clone();
+                scope.spawn(move || match login {
+                    LoginState::Chatgpt => read(&account, FRESH_TIMEOUT).map_err(|e| e.to_string()),
+                    _ => Err("rate limits are only readable for a ChatGPT login".into()),
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(surveys.iter_mut())
+            .map(|(h, s)| match h.join() {
+                Ok(Ok(reading)) => {
+                    s.scan.reading = Some(reading);
+                    None
+                }
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some("the reading failed".into()),
+            })
+            .collect()
+    })
+}
+
+/// `initialize`, `initialized`, then `account/rateLimits/read`, as the plugin's client would.
+async fn exchange(
+    conn: &mut Connection<tokio::process::ChildStdout, tokio::process::ChildStdin>,
+    timeout: Duration,
+) -> Result<Reading, FreshError> {
+    let failed = |e: ClientError| match e {
+        ClientError::Rpc { message, .. } => FreshError::Refused(message),
+        ClientError::Timeout(_) => FreshError::Timeout(timeout),
+        _ => FreshError::Closed,
     };
-    let (tx, rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let msgs = [
-        json!({"id": 1, "method": protocol::INITIALIZE, "params": protocol::initialize_params()}),
-        json!({"method": protocol::INITIALIZED}),
-        json!({"id": READ_ID, "method": "account/rateLimits/read", "params": null}),
-    ];
-    for m in msgs {
-        writeln!(stdin, "{m}").map_err(|_| FreshError::Closed)?;
-    }
-    let _ = stdin.flush();
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = match rx.recv_timeout(left) {
-            Ok(l) => l,
-            Err(mpsc::RecvTimeoutError::Timeout) => return Err(FreshError::Timeout(timeout)),
-            Err(mpsc::RecvTimeoutError::Disconnected) => return Err(FreshError::Closed),
-        };
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if v.get("id").and_then(Value::as_u64) != Some(READ_ID) || v.get("method").is_some() {
-            continue;
-        }
-        if let Some(e) = v.get("error") {
-            let msg = e.get("message").and_then(Value::as_str).unwrap_or("error");
-            return Err(FreshError::Refused(msg.to_string()));
-        }
-        return parse(
-            v.get("result").unwrap_or(&Value::Null),
-            crate::sys::clock::now(),
-        )
-        .ok_or(FreshError::NoLimits);
-    }
+    let params = protocol::initialize_params();
+    client::request(conn, protocol::INITIALIZE, params, timeout)
+        .await
+        .map_err(failed)?;
+    client::notify(conn, protocol::INITIALIZED)
+        .await
+        .map_err(failed)?;
+    let result = client::request(conn, protocol::RATE_LIMITS_READ, Value::Null, timeout)
+        .await
+        .map_err(failed)?;
+    parse(&result, crate::sys::clock::now()).ok_or(FreshError::NoLimits)
 }
 
 /// The reading in an `account/rateLimits/read` result: the `codex` bucket when the
@@ -132,6 +156,8 @@ pub fn parse(result: &Value, now: i64) -> Option<Reading> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

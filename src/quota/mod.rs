@@ -6,7 +6,8 @@
 //! - `fresh`: a reading asked of the account's own app-server (`--fresh`).
 //! - `signals`: recognising "usage limit reached" in what Codex and the companion report.
 //! - `survey`: login state and reading of each account, gathered for a choice.
-//! - `time`: the calendar arithmetic the readings need.
+//!
+//! The calendar arithmetic the readings need is `sys::clock`.
 
 pub mod choose;
 pub mod fresh;

@@ -26,9 +26,8 @@
 //!   result.stderr`), or `errorMessage` when the run threw. The same text is what the companion
 //!   prints on stdout, whether it used the broker or its own directly spawned app-server.
 
-/// The `codexErrorInfo` value of the app-server v2 protocol for every quota error (codex's
-/// broker records turns that fail with it; see `broker::state`).
-pub const CODEX_ERROR_INFO: &str = "usageLimitExceeded";
+// The `codexErrorInfo` value itself is a protocol constant: `broker::protocol::USAGE_LIMIT_EXCEEDED`
+// (codex-as's broker records turns that fail with it; see `broker::state`).
 
 /// How the texts of Codex's quota errors begin.
 pub const MESSAGE_PREFIXES: &[&str] = &[

@@ -5,29 +5,77 @@
 //! appear without editing a template; account names are read when the user presses TAB, by the
 //! hidden `codex-as list --names`, so a new account shows up without re-sourcing anything.
 
+pub mod env;
 pub mod quote;
 
 use askama::Template;
-use clap::{ArgAction, CommandFactory, ValueHint};
+use clap::{ArgAction, ValueHint};
 
 use crate::account::Accounts;
 
-/// Shells `codex-as init` and `codex-as completions` support.
+/// A shell codex-as prints code for. `init` and `completion` know bash, zsh and fish; `env`
+/// quotes for any POSIX sh too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum InitShell {
+pub enum Shell {
     Bash,
     Zsh,
     Fish,
+    /// Any POSIX sh (dash, ksh, busybox).
+    Posix,
 }
 
-impl InitShell {
-    pub fn quoting(self) -> quote::Shell {
-        match self {
-            InitShell::Bash => quote::Shell::Bash,
-            InitShell::Zsh => quote::Shell::Zsh,
-            InitShell::Fish => quote::Shell::Fish,
+impl Shell {
+    /// The shells with an init script and completion (POSIX sh has neither), as a clap parser
+    /// of `bash|zsh|fish`.
+    pub fn with_init() -> impl clap::builder::TypedValueParser<Value = Shell> {
+        use clap::builder::TypedValueParser;
+        clap::builder::PossibleValuesParser::new(["bash", "zsh", "fish"]).map(|s| {
+            match s.as_str() {
+                "zsh" => Shell::Zsh,
+                "fish" => Shell::Fish,
+                _ => Shell::Bash,
+            }
+        })
+    }
+
+    /// The user's shell from `$SHELL`, falling back to POSIX sh.
+    pub fn from_env() -> Shell {
+        let shell = std::env::var_os("SHELL").unwrap_or_default();
+        match std::path::Path::new(&shell)
+            .file_name()
+            .and_then(|n| n.to_str())
+        {
+            Some("bash") => Shell::Bash,
+            Some("zsh") => Shell::Zsh,
+            Some("fish") => Shell::Fish,
+            _ => Shell::Posix,
         }
     }
+
+    pub fn quote(self, value: &str) -> String {
+        match self {
+            Shell::Fish => quote::fish(value),
+            Shell::Bash | Shell::Zsh | Shell::Posix => quote::posix(value),
+        }
+    }
+}
+
+impl std::fmt::Display for Shell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Shell::Bash => "bash",
+            Shell::Zsh => "zsh",
+            Shell::Fish => "fish",
+            Shell::Posix => "posix",
+        })
+    }
+}
+
+/// POSIX sh has no completion and no init script: the CLI only offers [`Shell::with_init`]'s.
+fn no_init(shell: Shell) -> askama::Error {
+    askama::Error::Custom(
+        format!("{shell} has no init script or completion: use bash, zsh or fish").into(),
+    )
 }
 
 /// One visible subcommand, as the completion templates need it. Every field is already quoted
@@ -126,9 +174,9 @@ fn flag_specs(cmd: &clap::Command, subcommand: &str) -> Vec<String> {
 }
 
 impl CompletionSpec {
-    pub fn new(shell: InitShell) -> CompletionSpec {
-        let q = shell.quoting();
-        let mut cli = crate::cli::Cli::command();
+    /// From `cli`, the whole command line definition (`Cli::command()`).
+    pub fn new(mut cli: clap::Command, shell: Shell) -> CompletionSpec {
+        let q = shell;
         cli.build();
         let mut subcommands = Vec::new();
         let width = cli
@@ -205,16 +253,21 @@ pub struct FishCompletion<'a> {
     pub spec: &'a CompletionSpec,
 }
 
-pub fn completion_script(shell: InitShell, standalone: bool) -> askama::Result<String> {
-    let spec = CompletionSpec::new(shell);
+pub fn completion_script(
+    cli: clap::Command,
+    shell: Shell,
+    standalone: bool,
+) -> askama::Result<String> {
+    let spec = CompletionSpec::new(cli, shell);
     match shell {
-        InitShell::Bash => BashCompletion { spec: &spec }.render(),
-        InitShell::Zsh => ZshCompletion {
+        Shell::Bash => BashCompletion { spec: &spec }.render(),
+        Shell::Zsh => ZshCompletion {
             spec: &spec,
             standalone,
         }
         .render(),
-        InitShell::Fish => FishCompletion { spec: &spec }.render(),
+        Shell::Fish => FishCompletion { spec: &spec }.render(),
+        Shell::Posix => Err(no_init(shell)),
     }
 }
 
@@ -256,7 +309,7 @@ pub struct FishInit<'a> {
 
 /// Shortcut functions for every known account. The prefix is checked like an account name
 /// (it becomes part of a function name, which no shell lets us quote).
-pub fn shortcuts(accounts: &Accounts, shell: InitShell, prefix: &str) -> Vec<Shortcut> {
+pub fn shortcuts(accounts: &Accounts, shell: Shell, prefix: &str) -> Vec<Shortcut> {
     accounts
         .all()
         .into_iter()
@@ -265,10 +318,8 @@ pub fn shortcuts(accounts: &Accounts, shell: InitShell, prefix: &str) -> Vec<Sho
         .filter(|a| plain_word(&a.name) && plain_word(prefix))
         .map(|a| Shortcut {
             function: format!("{prefix}{}", a.name),
-            account_q: shell.quoting().quote(&a.name),
-            description_q: shell
-                .quoting()
-                .quote(&format!("codex as the account {}", a.name)),
+            account_q: shell.quote(&a.name),
+            description_q: shell.quote(&format!("codex as the account {}", a.name)),
         })
         .collect()
 }
@@ -279,16 +330,19 @@ pub fn plain_word(s: &str) -> bool {
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-pub fn render_init(shell: InitShell, opts: &InitOpts) -> askama::Result<String> {
+pub fn render_init(shell: Shell, opts: &InitOpts) -> askama::Result<String> {
     match shell {
-        InitShell::Bash => BashInit { opts }.render(),
-        InitShell::Zsh => ZshInit { opts }.render(),
-        InitShell::Fish => FishInit { opts }.render(),
+        Shell::Bash => BashInit { opts }.render(),
+        Shell::Zsh => ZshInit { opts }.render(),
+        Shell::Fish => FishInit { opts }.render(),
+        Shell::Posix => Err(no_init(shell)),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     use super::*;
 
     fn sub<'a>(spec: &'a CompletionSpec, name: &str) -> &'a SubSpec {
@@ -301,7 +355,7 @@ mod tests {
 
     #[test]
     fn spec_follows_the_clap_definition() {
-        let spec = CompletionSpec::new(InitShell::Bash);
+        let spec = CompletionSpec::new(crate::cli::Cli::command(), Shell::Bash);
         assert_eq!(
             sub(&spec, "env").flags_q,
             "'--shell=bash|zsh|fish|posix --help -h'"
@@ -340,14 +394,14 @@ mod tests {
 
     #[test]
     fn descriptions_are_quoted_per_shell() {
-        let fish = CompletionSpec::new(InitShell::Fish);
+        let fish = CompletionSpec::new(crate::cli::Cli::command(), Shell::Fish);
         // "Print an account's home folder": fish escapes the quote with a backslash.
         assert!(
             fish.subcommands
                 .iter()
                 .any(|s| s.about_q.contains(r"account\'s"))
         );
-        let zsh = CompletionSpec::new(InitShell::Zsh);
+        let zsh = CompletionSpec::new(crate::cli::Cli::command(), Shell::Zsh);
         assert!(
             zsh.subcommands
                 .iter()

@@ -1,51 +1,6 @@
 //! Quoting values for the shells whose code codex-as prints. Fish is not POSIX: inside its single
 //! quotes only `\\` and `\'` are special, and `'\''` would not work there.
 
-use std::fmt;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Shell {
-    Bash,
-    Zsh,
-    Fish,
-    /// Any POSIX sh (dash, ksh, busybox).
-    Posix,
-}
-
-impl Shell {
-    /// The user's shell from `$SHELL`, falling back to POSIX sh.
-    pub fn from_env() -> Shell {
-        let shell = std::env::var_os("SHELL").unwrap_or_default();
-        match std::path::Path::new(&shell)
-            .file_name()
-            .and_then(|n| n.to_str())
-        {
-            Some("bash") => Shell::Bash,
-            Some("zsh") => Shell::Zsh,
-            Some("fish") => Shell::Fish,
-            _ => Shell::Posix,
-        }
-    }
-
-    pub fn quote(self, value: &str) -> String {
-        match self {
-            Shell::Fish => fish(value),
-            Shell::Bash | Shell::Zsh | Shell::Posix => posix(value),
-        }
-    }
-}
-
-impl fmt::Display for Shell {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Shell::Bash => "bash",
-            Shell::Zsh => "zsh",
-            Shell::Fish => "fish",
-            Shell::Posix => "posix",
-        })
-    }
-}
-
 /// Single-quoted for any POSIX shell: every byte is literal, `'` is closed, escaped, reopened.
 pub fn posix(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);

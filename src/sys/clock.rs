@@ -32,17 +32,49 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     )
 }
 
+fn is_leap(y: i64) -> bool {
+    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if is_leap(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 /// Unix seconds of an RFC 3339 timestamp as Codex writes them (`2026-01-10T12:00:00.123Z`,
-/// or with a `+hh:mm` offset). Fractions are dropped.
+/// or with a `+hh:mm` offset). Fractions are dropped. A date or time that cannot exist
+/// (2026-02-29, hour 24) is refused rather than rolled over into the next day.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    // Digits only: `str::parse` would also take a sign.
+    let num = |r: std::ops::Range<usize>| {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse::<i64>().ok())?
+    };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+    // 60 is a leap second, which RFC 3339 allows.
+    if !(1..=12).contains(&mo)
+        || !(1..=days_in_month(y, mo)).contains(&d)
+        || h > 23
+        || mi > 59
+        || se > 60
+    {
         return None;
     }
     let mut rest = &s[19..];
@@ -58,8 +90,20 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
                 Some(b'-') => -1,
                 _ => return None,
             };
-            let oh = rest.get(1..3)?.parse::<i64>().ok()?;
-            let om = rest.get(4..6)?.parse::<i64>().ok()?;
+            let o = rest.as_bytes();
+            if o.len() != 6 || o[3] != b':' {
+                return None;
+            }
+            let digits = |r: std::ops::Range<usize>| {
+                let t = rest.get(r)?;
+                t.bytes()
+                    .all(|c| c.is_ascii_digit())
+                    .then(|| t.parse::<i64>().ok())?
+            };
+            let (oh, om) = (digits(1..3)?, digits(4..6)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
             sign * (oh * 3600 + om * 60)
         }
     };
@@ -132,6 +176,44 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339(s), None, "{s}");
         }
+    }
+
+    #[test]
+    fn rejects_dates_and_times_that_cannot_exist() {
+        for s in [
+            "2026-02-31T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2100-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-01-00T00:00:00Z",
+            "2026-00-10T00:00:00Z",
+            "2026-01-10T24:00:00Z",
+            "2026-01-10T23:60:00Z",
+            "2026-01-10T23:59:61Z",
+            "2026-01-10T12:00:00+24:00",
+            "2026-01-10T12:00:00+01:60",
+            "2026-01-10T12:00:00+0100",
+            "2026-01-10T12:00:00+01:00:00",
+            "2026-+1-10T12:00:00Z",
+            "2026-01-10T12-00-00Z",
+        ] {
+            assert_eq!(parse_rfc3339(s), None, "{s}");
+        }
+        // The real ones next to them still parse.
+        for s in [
+            "2024-02-29T00:00:00Z",
+            "2000-02-29T00:00:00Z",
+            "2026-02-28T23:59:59Z",
+            "2026-04-30T00:00:00Z",
+            "2026-12-31T23:59:60Z",
+            "2026-01-10T12:00:00-23:59",
+        ] {
+            assert!(parse_rfc3339(s).is_some(), "{s}");
+        }
+        assert_eq!(
+            parse_rfc3339("2024-02-29T00:00:00Z"),
+            Some(days_from_civil(2024, 2, 29) * 86_400)
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Creates `dir` (and missing parents) with mode 0700.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
@@ -31,14 +31,22 @@ pub fn write_private_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// The real path of a file or folder, or the path itself when it cannot be resolved (it does
+/// not exist).
+pub fn canonical(path: &Path) -> PathBuf {
+    fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Why a file or folder is not this user's own, if it is not.
+pub fn not_mine(meta: &fs::Metadata) -> Option<String> {
+    let me = nix::unistd::getuid().as_raw();
+    (meta.uid() != me).then(|| format!("it is owned by uid {}, not you (uid {me})", meta.uid()))
+}
+
 /// Why a file or folder that another local user could have planted must not be trusted, if so.
 pub fn untrusted_reason(meta: &fs::Metadata) -> Option<String> {
-    let me = nix::unistd::getuid().as_raw();
-    if meta.uid() != me {
-        return Some(format!(
-            "it is owned by uid {}, not you (uid {me})",
-            meta.uid()
-        ));
+    if let Some(reason) = not_mine(meta) {
+        return Some(reason);
     }
     if meta.mode() & 0o022 != 0 {
         return Some(format!(

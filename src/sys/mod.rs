@@ -1,6 +1,13 @@
-//! Small system helpers with no knowledge of accounts or brokers.
+//! Small system helpers with no knowledge of accounts, brokers or the plugin.
+//!
+//! - `clock`: UTC calendar arithmetic. `duration`: `30m`-style durations.
+//! - `exec`: starting a program (in place of codex-as or as a child), `--cwd` checked.
+//! - `fsutil`: private files and folders, ownership checks, canonical paths.
+//! - `runtime`: the current-thread tokio runtime. `tools`: finding `codex` and `node`.
 
 pub mod clock;
 pub mod duration;
 pub mod exec;
 pub mod fsutil;
+pub mod runtime;
+pub mod tools;

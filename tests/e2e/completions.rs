@@ -1,12 +1,10 @@
 //! The completion scripts committed in `completions/` must match what the CLI generates, so that
 //! they follow every new subcommand and flag.
 //!
-//! To regenerate them: `UPDATE_COMPLETIONS=1 cargo test --test completions`
+//! To regenerate them: `UPDATE_COMPLETIONS=1 cargo test --test e2e completions`
 //! (or `cargo run -- completions bash > completions/codex-as.bash`, and so on).
 
-mod shell_common;
-
-use shell_common::{BIN, Sandbox, run};
+use crate::support::{BIN, Sandbox, run};
 
 const FILES: &[(&str, &str)] = &[
     ("bash", "codex-as.bash"),
@@ -16,12 +14,12 @@ const FILES: &[(&str, &str)] = &[
 
 #[test]
 fn committed_completions_are_up_to_date() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::with_shell_accounts();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
     let update = std::env::var_os("UPDATE_COMPLETIONS").is_some_and(|v| v == "1");
     let mut stale = Vec::new();
     for (shell, file) in FILES {
-        let out = run(sb.cmd(BIN).args(["completions", shell]));
+        let out = run(sb.command(BIN).args(["completions", shell]));
         out.ok();
         let path = dir.join(file);
         if update {
@@ -35,7 +33,7 @@ fn committed_completions_are_up_to_date() {
     }
     assert!(
         stale.is_empty(),
-        "out of date with the CLI: {}\nregenerate with: UPDATE_COMPLETIONS=1 cargo test --test completions",
+        "out of date with the CLI: {}\nregenerate with: UPDATE_COMPLETIONS=1 cargo test --test e2e completions",
         stale.join(", ")
     );
 }

@@ -17,37 +17,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::support::peers::{Plugin, plugin_versions};
+use crate::support::{Sandbox, fake_codex, have_node, real_codexes};
+
 const HANG_GUARD: Duration = Duration::from_secs(30);
-
-fn fake_codex() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-codex/codex")
-}
-
-/// A private folder under /tmp with a short path (Unix socket paths are limited to ~104 bytes).
-struct Sandbox {
-    dir: tempfile::TempDir,
-}
-
-impl Sandbox {
-    fn new() -> Sandbox {
-        let dir = tempfile::Builder::new()
-            .prefix("cxb")
-            .tempdir_in("/tmp")
-            .unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        Sandbox { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn home(&self, name: &str) -> PathBuf {
-        let h = self.path(name);
-        std::fs::create_dir_all(&h).unwrap();
-        h
-    }
-}
 
 struct Broker {
     child: Option<Child>,
@@ -126,7 +99,7 @@ impl Broker {
 
 /// Starts `codex-as broker serve` with CODEX_HOME=`home` and waits on its ready pipe.
 fn start(sb: &Sandbox, home: &Path, extra: &[&str], env: &[(&str, &str)]) -> Broker {
-    start_at(sb, &sb.path("s"), home, extra, env)
+    start_at(sb, &sb.at("s"), home, extra, env)
 }
 
 fn start_at(
@@ -141,13 +114,13 @@ fn start_at(
     let write_raw = write_end.as_raw_fd();
     let endpoint = format!("unix:{}", sock.display());
     let pid_file = sock.with_extension("pid");
-    let log = sb.path("log");
+    let log = sb.at("log");
     static SPAWNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let stderr = sb.path(&format!("stderr-{n}"));
+    let stderr = sb.at(&format!("stderr-{n}"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_codex-as"));
     cmd.args(["broker", "serve", "--endpoint", &endpoint, "--cwd"])
-        .arg(sb.dir.path())
+        .arg(sb.path())
         .arg("--pid-file")
         .arg(&pid_file)
         .args(["--ready-fd", &write_raw.to_string()])
@@ -305,7 +278,7 @@ fn start_turn(c: &mut Client, prompt: &str) -> String {
 #[test]
 fn serves_requests_and_answers_initialize_itself() {
     let sb = Sandbox::new();
-    let home = sb.home("home");
+    let home = sb.mkdir("home");
     let b = start_ready(&sb, &home, &[]);
     assert!(b.sock.exists());
     let mode = std::fs::metadata(&b.sock).unwrap().permissions().mode() & 0o777;
@@ -348,14 +321,14 @@ fn serves_requests_and_answers_initialize_itself() {
 #[test]
 fn status_reports_identity_without_secrets() {
     let sb = Sandbox::new();
-    let real_home = sb.home("real-home");
+    let real_home = sb.mkdir("real-home");
     std::fs::write(
         real_home.join("auth.json"),
         r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-test-secret"}"#,
     )
     .unwrap();
     // Through a symlink: the status must name the canonical home.
-    let link = sb.path("link-home");
+    let link = sb.at("link-home");
     std::os::unix::fs::symlink(&real_home, &link).unwrap();
     let b = start_ready(&sb, &link, &[]);
     let mut c = b.connect();
@@ -382,10 +355,7 @@ fn status_reports_identity_without_secrets() {
     assert_eq!(st["endpoint"], b.endpoint);
     assert_eq!(
         st["cwd"],
-        std::fs::canonicalize(sb.dir.path())
-            .unwrap()
-            .to_str()
-            .unwrap()
+        std::fs::canonicalize(sb.path()).unwrap().to_str().unwrap()
     );
 
     // The CLI's own status command parses the same answer.
@@ -402,7 +372,7 @@ fn status_reports_identity_without_secrets() {
 #[test]
 fn clients_share_the_app_server_at_once_and_any_may_interrupt() {
     let sb = Sandbox::new();
-    let b = start_ready(&sb, &sb.home("home"), &[]);
+    let b = start_ready(&sb, &sb.mkdir("home"), &[]);
     let mut a = b.connect();
     let mut other = b.connect();
     let thread = start_turn(&mut a, "[[hang]]");
@@ -432,7 +402,7 @@ fn clients_share_the_app_server_at_once_and_any_may_interrupt() {
 #[test]
 fn turns_of_two_clients_run_at_once_each_with_its_own_events() {
     let sb = Sandbox::new();
-    let b = start_ready(&sb, &sb.home("home"), &[]);
+    let b = start_ready(&sb, &sb.mkdir("home"), &[]);
     let mut a = b.connect();
     let mut c = b.connect();
     let ta = start_turn(&mut a, "[[delay:300]] [[stream:3]] [[tag:A]]");
@@ -477,7 +447,7 @@ fn turns_of_two_clients_run_at_once_each_with_its_own_events() {
 #[test]
 fn notifications_go_to_the_owner_only() {
     let sb = Sandbox::new();
-    let b = start_ready(&sb, &sb.home("home"), &[]);
+    let b = start_ready(&sb, &sb.mkdir("home"), &[]);
     let mut a = b.connect();
     let mut idle = b.connect();
     assert_eq!(idle.status()["connections"], 2);
@@ -498,7 +468,7 @@ fn notifications_go_to_the_owner_only() {
 #[test]
 fn request_ids_are_remapped_so_clients_never_collide() {
     let sb = Sandbox::new();
-    let b = start_ready(&sb, &sb.home("home"), &[]);
+    let b = start_ready(&sb, &sb.mkdir("home"), &[]);
     let workers: Vec<_> = (0..6)
         .map(|n| {
             let sock = b.sock.clone();
@@ -533,7 +503,7 @@ fn request_ids_are_remapped_so_clients_never_collide() {
 #[test]
 fn app_server_requests_go_to_the_threads_client_only() {
     let sb = Sandbox::new();
-    let b = start_ready(&sb, &sb.home("home"), &[]);
+    let b = start_ready(&sb, &sb.mkdir("home"), &[]);
     let mut a = b.connect();
     let mut other = b.connect();
     other.call("account/read", json!({}));
@@ -559,7 +529,7 @@ fn app_server_requests_go_to_the_threads_client_only() {
 #[test]
 fn app_server_requests_nobody_can_answer_are_refused_so_turns_never_hang() {
     let sb = Sandbox::new();
-    let b = start_ready(&sb, &sb.home("home"), &[]);
+    let b = start_ready(&sb, &sb.mkdir("home"), &[]);
     let mut a = b.connect();
     // A thread the client owns no more (another connection ran the turn, then left).
     let t = a.call("thread/start", json!({}));
@@ -587,7 +557,7 @@ fn app_server_requests_nobody_can_answer_are_refused_so_turns_never_hang() {
 #[test]
 fn a_client_leaving_mid_turn_interrupts_only_its_own_turn() {
     let sb = Sandbox::new();
-    let b = start_ready(&sb, &sb.home("home"), &[]);
+    let b = start_ready(&sb, &sb.mkdir("home"), &[]);
     let mut a = b.connect();
     let mut next = b.connect();
     let first = start_turn(&mut a, "[[hang]]");
@@ -619,7 +589,7 @@ fn a_client_leaving_mid_turn_interrupts_only_its_own_turn() {
 #[test]
 fn app_server_death_mid_request_answers_an_error_and_exits_cleanly() {
     let sb = Sandbox::new();
-    let mut b = start_ready(&sb, &sb.home("home"), &[]);
+    let mut b = start_ready(&sb, &sb.mkdir("home"), &[]);
     let mut a = b.connect();
     let app_pid = a.status()["appServerPid"].as_u64().unwrap();
     let r = a.call("fake/die", json!({}));
@@ -636,7 +606,7 @@ fn app_server_death_mid_request_answers_an_error_and_exits_cleanly() {
 #[test]
 fn app_server_death_mid_turn_ends_the_stream() {
     let sb = Sandbox::new();
-    let mut b = start_ready(&sb, &sb.home("home"), &[]);
+    let mut b = start_ready(&sb, &sb.mkdir("home"), &[]);
     let mut a = b.connect();
     let mut watcher = b.connect();
     let app_pid = a.status()["appServerPid"].as_u64().unwrap();
@@ -667,7 +637,7 @@ fn app_server_death_mid_turn_ends_the_stream() {
 #[test]
 fn shutdown_if_idle_is_refused_while_anyone_is_connected() {
     let sb = Sandbox::new();
-    let mut b = start_ready(&sb, &sb.home("home"), &[]);
+    let mut b = start_ready(&sb, &sb.mkdir("home"), &[]);
     let mut a = b.connect();
     let mut admin = b.connect();
     let app_pid = a.status()["appServerPid"].as_u64().unwrap();
@@ -693,7 +663,7 @@ fn shutdown_if_idle_is_refused_while_anyone_is_connected() {
 #[test]
 fn plain_shutdown_answers_like_the_plugins_but_never_fails_work() {
     let sb = Sandbox::new();
-    let mut b = start_ready(&sb, &sb.home("home"), &[]);
+    let mut b = start_ready(&sb, &sb.mkdir("home"), &[]);
     let mut a = b.connect();
     let mut admin = b.connect();
     let app_pid = a.status()["appServerPid"].as_u64().unwrap();
@@ -724,7 +694,7 @@ fn plain_shutdown_answers_like_the_plugins_but_never_fails_work() {
 #[test]
 fn shutdown_command_if_idle() {
     let sb = Sandbox::new();
-    let mut b = start_ready(&sb, &sb.home("home"), &[]);
+    let mut b = start_ready(&sb, &sb.mkdir("home"), &[]);
     let mut a = b.connect();
     let app_pid = a.status()["appServerPid"].as_u64().unwrap();
     let thread = start_turn(&mut a, "[[hang]]");
@@ -749,7 +719,7 @@ fn shutdown_command_if_idle() {
 fn signals_stop_it_cleanly() {
     for sig in [nix::sys::signal::SIGTERM, nix::sys::signal::SIGINT] {
         let sb = Sandbox::new();
-        let mut b = start_ready(&sb, &sb.home("home"), &[]);
+        let mut b = start_ready(&sb, &sb.mkdir("home"), &[]);
         let mut a = b.connect();
         let app_pid = a.status()["appServerPid"].as_u64().unwrap();
         start_turn(&mut a, "[[hang]]");
@@ -764,7 +734,7 @@ fn signals_stop_it_cleanly() {
 #[test]
 fn idle_exit_waits_for_clients_and_work() {
     let sb = Sandbox::new();
-    let mut b = start_ready(&sb, &sb.home("home"), &["--idle-exit", "100ms"]);
+    let mut b = start_ready(&sb, &sb.mkdir("home"), &["--idle-exit", "100ms"]);
     let mut a = b.connect();
     let app_pid = a.status()["appServerPid"].as_u64().unwrap();
     // A connected client keeps it alive however long it stays quiet: it still answers after
@@ -789,7 +759,7 @@ fn idle_exit_never_drops_a_client_it_accepted() {
                 let (mut served, mut refused) = (0, 0);
                 for i in 0..ITERATIONS / WORKERS {
                     let sb = Sandbox::new();
-                    let mut b = start_ready(&sb, &sb.home("home"), &["--idle-exit", "20ms"]);
+                    let mut b = start_ready(&sb, &sb.mkdir("home"), &["--idle-exit", "20ms"]);
                     // Spread the connect over the moment of the idle decision.
                     std::thread::sleep(Duration::from_micros(((i * 7 + w * 3) % 40) as u64 * 1000));
                     match Client::connect(&b.sock) {
@@ -831,7 +801,7 @@ fn idle_exit_never_drops_a_client_it_accepted() {
 #[test]
 fn refuses_a_live_socket_and_replaces_a_stale_one() {
     let sb = Sandbox::new();
-    let home = sb.home("home");
+    let home = sb.mkdir("home");
     let first = start_ready(&sb, &home, &[]);
     // A second broker on the same path fails before ready, and leaves the first alone.
     let mut second = start_at(&sb, &first.sock, &home, &[], &[]);
@@ -844,7 +814,7 @@ fn refuses_a_live_socket_and_replaces_a_stale_one() {
     drop(first);
 
     // A dead socket of ours (as a crash leaves) is replaced.
-    let stale = sb.path("stale");
+    let stale = sb.at("stale");
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
     assert!(stale.exists());
     let b = start_at(&sb, &stale, &home, &[], &[]);
@@ -852,7 +822,7 @@ fn refuses_a_live_socket_and_replaces_a_stale_one() {
     assert_eq!(b.connect().status()["busy"], false);
 
     // Something that is not a socket is never removed.
-    let file = sb.path("file");
+    let file = sb.at("file");
     std::fs::write(&file, "x").unwrap();
     let mut b = start_at(&sb, &file, &home, &[], &[]);
     assert_eq!(b.ready, "");
@@ -863,8 +833,8 @@ fn refuses_a_live_socket_and_replaces_a_stale_one() {
 #[test]
 fn fails_before_ready_with_one_line_when_codex_is_missing_or_broken() {
     let sb = Sandbox::new();
-    let home = sb.home("home");
-    let missing = sb.path("no-such-codex");
+    let home = sb.mkdir("home");
+    let missing = sb.at("no-such-codex");
     let mut b = start(
         &sb,
         &home,
@@ -894,7 +864,7 @@ fn fails_before_ready_with_one_line_when_codex_is_missing_or_broken() {
 
     // An app-server that dies at start: Codex refuses a missing CODEX_HOME.
     let sb = Sandbox::new();
-    let gone = sb.path("gone-home");
+    let gone = sb.at("gone-home");
     let mut b = start(&sb, &gone, &[], &[]);
     assert_eq!(b.ready, "");
     assert_ne!(b.wait_exit().code(), Some(0));
@@ -905,15 +875,15 @@ fn fails_before_ready_with_one_line_when_codex_is_missing_or_broken() {
 #[test]
 fn each_broker_serves_its_own_home() {
     let sb = Sandbox::new();
-    let home_a = sb.home("a");
-    let home_b = sb.home("b");
+    let home_a = sb.mkdir("a");
+    let home_b = sb.mkdir("b");
     std::fs::write(
         home_a.join("auth.json"),
         r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-a"}"#,
     )
     .unwrap();
-    let a = start_at(&sb, &sb.path("sa"), &home_a, &[], &[]);
-    let b = start_at(&sb, &sb.path("sb"), &home_b, &[], &[]);
+    let a = start_at(&sb, &sb.at("sa"), &home_a, &[], &[]);
+    let b = start_at(&sb, &sb.at("sb"), &home_b, &[], &[]);
     assert_eq!((a.ready.as_str(), b.ready.as_str()), ("ready\n", "ready\n"));
     let who_a = a.connect().call("account/read", json!({}));
     let who_b = b.connect().call("account/read", json!({}));
@@ -933,128 +903,132 @@ fn each_broker_serves_its_own_home() {
 /// per home: each serves its own account.
 #[test]
 fn real_codex_serves_each_home_its_own_account() {
-    let Some(codex) = std::env::var_os("CODEX_AS_REAL_CODEX").filter(|v| !v.is_empty()) else {
-        skip(
-            "SKIP: real_codex_serves_each_home_its_own_account: set CODEX_AS_REAL_CODEX to a codex binary (npm @openai/codex)",
-        );
-        return;
-    };
-    let codex = PathBuf::from(codex);
-    let sb = Sandbox::new();
-    let user_home = sb.home("user");
-    let tmp = sb.home("tmp");
-    let sandbox_env = |cmd: &mut Command| {
-        cmd.env("HOME", &user_home).env("TMPDIR", &tmp);
-    };
-    let keyed = sb.home("keyed");
-    let logged_out = sb.home("out");
-    let mut login = Command::new(&codex);
-    login
-        .args(["login", "--with-api-key"])
-        .env("CODEX_HOME", &keyed)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    sandbox_env(&mut login);
-    let mut child = login.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"sk-test-123")
-        .unwrap();
-    assert!(
-        child.wait().unwrap().success(),
-        "codex login --with-api-key failed"
-    );
-
-    let env = [
-        ("CODEX_AS_CODEX", codex.to_str().unwrap()),
-        ("HOME", user_home.to_str().unwrap()),
-        ("TMPDIR", tmp.to_str().unwrap()),
-    ];
-    let brokers = [
-        (
-            start_at(&sb, &sb.path("k"), &keyed, &[], &env),
-            &keyed,
-            true,
-        ),
-        (
-            start_at(&sb, &sb.path("o"), &logged_out, &[], &env),
-            &logged_out,
-            false,
-        ),
-    ];
-    // Both asked first, then both answers read: the two app-servers work at the same time.
-    let mut clients: Vec<Client> = brokers
-        .iter()
-        .map(|(b, ..)| {
-            assert_eq!(b.ready, "ready\n", "{}", b.stderr());
-            let mut c = b.connect();
-            let init = c.call(
-                "initialize",
-                json!({"clientInfo": {"name": "t", "version": "0"}}),
-            );
-            assert!(init.get("result").is_some(), "{init}");
-            c.send(json!({"method": "initialized"}));
-            c.send(json!({"id": 1, "method": "account/read", "params": {}}));
-            c.send(json!({"id": 2, "method": "thread/start", "params": {}}));
-            c
-        })
-        .collect();
-    for ((_, home, has_key), c) in brokers.iter().zip(clients.iter_mut()) {
-        let home = std::fs::canonicalize(home).unwrap();
-        let mut answers = std::collections::HashMap::new();
-        while answers.len() < 2 {
-            let v = c.recv().expect("connection closed");
-            if v.get("method").is_none() {
-                answers.insert(v["id"].as_u64().unwrap(), v);
-            }
-        }
-        let account = &answers[&1]["result"]["account"];
-        if *has_key {
-            assert_eq!(account["type"], "apiKey", "{account}");
-        } else {
-            assert_eq!(account, &Value::Null);
-        }
-        let thread = &answers[&2]["result"]["thread"];
-        let rollout = thread["path"].as_str().unwrap_or_default();
+    for codex in real_codexes() {
+        eprintln!("-- against {}", codex.display());
+        let sb = Sandbox::new();
+        let user_home = sb.mkdir("user");
+        let tmp = sb.mkdir("tmp");
+        let sandbox_env = |cmd: &mut Command| {
+            cmd.env("HOME", &user_home).env("TMPDIR", &tmp);
+        };
+        let keyed = sb.mkdir("keyed");
+        let logged_out = sb.mkdir("out");
+        let mut login = Command::new(&codex);
+        login
+            .args(["login", "--with-api-key"])
+            .env("CODEX_HOME", &keyed)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        sandbox_env(&mut login);
+        let mut child = login.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"sk-test-123")
+            .unwrap();
         assert!(
-            rollout.starts_with(home.to_str().unwrap()),
-            "thread of {} recorded at {rollout:?}",
-            home.display()
+            child.wait().unwrap().success(),
+            "codex login --with-api-key failed"
         );
-        // Codex records the broker's client identity, as it does for the plugin's broker.
-        assert_eq!(thread["originator"], "Claude Code", "{thread}");
-        let st = c.status();
-        assert_eq!(st["codexHome"], home.to_str().unwrap());
-        assert_eq!(
-            st["auth"]["method"],
-            if *has_key { "api-key" } else { "logged-out" }
-        );
-        assert_eq!(st["auth"]["fingerprint"].is_string(), *has_key);
-        assert!(!st.to_string().contains("sk-test-123"));
+
+        let env = [
+            ("CODEX_AS_CODEX", codex.to_str().unwrap()),
+            ("HOME", user_home.to_str().unwrap()),
+            ("TMPDIR", tmp.to_str().unwrap()),
+        ];
+        let brokers = [
+            (start_at(&sb, &sb.at("k"), &keyed, &[], &env), &keyed, true),
+            (
+                start_at(&sb, &sb.at("o"), &logged_out, &[], &env),
+                &logged_out,
+                false,
+            ),
+        ];
+        // Both asked first, then both answers read: the two app-servers work at the same time.
+        let mut clients: Vec<Client> = brokers
+            .iter()
+            .map(|(b, ..)| {
+                assert_eq!(b.ready, "ready\n", "{}", b.stderr());
+                let mut c = b.connect();
+                let init = c.call(
+                    "initialize",
+                    json!({"clientInfo": {"name": "t", "version": "0"}}),
+                );
+                assert!(init.get("result").is_some(), "{init}");
+                c.send(json!({"method": "initialized"}));
+                c.send(json!({"id": 1, "method": "account/read", "params": {}}));
+                c.send(json!({"id": 2, "method": "thread/start", "params": {}}));
+                c
+            })
+            .collect();
+        for ((_, home, has_key), c) in brokers.iter().zip(clients.iter_mut()) {
+            let home = std::fs::canonicalize(home).unwrap();
+            let mut answers = std::collections::HashMap::new();
+            while answers.len() < 2 {
+                let v = c.recv().expect("connection closed");
+                if v.get("method").is_none() {
+                    answers.insert(v["id"].as_u64().unwrap(), v);
+                }
+            }
+            let account = &answers[&1]["result"]["account"];
+            if *has_key {
+                assert_eq!(account["type"], "apiKey", "{account}");
+            } else {
+                assert_eq!(account, &Value::Null);
+            }
+            let thread = &answers[&2]["result"]["thread"];
+            let rollout = thread["path"].as_str().unwrap_or_default();
+            assert!(
+                rollout.starts_with(home.to_str().unwrap()),
+                "thread of {} recorded at {rollout:?}",
+                home.display()
+            );
+            // Codex records the broker's client identity, as it does for the plugin's broker.
+            assert_eq!(thread["originator"], "Claude Code", "{thread}");
+            let st = c.status();
+            assert_eq!(st["codexHome"], home.to_str().unwrap());
+            assert_eq!(
+                st["auth"]["method"],
+                if *has_key { "api-key" } else { "logged-out" }
+            );
+            assert_eq!(st["auth"]["fingerprint"].is_string(), *has_key);
+            assert!(!st.to_string().contains("sk-test-123"));
+        }
     }
 }
 
-/// The plugin's own companion (unpatched; CODEX_PLUGIN_CC_DIR names a checkout of
-/// openai/codex-plugin-cc) runs a task through the broker without knowing it is not the plugin's,
-/// also while another client's turn runs there (the plugin's own broker would answer busy, and
-/// the companion would start an app-server of its own).
+/// The plugin's own companion (every version of the matrix, support/peers.rs) runs a task
+/// through the broker without knowing it is not the plugin's, also while another client's turn
+/// runs there (the plugin's own broker would answer busy, and the companion would start an
+/// app-server of its own).
 #[test]
 fn plugin_companion_uses_it_unknowingly() {
-    let Some(plugin) = std::env::var_os("CODEX_PLUGIN_CC_DIR").filter(|v| !v.is_empty()) else {
-        skip(
-            "SKIP: plugin_companion_uses_it_unknowingly: set CODEX_PLUGIN_CC_DIR to a checkout of openai/codex-plugin-cc",
-        );
+    if !have_node() {
         return;
-    };
-    let companion = Path::new(&plugin).join("plugins/codex/scripts/codex-companion.mjs");
+    }
+    for plugin in plugin_versions() {
+        eprintln!("-- against the real plugin {}", plugin.version);
+        plugin_companion_uses_it_unknowingly_on(&plugin);
+    }
+}
+
+fn plugin_companion_uses_it_unknowingly_on(plugin: &Plugin) {
+    let companion = plugin.root.join("scripts/codex-companion.mjs");
     let sb = Sandbox::new();
-    let home = sb.home("home");
-    let bin = sb.home("bin");
+    let home = sb.mkdir("home");
+    let bin = sb.mkdir("bin");
     std::os::unix::fs::symlink(fake_codex(), bin.join("codex")).unwrap();
-    let ws = sb.home("ws");
+    let ws = sb.mkdir("ws");
+    if plugin.checks_login_with_cli() {
+        // Its task refuses to start unless `codex login status` succeeds in this home.
+        std::fs::write(
+            home.join("auth.json"),
+            r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-test"}"#,
+        )
+        .unwrap();
+    }
     let b = start_ready(&sb, &home, &[]);
     let broker_app_pid = b.connect().status()["appServerPid"].clone();
     let path = format!(
@@ -1068,9 +1042,9 @@ fn plugin_companion_uses_it_unknowingly() {
             .args(["task", "--wait", prompt])
             .current_dir(&ws)
             .env("PATH", &path)
-            .env("HOME", sb.dir.path())
-            .env("TMPDIR", sb.home("tmp"))
-            .env("CLAUDE_PLUGIN_DATA", sb.home("data"))
+            .env("HOME", sb.path())
+            .env("TMPDIR", sb.mkdir("tmp"))
+            .env("CLAUDE_PLUGIN_DATA", sb.mkdir("data"))
             .env("CODEX_HOME", &home)
             .env("CODEX_COMPANION_APP_SERVER_ENDPOINT", &b.endpoint)
             .env("FAKE_CODEX_LOG", &b.log)
@@ -1109,21 +1083,26 @@ fn plugin_companion_uses_it_unknowingly() {
 }
 
 /// `codex-as broker status` against the plugin's own (legacy) Node broker, idle then busy: the
-/// client helpers must tell it apart from a broker that reports its status.
+/// client helpers must tell it apart from a broker that reports its status. Every release has
+/// the same legacy broker; PR #369's reports its status, so it is not one.
 #[test]
 fn status_tells_a_legacy_plugin_broker() {
-    let Some(plugin) = std::env::var_os("CODEX_PLUGIN_CC_DIR").filter(|v| !v.is_empty()) else {
-        skip(
-            "SKIP: status_tells_a_legacy_plugin_broker: set CODEX_PLUGIN_CC_DIR to a checkout of openai/codex-plugin-cc",
-        );
+    if !have_node() {
         return;
-    };
-    let script = Path::new(&plugin).join("plugins/codex/scripts/app-server-broker.mjs");
+    }
+    for plugin in plugin_versions().into_iter().filter(|p| !p.is_patched()) {
+        eprintln!("-- against the real plugin {}", plugin.version);
+        status_tells_a_legacy_plugin_broker_on(&plugin);
+    }
+}
+
+fn status_tells_a_legacy_plugin_broker_on(plugin: &Plugin) {
+    let script = plugin.root.join("scripts/app-server-broker.mjs");
     let sb = Sandbox::new();
-    let home = sb.home("home");
-    let bin = sb.home("bin");
+    let home = sb.mkdir("home");
+    let bin = sb.mkdir("bin");
     std::os::unix::fs::symlink(fake_codex(), bin.join("codex")).unwrap();
-    let sock = sb.path("s");
+    let sock = sb.at("s");
     let endpoint = format!("unix:{}", sock.display());
     let path = format!(
         "{}:{}",
@@ -1133,7 +1112,7 @@ fn status_tells_a_legacy_plugin_broker() {
     let child = Command::new("node")
         .arg(&script)
         .args(["serve", "--endpoint", &endpoint, "--cwd"])
-        .arg(sb.dir.path())
+        .arg(sb.path())
         .env("PATH", &path)
         .env("CODEX_HOME", &home)
         .stdin(Stdio::null())
@@ -1145,9 +1124,9 @@ fn status_tells_a_legacy_plugin_broker() {
         child: Some(child),
         endpoint: endpoint.clone(),
         sock: sock.clone(),
-        pid_file: sb.path("none"),
-        log: sb.path("log"),
-        stderr: sb.path("none"),
+        pid_file: sb.at("none"),
+        log: sb.at("log"),
+        stderr: sb.at("none"),
         ready: String::new(),
     };
     // The plugin's broker has no readiness signal: like the plugin, wait for the socket.
@@ -1183,7 +1162,7 @@ fn ready_only_after_the_app_server_is_initialized() {
     let sb = Sandbox::new();
     let b = start(
         &sb,
-        &sb.home("home"),
+        &sb.mkdir("home"),
         &[],
         &[("FAKE_CODEX_STARTUP_MS", "400")],
     );
@@ -1195,11 +1174,4 @@ fn ready_only_after_the_app_server_is_initialized() {
         "ready before the app-server answered initialize"
     );
     assert_eq!(b.connect().status()["busy"], false);
-}
-
-/// Says why a check did not run, past the test harness's output capture, so the line shows
-/// even when the test passes.
-fn skip(msg: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{msg}");
 }

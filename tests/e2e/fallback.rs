@@ -3,18 +3,16 @@
 //! own format, and `codex-as quota --json`.
 //!
 //! Companion runs go through the plugin-compatible fixture (tests/fixtures/plugin, when present)
-//! and the real plugin (CODEX_PLUGIN_CC_DIR). The fake codex decides each account's fate from
+//! and the real plugin (support/peers.rs). The fake codex decides each account's fate from
 //! files in its home: `.fake-usage-limit` (every turn fails with Codex's usage-limit error),
 //! `.fake-fail` (an ordinary failure), `.fake-rate-limits` (a snapshot written after each turn).
 //! Which home served each turn is read from the fake's own log (FAKE_CODEX_LOG).
-
-mod common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{Sandbox, stderr, stdout};
+use crate::support::{Sandbox, stderr, stdout};
 use serde_json::{Value, json};
 
 const ALL_EXHAUSTED: i32 = 75;
@@ -90,7 +88,26 @@ impl World {
 }
 
 fn each_plugin(test: impl Fn(&World)) {
-    common::for_each_plugin(|root| test(&World::new(Some(root))));
+    crate::support::for_each_plugin(|p| test(&World::new(Some(&p.root))));
+}
+
+/// Against every plugin version of the matrix: how the companion reports a turn that hit the
+/// usage limit goes through code that changed between versions.
+fn each_plugin_version(test: impl Fn(&World)) {
+    crate::support::for_each_plugin_version(|p| {
+        let w = World::new(Some(&p.root));
+        if p.checks_login_with_cli() {
+            // A ChatGPT login `codex login status` accepts (the fake wants tokens).
+            for a in ["alice", "bob", "carol"] {
+                std::fs::write(
+                    w.home(a).join("auth.json"),
+                    r#"{"auth_mode":"chatgpt","tokens":{}}"#,
+                )
+                .unwrap();
+            }
+        }
+        test(&w)
+    });
 }
 
 fn unix_now() -> i64 {
@@ -155,7 +172,7 @@ fn two_names_for_one_home_are_tried_once() {
 
 #[test]
 fn an_exhausted_account_hands_the_task_to_the_next() {
-    each_plugin(|w| {
+    each_plugin_version(|w| {
         w.flag("alice", ".fake-usage-limit");
         let out = w.run(&["alice,bob", "task", "first [[delay:10]]"]);
         assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
@@ -587,7 +604,7 @@ fn a_signal_sent_to_codex_as_reaches_the_command_and_nothing_more_runs() {
             .spawn()
             .unwrap();
     assert!(
-        common::wait_until(20, || log.exists()),
+        crate::support::wait_until(20, || log.exists()),
         "the command started"
     );
     // SAFETY: kill(2) on the pid of a child we spawned.
@@ -624,7 +641,7 @@ fn background_runs_are_placed_by_headroom_before_they_start() {
             "{err}"
         );
         assert!(
-            common::wait_until(30, || !w.turns().is_empty()),
+            crate::support::wait_until(30, || !w.turns().is_empty()),
             "the background job ran"
         );
         assert_eq!(w.turns(), [(w.home("carol"), "completed".to_string())]);
@@ -633,7 +650,7 @@ fn background_runs_are_placed_by_headroom_before_they_start() {
         let out = w.run(&["alice,bob", "task", "--background", "bg-job-2"]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(stderr(&out).contains("ran as 'bob'"), "{}", stderr(&out));
-        assert!(common::wait_until(30, || w.turns().len() == 2));
+        assert!(crate::support::wait_until(30, || w.turns().len() == 2));
         assert_eq!(w.turns()[1], (w.home("bob"), "completed".to_string()));
     });
 }

@@ -6,44 +6,28 @@
 //! bugs in codex-as, so each test checks the observable outcome, including which CODEX_HOME the
 //! app-server itself reported (`servedBy` in $FIXTURE_LOG) and where session rollouts landed.
 //!
-//! Needs `node` (skipped with a message otherwise). With CODEX_PLUGIN_CC_DIR pointing at a
-//! checkout of openai/codex-plugin-cc, `real_plugin_agrees_with_fixture` also runs the same
-//! scenarios against the real plugin and compares.
+//! Needs `node` (skipped with a message otherwise). `real_plugin_agrees_with_fixture` also runs
+//! the same scenarios against the current real plugin (support/peers.rs) and compares.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+use crate::skip;
+use crate::support::oracle::plugin_state_dir;
+use crate::support::peers::current_plugin;
+use crate::support::{Sandbox, files_under, fixtures, have_node, output_timeout, stdout};
+
 /// Generous: one companion call takes well under a second here, but CI machines are slow.
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
-
-fn fixture_root() -> PathBuf {
-    Path::new(MANIFEST_DIR).join("tests/fixtures/plugin")
-}
-
-fn fake_codex_dir() -> PathBuf {
-    Path::new(MANIFEST_DIR).join("tests/fixtures/fake-codex")
-}
-
-fn node() -> Option<PathBuf> {
-    let found = which::which("node").ok();
-    if found.is_none() {
-        skip("SKIP: node not found");
-    }
-    found
-}
 
 /// Environment variables that would change what the companion, broker or fake codex do; every
 /// run starts without them so that the developer's own environment cannot leak in.
@@ -65,58 +49,48 @@ const SCRUBBED: &[&str] = &[
     "FAKE_CODEX_USAGE_LIMIT",
 ];
 
-/// A short temporary directory (unix socket paths must stay under ~104 bytes) holding TMPDIR,
-/// HOME, two account homes and a workspace. Dropping it kills every process the test started:
-/// brokers found through pid files and broker.json files, background workers found through job
-/// records, and the brokers started by `start_broker`.
-struct Sandbox {
-    dir: tempfile::TempDir,
-    node: PathBuf,
-    children: Mutex<Vec<Child>>,
+/// The fixture tests' world in the shared sandbox: HOME, TMPDIR, two account homes (ha, hb) and
+/// a workspace (ws); the brokers `start_broker` starts are the sandbox's to end.
+fn sandbox() -> Sandbox {
+    let sb = Sandbox::new();
+    for sub in ["ha", "hb", "ws"] {
+        sb.mkdir(sub);
+    }
+    sb
 }
 
-impl Sandbox {
-    fn new(node: PathBuf) -> Sandbox {
-        let dir = tempfile::Builder::new()
-            .prefix("pf")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        let sandbox = Sandbox {
-            dir,
-            node,
-            children: Mutex::new(Vec::new()),
-        };
-        for sub in ["t", "home", "ha", "hb", "ws"] {
-            fs::create_dir_all(sandbox.path(sub)).unwrap();
-        }
-        sandbox
-    }
+/// Running the plugin's scripts (fixture or real) under node in the sandbox.
+trait PluginRuns {
+    fn node_command(&self, script: &Path, cwd: &Path, env: &[(&str, &str)]) -> Command;
+    fn companion_of(
+        &self,
+        plugin: &Path,
+        args: &[&str],
+        cwd: &Path,
+        env: &[(&str, &str)],
+    ) -> Output;
+    fn companion(&self, args: &[&str], env: &[(&str, &str)]) -> Output;
+    fn start_broker(&self, name: &str, env: &[(&str, &str)]) -> String;
+    fn start_broker_of(&self, plugin: &Path, name: &str, env: &[(&str, &str)]) -> String;
+    fn records(&self) -> Vec<Value>;
+    fn last_record(&self, cmd: &str) -> Value;
+    fn rollouts(&self, home: &str) -> usize;
+}
 
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    /// What the fake codex reports as codexHome: the canonical path of the home.
-    fn canonical(&self, rel: &str) -> String {
-        fs::canonicalize(self.path(rel))
-            .unwrap()
-            .to_string_lossy()
-            .into_owned()
-    }
-
-    fn command(&self, script: &Path, cwd: &Path, env: &[(&str, &str)]) -> Command {
-        let mut cmd = Command::new(&self.node);
+impl PluginRuns for Sandbox {
+    fn node_command(&self, script: &Path, cwd: &Path, env: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new("node");
         cmd.arg(script).current_dir(cwd);
         for var in SCRUBBED {
             cmd.env_remove(var);
         }
         let path = std::env::var_os("PATH").unwrap_or_default();
-        let mut paths = vec![fake_codex_dir()];
+        let mut paths = vec![fixtures().join("fake-codex")];
         paths.extend(std::env::split_paths(&path));
         cmd.env("PATH", std::env::join_paths(paths).unwrap())
-            .env("HOME", self.path("home"))
-            .env("TMPDIR", self.path("t"))
-            .env("FIXTURE_LOG", self.path("fixture.log"));
+            .env("HOME", self.at("home"))
+            .env("TMPDIR", self.at("tmp"))
+            .env("FIXTURE_LOG", self.at("fixture.log"));
         for (key, value) in env {
             cmd.env(key, value);
         }
@@ -131,42 +105,42 @@ impl Sandbox {
         cwd: &Path,
         env: &[(&str, &str)],
     ) -> Output {
-        let mut cmd = self.command(&plugin.join("scripts/codex-companion.mjs"), cwd, env);
+        let mut cmd = self.node_command(&plugin.join("scripts/codex-companion.mjs"), cwd, env);
         cmd.args(args);
-        run_with_timeout(cmd)
+        output_timeout(cmd, CALL_TIMEOUT)
     }
 
     fn companion(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        self.companion_of(&fixture_root(), args, &self.path("ws"), env)
+        self.companion_of(&fixtures().join("plugin"), args, &self.at("ws"), env)
     }
 
     /// Start a fixture broker by hand, as codex-as would for one account, and wait until it
     /// accepts connections. Returns its endpoint.
     fn start_broker(&self, name: &str, env: &[(&str, &str)]) -> String {
-        self.start_broker_of(&fixture_root(), name, env)
+        self.start_broker_of(&fixtures().join("plugin"), name, env)
     }
 
     fn start_broker_of(&self, plugin: &Path, name: &str, env: &[(&str, &str)]) -> String {
-        let dir = self.path(name);
+        let dir = self.at(name);
         fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("b.sock");
-        let mut cmd = self.command(
+        let mut cmd = self.node_command(
             &plugin.join("scripts/app-server-broker.mjs"),
-            &self.path("ws"),
+            &self.at("ws"),
             env,
         );
         cmd.arg("serve")
             .arg("--endpoint")
             .arg(format!("unix:{}", socket.display()))
             .arg("--cwd")
-            .arg(self.path("ws"))
+            .arg(self.at("ws"))
             .arg("--pid-file")
             .arg(dir.join("broker.pid"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let child = cmd.spawn().expect("spawn broker");
-        self.children.lock().unwrap().push(child);
+        self.adopt(child);
         wait_for(&format!("broker {name} to listen"), || {
             UnixStream::connect(&socket).is_ok()
         });
@@ -175,7 +149,7 @@ impl Sandbox {
 
     /// The JSON lines the fixture wrote to $FIXTURE_LOG.
     fn records(&self) -> Vec<Value> {
-        fs::read_to_string(self.path("fixture.log"))
+        fs::read_to_string(self.at("fixture.log"))
             .unwrap_or_default()
             .lines()
             .map(|line| serde_json::from_str(line).expect("record is JSON"))
@@ -193,119 +167,10 @@ impl Sandbox {
 
     /// Session rollouts the fake codex wrote under an account home.
     fn rollouts(&self, home: &str) -> usize {
-        files_under(&self.path(home).join("sessions"))
+        files_under(&self.at(home).join("sessions"))
             .iter()
             .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
             .count()
-    }
-
-    /// Kill every process this test may have started. SIGTERM first so brokers remove their
-    /// sockets and stop their app-servers, then SIGKILL whatever is left.
-    fn kill_all(&self) {
-        let mut children = self.children.lock().unwrap();
-        let mut pids: Vec<i32> = children.iter().map(|c| c.id() as i32).collect();
-        for file in files_under(self.dir.path()) {
-            let name = file.file_name().unwrap().to_string_lossy().into_owned();
-            if name.ends_with(".pid") {
-                if let Ok(text) = fs::read_to_string(&file) {
-                    pids.extend(text.trim().parse::<i32>().ok());
-                }
-            } else if name == "broker.json" || file.parent().is_some_and(|p| p.ends_with("jobs")) {
-                let record = fs::read_to_string(&file)
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<Value>(&t).ok());
-                pids.extend(record.and_then(|v| v["pid"].as_i64()).map(|p| p as i32));
-            }
-        }
-        // A broker whose files were replaced (a stale broker.json rewritten) is in no file any
-        // more; on Linux also sweep processes whose command line names this sandbox.
-        pids.extend(processes_mentioning(self.dir.path()));
-        pids.retain(|&p| p > 1 && p != std::process::id() as i32);
-        pids.sort_unstable();
-        pids.dedup();
-        for &pid in &pids {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_millis(1000);
-        while Instant::now() < deadline && pids.iter().any(|&p| alive(p)) {
-            thread::sleep(Duration::from_millis(20));
-        }
-        for &pid in &pids {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        // Reap the brokers we spawned ourselves (the others are not our children).
-        for child in children.iter_mut() {
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        self.kill_all();
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn processes_mentioning(dir: &Path) -> Vec<i32> {
-    let needle = dir.to_string_lossy().into_owned();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains(&needle))
-        })
-        .collect()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn processes_mentioning(_dir: &Path) -> Vec<i32> {
-    Vec::new()
-}
-
-fn alive(pid: i32) -> bool {
-    kill(Pid::from_raw(pid), None).is_ok()
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => out.extend(files_under(&path)),
-            Ok(t) if t.is_file() => out.push(path),
-            _ => {}
-        }
-    }
-    out
-}
-
-fn run_with_timeout(mut cmd: Command) -> Output {
-    let described = format!("{cmd:?}");
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn node");
-    let pid = child.id() as i32;
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(CALL_TIMEOUT) {
-        Ok(output) => output.expect("wait for node"),
-        Err(_) => {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            panic!("timed out: {described}");
-        }
     }
 }
 
@@ -315,10 +180,6 @@ fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         thread::sleep(Duration::from_millis(25));
     }
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn assert_ok(output: &Output) {
@@ -341,26 +202,9 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// The state directory computed independently from plugin-facts.md: `<root>/<slug>-<hash>`.
-fn expected_state_dir(state_root: &Path, workspace: &Path) -> PathBuf {
-    let base = workspace.file_name().unwrap().to_string_lossy();
-    let mut slug = String::new();
-    let mut in_run = false;
-    for c in base.chars() {
-        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-            slug.push(c);
-            in_run = false;
-        } else if !in_run {
-            slug.push('-');
-            in_run = true;
-        }
-    }
-    let slug = slug.trim_matches('-');
-    let slug = if slug.is_empty() { "workspace" } else { slug };
-    let canonical = fs::canonicalize(workspace).unwrap();
-    let digest = Sha256::digest(canonical.to_string_lossy().as_bytes());
-    let hash: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    state_root.join(format!("{slug}-{}", &hash[..16]))
+/// Whether a process exists (a zombie counts: it still holds its pid).
+fn exists(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_ok()
 }
 
 /// A raw JSONL client for a broker socket, to hold it busy or ask it things directly.
@@ -433,10 +277,12 @@ fn sorted_keys(v: &Value) -> Vec<String> {
 /// (1) The bug: a task for account B reuses the live broker that a task for A started.
 #[test]
 fn legacy_broker_serves_every_caller_with_the_first_account() {
-    let Some(node) = node() else { return };
-    let sb = Sandbox::new(node);
-    let home_a = sb.path("ha").to_string_lossy().into_owned();
-    let home_b = sb.path("hb").to_string_lossy().into_owned();
+    if !have_node() {
+        return;
+    }
+    let sb = sandbox();
+    let home_a = sb.at("ha").to_string_lossy().into_owned();
+    let home_b = sb.at("hb").to_string_lossy().into_owned();
 
     let first = sb.companion(&["task", "reply OK"], &[("CODEX_HOME", &home_a)]);
     assert_ok(&first);
@@ -446,19 +292,19 @@ fn legacy_broker_serves_every_caller_with_the_first_account() {
     assert_eq!(rec["servedBy"], sb.canonical("ha"));
 
     // broker.json: legacy format, session dir made by mkdtemp under TMPDIR.
-    let state = expected_state_dir(&sb.path("t/codex-companion"), &sb.path("ws"));
+    let state = plugin_state_dir(&sb.at("tmp/codex-companion"), &sb.at("ws"));
     let broker = read_json(&state.join("broker.json"));
     assert_eq!(sorted_keys(&broker), legacy_broker_json_keys());
     let session_dir = broker["sessionDir"].as_str().unwrap();
     assert!(
-        session_dir.starts_with(&format!("{}/cxc-", sb.path("t").display())),
+        session_dir.starts_with(&format!("{}/cxc-", sb.at("tmp").display())),
         "{session_dir}"
     );
     assert_eq!(
         broker["endpoint"],
         format!("unix:{session_dir}/broker.sock")
     );
-    assert!(alive(broker["pid"].as_i64().unwrap() as i32));
+    assert!(exists(broker["pid"].as_i64().unwrap() as i32));
 
     let second = sb.companion(&["task", "reply OK"], &[("CODEX_HOME", &home_b)]);
     assert_ok(&second);
@@ -490,14 +336,16 @@ fn legacy_broker_serves_every_caller_with_the_first_account() {
 /// (2) A pinned endpoint serves everything, and broker.json is neither used nor written.
 #[test]
 fn pinned_endpoint_is_used_and_broker_json_left_alone() {
-    let Some(node) = node() else { return };
-    let sb = Sandbox::new(node);
-    let home_a = sb.path("ha").to_string_lossy().into_owned();
-    let home_b = sb.path("hb").to_string_lossy().into_owned();
+    if !have_node() {
+        return;
+    }
+    let sb = sandbox();
+    let home_a = sb.at("ha").to_string_lossy().into_owned();
+    let home_b = sb.at("hb").to_string_lossy().into_owned();
 
     // A live broker for A in broker.json: the trap a pinned call must not fall into.
     assert_ok(&sb.companion(&["task", "prime"], &[("CODEX_HOME", &home_a)]));
-    let state = expected_state_dir(&sb.path("t/codex-companion"), &sb.path("ws"));
+    let state = plugin_state_dir(&sb.at("tmp/codex-companion"), &sb.at("ws"));
     let broker_json = fs::read(state.join("broker.json")).unwrap();
 
     let endpoint = sb.start_broker("eb", &[("CODEX_HOME", &home_b)]);
@@ -527,10 +375,15 @@ fn pinned_endpoint_is_used_and_broker_json_left_alone() {
     assert_eq!(sb.rollouts("ha"), 1);
 
     // A workspace without broker.json does not get one.
-    fs::create_dir_all(sb.path("ws2")).unwrap();
-    let out = sb.companion_of(&fixture_root(), &["task", "hi"], &sb.path("ws2"), &env);
+    fs::create_dir_all(sb.at("ws2")).unwrap();
+    let out = sb.companion_of(
+        &fixtures().join("plugin"),
+        &["task", "hi"],
+        &sb.at("ws2"),
+        &env,
+    );
     assert_ok(&out);
-    let state2 = expected_state_dir(&sb.path("t/codex-companion"), &sb.path("ws2"));
+    let state2 = plugin_state_dir(&sb.at("tmp/codex-companion"), &sb.at("ws2"));
     assert!(state2.join("state.json").exists());
     assert!(!state2.join("broker.json").exists());
 }
@@ -539,9 +392,11 @@ fn pinned_endpoint_is_used_and_broker_json_left_alone() {
 /// with the companion's own CODEX_HOME.
 #[test]
 fn busy_or_unreachable_endpoint_falls_back_to_direct() {
-    let Some(node) = node() else { return };
-    let sb = Sandbox::new(node);
-    let home_b = sb.path("hb").to_string_lossy().into_owned();
+    if !have_node() {
+        return;
+    }
+    let sb = sandbox();
+    let home_b = sb.at("hb").to_string_lossy().into_owned();
     let endpoint = sb.start_broker("eb", &[("CODEX_HOME", &home_b)]);
 
     let mut holder = Rpc::connect(&endpoint);
@@ -588,8 +443,8 @@ fn busy_or_unreachable_endpoint_falls_back_to_direct() {
     assert_eq!(sb.last_record("task")["via"], "endpoint");
 
     // Missing socket (ENOENT) and a socket nobody listens on (ECONNREFUSED).
-    let missing = format!("unix:{}", sb.path("nosuch.sock").display());
-    let stale_path = sb.path("stale.sock");
+    let missing = format!("unix:{}", sb.at("nosuch.sock").display());
+    let stale_path = sb.at("stale.sock");
     drop(UnixListener::bind(&stale_path).unwrap());
     let stale = format!("unix:{}", stale_path.display());
     for (target, reason) in [(&missing, "ENOENT"), (&stale, "ECONNREFUSED")] {
@@ -609,15 +464,17 @@ fn busy_or_unreachable_endpoint_falls_back_to_direct() {
 /// busy gate, and shutdown with ifIdle refuses while busy.
 #[test]
 fn patched_broker_reports_account_and_status() {
-    let Some(node) = node() else { return };
-    let sb = Sandbox::new(node);
-    let home_a = sb.path("ha").to_string_lossy().into_owned();
+    if !have_node() {
+        return;
+    }
+    let sb = sandbox();
+    let home_a = sb.at("ha").to_string_lossy().into_owned();
     let env = [
         ("CODEX_HOME", home_a.as_str()),
         ("FIXTURE_BROKER_MODE", "patched"),
     ];
     assert_ok(&sb.companion(&["task", "hi"], &env));
-    let state = expected_state_dir(&sb.path("t/codex-companion"), &sb.path("ws"));
+    let state = plugin_state_dir(&sb.at("tmp/codex-companion"), &sb.at("ws"));
     let broker = read_json(&state.join("broker.json"));
     assert_eq!(broker["codexHome"], home_a.as_str());
     let endpoint = broker["endpoint"].as_str().unwrap().to_owned();
@@ -636,25 +493,25 @@ fn patched_broker_reports_account_and_status() {
     );
     let refused = probe.call("broker/shutdown", json!({"ifIdle": true}));
     assert_eq!(refused["result"], json!({"shutdown": false, "busy": true}));
-    assert!(alive(pid));
+    assert!(exists(pid));
     drop(holder); // closing the owning connection frees the broker
     wait_for("the broker to become idle", || {
         probe.call("broker/status", json!({}))["result"]["busy"] == false
     });
     let done = probe.call("broker/shutdown", json!({"ifIdle": true}));
     assert_eq!(done["result"]["shutdown"], true);
-    wait_for("the broker to exit", || !alive(pid));
+    wait_for("the broker to exit", || !exists(pid));
 
     // Unset CODEX_HOME (the default account) is recorded as "".
-    fs::create_dir_all(sb.path("ws3")).unwrap();
+    fs::create_dir_all(sb.at("ws3")).unwrap();
     let out = sb.companion_of(
-        &fixture_root(),
+        &fixtures().join("plugin"),
         &["task", "hi"],
-        &sb.path("ws3"),
+        &sb.at("ws3"),
         &[("FIXTURE_BROKER_MODE", "patched")],
     );
     assert_ok(&out);
-    let state3 = expected_state_dir(&sb.path("t/codex-companion"), &sb.path("ws3"));
+    let state3 = plugin_state_dir(&sb.at("tmp/codex-companion"), &sb.at("ws3"));
     assert_eq!(read_json(&state3.join("broker.json"))["codexHome"], "");
     assert_eq!(sb.last_record("task")["callerCodexHome"], Value::Null);
 }
@@ -662,22 +519,24 @@ fn patched_broker_reports_account_and_status() {
 /// (5) The one-argument quirk, --cwd forms and the state directory rules.
 #[test]
 fn arguments_and_state_dir_follow_the_plugin_rules() {
-    let Some(node) = node() else { return };
-    let sb = Sandbox::new(node);
-    let tmp_root = sb.path("t/codex-companion");
+    if !have_node() {
+        return;
+    }
+    let sb = sandbox();
+    let tmp_root = sb.at("tmp/codex-companion");
 
     // A git repository whose name needs slugging; commands aimed at a subdirectory of it.
-    let repo = sb.path("My Repo!");
+    let repo = sb.at("My Repo!");
     fs::create_dir_all(repo.join("sub")).unwrap();
     let git = Command::new("git")
         .args(["init", "-q"])
         .current_dir(&repo)
         .status();
     if !git.is_ok_and(|s| s.success()) {
-        skip("SKIP: git not available");
+        skip!("git not available");
         return;
     }
-    let repo_state = expected_state_dir(&tmp_root, &repo);
+    let repo_state = plugin_state_dir(&tmp_root, &repo);
     assert!(repo_state.to_string_lossy().contains("/My-Repo-"));
     let check = |out: Output, state: &Path, prompt: &str| {
         assert_ok(&out);
@@ -692,13 +551,18 @@ fn arguments_and_state_dir_follow_the_plugin_rules() {
     let one = format!("--cwd '{}' reply OK", repo.join("sub").display());
     check(sb.companion(&["task", &one], &[]), &repo_state, "reply OK");
     // -C relative to the process's cwd, and --cwd=DIR.
-    let out = sb.companion_of(&fixture_root(), &["task", "-C", "sub", "x"], &repo, &[]);
+    let out = sb.companion_of(
+        &fixtures().join("plugin"),
+        &["task", "-C", "sub", "x"],
+        &repo,
+        &[],
+    );
     check(out, &repo_state, "x");
     let eq = format!("--cwd={}", repo.join("sub").display());
     check(sb.companion(&["task", &eq, "y"], &[]), &repo_state, "y");
     // Two arguments are not split: "--cwd ..." is then an unknown word of the prompt.
     let two = format!("--cwd {}", repo.display());
-    let ws_state = expected_state_dir(&tmp_root, &sb.path("ws"));
+    let ws_state = plugin_state_dir(&tmp_root, &sb.at("ws"));
     check(
         sb.companion(&["task", &two, "z"], &[]),
         &ws_state,
@@ -706,10 +570,10 @@ fn arguments_and_state_dir_follow_the_plugin_rules() {
     );
 
     // Not a repository: the cwd itself, slug from the path as given, hash from its realpath.
-    fs::create_dir_all(sb.path("plain dir")).unwrap();
-    std::os::unix::fs::symlink(sb.path("plain dir"), sb.path("lnk")).unwrap();
-    let lnk = sb.path("lnk");
-    let lnk_state = expected_state_dir(&tmp_root, &lnk);
+    fs::create_dir_all(sb.at("plain dir")).unwrap();
+    std::os::unix::fs::symlink(sb.at("plain dir"), sb.at("lnk")).unwrap();
+    let lnk = sb.at("lnk");
+    let lnk_state = plugin_state_dir(&tmp_root, &lnk);
     assert!(
         lnk_state
             .file_name()
@@ -721,14 +585,14 @@ fn arguments_and_state_dir_follow_the_plugin_rules() {
     check(sb.companion(&["task", &arg, "w"], &[]), &lnk_state, "w");
 
     // CLAUDE_PLUGIN_DATA moves the state root; TMPDIR's trailing slash does not matter.
-    let data = sb.path("data");
+    let data = sb.at("data");
     let data_str = data.to_string_lossy().into_owned();
     check(
         sb.companion(&["task", "v"], &[("CLAUDE_PLUGIN_DATA", &data_str)]),
-        &expected_state_dir(&data.join("state"), &sb.path("ws")),
+        &plugin_state_dir(&data.join("state"), &sb.at("ws")),
         "v",
     );
-    let slashed = format!("{}/", sb.path("t").display());
+    let slashed = format!("{}/", sb.at("tmp").display());
     check(
         sb.companion(&["task", "u"], &[("TMPDIR", &slashed)]),
         &ws_state,
@@ -748,15 +612,17 @@ fn arguments_and_state_dir_follow_the_plugin_rules() {
 /// records its own line; status/result/cancel work on its job record.
 #[test]
 fn background_worker_inherits_environment_and_records() {
-    let Some(node) = node() else { return };
-    let sb = Sandbox::new(node);
-    let home_b = sb.path("hb").to_string_lossy().into_owned();
+    if !have_node() {
+        return;
+    }
+    let sb = sandbox();
+    let home_b = sb.at("hb").to_string_lossy().into_owned();
     let endpoint = sb.start_broker("eb", &[("CODEX_HOME", &home_b)]);
     let env = [
         ("CODEX_HOME", home_b.as_str()),
         ("CODEX_COMPANION_APP_SERVER_ENDPOINT", endpoint.as_str()),
     ];
-    let state = expected_state_dir(&sb.path("t/codex-companion"), &sb.path("ws"));
+    let state = plugin_state_dir(&sb.at("tmp/codex-companion"), &sb.at("ws"));
 
     let launch = sb.companion(
         &["task", "--background", "--json", "bg [[delay:200]]"],
@@ -829,9 +695,11 @@ fn background_worker_inherits_environment_and_records() {
 /// The fake broker's failure modes: one that never answers, one that crashes.
 #[test]
 fn broker_failure_modes() {
-    let Some(node) = node() else { return };
-    let sb = Sandbox::new(node);
-    let home_b = sb.path("hb").to_string_lossy().into_owned();
+    if !have_node() {
+        return;
+    }
+    let sb = sandbox();
+    let home_b = sb.at("hb").to_string_lossy().into_owned();
 
     let hung = sb.start_broker(
         "hang",
@@ -869,7 +737,7 @@ fn broker_failure_modes() {
 /// Run the same observation on the real plugin and on the fixture, side by side (each in its own
 /// sandbox) to halve the wall time.
 fn on_both<T: Send>(real: &Path, observe: impl Fn(&Path) -> T + Sync) -> (T, T) {
-    let fixture = fixture_root();
+    let fixture = fixtures().join("plugin");
     thread::scope(|scope| {
         let from_real = scope.spawn(|| observe(real));
         let from_fixture = observe(&fixture);
@@ -877,21 +745,17 @@ fn on_both<T: Send>(real: &Path, observe: impl Fn(&Path) -> T + Sync) -> (T, T) 
     })
 }
 
-/// Optional: the same scenarios against the real plugin (CODEX_PLUGIN_CC_DIR=<checkout>), with
+/// The same scenarios against the current real plugin (support/peers.rs), with
 /// the fake codex on PATH. Outputs, exit codes, rollout locations and file layout must agree.
 #[test]
 fn real_plugin_agrees_with_fixture() {
-    let Some(node) = node() else { return };
-    let Some(checkout) = std::env::var_os("CODEX_PLUGIN_CC_DIR") else {
-        skip("SKIP: CODEX_PLUGIN_CC_DIR not set; not comparing with the real plugin");
+    if !have_node() {
+        return;
+    }
+    let Some(real) = current_plugin() else {
         return;
     };
-    let real = PathBuf::from(checkout).join("plugins/codex");
-    assert!(
-        real.join("scripts/codex-companion.mjs").exists(),
-        "{}",
-        real.display()
-    );
+    let real = real.root;
 
     #[derive(Debug, PartialEq)]
     struct Observed {
@@ -903,16 +767,16 @@ fn real_plugin_agrees_with_fixture() {
     }
 
     let observe = |plugin: &Path| -> Observed {
-        let sb = Sandbox::new(node.clone());
-        let ha = sb.path("ha").to_string_lossy().into_owned();
-        let hb = sb.path("hb").to_string_lossy().into_owned();
-        let sub = sb.path("ws/sub");
+        let sb = sandbox();
+        let ha = sb.at("ha").to_string_lossy().into_owned();
+        let hb = sb.at("hb").to_string_lossy().into_owned();
+        let sub = sb.at("ws/sub");
         fs::create_dir_all(&sub).unwrap();
         let one_arg = format!("--cwd '{}' reply OK", sub.display());
         let mut outputs = Vec::new();
-        let missing = sb.path("no-such-home").to_string_lossy().into_owned();
-        let elsewhere = format!("--cwd={}", sb.path("ws/other").display());
-        fs::create_dir_all(sb.path("ws/other")).unwrap();
+        let missing = sb.at("no-such-home").to_string_lossy().into_owned();
+        let elsewhere = format!("--cwd={}", sb.at("ws/other").display());
+        fs::create_dir_all(sb.at("ws/other")).unwrap();
         // (1) A starts the broker, B reuses it; a failed turn; the one-argument quirk (ws is no
         // repository, so sub is a workspace of its own: a second broker, started for B); a
         // CODEX_HOME that does not exist (the broker cannot start, nor can the direct retry).
@@ -923,7 +787,7 @@ fn real_plugin_agrees_with_fixture() {
             (vec!["task", one_arg.as_str()], &hb),
             (vec!["task", elsewhere.as_str(), "hi"], &missing),
         ] {
-            let out = sb.companion_of(plugin, &args, &sb.path("ws"), &[("CODEX_HOME", home)]);
+            let out = sb.companion_of(plugin, &args, &sb.at("ws"), &[("CODEX_HOME", home)]);
             // stderr without the progress lines, which differ in detail.
             let stderr: String = String::from_utf8_lossy(&out.stderr)
                 .lines()
@@ -936,19 +800,19 @@ fn real_plugin_agrees_with_fixture() {
                 .replace(&missing, "<missing>");
             outputs.push((out.status.code(), text));
         }
-        let state = expected_state_dir(&sb.path("t/codex-companion"), &sb.path("ws"));
+        let state = plugin_state_dir(&sb.at("tmp/codex-companion"), &sb.at("ws"));
         let broker_keys = sorted_keys(&read_json(&state.join("broker.json")));
         // State dirs named as computed here independently, so both sides must match it.
         let name_of = |dir: &Path| {
-            let state = expected_state_dir(&sb.path("t/codex-companion"), dir);
+            let state = plugin_state_dir(&sb.at("tmp/codex-companion"), dir);
             state.file_name().unwrap().to_string_lossy().into_owned()
         };
-        let (ws_name, sub_name) = (name_of(&sb.path("ws")), name_of(&sub));
-        let other_name = name_of(&sb.path("ws/other"));
-        let mut state_files: Vec<String> = files_under(&sb.path("t/codex-companion"))
+        let (ws_name, sub_name) = (name_of(&sb.at("ws")), name_of(&sub));
+        let other_name = name_of(&sb.at("ws/other"));
+        let mut state_files: Vec<String> = files_under(&sb.at("tmp/codex-companion"))
             .iter()
             .map(|p| {
-                let rel = p.strip_prefix(sb.path("t")).unwrap().to_string_lossy();
+                let rel = p.strip_prefix(sb.at("tmp")).unwrap().to_string_lossy();
                 let rel = rel
                     .replace(&ws_name, "<ws-state>")
                     .replace(&sub_name, "<sub-state>")
@@ -984,10 +848,10 @@ fn real_plugin_agrees_with_fixture() {
     // would): setup, a task, the busy fallback, a background task and its cancel, a missing
     // endpoint with an app-server that dies mid-turn, and status. Every observation is a line.
     let observe_pinned = |plugin: &Path| -> Vec<String> {
-        let sb = Sandbox::new(node.clone());
-        let hb = sb.path("hb").to_string_lossy().into_owned();
+        let sb = sandbox();
+        let hb = sb.at("hb").to_string_lossy().into_owned();
         fs::write(
-            sb.path("hb/auth.json"),
+            sb.at("hb/auth.json"),
             r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-test"}"#,
         )
         .unwrap();
@@ -998,7 +862,7 @@ fn real_plugin_agrees_with_fixture() {
         ];
         let normalize = |text: &str| text.replace(&sb.canonical("hb"), "<B>");
         let run = |args: &[&str], env: &[(&str, &str)]| {
-            let out = sb.companion_of(plugin, args, &sb.path("ws"), env);
+            let out = sb.companion_of(plugin, args, &sb.at("ws"), env);
             (out.status.code(), normalize(&stdout(&out)))
         };
         let mut seen = Vec::new();
@@ -1034,7 +898,7 @@ fn real_plugin_agrees_with_fixture() {
             "launch {code:?} {}",
             text.replace(&job_id, "<job>")
         ));
-        let state = expected_state_dir(&sb.path("t/codex-companion"), &sb.path("ws"));
+        let state = plugin_state_dir(&sb.at("tmp/codex-companion"), &sb.at("ws"));
         let job_file = state.join(format!("jobs/{job_id}.json"));
         wait_for("the background turn to start", || {
             try_read_json(&job_file).is_some_and(|j| j["turnId"].is_string())
@@ -1048,7 +912,7 @@ fn real_plugin_agrees_with_fixture() {
         // to write it (either may win, in the job file or state.json); the fixture makes cancel
         // win, and `background_worker_inherits_environment_and_records` checks that.
 
-        let missing = format!("unix:{}", sb.path("nosuch.sock").display());
+        let missing = format!("unix:{}", sb.at("nosuch.sock").display());
         let direct_env = [
             ("CODEX_HOME", hb.as_str()),
             ("CODEX_COMPANION_APP_SERVER_ENDPOINT", missing.as_str()),
@@ -1074,11 +938,4 @@ fn real_plugin_agrees_with_fixture() {
     };
     let (from_real, from_fixture) = on_both(&real, observe_pinned);
     assert_eq!(from_fixture, from_real);
-}
-
-/// Says why a check did not run, past the test harness's output capture, so the line shows
-/// even when the test passes.
-fn skip(msg: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{msg}");
 }

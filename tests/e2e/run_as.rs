@@ -1,12 +1,11 @@
 //! `codex-as NAME -- CMD`: the child runs as the account, and everything else passes through.
 
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 
-use common::{Sandbox, installed, output_with_stdin, skip, stderr, stdout};
+use crate::skip;
+use crate::support::{Sandbox, installed, output_with_stdin, stderr, stdout};
 
 const PRINT_HOME: &str = "printf '%s|%s' \"$CODEX_HOME\" \"$CODEX_AS_ACCOUNT\"";
 
@@ -321,9 +320,7 @@ fn awkward_homes_work_for_run_and_env_in_every_shell() {
         .filter_map(|sh| match installed(sh) {
             Some(p) => Some((sh, p)),
             None => {
-                skip(&format!(
-                    "SKIP: {sh} is not installed; its eval check did not run"
-                ));
+                skip!("{sh} is not installed; its eval check did not run");
                 None
             }
         })
@@ -411,58 +408,52 @@ fn login_creates_a_private_home_and_copies_config_never_links() {
 /// `codex-as NAME -- codex login status` with the real Codex CLI, when installed.
 #[test]
 fn real_codex_login_status_reports_each_accounts_own_state() {
-    let Some(codex) = std::env::var_os("CODEX_AS_REAL_CODEX")
-        .map(PathBuf::from)
-        .filter(|p| p.is_file())
-    else {
-        skip(
-            "SKIP: CODEX_AS_REAL_CODEX is not set to the real codex CLI; real login check did not run",
+    for codex in crate::support::real_codexes() {
+        eprintln!("-- against {}", codex.display());
+        let s = Sandbox::new();
+        std::os::unix::fs::symlink(&codex, s.bin_dir().join("codex")).unwrap();
+        let out = output_with_stdin(
+            s.codex_as()
+                .args(["login", "keyed", "--", "--with-api-key"]),
+            b"sk-test-not-a-real-key\n",
         );
-        return;
-    };
-    let s = Sandbox::new();
-    std::os::unix::fs::symlink(&codex, s.bin_dir().join("codex")).unwrap();
-    let out = output_with_stdin(
-        s.codex_as()
-            .args(["login", "keyed", "--", "--with-api-key"]),
-        b"sk-test-not-a-real-key\n",
-    );
-    assert!(
-        out.status.success(),
-        "login: {} {}",
-        stdout(&out),
-        stderr(&out)
-    );
-    s.account_dir("empty");
+        assert!(
+            out.status.success(),
+            "login: {} {}",
+            stdout(&out),
+            stderr(&out)
+        );
+        s.account_dir("empty");
 
-    let keyed = s.run(&["keyed", "--", "codex", "login", "status"]);
-    assert_eq!(
-        keyed.status.code(),
-        Some(0),
-        "{} {}",
-        stdout(&keyed),
-        stderr(&keyed)
-    );
-    let text = format!("{}{}", stdout(&keyed), stderr(&keyed));
-    assert!(text.contains("API key"), "{text}");
-    assert!(!text.contains("sk-test-not-a-real-key"));
+        let keyed = s.run(&["keyed", "--", "codex", "login", "status"]);
+        assert_eq!(
+            keyed.status.code(),
+            Some(0),
+            "{} {}",
+            stdout(&keyed),
+            stderr(&keyed)
+        );
+        let text = format!("{}{}", stdout(&keyed), stderr(&keyed));
+        assert!(text.contains("API key"), "{text}");
+        assert!(!text.contains("sk-test-not-a-real-key"));
 
-    let empty = s.run(&["empty", "--", "codex", "login", "status"]);
-    assert_eq!(empty.status.code(), Some(1));
-    assert!(format!("{}{}", stdout(&empty), stderr(&empty)).contains("Not logged in"));
+        let empty = s.run(&["empty", "--", "codex", "login", "status"]);
+        assert_eq!(empty.status.code(), Some(1));
+        assert!(format!("{}{}", stdout(&empty), stderr(&empty)).contains("Not logged in"));
 
-    let out = s.run(&["list", "--json"]);
-    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let keyed = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "keyed")
-        .unwrap();
-    assert_eq!(
-        keyed["login"], "api-key",
-        "list reads what the real codex wrote"
-    );
+        let out = s.run(&["list", "--json"]);
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let keyed = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "keyed")
+            .unwrap();
+        assert_eq!(
+            keyed["login"], "api-key",
+            "list reads what the real codex wrote"
+        );
+    }
 }
 
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {

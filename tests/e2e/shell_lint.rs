@@ -1,12 +1,10 @@
 //! Every script codex-as prints, through each shell's own checkers: shellcheck and shfmt for bash,
 //! `zsh -n`, `fish --no-execute` and fish_indent.
 
-mod shell_common;
-
 use std::io::Write;
 use std::process::Stdio;
 
-use shell_common::{BIN, Sandbox, have, init, run};
+use crate::support::{BIN, Sandbox, have, init, run};
 
 const VARIANTS: &[&[&str]] = &[
     &[],
@@ -21,7 +19,7 @@ fn scripts(sb: &Sandbox, shell: &str) -> Vec<(String, String)> {
         .iter()
         .map(|v| (format!("init {shell} {}", v.join(" ")), init(sb, shell, v)))
         .collect();
-    let c = run(sb.cmd(BIN).args(["completions", shell]));
+    let c = run(sb.command(BIN).args(["completions", shell]));
     c.ok();
     out.push((format!("completions {shell}"), c.stdout));
     out
@@ -30,7 +28,7 @@ fn scripts(sb: &Sandbox, shell: &str) -> Vec<(String, String)> {
 /// Runs `program args` with `input` on stdin; returns (success, stdout + stderr).
 fn check(sb: &Sandbox, program: &str, args: &[&str], input: &str) -> (bool, String) {
     let mut child = sb
-        .cmd(program)
+        .command(program)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -56,7 +54,7 @@ fn check(sb: &Sandbox, program: &str, args: &[&str], input: &str) -> (bool, Stri
 
 /// A sandbox whose accounts give shortcuts to render, including a name with `.` and `_`.
 fn sandbox() -> Sandbox {
-    let sb = Sandbox::new();
+    let sb = Sandbox::with_shell_accounts();
     std::fs::create_dir_all(sb.home.join(".codex-team.prod_2")).unwrap();
     sb
 }

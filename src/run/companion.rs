@@ -1,5 +1,5 @@
-//! `codex-as NAME <companion command> [ARGS]...`: the plugin's companion, as NAME, pinned to a
-//! broker that serves NAME's home.
+//! Preparing `codex-as NAME <companion command> [ARGS]...`: the plugin's companion, as NAME,
+//! pinned to a broker that serves NAME's home (started here when none does).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -8,24 +8,14 @@ use anyhow::Context;
 
 use crate::account::env::EnvPlan;
 use crate::account::{Account, Accounts};
-use crate::broker::pool::{self as broker_pool, Request};
+use crate::broker::pool::{self, Request};
 use crate::broker::registry::Registry;
-use crate::plugin::{locate as plugin, workspace};
-use crate::sys::{exec, fsutil};
+use crate::plugin::{locate, workspace};
+use crate::sys::{fsutil, runtime, tools};
 
 /// The variable that makes every companion path use one broker instead of broker.json.
 pub const ENDPOINT_ENV: &str = "CODEX_COMPANION_APP_SERVER_ENDPOINT";
 const DEFAULT_IDLE_EXIT: &str = "30m";
-
-pub fn run(
-    accounts: &Accounts,
-    account: &Account,
-    plugin_root: Option<&Path>,
-    args: Vec<OsString>,
-) -> anyhow::Result<u8> {
-    let p = prepare(accounts, account, plugin_root, args)?;
-    Err(exec::exec(p.program.as_os_str(), &p.args, &p.plan, None).into())
-}
 
 /// The companion ready to start as an account: its broker is up, its environment planned.
 pub struct Prepared {
@@ -44,12 +34,10 @@ pub fn prepare(
     plugin_root: Option<&Path>,
     args: Vec<OsString>,
 ) -> anyhow::Result<Prepared> {
-    let plugin = plugin::locate(plugin_root, &accounts.config, &accounts.home_dir)?;
-    let node = which::which("node").map_err(|_| {
-        anyhow::anyhow!("node is not on your PATH: the plugin's companion needs Node.js (install it, e.g. `apt install nodejs` or from nodejs.org)")
-    })?;
+    let plugin = locate::locate(plugin_root, &accounts.config, &accounts.home_dir)?;
+    let node = tools::node()?;
     // Checked here so a missing codex is one clear error, not a broker that failed to start.
-    crate::broker::serve::find_codex()?;
+    tools::codex()?;
     let here = std::env::current_dir().context("cannot read the current folder")?;
     let cwd = workspace::companion_cwd(&args, &here);
     if !cwd.is_dir() {
@@ -59,7 +47,7 @@ pub fn prepare(
         ))
         .into());
     }
-    let ws = broker_pool::canonical(&workspace::workspace_root(&cwd));
+    let ws = fsutil::canonical(&workspace::workspace_root(&cwd));
     let state_dir = check_plugin_state(&ws)?;
 
     let mut plan = EnvPlan::for_account(account);
@@ -73,11 +61,8 @@ pub fn prepare(
     crate::sys::duration::parse(&idle_exit)
         .map_err(|e| anyhow::anyhow!("broker.idle_exit in the config: {e}"))?;
     let reg = Registry::open()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let endpoint = runtime.block_on(broker_pool::ensure(
+    let runtime = runtime::current_thread()?;
+    let endpoint = runtime.block_on(pool::ensure(
         &reg,
         &Request {
             account: &account.name,

@@ -6,8 +6,6 @@
 //! logs which process served each request (FAKE_CODEX_LOG): that is the evidence of how many
 //! app-servers ran and whether turns overlapped.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -16,8 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{Sandbox, alive, skip, stderr, stdout, wait_until};
 use serde_json::{Value, json};
+
+use crate::support::{
+    Sandbox, alive, fixtures, for_each_plugin, have_node, real_codexes, stderr, stdout, wait_until,
+};
 
 struct World {
     sb: Sandbox,
@@ -232,7 +233,7 @@ fn collect_jobs(v: &Value, out: &mut Vec<(String, String, Option<u64>)>) {
 }
 
 fn each_plugin(test: impl Fn(&World)) {
-    common::for_each_plugin(|root| test(&World::new(root)));
+    for_each_plugin(|plugin| test(&World::new(&plugin.root)));
 }
 
 #[test]
@@ -348,10 +349,7 @@ fn cancelling_or_killing_one_job_leaves_the_others_running() {
                 "{results:?}"
             );
         } else {
-            assert!(
-                !w.plugin.starts_with(common::fixtures()),
-                "the fixture lost a job"
-            );
+            assert!(!w.plugin.starts_with(fixtures()), "the fixture lost a job");
             eprintln!("note: the real plugin's job index lost KEEP-1 (its race, not codex-as's)");
         }
         assert_eq!(w.app_servers().len(), 1);
@@ -431,10 +429,10 @@ fn alice_broker(w: &World) -> PathBuf {
 }
 
 fn fixture_world() -> Option<World> {
-    if !common::node_available() {
+    if !have_node() {
         return None;
     }
-    Some(World::new(&common::fixtures().join("plugin")))
+    Some(World::new(&fixtures().join("plugin")))
 }
 
 #[test]
@@ -625,15 +623,17 @@ fn a_broker_whose_runtime_folder_was_removed_registers_again() {
 
 #[test]
 fn a_real_thread_in_workspace_b_on_a_broker_started_elsewhere_works_in_b() {
-    let Some(codex) = std::env::var_os("CODEX_AS_REAL_CODEX").filter(|v| !v.is_empty()) else {
-        skip(
-            "SKIP: a_real_thread_in_workspace_b_on_a_broker_started_elsewhere_works_in_b: set CODEX_AS_REAL_CODEX to a codex binary (npm @openai/codex)",
-        );
-        return;
-    };
+    // Skips (a failure under CODEX_AS_STRICT) when CODEX_AS_REAL_CODEX names none.
+    for codex in real_codexes() {
+        eprintln!("-- against {}", codex.display());
+        real_thread_in_b(&codex);
+    }
+}
+
+fn real_thread_in_b(codex: &Path) {
     let Some(w) = fixture_world() else { return };
     let home = w.sb.home().join(".codex-alice");
-    let login = Command::new(&codex)
+    let login = Command::new(codex)
         .args(["login", "--with-api-key"])
         .env("CODEX_HOME", &home)
         .stdin(std::process::Stdio::piped())
@@ -668,7 +668,7 @@ fn a_real_thread_in_workspace_b_on_a_broker_started_elsewhere_works_in_b() {
             .collect();
     std::fs::write(home.join("config.toml"), trust).unwrap();
     let mut c = w.sb.codex_as();
-    c.env("CODEX_AS_CODEX", &codex)
+    c.env("CODEX_AS_CODEX", codex)
         .env("CODEX_AS_RUNTIME_DIR", w.runtime_dir())
         .env("CODEX_AS_PLUGIN_ROOT", &w.plugin)
         .current_dir(&w.ws[0])

@@ -1,16 +1,14 @@
 //! `codex-as init` in real bash, zsh and fish processes: sourcing, `use`, shortcuts, completion,
 //! and evaluating hostile account homes.
 
-mod shell_common;
-
-use shell_common::{BIN, Sandbox, have, run};
+use crate::support::{BIN, Sandbox, have, run};
 
 const SHELLS: &[&str] = &["bash", "zsh", "fish"];
 
 /// The shell's command to evaluate `script` non-interactively, strict where the shell allows
 /// (`set -u` in bash and zsh).
 fn shell_cmd(sb: &Sandbox, shell: &str, script: &str) -> std::process::Command {
-    let mut c = sb.cmd(shell);
+    let mut c = sb.command(shell);
     match shell {
         "bash" => c.args([
             "--noprofile",
@@ -38,7 +36,7 @@ fn load(shell: &str, flags: &str) -> String {
 
 #[test]
 fn every_init_sources_silently_under_strict_options() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::with_shell_accounts();
     for shell in SHELLS {
         if !have(shell) {
             continue;
@@ -69,7 +67,7 @@ fn zsh_init_survives_user_options() {
     if !have("zsh") {
         return;
     }
-    let sb = Sandbox::new();
+    let sb = Sandbox::with_shell_accounts();
     // Options users set that break careless scripts; functions must not depend on the defaults.
     let script = format!(
         "setopt ksh_arrays sh_word_split no_unset err_return rc_expand_param glob_subst\n{}\
@@ -84,7 +82,7 @@ fn zsh_init_survives_user_options() {
 
 #[test]
 fn use_switches_this_shell_and_a_run_agrees() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::with_shell_accounts();
     for shell in SHELLS {
         if !have(shell) {
             continue;
@@ -144,7 +142,7 @@ fn use_switches_this_shell_and_a_run_agrees() {
 
 #[test]
 fn use_drops_another_identity_from_this_shell() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::with_shell_accounts();
     for shell in SHELLS {
         if !have(shell) {
             continue;
@@ -173,9 +171,9 @@ fn use_drops_another_identity_from_this_shell() {
 
 #[test]
 fn use_without_the_init_says_how_to_load_it() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::with_shell_accounts();
     for shell in ["/bin/zsh", "/usr/bin/fish", "/bin/bash"] {
-        let out = run(sb.cmd(BIN).args(["use", "alice"]).env("SHELL", shell));
+        let out = run(sb.command(BIN).args(["use", "alice"]).env("SHELL", shell));
         assert_eq!(out.status.code(), Some(2));
         assert_eq!(out.stdout, "");
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
@@ -190,9 +188,9 @@ fn use_without_the_init_says_how_to_load_it() {
 
 #[test]
 fn unsupported_shell_is_refused_naming_the_supported_ones() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::with_shell_accounts();
     for args in [&["init", "tcsh"][..], &["init"], &["completions", "nu"]] {
-        let out = run(sb.cmd(BIN).args(args));
+        let out = run(sb.command(BIN).args(args));
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert_eq!(out.stdout, "");
         for s in SHELLS {
@@ -203,7 +201,7 @@ fn unsupported_shell_is_refused_naming_the_supported_ones() {
 
 #[test]
 fn shortcuts_are_functions_that_work_in_scripts() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::with_shell_accounts();
     for shell in SHELLS {
         if !have(shell) {
             continue;
@@ -218,7 +216,7 @@ fn shortcuts_are_functions_that_work_in_scripts() {
             ),
         )
         .unwrap();
-        let mut cmd = sb.cmd(shell);
+        let mut cmd = sb.command(shell);
         if *shell == "fish" {
             cmd.arg("--no-config");
         } else if *shell == "zsh" {
@@ -265,7 +263,7 @@ fn complete(sb: &Sandbox, shell: &str, line: &str, compinit_order: &str) -> Vec<
             let _ = std::fs::remove_file(&out_file);
             let driver = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/shell/zsh_complete.zsh");
             let o = run(sb
-                .cmd("zsh")
+                .command("zsh")
                 .args(["-f", driver, line, compinit_order])
                 .env("ZC_OUT", &out_file));
             o.ok();
@@ -308,7 +306,7 @@ fn quote_fish(s: &str) -> String {
 
 #[test]
 fn completion_offers_subcommands_accounts_and_companions() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::with_shell_accounts();
     for shell in SHELLS {
         if !have(shell) {
             continue;
@@ -370,7 +368,7 @@ fn completion_offers_subcommands_accounts_and_companions() {
 
 #[test]
 fn completion_reads_accounts_at_completion_time() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::with_shell_accounts();
     // The init is loaded before ~/.codex-dave exists; dave must still be offered.
     for shell in SHELLS {
         if !have(shell) {
@@ -417,7 +415,7 @@ fn hostile_homes() -> Vec<(&'static str, &'static str)> {
 
 #[test]
 fn hostile_homes_end_up_literal_and_run_nothing() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::with_shell_accounts();
     let homes = hostile_homes();
     let dir = sb.root.join("homes");
     std::fs::create_dir(&dir).unwrap();
@@ -431,7 +429,7 @@ fn hostile_homes_end_up_literal_and_run_nothing() {
     // Invalid names are ignored (never made into a shortcut or completed), whatever they hold.
     config_ref.push(("x; touch pwned", "~/alice-home"));
     config_ref.push(("$(touch pwned)", "~/alice-home"));
-    sb.write_config(&config_ref);
+    sb.write_accounts(&config_ref);
     for shell in SHELLS {
         if !have(shell) {
             continue;
@@ -473,7 +471,7 @@ fn hostile_homes_end_up_literal_and_run_nothing() {
 
 #[test]
 fn committed_completion_files_work_without_the_init() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::with_shell_accounts();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
     let expected = ["alice", "bob", "default"];
     if have("bash") {

@@ -1,12 +1,10 @@
 //! `codex-as NAME <companion command>`: every call reaches a broker on NAME's home, brokers are
 //! reused per account, and nothing serving anyone else is ever stopped.
 //!
-//! Runs against the plugin-compatible fixture in tests/fixtures/plugin and, when
-//! CODEX_PLUGIN_CC_DIR names a checkout of openai/codex-plugin-cc, against the real plugin too.
+//! Runs against the plugin-compatible fixture in tests/fixtures/plugin and the real plugin
+//! (support/peers.rs: the current release always, every version for `each_plugin_version`).
 //! The fake codex records which home served each request (FAKE_CODEX_LOG): that, not anything a
 //! broker claims, is the evidence.
-
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -14,13 +12,18 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{Sandbox, alive, fixtures, skip, stderr, stdout, wait_until};
-use sha2::{Digest, Sha256};
+use crate::skip;
+use crate::support::oracle::{broker_key, plugin_state_dir};
+use crate::support::{Sandbox, alive, fixtures, stderr, stdout, wait_until};
 
 struct World {
     sb: Sandbox,
     plugin: PathBuf,
     ws: PathBuf,
+    /// The plugin's version ("fixture" for tests/fixtures/plugin; "" when not told).
+    version: String,
+    /// The plugin checks logins with `codex login status` (support::peers::Plugin).
+    cli_login: bool,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -54,6 +57,19 @@ impl World {
             sb,
             plugin: plugin.to_path_buf(),
             ws,
+            version: String::new(),
+            cli_login: false,
+        }
+    }
+
+    /// An API key in every account's home, for plugins that refuse tasks without a login.
+    fn log_in_everyone(&self) {
+        for a in ["alice", "bob", "carol"] {
+            std::fs::write(
+                self.home(a).join("auth.json"),
+                format!(r#"{{"auth_mode":"apikey","OPENAI_API_KEY":"sk-test-{a}"}}"#),
+            )
+            .unwrap();
         }
     }
 
@@ -138,7 +154,7 @@ impl World {
 
     /// Pids of `codex-as broker serve` processes started in this sandbox.
     fn broker_processes(&self) -> Vec<i32> {
-        common::processes_with_env(&format!("HOME={}", self.sb.home().display()))
+        crate::support::processes_with_env(&format!("HOME={}", self.sb.home().display()))
             .into_iter()
             .filter(|pid| {
                 let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
@@ -164,14 +180,28 @@ impl World {
     }
 }
 
-/// Runs every scenario against every available plugin.
+/// Runs a scenario against the fixture and the current real plugin.
 fn each_plugin(test: impl Fn(&World)) {
-    common::for_each_plugin(|root| test(&World::new(root)));
+    crate::support::for_each_plugin(|p| test(&World::new(&p.root)));
+}
+
+/// Runs a scenario against the fixture and every plugin version of the matrix: for scenarios
+/// that go through plugin code that changed between versions (support/peers.rs).
+fn each_plugin_version(test: impl Fn(&World)) {
+    crate::support::for_each_plugin_version(|p| {
+        let mut w = World::new(&p.root);
+        if p.checks_login_with_cli() {
+            w.log_in_everyone();
+        }
+        w.cli_login = p.checks_login_with_cli();
+        w.version = p.version.clone();
+        test(&w)
+    });
 }
 
 #[test]
 fn each_call_runs_on_its_account_and_a_b_a_b_costs_two_brokers() {
-    each_plugin(|w| {
+    each_plugin_version(|w| {
         for (i, account) in ["alice", "bob", "alice", "bob"].iter().enumerate() {
             let tag = format!("call-{i}-{account}");
             let out = w.task(account, &tag);
@@ -258,7 +288,7 @@ fn twenty_concurrent_calls_over_three_accounts_start_three_brokers() {
 
 #[test]
 fn the_plugins_busy_broker_of_another_account_is_left_alone() {
-    each_plugin(|w| {
+    each_plugin_version(|w| {
         // Claude Code's own broker for this workspace, started as bob and kept busy.
         let bob = w.home("bob");
         let mut bob_task = w
@@ -274,6 +304,19 @@ fn the_plugins_busy_broker_of_another_account_is_left_alone() {
             .filter(|r| r["owner"] == "plugin")
             .collect();
         assert_eq!(plugin_broker.len(), 1, "{plugin_broker:?}");
+        // Whose it is: PR #369's broker.json names its home; a legacy broker's environment does.
+        assert_eq!(plugin_broker[0]["account"], "bob", "{plugin_broker:?}");
+        let source = if w.version == "pr369" {
+            "(account from broker.json)"
+        } else {
+            "(account from process environment)"
+        };
+        assert!(
+            plugin_broker[0]["note"]
+                .as_str()
+                .is_some_and(|n| n.contains(source)),
+            "{plugin_broker:?}"
+        );
         let plugin_pid = plugin_broker[0]["pid"].as_u64().unwrap() as u32;
 
         w.task("alice", "alice-meanwhile");
@@ -404,7 +447,7 @@ fn a_stale_broker_busy_at_relogin_is_retired_by_a_later_call() {
 
 #[test]
 fn an_app_server_dying_mid_turn_is_a_reported_failure() {
-    each_plugin(|w| {
+    each_plugin_version(|w| {
         let out = w.run(&["alice", "task", "dies [[die]]"]);
         assert_eq!(
             out.status.code(),
@@ -547,14 +590,14 @@ fn state_another_user_could_have_written_is_refused() {
                 stderr(&out)
             );
         } else {
-            skip("SKIP: not root; cannot create a folder owned by another user");
+            skip!("not root; cannot create a folder owned by another user");
         }
     });
 }
 
 #[test]
 fn background_task_status_and_cancel_use_the_accounts_broker() {
-    each_plugin(|w| {
+    each_plugin_version(|w| {
         let out = w.run(&["bob", "task", "--background", "bg-bob [[hang]]"]);
         assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
         w.wait_for_turn("bg-bob");
@@ -584,12 +627,13 @@ fn background_task_status_and_cancel_use_the_accounts_broker() {
 
 #[test]
 fn setup_sees_each_accounts_own_login() {
-    each_plugin(|w| {
+    each_plugin_version(|w| {
         std::fs::write(
             w.home("alice").join("auth.json"),
             r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-a"}"#,
         )
         .unwrap();
+        let _ = std::fs::remove_file(w.home("bob").join("auth.json"));
         let alice = w.run(&["alice", "setup", "--json"]);
         let bob = w.run(&["bob", "setup", "--json"]);
         let logged_in = |o: &Output| {
@@ -599,6 +643,10 @@ fn setup_sees_each_accounts_own_login() {
         };
         assert_eq!(logged_in(&alice), Some(true), "{}", stdout(&alice));
         assert_eq!(logged_in(&bob), Some(false), "{}", stdout(&bob));
+        if w.cli_login {
+            // `codex login status` ran in each home: no app-server read to check.
+            return;
+        }
         let reads: BTreeMap<PathBuf, usize> = w
             .log()
             .into_iter()
@@ -616,7 +664,7 @@ fn setup_sees_each_accounts_own_login() {
 
 #[test]
 fn missing_plugin_node_or_codex_is_one_clear_error() {
-    if !common::node_available() {
+    if !crate::support::have_node() {
         return;
     }
     let w = World::new(Path::new("/nonexistent"));
@@ -671,7 +719,7 @@ fn missing_plugin_node_or_codex_is_one_clear_error() {
             "PATH",
             format!(
                 "{}:/usr/bin:/bin",
-                Path::new(common::BIN).parent().unwrap().display()
+                Path::new(crate::support::BIN).parent().unwrap().display()
             ),
         )
         .output()
@@ -687,7 +735,9 @@ fn missing_plugin_node_or_codex_is_one_clear_error() {
 #[test]
 fn idle_brokers_go_away_by_themselves() {
     each_plugin(|w| {
-        w.sb.write_config("[broker]\nidle_exit = \"1s\"\n");
+        // Long enough that the broker is still there to be listed after a slow task (the real
+        // plugin on a loaded CI machine), short enough to watch it go.
+        w.sb.write_config("[broker]\nidle_exit = \"3s\"\n");
         w.task("alice", "then-idle");
         let pid = w.own_brokers()[0]["pid"].as_u64().unwrap() as u32;
         assert!(
@@ -701,55 +751,48 @@ fn idle_brokers_go_away_by_themselves() {
 /// With the real Codex CLI, when installed: the account seen through the broker is the home's own.
 #[test]
 fn real_codex_app_server_serves_each_accounts_login() {
-    let Some(codex) = std::env::var_os("CODEX_AS_REAL_CODEX")
-        .map(PathBuf::from)
-        .filter(|p| p.is_file())
-    else {
-        skip(
-            "SKIP: CODEX_AS_REAL_CODEX is not set to the real codex CLI; real app-server check did not run",
-        );
-        return;
-    };
-    each_plugin(|w| {
-        std::fs::remove_file(w.sb.bin_dir().join("codex")).unwrap();
-        std::os::unix::fs::symlink(&codex, w.sb.bin_dir().join("codex")).unwrap();
-        let login = common::output_with_stdin(
-            w.sb.codex_as()
-                .args(["alice", "--", "codex", "login", "--with-api-key"]),
-            b"sk-test-not-real\n",
-        );
-        assert!(login.status.success(), "{}", stderr(&login));
-        let alice = w.run(&["alice", "setup", "--json"]);
-        let bob = w.run(&["bob", "setup", "--json"]);
-        let v = |o: &Output| {
-            serde_json::from_slice::<serde_json::Value>(&o.stdout)
-                .unwrap_or_else(|e| panic!("{e}: {} {}", stdout(o), stderr(o)))
-        };
-        assert_eq!(
-            find_key(&v(&alice), "loggedIn"),
-            Some(true),
-            "{}",
-            stdout(&alice)
-        );
-        assert_eq!(
-            find_key(&v(&bob), "loggedIn"),
-            Some(false),
-            "{}",
-            stdout(&bob)
-        );
-        let homes: BTreeSet<String> = w
-            .own_brokers()
-            .iter()
-            .map(|r| r["codexHome"].as_str().unwrap().to_string())
-            .collect();
-        assert_eq!(
-            homes,
-            BTreeSet::from([
-                w.home("alice").display().to_string(),
-                w.home("bob").display().to_string()
-            ])
-        );
-    });
+    for codex in crate::support::real_codexes() {
+        eprintln!("-- against {}", codex.display());
+        each_plugin(|w| {
+            w.sb.with_codex(&codex);
+            let login = crate::support::output_with_stdin(
+                w.sb.codex_as()
+                    .args(["alice", "--", "codex", "login", "--with-api-key"]),
+                b"sk-test-not-real\n",
+            );
+            assert!(login.status.success(), "{}", stderr(&login));
+            let alice = w.run(&["alice", "setup", "--json"]);
+            let bob = w.run(&["bob", "setup", "--json"]);
+            let v = |o: &Output| {
+                serde_json::from_slice::<serde_json::Value>(&o.stdout)
+                    .unwrap_or_else(|e| panic!("{e}: {} {}", stdout(o), stderr(o)))
+            };
+            assert_eq!(
+                find_key(&v(&alice), "loggedIn"),
+                Some(true),
+                "{}",
+                stdout(&alice)
+            );
+            assert_eq!(
+                find_key(&v(&bob), "loggedIn"),
+                Some(false),
+                "{}",
+                stdout(&bob)
+            );
+            let homes: BTreeSet<String> = w
+                .own_brokers()
+                .iter()
+                .map(|r| r["codexHome"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(
+                homes,
+                BTreeSet::from([
+                    w.home("alice").display().to_string(),
+                    w.home("bob").display().to_string()
+                ])
+            );
+        });
+    }
 }
 
 fn find_key(v: &serde_json::Value, key: &str) -> Option<bool> {
@@ -780,27 +823,6 @@ fn job_id(status_json: &str) -> Option<String> {
         }
     }
     find(&v)
-}
-
-/// The broker key, computed here independently of codex-as: sha256("account" NUL home), one
-/// broker per account whatever the workspace.
-fn broker_key(home: &Path) -> String {
-    let mut h = Sha256::new();
-    h.update(b"account\0");
-    h.update(home.as_os_str().as_encoded_bytes());
-    h.finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// The plugin's state folder for a workspace, by the rules in plugin-facts.md.
-fn plugin_state_dir(root: &Path, ws: &Path) -> PathBuf {
-    let base = ws.file_name().unwrap().to_string_lossy().to_string();
-    let digest = Sha256::digest(ws.as_os_str().as_encoded_bytes());
-    let hash: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    root.join(format!("{base}-{hash}"))
 }
 
 fn nix_is_root() -> bool {

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Checks the module layering of src/: no import circle between top-level modules, and no file in
+# src/cmd/ importing a sibling command. Test code (from `#[cfg(test)]` on) is left out.
+# Prints the edges with -v. Exit status 1 when a rule is broken.
+set -euo pipefail
+cd "$(dirname "$0")/../src"
+verbose=${1:-}
+
+# Each non-test line of every file, prefixed by its top-level module.
+lines() {
+    find . -name '*.rs' | sort | while read -r f; do
+        m=${f#./}
+        m=${m%%/*}
+        m=${m%.rs}
+        awk -v m="$m" '/#\[cfg\(test\)\]/ { exit } { print m "\t" $0 }' "$f"
+    done
+}
+
+# "from to" for every `crate::to` (and each name of a `crate::{a, b}` group) outside `from`.
+edges=$(lines | awk -F'\t' '{
+    m = $1; line = $2
+    while (match(line, /crate::(\{[^}]*\}|[a-z_]+)/)) {
+        ref = substr(line, RSTART + 7, RLENGTH - 7)
+        line = substr(line, RSTART + RLENGTH)
+        gsub(/[{}]/, "", ref)
+        n = split(ref, parts, /,[ ]*/)
+        for (i = 1; i <= n; i++) {
+            t = parts[i]; sub(/[^a-z_].*/, "", t)
+            if (t != "" && t != m) print m, t
+        }
+    }
+}' | sort -u)
+[ "$verbose" = -v ] && printf '%s\n' "$edges"
+
+status=0
+# tsort reports a cycle on stderr ("input contains a loop").
+if ! loops=$(printf '%s\n' "$edges" | tsort 2>&1 >/dev/null) || [ -n "$loops" ]; then
+    echo "import circle between top-level modules of src/:"
+    printf '%s\n' "$loops" | sed 's/^tsort: /  /'
+    status=1
+fi
+
+siblings=$(find cmd -name '*.rs' ! -name mod.rs | sort | while read -r f; do
+    awk '/#\[cfg\(test\)\]/ { exit } { print }' "$f" |
+        grep -n -E 'super::[a-z_]+|crate::cmd::' | sed "s|^|src/$f:|" || true
+done)
+if [ -n "$siblings" ]; then
+    echo "src/cmd/ files importing a sibling command:"
+    printf '%s\n' "$siblings" | sed 's/^/  /'
+    status=1
+fi
+[ "$status" = 0 ] && echo "src/: no import circle between top-level modules; no cmd/ file imports a sibling"
+exit "$status"

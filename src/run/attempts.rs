@@ -1,0 +1,233 @@
+//! `codex-as alice,bob,carol ...` and `codex-as auto ...`: the same command on one account after
+//! another, as `fallback::policy` decides. This module only carries the decisions out: it
+//! gathers what the policy needs to know (surveys, how each attempt ended, the broker's and the
+//! companion's records of a usage limit), runs each attempt as a watched child, and prints the
+//! notes. A `--background` companion run cannot be watched to its end, so it gets no fallback:
+//! its account is chosen before it starts, and it is exec'd.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::args::RunArgs;
+use super::launch::{self, Launch};
+use crate::account::spec::AccountSpec;
+use crate::account::{Account, Accounts};
+use crate::broker::{client, protocol};
+use crate::fallback::child::{self, Ended};
+use crate::fallback::policy::{self, End, Fallback, Outcome, Step};
+use crate::fallback::{jobs, landed};
+use crate::quota::signals;
+use crate::quota::survey::Survey;
+use crate::sys::clock::now;
+use crate::sys::runtime;
+
+pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
+    let threshold = accounts.config.quota.threshold();
+    let started = now();
+    let mut fallback = match &args.spec {
+        AccountSpec::List(names) => Fallback::list(
+            names
+                .iter()
+                .map(|n| accounts.require(n))
+                .collect::<Result<_, _>>()?,
+        ),
+        AccountSpec::Auto => {
+            let surveys: Vec<Survey> = accounts.all().into_iter().map(Survey::of).collect();
+            Fallback::auto(&surveys, threshold, started)
+        }
+        // Not routed here (a pin is exec'd), but as a list of one it would be the same.
+        AccountSpec::One(name) => Fallback::list(vec![accounts.require(name)?]),
+    };
+
+    if args.mode.is_background() {
+        let (account, note) =
+            fallback.pick_before_start(&args.spec, Survey::of, threshold, now())?;
+        eprintln!("{note}");
+        return Err(launch::prepare(accounts, &account, args)?.exec());
+    }
+
+    let everyone = accounts.all();
+    for i in 0..fallback.order.len() {
+        let account = fallback.order[i].clone();
+        // A Ctrl-C between attempts (while the next account's broker starts, say) is an
+        // interrupt like any other: nothing more runs.
+        if let Some(sig) = child::received() {
+            eprintln!(
+                "codex-as: interrupted (signal {sig}) before trying '{}'",
+                account.name
+            );
+            return Ok(child::die_like(sig));
+        }
+        let before: Vec<(PathBuf, Option<PathBuf>)> = everyone
+            .iter()
+            .map(|a| {
+                let h = a.canonical_home();
+                let newest = landed::newest_rollout(&h);
+                (h, newest)
+            })
+            .collect();
+        let attempt = match attempt(accounts, &account, args) {
+            Ok(a) => a,
+            Err(e) => {
+                // Not a quota failure (no plugin, a broker that would not start, a command
+                // that cannot run): it ends the run, but what was skipped is still said.
+                if let Some(note) = fallback.could_not_start(&account.name) {
+                    eprintln!("{note}");
+                }
+                return Err(e);
+            }
+        };
+        let outcome = match child::signal_of(&attempt.ended.status) {
+            Some(sig) => Outcome::Killed(sig),
+            None => {
+                let code = attempt
+                    .ended
+                    .status
+                    .code()
+                    .map(|c| c.clamp(0, 255) as u8)
+                    .unwrap_or(1);
+                check_landed(&account, &attempt.thread_ids, &before, &everyone);
+                Outcome::Exited {
+                    code,
+                    interrupted: code != 0 && child::received().is_some(),
+                    usage_limit: attempt.usage_limit,
+                }
+            }
+        };
+        let out_of_quota = |message: &str| {
+            let reading = Survey::of(account.clone()).scan.reading;
+            policy::out_of_quota(message, reading.as_ref(), threshold, now())
+        };
+        match fallback.after(i, outcome, out_of_quota) {
+            Step::Stop { note, end } => {
+                eprintln!("{note}");
+                return Ok(match end {
+                    End::Exit(code) => code,
+                    End::Signal(sig) => child::die_like(sig),
+                });
+            }
+            Step::Next { announce } => {
+                if let Some(line) = announce {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+    Err(fallback.give_up())
+}
+
+struct Attempt {
+    ended: Ended,
+    usage_limit: Option<String>,
+    thread_ids: Vec<String>,
+}
+
+fn attempt(accounts: &Accounts, account: &Account, args: &RunArgs) -> anyhow::Result<Attempt> {
+    let launch: Launch = launch::prepare(accounts, account, args)?;
+    let cmd = launch.command()?;
+    let program = launch.program.to_string_lossy();
+    match &launch.companion {
+        Some(companion) => {
+            let before = jobs::before(&companion.state_dir);
+            let ended = child::run(cmd, &program, None)?;
+            let found = jobs::after(&before, Some(ended.pid));
+            let usage_limit = if ended.status.success() {
+                None
+            } else {
+                // The broker's structured record first (it knows the companion's pid); the job
+                // record covers turns the companion ran on its own app-server.
+                broker_usage_limit(&companion.endpoint, ended.pid).or(found.usage_limit)
+            };
+            Ok(Attempt {
+                usage_limit,
+                thread_ids: found.thread_ids,
+                ended,
+            })
+        }
+        None => {
+            // Codex prints a failed turn's error on stderr (`codex exec`: `ERROR: <message>`),
+            // so that stream is relayed and matched line by line; stdout and stdin stay the
+            // terminal's.
+            let ended = child::run(cmd, &program, Some(signals::is_usage_limit_line))?;
+            Ok(Attempt {
+                usage_limit: ended
+                    .stderr_matched
+                    .clone()
+                    .filter(|_| !ended.status.success()),
+                thread_ids: Vec::new(),
+                ended,
+            })
+        }
+    }
+}
+
+/// The message of a usage-limit failure codex-as's broker saw for the companion `pid`.
+fn broker_usage_limit(endpoint: &str, pid: u32) -> Option<String> {
+    let runtime = runtime::current_thread().ok()?;
+    let status = runtime
+        .block_on(client::status(endpoint, Duration::from_secs(2)))
+        .ok()?;
+    status
+        .usage_limit_hits
+        .into_iter()
+        .rev()
+        .find(|h| h.pid == Some(pid))
+        .map(|h| {
+            h.message
+                .unwrap_or_else(|| format!("codexErrorInfo: {}", protocol::USAGE_LIMIT_EXCEEDED))
+        })
+}
+
+/// Warns, loudly, when the attempt's work did not land in the chosen account's home.
+fn check_landed(
+    account: &Account,
+    thread_ids: &[String],
+    before: &[(PathBuf, Option<PathBuf>)],
+    everyone: &[Account],
+) {
+    let home = account.canonical_home();
+    for id in thread_ids {
+        if landed::find_thread(&home, id).is_some() {
+            continue;
+        }
+        let elsewhere = everyone
+            .iter()
+            .filter(|a| a.name != account.name)
+            .find(|a| landed::find_thread(&a.canonical_home(), id).is_some());
+        match elsewhere {
+            Some(other) => eprintln!(
+                "codex-as: WARNING: thread {id} ran as '{}', not '{}': its session file is in {}/sessions, not {}/sessions",
+                other.name,
+                account.name,
+                other.canonical_home().display(),
+                home.display()
+            ),
+            None => eprintln!(
+                "codex-as: WARNING: thread {id} has no session file in '{}''s home ({}/sessions): check which account ran it",
+                account.name,
+                home.display()
+            ),
+        }
+    }
+    if !thread_ids.is_empty() {
+        return;
+    }
+    let changed = |h: &Path, was: &Option<PathBuf>| &landed::newest_rollout(h) != was;
+    let mine = before
+        .iter()
+        .find(|(h, _)| *h == home)
+        .is_some_and(|(h, was)| changed(h, was));
+    if mine {
+        return;
+    }
+    for (h, was) in before {
+        if *h != home && changed(h, was) {
+            eprintln!(
+                "codex-as: WARNING: during the run as '{}' a new session appeared in {}/sessions and none in {}/sessions: if this run started it, it ran as the wrong account",
+                account.name,
+                h.display(),
+                home.display()
+            );
+        }
+    }
+}
