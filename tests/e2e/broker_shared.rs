@@ -255,9 +255,31 @@ fn three_background_tasks_in_two_workspaces_run_at_once_on_one_app_server() {
             .count();
         assert_eq!(started, 3, "{log:?}");
         // While they run, the broker says what it serves.
+        let ended = || {
+            w.log()
+                .iter()
+                .filter(|l| l["method"] == "turn/completed")
+                .count() as u64
+        };
+        let ended_before = ended();
         let own = w.own_brokers();
+        let ended_after = ended();
         assert_eq!(own.len(), 1, "one broker for the account: {own:?}");
         assert_eq!(own[0]["account"], "alice");
+        let running = own[0]["threadsInFlight"].as_u64().unwrap();
+        let clients = own[0]["clients"].as_u64().unwrap();
+        // Every turn is either running or over (a turn may end while the listing is taken);
+        // each job's worker holds its connection for its turn, the listing's probe aside.
+        assert!(
+            ended_before + running <= 3 && 3 <= ended_after + running,
+            "{own:?}"
+        );
+        assert!(clients >= running, "{own:?}");
+        let table = stdout(&w.run(0, &["brokers"]));
+        assert!(
+            table.contains("CLIENTS") && table.contains("THREADS"),
+            "{table}"
+        );
         let mut results = w.results(0);
         results.extend(w.results(1));
         assert_eq!(w.app_servers().len(), 1, "one app-server: {:?}", w.log());
