@@ -6,12 +6,13 @@
 //! - `state`: every rule, as a pure state machine.
 //! - `serve`: the event loop that feeds the state machine and carries out its actions.
 //! - `app_server`: the child process. `endpoint`: the socket file. `lines`: line I/O.
+//! - `presence`: the files that let clients find a broker, kept in place while it serves.
 //! - `client`: how codex-as itself talks to a broker (ours or the plugin's), or to an app-server.
 //! - `pool`: finding or starting the broker for an account (any workspace), for the companion.
 //! - `registry`: records of the brokers codex-as started. `runtime_dir`: their private folder.
 //! - `lease`: whether a Claude Code session holds the broker up (issue 10).
 //!
-//! The server side is `state`, `serve`, `app_server`, `endpoint` and `lease`, started only by
+//! The server side is `state`, `serve`, `app_server`, `endpoint`, `presence` and `lease`, started only by
 //! `codex-as broker serve` (cmd/broker); the rest of codex-as uses `client`, `pool`, `registry`
 //! and `protocol`.
 //!
@@ -82,6 +83,7 @@ pub mod endpoint;
 pub mod lease;
 pub mod lines;
 pub mod pool;
+pub mod presence;
 pub mod protocol;
 pub mod registry;
 pub mod runtime_dir;
