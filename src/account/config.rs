@@ -212,10 +212,13 @@ impl ConfigEdit {
             path: self.path.clone(),
             source,
         };
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // A config kept as a link into a dotfiles repo (stow, chezmoi, home-manager) stays a
+        // link: the new text replaces the file the link chain ends at, atomically there.
+        let target = fsutil::link_target(&self.path).map_err(write_err)?;
+        if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
             fsutil::create_private_dir(dir).map_err(write_err)?;
         }
-        fsutil::write_private_atomic(&self.path, self.doc.to_string().as_bytes()).map_err(write_err)
+        fsutil::write_private_atomic(&target, self.doc.to_string().as_bytes()).map_err(write_err)
     }
 }
 
@@ -327,6 +330,49 @@ threshold = 90
         let after = std::fs::read_to_string(&p).unwrap();
         assert!(after.contains("\"alice\",  # first\n"), "{after}");
         assert_eq!(Config::parse(&after).unwrap().order, ["alice"]);
+    }
+
+    #[test]
+    fn a_linked_config_stays_a_link_through_a_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let dots = dir.path().join("dotfiles/codex-as");
+        std::fs::create_dir_all(&dots).unwrap();
+        let real = dots.join("config.toml");
+        std::fs::write(
+            &real,
+            "[broker]\nidle_exit = \"1h\" # kept\n[accounts.a]\nhome = \"/a\"\n",
+        )
+        .unwrap();
+        // config.toml -> mid.toml -> ../dotfiles/codex-as/config.toml (relative hops).
+        let cfg = dir.path().join("cfg");
+        std::fs::create_dir(&cfg).unwrap();
+        std::os::unix::fs::symlink("../dotfiles/codex-as/config.toml", cfg.join("mid.toml"))
+            .unwrap();
+        std::os::unix::fs::symlink("mid.toml", cfg.join("config.toml")).unwrap();
+        let p = cfg.join("config.toml");
+        let mut e = ConfigEdit::open(&p).unwrap();
+        e.set_account_home("b", "/b");
+        e.save().unwrap();
+        let mut e = ConfigEdit::open(&p).unwrap();
+        assert!(e.remove_account("a"));
+        e.save().unwrap();
+        for link in [&p, &cfg.join("mid.toml")] {
+            assert!(
+                std::fs::symlink_metadata(link)
+                    .unwrap()
+                    .file_type()
+                    .is_symlink(),
+                "{} is still a link",
+                link.display()
+            );
+        }
+        let text = std::fs::read_to_string(&real).unwrap();
+        assert!(text.contains("# kept"), "{text}");
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.accounts["b"].home.as_deref(), Some("/b"));
+        assert!(!c.accounts.contains_key("a"));
+        let leftovers = std::fs::read_dir(&dots).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file left beside the target");
     }
 
     #[test]

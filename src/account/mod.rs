@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod env;
+pub mod home_safety;
 pub mod identity;
 pub mod login_state;
 pub mod names;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::sys::fsutil::canonical;
 use config::Config;
+pub use home_safety::home_is_unsafe;
 
 /// The account that `codex` uses when CODEX_HOME is unset.
 pub const DEFAULT: &str = "default";
@@ -77,6 +79,12 @@ pub enum AccountError {
     MissingHome { name: String, home: PathBuf },
     #[error("account '{name}' is already configured with home {}: `codex-as remove {name}` first to change it", .home.display())]
     AlreadyConfigured { name: String, home: PathBuf },
+    #[error("account '{name}' has home {}, which codex-as refuses: {reason}; move the home to a path without it (and `codex-as remove {name}`, then `codex-as add {name} --home NEWPATH`)", .home.display())]
+    UnsafeHome {
+        name: String,
+        home: PathBuf,
+        reason: &'static str,
+    },
     #[error("account '{name}' is not in the config{}", not_configured_hint(.convention_home))]
     NotConfigured {
         name: String,
@@ -163,6 +171,13 @@ impl Accounts {
 
     /// Resolves a name the user typed. The home need not exist (see [`Accounts::require`]).
     pub fn resolve(&self, name: &str) -> Result<Account, AccountError> {
+        let a = self.resolve_any(name)?;
+        refuse_unsafe(a)
+    }
+
+    /// [`Accounts::resolve`] without the home safety check: for commands that only name or
+    /// forget an account (`remove`), never for running Codex.
+    pub fn resolve_any(&self, name: &str) -> Result<Account, AccountError> {
         check_name(name)?;
         if let Some(a) = self.configured(name) {
             return Ok(a);
@@ -206,8 +221,17 @@ impl Accounts {
         Ok(a)
     }
 
-    /// All accounts: default first, then those in the config's `order`, then the rest by name.
+    /// All accounts Codex may run as: default first, then those in the config's `order`, then
+    /// the rest by name. Accounts whose home is unsafe (see [`home_is_unsafe`]) are left out.
     pub fn all(&self) -> Vec<Account> {
+        self.all_with_unsafe()
+            .into_iter()
+            .filter(|a| home_is_unsafe(&a.home).is_none())
+            .collect()
+    }
+
+    /// Every account, unsafe homes included: for listing and warning about them.
+    pub fn all_with_unsafe(&self) -> Vec<Account> {
         let mut by_name: BTreeMap<String, Account> = BTreeMap::new();
         if let Ok(entries) = std::fs::read_dir(&self.home_dir) {
             for entry in entries.flatten() {
@@ -254,6 +278,17 @@ impl Accounts {
         }
         out.extend(by_name.into_values());
         out
+    }
+}
+
+fn refuse_unsafe(a: Account) -> Result<Account, AccountError> {
+    match home_is_unsafe(&a.home) {
+        Some(reason) => Err(AccountError::UnsafeHome {
+            name: a.name,
+            home: a.home,
+            reason,
+        }),
+        None => Ok(a),
     }
 }
 
@@ -312,6 +347,22 @@ mod tests {
             Err(AccountError::MissingHome { .. })
         ));
         assert!(a.require("default").is_ok());
+    }
+
+    #[test]
+    fn homes_codex_would_run_are_refused_and_left_out() {
+        let (_d, a) = setup(
+            "[accounts.evil]\nhome = \"/x/a$(touch p)b\"\n[accounts.tick]\nhome = \"/x/`id`\"\n",
+        );
+        for name in ["evil", "tick"] {
+            let e = a.resolve(name).unwrap_err();
+            assert!(matches!(e, AccountError::UnsafeHome { .. }), "{e}");
+            assert!(e.to_string().contains("runs as a command"), "{e}");
+            assert!(a.resolve_any(name).is_ok());
+        }
+        let all: Vec<_> = a.all().into_iter().map(|a| a.name).collect();
+        assert!(!all.iter().any(|n| n == "evil" || n == "tick"), "{all:?}");
+        assert_eq!(a.all_with_unsafe().len(), all.len() + 2);
     }
 
     #[test]

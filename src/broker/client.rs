@@ -43,6 +43,11 @@ pub enum ClientError {
         code: i64,
         message: String,
     },
+    /// The socket is served by another user's process: nothing is sent to it.
+    #[error(
+        "refusing {endpoint}: it is served by uid {uid}, not you (uid {me}); another local user may have planted it"
+    )]
+    Foreign { endpoint: String, uid: u32, me: u32 },
     #[error("the broker closed the connection before answering")]
     Closed,
     #[error("broker connection: {0}")]
@@ -147,6 +152,17 @@ async fn connect_by(
         }
         Ok(Err(e)) => return Err(ClientError::Io(e)),
     };
+    // The socket's file proves nothing (a link, or a file planted while its folder was loose):
+    // the kernel's word on who listens does. Checked before a single byte is sent.
+    let uid = stream.peer_cred().map_err(ClientError::Io)?.uid();
+    let me = nix::unistd::getuid().as_raw();
+    if uid != me {
+        return Err(ClientError::Foreign {
+            endpoint: endpoint.into(),
+            uid,
+            me,
+        });
+    }
     let (read, writer) = stream.into_split();
     Ok(Connection::over(read, writer))
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use tokio::io::AsyncBufReadExt;
 
 use crate::account::env::EnvPlan;
@@ -70,17 +70,54 @@ pub fn fingerprint_of(st: &Status) -> Option<String> {
 }
 
 /// The endpoint of a broker serving `req.home` (for any workspace), started when none is live.
+///
+/// A broker can vanish while it starts: `brokers stop` may stop it the moment it is ready and
+/// idle, someone may kill it, or remove the runtime folder under it. None of that is the
+/// caller's problem: another one is started, a bounded number of times.
 pub async fn ensure(reg: &Registry, req: &Request<'_>) -> anyhow::Result<String> {
     let key = Registry::key(req.home);
-    if let Some(endpoint) = find(reg, &key, req).await {
+    let mut vanished = None;
+    for _ in 0..START_ATTEMPTS {
+        match ensure_once(reg, &key, req).await {
+            Ok(endpoint) => return Ok(endpoint),
+            Err(Started::Vanished(why)) => vanished = Some(why),
+            Err(Started::Failed(e)) => return Err(e),
+        }
+    }
+    bail!(
+        "the broker for '{}' vanished each of the {START_ATTEMPTS} times it was started (last: {}); is something stopping brokers in a loop?",
+        req.account,
+        vanished.unwrap_or_default()
+    )
+}
+
+/// How many brokers one call may start before giving up on them vanishing.
+const START_ATTEMPTS: usize = 5;
+
+/// Why a start did not give a broker to use.
+enum Started {
+    /// It went away through no fault of its own (stopped, killed, its folder removed): another
+    /// attempt may well work.
+    Vanished(String),
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Started {
+    fn from(e: anyhow::Error) -> Self {
+        Started::Failed(e)
+    }
+}
+
+async fn ensure_once(reg: &Registry, key: &str, req: &Request<'_>) -> Result<String, Started> {
+    if let Some(endpoint) = find(reg, key, req).await {
         return Ok(endpoint);
     }
-    let lock = reg.lock(&key).context("cannot lock the broker registry")?;
+    let lock = reg.lock(key).context("cannot lock the broker registry")?;
     // Someone may have started one while we waited for the lock.
-    if let Some(endpoint) = find(reg, &key, req).await {
+    if let Some(endpoint) = find(reg, key, req).await {
         return Ok(endpoint);
     }
-    let endpoint = start(reg, &key, req).await?;
+    let endpoint = start(reg, key, req).await?;
     drop(lock);
     Ok(endpoint)
 }
@@ -120,19 +157,18 @@ async fn find(reg: &Registry, key: &str, req: &Request<'_>) -> Option<String> {
     found
 }
 
-async fn start(reg: &Registry, key: &str, req: &Request<'_>) -> anyhow::Result<String> {
+async fn start(reg: &Registry, key: &str, req: &Request<'_>) -> Result<String, Started> {
     let id = Registry::new_id(key);
     let socket = reg.socket_path(&id);
     let endpoint = format!("unix:{}", socket.display());
     let log_path = reg.log_path(&id);
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode_private()
-        .open(&log_path)
+    let log = reg
+        .open_log(&id)
         .with_context(|| format!("cannot create {}", log_path.display()))?;
+    let folder = reg.identity();
     let exe = std::env::current_exe().context("cannot find the codex-as executable")?;
-    let (ready_rx, ready_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (ready_rx, ready_tx) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot make a pipe")?;
     let ready_fd = std::os::fd::AsRawFd::as_raw_fd(&ready_tx);
     let mut cmd = Command::new(exe);
     cmd.arg("broker")
@@ -153,7 +189,7 @@ async fn start(reg: &Registry, key: &str, req: &Request<'_>) -> anyhow::Result<S
         .arg(ready_fd.to_string())
         .current_dir(req.home)
         .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
+        .stdout(log.try_clone().context("cannot share the broker's log")?)
         .stderr(log);
     req.plan.apply(&mut cmd);
     detach(&mut cmd, ready_fd);
@@ -161,39 +197,80 @@ async fn start(reg: &Registry, key: &str, req: &Request<'_>) -> anyhow::Result<S
         Ok(child) => child,
         Err(e) => {
             reg.forget(&id);
-            return Err(anyhow::Error::new(e).context("cannot start a broker"));
+            return Err(anyhow::Error::new(e)
+                .context("cannot start a broker")
+                .into());
         }
     };
     drop(ready_tx);
     // The intermediate process exits at once, leaving the broker to init: reap it now.
     let _ = intermediate.wait();
 
-    let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(ready_rx)?;
+    let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(ready_rx)
+        .context("cannot read the broker's readiness pipe")?;
     let mut line = String::new();
     let mut reader = tokio::io::BufReader::new(receiver);
     let got = tokio::time::timeout(START_TIMEOUT, reader.read_line(&mut line)).await;
     if !matches!(got, Ok(Ok(n)) if n > 0 && line.starts_with("ready")) {
-        let why = last_line(&log_path).unwrap_or_else(|| "no output".into());
+        let said = last_line(&log_path);
         if got.is_err() {
-            bail!(
-                "the broker for '{}' did not become ready within {}s ({why}); see {}",
+            return Err(anyhow!(
+                "the broker for '{}' did not become ready within {}s ({}); see {}",
                 req.account,
                 START_TIMEOUT.as_secs(),
+                said.as_deref().unwrap_or("no output"),
                 log_path.display()
-            );
+            )
+            .into());
         }
         reg.forget(&id);
-        bail!("the broker for '{}' failed to start: {why}", req.account);
+        // Killed, or its folder removed under it (its log went with it): it said nothing.
+        let killed = said
+            .as_deref()
+            .is_none_or(|l| l.contains("stopped by a signal"));
+        if killed || reg.identity() != folder {
+            return Err(Started::Vanished(format!(
+                "it ended before it was ready: {}",
+                said.as_deref().unwrap_or("no output")
+            )));
+        }
+        return Err(anyhow!(
+            "the broker for '{}' failed to start: {}",
+            req.account,
+            said.as_deref().unwrap_or("no output")
+        )
+        .into());
     }
-    let status = client::status(&endpoint, PROBE_TIMEOUT)
-        .await
-        .with_context(|| format!("the new broker for '{}' does not answer", req.account))?;
+    let status = match client::status(&endpoint, PROBE_TIMEOUT).await {
+        Ok(st) => st,
+        // Ready, then gone before its first question: stopped (an idle broker is fair game for
+        // `brokers stop`), killed, or its socket removed with the folder.
+        Err(e @ (ClientError::NotRunning { .. } | ClientError::Closed | ClientError::Io(_))) => {
+            reg.forget(&id);
+            return Err(Started::Vanished(format!("it was gone once ready: {e}")));
+        }
+        // Hung (stopped with SIGSTOP, say): never used, never stopped; another starts beside it.
+        Err(e @ ClientError::Timeout(_)) => {
+            return Err(Started::Vanished(format!(
+                "it stopped answering once ready: {e}"
+            )));
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!(
+                    "the new broker for '{}' does not answer",
+                    req.account
+                ))
+                .into());
+        }
+    };
     if !serves(&status, req.home) {
-        bail!(
+        return Err(anyhow!(
             "the new broker for '{}' reports another home ({:?}); refusing to use it",
             req.account,
             status.codex_home
-        );
+        )
+        .into());
     }
     reg.save(&record(id, req, &endpoint, &status))
         .context("cannot write the broker record")?;
@@ -242,14 +319,4 @@ fn last_line(path: &Path) -> Option<String> {
         .rev()
         .find(|l| !l.trim().is_empty())
         .map(|l| l.trim().to_string())
-}
-
-trait PrivateMode {
-    fn mode_private(&mut self) -> &mut Self;
-}
-
-impl PrivateMode for std::fs::OpenOptions {
-    fn mode_private(&mut self) -> &mut Self {
-        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
-    }
 }

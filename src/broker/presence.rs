@@ -82,11 +82,7 @@ pub fn keep_findable(
         PathState::Missing => {
             let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
             if let Some(dir) = dir
-                && let Err(e) = crate::sys::fsutil::create_private_dir(dir)
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| {
-                        super::runtime_dir::check_private(dir).map_err(|e| e.to_string())
-                    })
+                && let Err(e) = super::runtime_dir::ensure_at(dir)
             {
                 eprintln!(
                     "codex-as broker: my socket's folder is gone and cannot be re-created: {e}"

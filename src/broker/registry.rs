@@ -90,6 +90,28 @@ impl Registry {
         self.dir.join(format!("{id}.json"))
     }
 
+    /// Runs `write`, and once more after making the folder again when it failed because the
+    /// folder is gone (someone removed it mid-call): what is missing is recreated, never reported.
+    fn in_dir<T>(&self, write: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
+        runtime_dir::ensure_at(&self.dir)?;
+        match write() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                runtime_dir::ensure_at(&self.dir)?;
+                write()
+            }
+            other => other,
+        }
+    }
+
+    /// Which folder is there now (device, inode), to tell whether it was removed or replaced
+    /// meanwhile; None while it is missing.
+    pub fn identity(&self) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(&self.dir)
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    }
+
     /// Serialises everyone who may start a broker for `key`, across processes.
     pub fn lock(&self, key: &str) -> std::io::Result<KeyLock> {
         let file = self.lock_file(key)?;
@@ -98,12 +120,29 @@ impl Registry {
     }
 
     fn lock_file(&self, key: &str) -> std::io::Result<File> {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(self.dir.join(format!("{key}.lock")))
+        let path = self.dir.join(format!("{key}.lock"));
+        self.in_dir(|| match runtime_dir::open_private_file(&path, true) {
+            // Planted while the folder was loose (a link, or someone else's file): the folder is
+            // ours and private now, so the entry goes (unlinking never follows a link).
+            Err(_) if planted(&path) => {
+                std::fs::remove_file(&path)?;
+                runtime_dir::open_private_file(&path, true)
+            }
+            other => other,
+        })
+    }
+
+    /// The broker's log, appended to, 0600, never through a link.
+    pub fn open_log(&self, id: &str) -> std::io::Result<File> {
+        let path = self.log_path(id);
+        self.in_dir(|| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(&path)
+        })
     }
 
     /// Forgets `id` when nothing listens on its socket, checked while holding its key's lock so
@@ -131,7 +170,9 @@ impl Registry {
 
     pub fn save(&self, rec: &Record) -> std::io::Result<()> {
         let text = serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?;
-        fsutil::write_private_atomic(&self.record_path(&rec.id), &text)
+        let path = self.record_path(&rec.id);
+        // A new file renamed over the old name: a planted link there is replaced, not followed.
+        self.in_dir(|| fsutil::write_private_atomic(&path, &text))
     }
 
     /// Forgets a broker that is gone: its record, socket, pid and log files.
@@ -154,6 +195,10 @@ impl Registry {
             .flatten()
             .flatten()
             .filter_map(|e| {
+                // A link is nothing codex-as made: never probed, never read.
+                if e.file_type().ok()?.is_symlink() {
+                    return None;
+                }
                 let name = e.file_name().into_string().ok()?;
                 let id = name
                     .strip_suffix(".json")
@@ -178,7 +223,7 @@ impl Registry {
     }
 
     fn mtime(&self, id: &str) -> Option<std::time::SystemTime> {
-        std::fs::metadata(self.record_path(id))
+        std::fs::symlink_metadata(self.record_path(id))
             .or_else(|_| std::fs::symlink_metadata(self.socket_path(id)))
             .and_then(|m| m.modified())
             .ok()
@@ -186,9 +231,19 @@ impl Registry {
 
     /// The record of `id`, or None when missing or unreadable (truncated, corrupt).
     pub fn record(&self, id: &str) -> Option<Record> {
-        let bytes = std::fs::read(self.record_path(id)).ok()?;
+        use std::io::Read;
+        let mut file = runtime_dir::open_private_file(&self.record_path(id), false).ok()?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
+}
+
+/// Whether `path` is a link, or a file someone else owns: nothing codex-as made.
+fn planted(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .is_ok_and(|m| m.file_type().is_symlink() || m.uid() != nix::unistd::getuid().as_raw())
 }
 
 fn valid_id(id: &str) -> bool {
@@ -259,6 +314,50 @@ mod tests {
         r.forget_if_dead(&dead);
         r.forget_if_dead(&live);
         assert_eq!(r.ids(), vec![live]);
+    }
+
+    #[test]
+    fn the_folder_removed_mid_call_is_made_again() {
+        let d = tempfile::tempdir().unwrap();
+        let r = Registry {
+            dir: d.path().join("rt"),
+        };
+        let key = Registry::key(Path::new("/h"));
+        let id = Registry::new_id(&key);
+        for _ in 0..2 {
+            let _ = std::fs::remove_dir_all(&r.dir);
+            drop(r.lock(&key).unwrap());
+            std::fs::remove_dir_all(&r.dir).unwrap();
+            r.open_log(&id).unwrap();
+            std::fs::remove_dir_all(&r.dir).unwrap();
+            r.save(&record(&id)).unwrap();
+            assert_eq!(r.record(&id), Some(record(&id)));
+            let mode = std::fs::metadata(&r.dir).unwrap().permissions();
+            assert_eq!(
+                std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+                0o700
+            );
+        }
+    }
+
+    #[test]
+    fn planted_links_are_neither_followed_nor_listed() {
+        let (d, r) = reg();
+        let outside = tempfile::tempdir().unwrap();
+        let key = Registry::key(Path::new("/h"));
+        let target = outside.path().join("created-through-link");
+        std::os::unix::fs::symlink(&target, r.dir.join(format!("{key}.lock"))).unwrap();
+        drop(r.lock(&key).unwrap());
+        assert!(!target.exists(), "a linked lock is never followed");
+        let lock = std::fs::symlink_metadata(r.dir.join(format!("{key}.lock"))).unwrap();
+        assert!(lock.is_file(), "it was replaced by a lock of ours");
+        let id = format!("{key}-00000001");
+        let real = outside.path().join("rec.json");
+        std::fs::write(&real, serde_json::to_vec(&record(&id)).unwrap()).unwrap();
+        std::os::unix::fs::symlink(&real, r.record_path(&id)).unwrap();
+        assert_eq!(r.record(&id), None, "a linked record is not read");
+        assert!(r.ids().is_empty(), "nor listed");
+        drop(d);
     }
 
     #[test]

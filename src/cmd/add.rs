@@ -54,6 +54,13 @@ pub fn run(args: AddArgs) -> anyhow::Result<u8> {
             (home, text)
         }
     };
+    if let Some(reason) = account::home_is_unsafe(&home) {
+        return Err(UsageError::new(format!(
+            "refusing home {}: {reason}; pick a path without `$(` or backticks",
+            home.display()
+        ))
+        .into());
+    }
     if let Some(other) = accounts
         .all()
         .into_iter()

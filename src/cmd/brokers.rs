@@ -155,6 +155,10 @@ async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
                 continue;
             }
             Err(ClientError::Timeout(_)) => row.state = "hung".into(),
+            Err(e @ ClientError::Foreign { .. }) => {
+                row.state = "refused".into();
+                row.note = Some(e.to_string());
+            }
             Err(e) => row.note = Some(e.to_string()),
         }
         rows.push(row);

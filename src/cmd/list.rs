@@ -36,12 +36,22 @@ pub fn run(args: ListArgs) -> anyhow::Result<u8> {
         print!("{out}");
         return Ok(status::OK);
     }
+    // Listed, but said loudly: Codex would run the command in such a home's path.
+    for a in accounts.all_with_unsafe() {
+        if let Some(reason) = account::home_is_unsafe(&a.home) {
+            eprintln!(
+                "codex-as: warning: account '{}' is refused: its home {} is unsafe: {reason}",
+                a.name,
+                quote::for_terminal(&a.home)
+            );
+        }
+    }
     let current_home = std::env::var_os(CODEX_HOME)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| accounts.default_home.clone());
     let rows: Vec<Row> = accounts
-        .all()
+        .all_with_unsafe()
         .into_iter()
         .map(|a| {
             let exists = a.exists();

@@ -23,6 +23,14 @@ pub fn run(args: LoginArgs) -> anyhow::Result<u8> {
         },
         Err(e) => return Err(e.into()),
     };
+    if let Some(reason) = crate::account::home_is_unsafe(&account.home) {
+        return Err(AccountError::UnsafeHome {
+            name: account.name,
+            home: account.home,
+            reason,
+        }
+        .into());
+    }
     let codex = crate::sys::tools::codex()?;
     let source_config = accounts.default_home.join("config.toml");
     if args.copy_config {

@@ -31,6 +31,33 @@ pub fn write_private_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// How many links [`link_target`] follows before giving up, like the kernel's ELOOP limit.
+const MAX_LINK_HOPS: usize = 40;
+
+/// The path a chain of symlinks at `path` ends at (`path` itself when it is not a link, or does
+/// not exist). Relative links are resolved against the folder of the link holding them.
+pub fn link_target(path: &Path) -> io::Result<std::path::PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_LINK_HOPS {
+        match fs::symlink_metadata(&current) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let next = fs::read_link(&current)?;
+                current = match current.parent() {
+                    Some(dir) if next.is_relative() => dir.join(next),
+                    _ => next,
+                };
+            }
+            Ok(_) => return Ok(current),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(current),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other(format!(
+        "{}: more than {MAX_LINK_HOPS} symlinks in a row",
+        path.display()
+    )))
+}
+
 /// The real path of a file or folder, or the path itself when it cannot be resolved (it does
 /// not exist).
 pub fn canonical(path: &Path) -> PathBuf {
@@ -71,6 +98,23 @@ mod tests {
         assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+    }
+
+    #[test]
+    fn link_target_follows_chains_and_stops_at_loops() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("real"), "").unwrap();
+        std::os::unix::fs::symlink("real", d.join("b")).unwrap();
+        std::os::unix::fs::symlink(d.join("b"), d.join("a")).unwrap();
+        assert_eq!(link_target(&d.join("a")).unwrap(), d.join("real"));
+        assert_eq!(link_target(&d.join("real")).unwrap(), d.join("real"));
+        // A dangling link names the file to create.
+        std::os::unix::fs::symlink("new", d.join("dangling")).unwrap();
+        assert_eq!(link_target(&d.join("dangling")).unwrap(), d.join("new"));
+        std::os::unix::fs::symlink("loop2", d.join("loop1")).unwrap();
+        std::os::unix::fs::symlink("loop1", d.join("loop2")).unwrap();
+        assert!(link_target(&d.join("loop1")).is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod broker_shared;
 mod companion;
 mod completions;
 mod fallback;
+mod harden;
 mod plugin_fixture;
 mod run_as;
 mod shell_init;

@@ -9,13 +9,14 @@ use crate::support::{Sandbox, installed, output_with_stdin, stderr, stdout};
 
 const PRINT_HOME: &str = "printf '%s|%s' \"$CODEX_HOME\" \"$CODEX_AS_ACCOUNT\"";
 
-/// Homes whose paths would break careless quoting.
+/// Homes whose paths would break careless quoting. (Homes holding `$(` or a backtick are refused
+/// outright, since Codex itself would run them: see `homes_codex_would_run_are_refused`.)
 fn awkward_names() -> Vec<&'static str> {
     vec![
         "with space",
         "it's \"quoted\"",
-        "dollar $HOME $(touch pwned)",
-        "back`touch pwned`tick",
+        "dollar $HOME ${HOME} $ (touch pwned) $[1]",
+        "semi;touch pwned;colon && touch pwned",
         "new\nline",
         "ünïcødé ✓",
         "x'; touch pwned; '",
@@ -310,6 +311,26 @@ fn fresh_default_account_runs_without_codex_home_like_codex_itself() {
         .output()
         .unwrap();
     assert_eq!(stdout(&out), "unset");
+}
+
+#[test]
+fn homes_codex_would_run_are_refused() {
+    let s = Sandbox::new();
+    for (i, dir) in ["dollar $(touch pwned)", "back`touch pwned`tick"]
+        .into_iter()
+        .enumerate()
+    {
+        let home = s.path().join("homes").join(dir);
+        std::fs::create_dir_all(&home).unwrap();
+        let out = s.run(&["add", &format!("acct{i}"), "--home", home.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{dir:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("Codex runs as a command"),
+            "{dir:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(!s.config_file().exists(), "nothing added");
 }
 
 #[test]

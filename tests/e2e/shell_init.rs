@@ -403,8 +403,7 @@ fn hostile_homes() -> Vec<(&'static str, &'static str)> {
     vec![
         ("quote", "x'; touch pwned; '"),
         ("dquote", "x\"; touch pwned; \""),
-        ("subst", "$(touch pwned)"),
-        ("backtick", "`touch pwned`"),
+        ("dollar", "$HOME ${HOME} $ (touch pwned) $[1]"),
         ("newline", "line\ntouch pwned\n"),
         ("fishsubst", "(touch pwned)"),
         ("backslash", "x\\'; touch pwned; #"),
@@ -466,6 +465,56 @@ fn hostile_homes_end_up_literal_and_run_nothing() {
             "{shell}"
         );
         assert_eq!(out.stderr, "", "{shell}");
+    }
+}
+
+/// Homes holding `$(` or a backtick never reach a shell or Codex: Codex itself would run them.
+#[test]
+fn homes_codex_would_run_are_refused_by_use_and_run() {
+    let sb = Sandbox::new();
+    let dir = sb.root.join("homes");
+    let mut config = Vec::new();
+    for (name, home) in [("subst", "$(touch pwned)"), ("backtick", "`touch pwned`")] {
+        let path = dir.join(home);
+        std::fs::create_dir_all(&path).unwrap();
+        config.push((name, path.to_str().unwrap().to_string()));
+    }
+    let config_ref: Vec<(&str, &str)> = config.iter().map(|(n, h)| (*n, h.as_str())).collect();
+    sb.write_accounts(&config_ref);
+    for shell in SHELLS {
+        if !have(shell) {
+            continue;
+        }
+        let mut script = load(shell, "--shortcuts");
+        // fish has no `${X-}`, and no `set -u` either.
+        let home = if *shell == "fish" {
+            "$CODEX_HOME"
+        } else {
+            "${CODEX_HOME-}"
+        };
+        for (name, _) in &config {
+            script.push_str(&format!(
+                "codex-as use {name}\nprintf '%s\\0' \"{home}\"\ncodex-as {name} -- sh -c 'echo ran'\n"
+            ));
+        }
+        let out = run(&mut shell_cmd(&sb, shell, &script));
+        assert!(!out.stdout.contains("ran"), "{shell}: {}", out.stdout);
+        assert!(
+            !out.stdout.contains("pwned"),
+            "{shell}: CODEX_HOME never set to it: {}",
+            out.stdout
+        );
+        assert_eq!(
+            out.stderr.matches("Codex runs as a command").count(),
+            4,
+            "{shell}: each refusal says why: {}",
+            out.stderr
+        );
+        assert_eq!(
+            sb.find("pwned"),
+            Vec::<std::path::PathBuf>::new(),
+            "{shell}"
+        );
     }
 }
 
