@@ -17,7 +17,7 @@
 //! and `protocol`.
 //!
 //! Spawning one: `codex-as broker serve --endpoint unix:PATH --cwd DIR [--idle-exit 30m]
-//! [--pid-file PATH] [--ready-fd N]`, with the account's environment (CODEX_HOME decides the
+//! [--pid-file PATH] [--ready-fd N] [--max-clients 64]`, with the account's environment (CODEX_HOME decides the
 //! account; CODEX_AS_CODEX overrides which `codex` runs). The broker writes `ready\n` to fd N once
 //! it listens and its app-server has answered `initialize`, then closes it; end of file without
 //! that line means it failed (one line on stderr says why, exit status non-zero). codex-as

@@ -25,7 +25,7 @@ use super::endpoint;
 use super::presence::{Files, close_listener, keep_findable};
 use super::protocol::Message;
 use super::registry::Registry;
-use super::state::{Action, ClientId, Facts, Phase, State, StopReason};
+use super::state::{Action, ClientId, Facts, Limits, Phase, State, StopReason};
 use super::{lease, lines};
 use crate::account::identity::{self, Identity};
 
@@ -34,6 +34,8 @@ pub struct Options {
     pub cwd: PathBuf,
     pub idle_exit: Option<Duration>,
     pub pid_file: Option<PathBuf>,
+    /// Clients served at once (see [`Limits`]).
+    pub max_clients: usize,
     pub codex: PathBuf,
     /// Written `ready\n` once clients can be served, then closed.
     pub ready: Option<OwnedFd>,
@@ -277,7 +279,10 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
         endpoint: opts.endpoint.clone(),
         identity: Identity::of_home(&home),
     };
-    let (mut state, first) = State::new(facts, Instant::now());
+    let limits = Limits {
+        max_clients: opts.max_clients,
+    };
+    let (mut state, first) = State::with_limits(facts, limits, Instant::now());
     let mut io = Io {
         clients: HashMap::new(),
         next_client: 1,

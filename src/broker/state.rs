@@ -179,11 +179,12 @@ pub struct State {
 }
 
 impl State {
-    /// A broker whose app-server was just spawned; the actions start its initialization.
+    #[cfg(test)]
     pub fn new(facts: Facts, now: Instant) -> (State, Vec<Action>) {
         State::with_limits(facts, Limits::default(), now)
     }
 
+    /// A broker whose app-server was just spawned; the actions start its initialization.
     pub fn with_limits(facts: Facts, limits: Limits, now: Instant) -> (State, Vec<Action>) {
         let wall_base_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -1175,3 +1175,28 @@ fn ready_only_after_the_app_server_is_initialized() {
     );
     assert_eq!(b.connect().status()["busy"], false);
 }
+
+#[test]
+fn clients_past_the_cap_are_answered_busy_until_a_place_frees_up() {
+    let sb = Sandbox::new();
+    let b = start_ready(&sb, &sb.mkdir("home"), &["--max-clients", "1"]);
+    let mut a = b.connect();
+    assert!(a.call("account/read", json!({})).get("result").is_some());
+    // Past the cap: busy for work, as the plugin's broker answers (a companion then runs its own
+    // app-server on the same account), but status still answers.
+    let mut over = b.connect();
+    let r = over.call("account/read", json!({}));
+    assert_eq!(code(&r), Some(-32001), "{r}");
+    let msg = r["error"]["message"].as_str().unwrap();
+    assert!(msg.starts_with("Shared Codex broker is busy."), "{msg}");
+    assert!(msg.contains("1 clients at most"), "{msg}");
+    let st = over.status();
+    assert_eq!(
+        (st["maxClients"].clone(), st["connections"].clone()),
+        (json!(1), json!(2))
+    );
+    drop(a);
+    over.wait_status("A gone", |st| st["clients"] == 0);
+    let mut next = b.connect();
+    assert!(next.call("account/read", json!({})).get("result").is_some());
+}
