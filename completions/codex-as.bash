@@ -152,7 +152,7 @@ function _codex_as() {
                 __codex_as_offer "${cur}" "${word%%=*}"
             done
         else
-            __codex_as_offer "${cur}" 'add' 'remove' 'list' 'which' 'login' 'env' 'brokers' 'init' 'use' 'completions' 'quota'
+            __codex_as_offer "${cur}" 'add' 'remove' 'list' 'which' 'login' 'env' 'brokers' 'init' 'use' 'completions' 'quota' 'statusline'
             __codex_as_value account "${cur}"
         fi
         return 0
@@ -169,6 +169,7 @@ function _codex_as() {
         'use') __codex_as_sub none '--unset --help -h' 'account' ;;
         'completions') __codex_as_sub none '--help -h' 'bash|zsh|fish' ;;
         'quota') __codex_as_sub none '--json --fresh --help -h' '' ;;
+        'statusline') __codex_as_sub none '--short --help -h' '' ;;
         -*) ;;
         *) __codex_as_run ;;
     esac

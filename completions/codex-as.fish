@@ -133,6 +133,7 @@ function __codex_as_complete
         printf '%s\t%s\n' 'use' 'Switch this shell to an account (needs `codex-as init` loaded in the shell)'
         printf '%s\t%s\n' 'completions' 'Print the completion script for a shell (`codex-as init` already loads it)'
         printf '%s\t%s\n' 'quota' 'Each account\'s 5-hour and weekly usage, and the order `auto` would try them in'
+        printf '%s\t%s\n' 'statusline' 'One line for Claude Code\'s statusLine (reads its JSON on stdin): the folder\'s account and its quota'
         __codex_as_accounts
         return
     end
@@ -159,6 +160,8 @@ function __codex_as_complete
             __codex_as_sub none '--help -h' 'bash|zsh|fish'
         case 'quota'
             __codex_as_sub none '--json --fresh --help -h' ''
+        case 'statusline'
+            __codex_as_sub none '--short --help -h' ''
         case '-*'
         case '*'
             __codex_as_run

@@ -32,6 +32,11 @@ function __codex_as_use() {
 # The current account for a prompt, without starting a process. In PS1, the expansion
 # ${CODEX_AS_ACCOUNT-} itself is cheaper still (no subshell).
 function codex_as_prompt() {
+    if [[ ${1-} == --quota ]]; then
+        # The account and its quota from disk (no network, no broker): `work 5h 42% wk 17%`.
+        command codex-as statusline --short </dev/null 2>/dev/null
+        return 0
+    fi
     if [[ -n ${CODEX_AS_ACCOUNT-} ]]; then
         printf '%s' "${CODEX_AS_ACCOUNT}"
     fi

@@ -20,7 +20,12 @@ function codex-as --description 'Run as a Codex account; `codex-as use NAME` swi
 end
 
 # The current account for fish_prompt (a function, so no process is started).
-function codex_as_prompt --description 'The current codex-as account'
+function codex_as_prompt --description 'The current codex-as account (--quota: and its quota)'
+    if test "$argv[1]" = --quota
+        # The account and its quota from disk (no network, no broker): `work 5h 42% wk 17%`.
+        command codex-as statusline --short </dev/null 2>/dev/null
+        return 0
+    end
     if set -q CODEX_AS_ACCOUNT[1]; and test -n "$CODEX_AS_ACCOUNT"
         printf '%s' $CODEX_AS_ACCOUNT
     end

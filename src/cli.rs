@@ -91,9 +91,12 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Each account's 5-hour and weekly usage, and the order `auto` would try them in
     #[command(
-        after_help = "Examples:\n  codex-as quota\n  codex-as quota --json | jq '.accounts[] | {name, headroom_percent}'"
+        after_help = "Examples:\n  codex-as quota\n  codex-as quota --json | jq '.accounts[] | {name, headroomPercent}'"
     )]
     Quota(QuotaArgs),
+    /// One line for Claude Code's statusLine (reads its JSON on stdin): the folder's account and its quota
+    #[command(after_help = STATUSLINE_EXAMPLES)]
+    Statusline(StatuslineArgs),
     /// Run as an account: `codex-as ACCOUNT [--cwd DIR] -- COMMAND [ARGS]...`
     #[command(external_subcommand)]
     Run(Vec<OsString>),
@@ -132,6 +135,22 @@ pub struct QuotaArgs {
     /// Ask each ChatGPT-logged-in account's own app-server for a fresh reading
     #[arg(long)]
     pub fresh: bool,
+}
+
+const STATUSLINE_EXAMPLES: &str = "\
+Examples:
+  echo '{\"cwd\":\"/src/app\"}' | codex-as statusline
+                                            work · 5h 42% · wk 17% · resets in 1h20m
+  codex-as statusline --short </dev/null    work 5h 42% wk 17%
+
+In ~/.claude/settings.json:
+  \"statusLine\": {\"type\": \"command\", \"command\": \"codex-as statusline\"}";
+
+#[derive(Debug, Args)]
+pub struct StatuslineArgs {
+    /// The prompt's short form: no reset time, no separators
+    #[arg(long)]
+    pub short: bool,
 }
 
 #[derive(Debug, Args)]

@@ -59,10 +59,20 @@ pub struct BrokerConfig {
 pub struct QuotaConfig {
     /// `auto` skips an account whose 5-hour or weekly window is at or above this percent.
     pub threshold: Option<f64>,
+    /// How old the best reading may be before `auto` (or a list's first pick) asks the
+    /// account's app-server, e.g. "5m", "90s"; "0" asks every time.
+    pub max_age: Option<String>,
 }
 
 impl QuotaConfig {
     pub const DEFAULT_THRESHOLD: f64 = 95.0;
+    pub const DEFAULT_MAX_AGE: &str = "5m";
+
+    /// `max_age`, validated: a bad value is an error naming the key, never a silent default.
+    pub fn max_age(&self) -> Result<std::time::Duration, String> {
+        let raw = self.max_age.as_deref().unwrap_or(Self::DEFAULT_MAX_AGE);
+        crate::sys::duration::parse(raw).map_err(|e| format!("quota.max_age in the config: {e}"))
+    }
 
     pub fn threshold(&self) -> f64 {
         self.threshold
@@ -278,6 +288,15 @@ threshold = 90
         assert_eq!(c.plugin.root.as_deref(), Some("/p"));
         assert_eq!(c.quota.threshold(), 90.0);
         assert_eq!(Config::default().quota.threshold(), 95.0);
+        assert_eq!(
+            Config::default().quota.max_age(),
+            Ok(std::time::Duration::from_secs(300))
+        );
+        let bad = QuotaConfig {
+            max_age: Some("soon".into()),
+            ..QuotaConfig::default()
+        };
+        assert!(bad.max_age().unwrap_err().contains("quota.max_age"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - `login_state`: how a home is logged in. `identity`: who a home is, for brokers.
 
 pub mod config;
+pub mod directory;
 pub mod env;
 pub mod home_safety;
 pub mod identity;

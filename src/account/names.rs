@@ -15,6 +15,7 @@ pub const RESERVED: &[&str] = &[
     "login",
     "quota",
     "remove",
+    "statusline",
     "use",
     "version",
     "which",

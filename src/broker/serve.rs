@@ -39,7 +39,12 @@ pub struct Options {
     pub codex: PathBuf,
     /// Written `ready\n` once clients can be served, then closed.
     pub ready: Option<OwnedFd>,
+    /// Shown every message the app-server sends, before it is relayed (codex-as's quota sensor).
+    pub observer: Option<Observer>,
 }
+
+/// Something that watches the app-server's messages without changing them.
+pub type Observer = Box<dyn FnMut(&Message) + Send>;
 
 enum Event {
     ClientLine(ClientId, String),
@@ -333,7 +338,12 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
                     actions = state.on_disconnect(id, now());
                 }
                 Event::AppServer(Output::Line(line)) => match Message::parse(&line) {
-                    Ok(msg) => actions = state.on_app_server_message(msg, now()),
+                    Ok(msg) => {
+                        if let Some(observe) = opts.observer.as_mut() {
+                            observe(&msg);
+                        }
+                        actions = state.on_app_server_message(msg, now());
+                    }
                     Err(why) => eprintln!("codex-as broker: ignoring a line from codex app-server: {why}"),
                 },
                 Event::AppServer(Output::Closed) => {

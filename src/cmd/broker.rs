@@ -61,6 +61,7 @@ fn serve_cmd(args: BrokerServeArgs) -> anyhow::Result<u8> {
         max_clients: usize::from(args.max_clients),
         codex: crate::sys::tools::codex()?,
         ready,
+        observer: Some(quota_sensor()),
     };
     let reason = crate::sys::runtime::current_thread()?.block_on(serve::serve(opts))?;
     Ok(match reason {
@@ -70,6 +71,16 @@ fn serve_cmd(args: BrokerServeArgs) -> anyhow::Result<u8> {
         }
         _ => status::OK,
     })
+}
+
+/// Every broker records the rate limits its app-server reports, per account (`quota::sensor`).
+/// The home is the one the broker's app-server serves: this process's `CODEX_HOME`.
+fn quota_sensor() -> serve::Observer {
+    let home = crate::account::identity::codex_home_from_env()
+        .map(|h| crate::sys::fsutil::canonical(&h))
+        .unwrap_or_default();
+    let mut sensor = crate::quota::sensor::Sensor::for_home(&home);
+    Box::new(move |msg| sensor.observe(msg))
 }
 
 fn take_ready_fd(fd: i32) -> Result<OwnedFd, BrokerError> {

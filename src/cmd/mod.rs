@@ -11,6 +11,7 @@ mod login;
 mod quota;
 mod remove;
 mod run;
+mod statusline;
 mod use_;
 mod which;
 
@@ -30,6 +31,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Use(a) => use_::run(a),
         Command::Completions(a) => completions::run(a),
         Command::Quota(a) => quota::run(a),
+        Command::Statusline(a) => statusline::run(a),
         Command::Run(args) => run::run(args),
     }
 }

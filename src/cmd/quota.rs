@@ -1,26 +1,30 @@
-//! `codex-as quota [--json] [--fresh]`: each account's usage windows, as last reported by Codex
-//! in the account's own session files (or, with `--fresh`, by its app-server now), and what
-//! `auto` would do with them.
+//! `codex-as quota [--json] [--fresh]`: each account's usage windows, from the best reading
+//! known (a codex-as broker's record, the session files, or with `--fresh` the account's
+//! app-server now), and what `auto` would do with them.
 
 use std::path::PathBuf;
 
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::account::Accounts;
 use crate::account::login_state::LoginState;
 use crate::cli::QuotaArgs;
 use crate::error::status;
 use crate::quota::choose::{self, Skip};
-use crate::quota::fresh;
 use crate::quota::survey::{self, Survey};
-use crate::quota::{Source, Window};
+use crate::quota::{Credits, Source, Window};
 use crate::sys::clock::{format_utc, human_duration, now};
+use crate::sys::table::{self, Column};
 
 /// Version of the `--json` document; bumped only when a field changes meaning or goes away.
 const SCHEMA: u32 = 1;
 
-/// `codex-as quota --json`. Field names are a stable interface (docs/fallback.md).
+/// `codex-as quota --json`. Keys are camelCase, like `brokers --json` and Codex's app-server
+/// (docs/fallback.md); the snake_case keys of the first release are emitted beside them until
+/// the next one.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Doc {
     schema: u32,
     /// When the document was made, Unix seconds.
@@ -33,6 +37,7 @@ struct Doc {
 }
 
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Row {
     name: String,
     home: PathBuf,
@@ -44,23 +49,31 @@ struct Row {
     age_seconds: Option<i64>,
     source: Option<Source>,
     headroom_percent: Option<f64>,
-    /// Position in `auto_order` (1 = first), or null when `auto` skips the account.
+    /// Codex's `ordinaryUsageAllowed`, when it said.
+    ordinary_usage_allowed: Option<bool>,
+    credits: Option<Credits>,
+    /// Codex's `rateLimitReachedType`.
+    reached_type: Option<String>,
+    /// When a codex-as broker last saw a turn fail for the usage limit.
+    limit_hit_at: Option<i64>,
+    /// Position in `autoOrder` (1 = first), or null when `auto` skips the account.
     auto_rank: Option<usize>,
     auto_skip: Option<Skip>,
     files_examined: usize,
-    /// With `--fresh`: why no fresh reading was taken (the session-file reading is kept).
+    /// With `--fresh`: why no fresh reading was taken (the other readings are kept).
     #[serde(skip_serializing_if = "Option::is_none")]
     fresh_error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct WindowRow {
     used_percent: f64,
     /// 0 once the window has reset; what `auto` uses.
     effective_used_percent: f64,
     window_minutes: Option<u64>,
     resets_at: Option<i64>,
-    /// True when `resets_at` has passed: the reading is stale and the window empty.
+    /// True when `resetsAt` has passed: the reading is stale and the window empty.
     reset: bool,
 }
 
@@ -78,39 +91,14 @@ pub fn run(args: QuotaArgs) -> anyhow::Result<u8> {
     let accounts = Accounts::load()?;
     let threshold = accounts.config.quota.threshold();
     let now = now();
-    let mut surveys: Vec<Survey> = accounts.all().into_iter().map(Survey::of).collect();
-    let fresh_errors: Vec<Option<String>> = if args.fresh {
-        fresh::refresh(&mut surveys)
-    } else {
-        vec![None; surveys.len()]
-    };
+    // --fresh: every account with limits to read is asked now (max age 0).
+    let live = args.fresh.then_some(std::time::Duration::ZERO);
+    let surveys = survey::gather(&accounts, accounts.all(), live, now);
     let choice = survey::choose_among(&surveys, threshold, now);
     let rows: Vec<Row> = surveys
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            let r = s.scan.reading.as_ref();
-            Row {
-                name: s.account.name.clone(),
-                home: s.account.canonical_home(),
-                login: s.login,
-                plan: r.and_then(|r| r.plan.clone()),
-                primary: r.and_then(|r| window_row(&r.primary, now)),
-                secondary: r.and_then(|r| window_row(&r.secondary, now)),
-                observed_at: r.map(|r| r.observed_at),
-                age_seconds: r.map(|r| (now - r.observed_at).max(0)),
-                source: r.map(|r| r.source.clone()),
-                headroom_percent: choose::headroom(r, now),
-                auto_rank: choice.order.iter().position(|j| *j == i).map(|p| p + 1),
-                auto_skip: choice
-                    .skipped
-                    .iter()
-                    .find(|(j, _)| *j == i)
-                    .map(|(_, s)| s.clone()),
-                files_examined: s.scan.files_examined,
-                fresh_error: fresh_errors[i].clone(),
-            }
-        })
+        .map(|(i, s)| row(s, i, &choice, now, args.fresh))
         .collect();
     let doc = Doc {
         schema: SCHEMA,
@@ -124,11 +112,91 @@ pub fn run(args: QuotaArgs) -> anyhow::Result<u8> {
         accounts: rows,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        let mut v = serde_json::to_value(&doc)?;
+        add_legacy_keys(&mut v);
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print!("{}", table(&doc));
+        print!("{}", render(&doc, crate::sys::term::width()));
     }
     Ok(status::OK)
+}
+
+fn row(s: &Survey, i: usize, choice: &choose::Choice, now: i64, fresh: bool) -> Row {
+    let r = s.reading();
+    Row {
+        name: s.account.name.clone(),
+        home: s.account.canonical_home(),
+        login: s.login,
+        plan: r.and_then(|r| r.plan.clone()),
+        primary: r.and_then(|r| window_row(&r.primary, now)),
+        secondary: r.and_then(|r| window_row(&r.secondary, now)),
+        observed_at: r.map(|r| r.observed_at),
+        age_seconds: r.map(|r| (now - r.observed_at).max(0)),
+        source: r.map(|r| r.source.clone()),
+        headroom_percent: choose::headroom(r, now),
+        ordinary_usage_allowed: r.and_then(|r| r.ordinary_usage_allowed),
+        credits: r.and_then(|r| r.credits.clone()),
+        reached_type: r.and_then(|r| r.reached_type.clone()),
+        limit_hit_at: s
+            .record
+            .as_ref()
+            .and_then(|r| r.limit_hit.as_ref())
+            .map(|h| h.at),
+        auto_rank: choice.order.iter().position(|j| *j == i).map(|p| p + 1),
+        auto_skip: choice
+            .skipped
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map(|(_, s)| s.clone()),
+        files_examined: s.scan.files_examined,
+        fresh_error: if fresh {
+            match (s.login, &s.live_error) {
+                (_, Some(e)) => Some(e.clone()),
+                (LoginState::ApiKey | LoginState::LoggedOut | LoginState::Other, _) => {
+                    Some("rate limits are only readable for a ChatGPT login".into())
+                }
+                _ => None,
+            }
+        } else {
+            None
+        },
+    }
+}
+
+/// Adds the snake_case spelling of every camelCase key (the first release's keys), so scripts
+/// written against it keep working for one more release.
+fn add_legacy_keys(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            let extra: Vec<(String, Value)> = map
+                .iter()
+                .filter(|(k, _)| k.chars().any(|c| c.is_ascii_uppercase()))
+                .map(|(k, v)| (snake(k), v.clone()))
+                .collect();
+            for v in map.values_mut() {
+                add_legacy_keys(v);
+            }
+            for (k, mut v) in extra {
+                add_legacy_keys(&mut v);
+                map.entry(k).or_insert(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(add_legacy_keys),
+        _ => {}
+    }
+}
+
+fn snake(k: &str) -> String {
+    let mut out = String::with_capacity(k.len() + 4);
+    for c in k.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn pct(w: &Option<WindowRow>) -> String {
@@ -139,77 +207,189 @@ fn pct(w: &Option<WindowRow>) -> String {
     }
 }
 
-fn resets(w: &Option<WindowRow>, now: i64) -> String {
+fn resets(w: &Option<WindowRow>, now: i64, compact: bool) -> String {
     match w.as_ref().and_then(|w| w.resets_at.map(|t| (t, w.reset))) {
         None => "-".into(),
         Some((_, true)) => "reset".into(),
+        Some((t, false)) if compact => format!("in {}", human_duration(t - now)),
         Some((t, false)) => format!("in {} ({})", human_duration(t - now), format_utc(t)),
     }
 }
 
-fn table(doc: &Doc) -> String {
-    let mut rows = vec![
-        [
-            "ACCOUNT",
-            "LOGIN",
-            "PLAN",
-            "5H USED",
-            "5H RESETS",
-            "WEEK USED",
-            "WEEK RESETS",
-            "AGE",
-            "SOURCE",
-            "AUTO",
-        ]
-        .map(String::from),
-    ];
-    for r in &doc.accounts {
-        let auto = match (&r.auto_rank, &r.auto_skip) {
-            (Some(n), _) => format!("#{n}"),
-            (None, Some(s)) => format!("skip: {}", s.describe(doc.now)),
-            (None, None) => "-".into(),
-        };
-        rows.push([
-            r.name.clone(),
-            r.login.describe().into(),
-            r.plan.clone().unwrap_or_else(|| "-".into()),
-            pct(&r.primary),
-            resets(&r.primary, doc.now),
-            pct(&r.secondary),
-            resets(&r.secondary, doc.now),
-            r.age_seconds
-                .map(|a| format!("{} ago", human_duration(a)))
-                .unwrap_or_else(|| "no reading".into()),
-            match &r.source {
-                Some(Source::SessionFile { .. }) => "session file".into(),
-                Some(Source::AppServer) => "app-server".into(),
-                None => "-".into(),
-            },
-            auto,
-        ]);
-    }
-    let widths: Vec<usize> = (0..10)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for r in &rows {
-        let line: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    // A fresh reading that failed leaves the session-file one in the table: say so, per account.
-    for r in &doc.accounts {
-        if let Some(e) = &r.fresh_error {
-            out.push_str(&format!("{}: no fresh reading: {e}\n", r.name));
+/// Drops the ` (2026-01-10T12:00:00Z)` times from a text, for a narrow terminal.
+fn without_utc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(" (") {
+        let tail = &rest[i + 2..];
+        let is_time = tail.len() >= 21
+            && tail.as_bytes()[20] == b')'
+            && tail.as_bytes()[19] == b'Z'
+            && tail.as_bytes()[10] == b'T';
+        out.push_str(&rest[..i]);
+        if is_time {
+            rest = &tail[21..];
+        } else {
+            out.push_str(" (");
+            rest = tail;
         }
     }
-    out.push_str(&format!(
-        "Readings come from each account's latest session file (`--json` shows which; `--fresh` asks Codex); `auto` skips a window at or above {:.0}%.\n",
-        doc.threshold
-    ));
+    out.push_str(rest);
     out
+}
+
+const COLUMNS: [Column; 10] = [
+    Column {
+        header: "ACCOUNT",
+        drop_rank: 0,
+    },
+    Column {
+        header: "LOGIN",
+        drop_rank: 2,
+    },
+    Column {
+        header: "PLAN",
+        drop_rank: 1,
+    },
+    Column {
+        header: "5H USED",
+        drop_rank: 0,
+    },
+    Column {
+        header: "5H RESETS",
+        drop_rank: 3,
+    },
+    Column {
+        header: "WEEK USED",
+        drop_rank: 0,
+    },
+    Column {
+        header: "WEEK RESETS",
+        drop_rank: 4,
+    },
+    Column {
+        header: "AGE",
+        drop_rank: 5,
+    },
+    Column {
+        header: "SOURCE",
+        drop_rank: 6,
+    },
+    Column {
+        header: "AUTO",
+        drop_rank: 0,
+    },
+];
+
+/// The table's cells; `compact` leaves out the UTC times (the durations stay).
+fn cells(doc: &Doc, compact: bool) -> Vec<Vec<String>> {
+    doc.accounts
+        .iter()
+        .map(|r| {
+            let auto = match (&r.auto_rank, &r.auto_skip) {
+                (Some(n), _) => format!("#{n}"),
+                (None, Some(s)) if compact => {
+                    format!("skip: {}", without_utc(&s.describe(doc.now)))
+                }
+                (None, Some(s)) => format!("skip: {}", s.describe(doc.now)),
+                (None, None) => "-".into(),
+            };
+            vec![
+                r.name.clone(),
+                r.login.describe().into(),
+                r.plan.clone().unwrap_or_else(|| "-".into()),
+                pct(&r.primary),
+                resets(&r.primary, doc.now, compact),
+                pct(&r.secondary),
+                resets(&r.secondary, doc.now, compact),
+                r.age_seconds
+                    .map(|a| format!("{} ago", human_duration(a)))
+                    .unwrap_or_else(|| "no reading".into()),
+                r.source.as_ref().map_or("-", Source::label).to_string(),
+                auto,
+            ]
+        })
+        .collect()
+}
+
+/// The table, fitted to `width`: the full one when it fits, else without UTC times, then
+/// without the columns that matter least (PLAN, LOGIN, the reset times, AGE, SOURCE).
+fn render(doc: &Doc, width: Option<usize>) -> String {
+    let full = table::render(&COLUMNS, &cells(doc, false), None);
+    let fits = |t: &str, w: usize| t.lines().all(|l| l.chars().count() <= w);
+    let mut out = match width {
+        Some(w) if !fits(&full, w) => table::render(&COLUMNS, &cells(doc, true), width),
+        _ => full,
+    };
+    let mut notes: Vec<String> = Vec::new();
+    for r in &doc.accounts {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(c) = &r.credits
+            && (c.has_credits || c.unlimited)
+        {
+            parts.push(if c.unlimited {
+                "credits: unlimited".into()
+            } else {
+                format!("credits: {}", c.balance.as_deref().unwrap_or("yes"))
+            });
+        }
+        if let Some(t) = &r.reached_type {
+            parts.push(format!("Codex reports {}", t.replace('_', " ")));
+        }
+        if let Some(e) = &r.fresh_error {
+            parts.push(format!("no fresh reading: {e}"));
+        }
+        if !parts.is_empty() {
+            notes.push(format!("{}: {}", r.name, parts.join("; ")));
+        }
+    }
+    for n in notes {
+        out.push_str(&cut(&n, width));
+        out.push('\n');
+    }
+    let foot = format!(
+        "`auto` skips a window at or above {:.0}%; `--fresh` asks Codex now; `--json` has it all.",
+        doc.threshold
+    );
+    out.push_str(&cut(&foot, width));
+    out.push('\n');
+    out
+}
+
+fn cut(line: &str, width: Option<usize>) -> String {
+    match width {
+        Some(w) if line.chars().count() > w => {
+            line.chars().take(w.saturating_sub(1)).collect::<String>() + "…"
+        }
+        _ => line.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn narrow_tables_lose_utc_times_first() {
+        assert_eq!(
+            without_utc("weekly window at 97%, resets in 1d1h (2026-11-29T20:50:45Z)"),
+            "weekly window at 97%, resets in 1d1h"
+        );
+        assert_eq!(without_utc("a (b) c"), "a (b) c");
+        assert_eq!(without_utc("x (2026-11-29T20:50:45Z) y (z)"), "x y (z)");
+    }
+
+    #[test]
+    fn legacy_keys_sit_beside_the_camel_case_ones() {
+        let mut v = json!({"autoOrder": ["a"], "accounts": [{"ageSeconds": 3, "name": "a",
+            "primary": {"usedPercent": 1.0}, "autoSkip": {"reason": "near-limit", "usedPercent": 2}}]});
+        add_legacy_keys(&mut v);
+        assert_eq!(v["auto_order"], json!(["a"]));
+        assert_eq!(v["accounts"][0]["age_seconds"], json!(3));
+        assert_eq!(v["accounts"][0]["primary"]["used_percent"], json!(1.0));
+        assert_eq!(v["accounts"][0]["auto_skip"]["used_percent"], json!(2));
+        assert_eq!(v["accounts"][0]["autoSkip"]["usedPercent"], json!(2));
+        assert!(v["accounts"][0].get("name").is_some());
+    }
 }

@@ -344,17 +344,12 @@ mod tests {
     }
 
     fn reading(primary: f64, resets_in: i64) -> Reading {
-        Reading {
-            primary: Some(Window {
-                used_percent: primary,
-                window_minutes: Some(300),
-                resets_at: Some(NOW + resets_in),
-            }),
-            secondary: None,
-            plan: None,
-            observed_at: NOW - 60,
-            source: Source::AppServer,
-        }
+        let w = Window {
+            used_percent: primary,
+            window_minutes: Some(300),
+            resets_at: Some(NOW + resets_in),
+        };
+        Reading::new(Some(w), None, NOW - 60, Source::AppServer { via: None })
     }
 
     fn survey(a: Account, login: LoginState, reading: Option<Reading>) -> Survey {
@@ -365,6 +360,9 @@ mod tests {
                 reading,
                 ..Scan::default()
             },
+            record: None,
+            live: None,
+            live_error: None,
         }
     }
 

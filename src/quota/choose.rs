@@ -7,6 +7,10 @@
 //!   work on it would likely fail part-way. A window whose reset time has passed counts as empty.
 //! - The others are tried by headroom, the room left in the tighter of their two windows, most
 //!   first; ties keep the given order (the config's `order`).
+//! - An account Codex says may not be used (`ordinaryUsageAllowed: false`) is skipped, whatever
+//!   its percentages: Codex tells clients not to infer recovery from them.
+//! - An account whose broker saw a usage-limit failure after its latest reading is skipped for
+//!   `LIMIT_HIT_HOLD` (or until a newer reading says otherwise): the failure is the newer news.
 //! - An account with no reading at all (never used here, or its history is unreadable) is tried
 //!   after those with a known headroom: unknown is not the same as empty.
 
@@ -27,7 +31,13 @@ pub enum Login {
 pub struct Candidate<'a> {
     pub login: Login,
     pub reading: Option<&'a Reading>,
+    /// When a codex-as broker last saw this account fail for its usage limit.
+    pub limit_hit_at: Option<i64>,
 }
+
+/// How long a usage-limit failure seen by a broker keeps an account out when no reading
+/// taken since says how long the window has left.
+pub const LIMIT_HIT_HOLD: i64 = 3600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -46,9 +56,22 @@ impl WindowKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "reason", rename_all = "kebab-case")]
+#[serde(
+    tag = "reason",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Skip {
     NotLoggedIn,
+    /// Codex said `ordinaryUsageAllowed: false`.
+    NotAllowed {
+        /// `rateLimitReachedType` when Codex gave one.
+        reached_type: Option<String>,
+    },
+    /// A codex-as broker saw a turn fail for the usage limit, after the latest reading.
+    LimitReached {
+        at: i64,
+    },
     /// A window is at or above the threshold.
     NearLimit {
         window: WindowKind,
@@ -63,6 +86,17 @@ impl Skip {
     pub fn describe(&self, now: i64) -> String {
         match self {
             Skip::NotLoggedIn => "not logged in".into(),
+            Skip::NotAllowed { reached_type } => {
+                let why = reached_type
+                    .as_deref()
+                    .map(|t| format!(": {}", t.replace('_', " ")))
+                    .unwrap_or_default();
+                format!("Codex says it may not be used now{why}")
+            }
+            Skip::LimitReached { at } => format!(
+                "usage limit reached {} ago (seen by its broker)",
+                human_duration((now - at).max(0))
+            ),
             Skip::NearLimit {
                 window,
                 used_percent,
@@ -82,9 +116,10 @@ impl Skip {
         }
     }
 
-    /// Whether it is skipped for its quota (not for being logged out, say).
+    /// Whether it is skipped for its quota (not for being logged out, say): counts toward
+    /// "every account is out" (75).
     pub fn is_quota(&self) -> bool {
-        matches!(self, Skip::NearLimit { .. })
+        !matches!(self, Skip::NotLoggedIn)
     }
 }
 
@@ -124,14 +159,31 @@ pub fn near_limit(reading: &Reading, threshold: f64, now: i64) -> Option<Skip> {
     })
 }
 
-/// Why an account is not to be tried at all, if it is not: the first two rules above.
+/// Why an account is not to be tried at all, if it is not: the skipping rules above.
 pub fn skip_reason(candidate: &Candidate<'_>, threshold: f64, now: i64) -> Option<Skip> {
     if candidate.login == Login::LoggedOut {
         return Some(Skip::NotLoggedIn);
     }
-    candidate
+    if let Some(r) = candidate.reading
+        && r.usage_refused()
+    {
+        return Some(Skip::NotAllowed {
+            reached_type: r.reached_type.clone(),
+        });
+    }
+    // The window's own figures say when it resets: they come before a bare failure.
+    if let Some(skip) = candidate
         .reading
         .and_then(|r| near_limit(r, threshold, now))
+    {
+        return Some(skip);
+    }
+    candidate
+        .limit_hit_at
+        .filter(|at| {
+            candidate.reading.is_none_or(|r| r.observed_at <= *at) && now - at < LIMIT_HIT_HOLD
+        })
+        .map(|at| Skip::LimitReached { at })
 }
 
 pub fn choose(candidates: &[Candidate<'_>], threshold: f64, now: i64) -> Choice {
@@ -167,17 +219,79 @@ mod tests {
             window_minutes: Some(300),
             resets_at: Some(resets_at),
         };
-        Reading {
-            primary: Some(w(p)),
-            secondary: Some(w(s)),
-            plan: None,
-            observed_at: NOW - 60,
-            source: Source::AppServer,
-        }
+        let mut r = Reading::new(Some(w(p)), None, NOW - 60, Source::AppServer { via: None });
+        r.secondary = Some(w(s));
+        r
     }
 
     fn cand(login: Login, reading: Option<&Reading>) -> Candidate<'_> {
-        Candidate { login, reading }
+        Candidate {
+            login,
+            reading,
+            limit_hit_at: None,
+        }
+    }
+
+    #[test]
+    fn codex_refusal_wins_over_room_and_a_broker_seen_failure_holds() {
+        let mut refused = reading(1.0, 1.0, NOW + 100);
+        refused.ordinary_usage_allowed = Some(false);
+        refused.reached_type = Some("workspace_member_usage_limit_reached".into());
+        let mut allowed = reading(50.0, 50.0, NOW + 100);
+        allowed.ordinary_usage_allowed = Some(true);
+        let hit = reading(10.0, 10.0, NOW + 100);
+        let cs = [
+            cand(Login::LoggedIn, Some(&refused)),
+            cand(Login::LoggedIn, Some(&allowed)),
+            Candidate {
+                limit_hit_at: Some(NOW - 30),
+                ..cand(Login::LoggedIn, Some(&hit))
+            },
+            Candidate {
+                limit_hit_at: Some(NOW - LIMIT_HIT_HOLD - 1),
+                ..cand(Login::LoggedIn, None)
+            },
+        ];
+        let got = choose(&cs, 95.0, NOW);
+        assert_eq!(got.order, [1, 3]);
+        assert_eq!(
+            got.skipped,
+            [
+                (
+                    0,
+                    Skip::NotAllowed {
+                        reached_type: Some("workspace_member_usage_limit_reached".into())
+                    }
+                ),
+                (2, Skip::LimitReached { at: NOW - 30 })
+            ]
+        );
+    }
+
+    #[test]
+    fn a_weekly_only_plan_is_ranked_by_its_one_window() {
+        let mut weekly = reading(0.0, 0.0, NOW + 100);
+        weekly.primary = None;
+        weekly.secondary.as_mut().unwrap().used_percent = 96.0;
+        let mut weekly_ok = weekly.clone();
+        weekly_ok.secondary.as_mut().unwrap().used_percent = 40.0;
+        let cs = [
+            cand(Login::LoggedIn, Some(&weekly)),
+            cand(Login::LoggedIn, Some(&weekly_ok)),
+        ];
+        let got = choose(&cs, 95.0, NOW);
+        assert_eq!(got.order, [1]);
+        assert!(matches!(
+            got.skipped[0],
+            (
+                0,
+                Skip::NearLimit {
+                    window: WindowKind::Secondary,
+                    ..
+                }
+            )
+        ));
+        assert_eq!(headroom(Some(&weekly_ok), NOW), Some(60.0));
     }
 
     #[test]

@@ -29,6 +29,23 @@
 // The `codexErrorInfo` value itself is a protocol constant: `broker::protocol::USAGE_LIMIT_EXCEEDED`
 // (codex-as's broker records turns that fail with it; see `broker::state`).
 
+/// True when a turn ended failed for the usage limit: app-server v2 `turn/completed` params with
+/// `turn.status: "failed"` and `turn.error.codexErrorInfo: "usageLimitExceeded"` (variants with
+/// data serialize as `{"usageLimitExceeded": {...}}`).
+pub fn is_usage_limit_turn(params: Option<&serde_json::Value>) -> bool {
+    use serde_json::Value;
+    let Some(turn) = params.and_then(|v| v.get("turn")) else {
+        return false;
+    };
+    let info = turn.get("error").and_then(|e| e.get("codexErrorInfo"));
+    let is_limit = match info {
+        Some(Value::String(s)) => s == crate::broker::protocol::USAGE_LIMIT_EXCEEDED,
+        Some(Value::Object(m)) => m.contains_key(crate::broker::protocol::USAGE_LIMIT_EXCEEDED),
+        _ => false,
+    };
+    is_limit && turn.get("status").and_then(Value::as_str) == Some("failed")
+}
+
 /// How the texts of Codex's quota errors begin.
 pub const MESSAGE_PREFIXES: &[&str] = &[
     "You've hit your usage limit",

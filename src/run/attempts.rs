@@ -17,12 +17,18 @@ use crate::fallback::child::{self, Ended};
 use crate::fallback::policy::{self, End, Fallback, Outcome, Step};
 use crate::fallback::{jobs, landed};
 use crate::quota::signals;
-use crate::quota::survey::Survey;
+use crate::quota::survey::{self, Survey};
 use crate::sys::clock::now;
 use crate::sys::runtime;
 
 pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
     let threshold = accounts.config.quota.threshold();
+    // Validated before anything runs: a choice about to be made asks afresh past this age.
+    let max_age = accounts
+        .config
+        .quota
+        .max_age()
+        .map_err(anyhow::Error::msg)?;
     let started = now();
     let mut fallback = match &args.spec {
         AccountSpec::List(names) => Fallback::list(
@@ -32,7 +38,7 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
                 .collect::<Result<_, _>>()?,
         ),
         AccountSpec::Auto => {
-            let surveys: Vec<Survey> = accounts.all().into_iter().map(Survey::of).collect();
+            let surveys = survey::gather(accounts, accounts.all(), Some(max_age), started);
             Fallback::auto(&surveys, threshold, started)
         }
         // Not routed here (a pin is exec'd), but as a list of one it would be the same.
@@ -40,8 +46,14 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
     };
 
     if args.mode.is_background() {
-        let (account, note) =
-            fallback.pick_before_start(&args.spec, Survey::of, threshold, now())?;
+        let t = now();
+        // The pick is about to be made: a missing or old reading is asked for now.
+        let fresh = |a: Account| {
+            let mut s = Survey::of(a);
+            s.refresh(accounts, t, max_age);
+            s
+        };
+        let (account, note) = fallback.pick_before_start(&args.spec, fresh, threshold, t)?;
         eprintln!("{note}");
         return Err(launch::prepare(accounts, &account, args)?.exec());
     }
@@ -95,8 +107,8 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
             }
         };
         let out_of_quota = |message: &str| {
-            let reading = Survey::of(account.clone()).scan.reading;
-            policy::out_of_quota(message, reading.as_ref(), threshold, now())
+            let s = Survey::of(account.clone());
+            policy::out_of_quota(message, s.reading(), threshold, now())
         };
         match fallback.after(i, outcome, out_of_quota) {
             Step::Stop { note, end } => {

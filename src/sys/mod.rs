@@ -10,4 +10,6 @@ pub mod duration;
 pub mod exec;
 pub mod fsutil;
 pub mod runtime;
+pub mod table;
+pub mod term;
 pub mod tools;

@@ -18,6 +18,7 @@ mod completions;
 mod fallback;
 mod harden;
 mod plugin_fixture;
+mod quota_sources;
 mod run_as;
 mod shell_init;
 mod shell_lint;
