@@ -152,7 +152,7 @@ function _codex_as() {
                 __codex_as_offer "${cur}" "${word%%=*}"
             done
         else
-            __codex_as_offer "${cur}" 'add' 'remove' 'list' 'which' 'login' 'env' 'brokers' 'init' 'use' 'completions' 'quota' 'statusline'
+            __codex_as_offer "${cur}" 'add' 'remove' 'list' 'which' 'pin' 'claude' 'login' 'env' 'brokers' 'init' 'use' 'completions' 'quota' 'statusline'
             __codex_as_value account "${cur}"
         fi
         return 0
@@ -162,6 +162,8 @@ function _codex_as() {
         'remove') __codex_as_sub none '--help -h' 'account' ;;
         'list') __codex_as_sub none '--json --help -h' '' ;;
         'which') __codex_as_sub none '--help -h' 'account' ;;
+        'pin') __codex_as_sub none '--unset --help -h' 'account' ;;
+        'claude') __codex_as_sub none '--help -h --project' 'install|uninstall|status' ;;
         'login') __codex_as_sub args '--copy-config --help -h' 'account' ;;
         'env') __codex_as_sub none '--shell=bash|zsh|fish|posix --help -h' 'account' ;;
         'brokers') __codex_as_sub none '--json --help -h --idle --all --timeout=any' 'list|stop' ;;

@@ -55,9 +55,19 @@ pub enum Command {
     Remove(NameArg),
     /// List accounts: name, home, whether it exists, how it is logged in
     List(ListArgs),
-    /// Print an account's home folder
-    #[command(after_help = "Example:\n  ls \"$(codex-as which work)\"/sessions")]
-    Which(NameArg),
+    /// Print an account's home folder; with no name, which account this folder uses and why
+    #[command(
+        after_help = "Examples:\n  ls \"$(codex-as which work)\"/sessions\n  codex-as which            this folder's account, and the file or config line that chose it"
+    )]
+    Which(WhichArgs),
+    /// Pin this folder (and below) to an account: writes ./.codex-account, meant to be committed
+    #[command(
+        after_help = "Examples:\n  codex-as pin work          then `codex-as task ...` here runs as 'work'\n  codex-as pin --unset       remove ./.codex-account\n\nFor folders you cannot add a file to, map them in the config instead:\n  [directories]\n  \"~/work/acme\" = \"work\""
+    )]
+    Pin(PinArgs),
+    /// Put Claude Code's /codex:* commands on each project's account (hooks in Claude's settings)
+    #[command(subcommand, after_help = CLAUDE_EXAMPLES)]
+    Claude(ClaudeCommand),
     /// Create an account's home when missing and run `codex login` as it
     #[command(
         after_help = "Examples:\n  codex-as login work\n  codex-as login work --copy-config\n  printenv KEY | codex-as login ci -- --with-api-key"
@@ -106,6 +116,50 @@ pub enum Command {
 pub struct NameArg {
     /// Account name
     pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct WhichArgs {
+    /// Account name [default: this folder's account]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// Account name
+    #[arg(required_unless_present = "unset", conflicts_with = "unset")]
+    pub name: Option<String>,
+    /// Remove this folder's .codex-account
+    #[arg(long)]
+    pub unset: bool,
+}
+
+const CLAUDE_EXAMPLES: &str = "\
+Examples:
+  codex-as claude install             hooks in ~/.claude/settings.json (all projects)
+  codex-as claude install --project   hooks in this project's .claude/settings.local.json
+  codex-as pin work                   this project's sessions then use 'work'
+  codex-as claude status              what is installed, this folder's account, its broker
+  codex-as claude uninstall           remove exactly the hooks install added";
+
+#[derive(Debug, Subcommand)]
+pub enum ClaudeCommand {
+    /// Add codex-as's session hooks to Claude Code's settings (installing twice changes nothing)
+    Install(ClaudeScope),
+    /// Remove the hooks `install` added, and nothing else
+    Uninstall(ClaudeScope),
+    /// What is installed, which account this folder's sessions use, whether its broker is up
+    Status,
+    /// The hook Claude Code runs (event JSON on stdin)
+    #[command(hide = true)]
+    Hook,
+}
+
+#[derive(Debug, Args)]
+pub struct ClaudeScope {
+    /// This project's .claude/settings.local.json instead of the user's settings.json
+    #[arg(long)]
+    pub project: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@ use clap::Parser;
 
 mod account;
 mod broker;
+mod claude;
 mod cli;
 mod cmd;
 mod error;
@@ -16,6 +17,10 @@ mod shell;
 mod sys;
 
 fn main() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if cmd::names_no_account(&argv) {
+        return finish(cmd::run_as_directory_account(argv));
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -27,7 +32,11 @@ fn main() -> ExitCode {
             });
         }
     };
-    match cmd::dispatch(cli) {
+    finish(cmd::dispatch(cli))
+}
+
+fn finish(result: anyhow::Result<u8>) -> ExitCode {
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("codex-as: {e:#}");

@@ -27,6 +27,10 @@ pub struct Config {
     pub broker: BrokerConfig,
     #[serde(default)]
     pub quota: QuotaConfig,
+    /// Folders and the account each uses (`"~/work/acme" = "work"`), for projects that cannot
+    /// carry a `.codex-account` file; see `account::directory`.
+    #[serde(default)]
+    pub directories: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -3,6 +3,7 @@
 //! - `names`: which names are allowed. `spec`: `NAME`, `a,b,c` or `auto` on the command line.
 //! - `config`: the config file. `env`: the environment a program gets as an account.
 //! - `login_state`: how a home is logged in. `identity`: who a home is, for brokers.
+//! - `directory`: which account a folder uses, and why. `pin_file`: the `.codex-account` file.
 
 pub mod config;
 pub mod directory;
@@ -11,6 +12,7 @@ pub mod home_safety;
 pub mod identity;
 pub mod login_state;
 pub mod names;
+pub mod pin_file;
 pub mod spec;
 
 use std::collections::BTreeMap;

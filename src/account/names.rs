@@ -7,18 +7,37 @@ pub const RESERVED: &[&str] = &[
     "auto",
     "broker",
     "brokers",
+    "claude",
     "completions",
     "env",
     "help",
     "init",
     "list",
     "login",
+    "pin",
     "quota",
     "remove",
     "statusline",
     "use",
     "version",
     "which",
+];
+
+/// The plugin companion's subcommands (`plugin::locate::COMMANDS` and `INTERNAL_COMMANDS`, which
+/// a test there keeps equal to this): `codex-as task "..."` runs the companion as the folder's
+/// account, so none of them can be an account name either. Kept here so that accounts do not
+/// depend on the plugin module.
+pub const COMPANION_WORDS: &[&str] = &[
+    "setup",
+    "review",
+    "adversarial-review",
+    "task",
+    "transfer",
+    "status",
+    "result",
+    "cancel",
+    "task-worker",
+    "task-resume-candidate",
 ];
 
 pub const MAX_LEN: usize = 64;
@@ -49,6 +68,9 @@ pub fn check(name: &str) -> Result<(), String> {
     }
     if RESERVED.contains(&name) {
         return Err("is a codex-as command: pick another name".into());
+    }
+    if COMPANION_WORDS.contains(&name) {
+        return Err("is a companion command (`codex-as task ...`): pick another name".into());
     }
     Ok(())
 }

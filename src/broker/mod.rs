@@ -12,9 +12,9 @@
 //! - `registry`: records of the brokers codex-as started. `runtime_dir`: their private folder.
 //! - `lease`: whether a Claude Code session holds the broker up (issue 10).
 //!
-//! The server side is `state`, `serve`, `app_server`, `endpoint`, `presence` and `lease`, started only by
-//! `codex-as broker serve` (cmd/broker); the rest of codex-as uses `client`, `pool`, `registry`
-//! and `protocol`.
+//! The server side is `state`, `serve`, `app_server`, `endpoint` and `presence` (it asks
+//! `lease`), started only by `codex-as broker serve` (cmd/broker); the rest of codex-as uses
+//! `client`, `pool`, `registry`, `protocol` and `lease`.
 //!
 //! Spawning one: `codex-as broker serve --endpoint unix:PATH --cwd DIR [--idle-exit 30m]
 //! [--pid-file PATH] [--ready-fd N] [--max-clients 64]`, with the account's environment (CODEX_HOME decides the

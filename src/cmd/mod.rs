@@ -3,11 +3,13 @@
 mod add;
 mod broker;
 mod brokers;
+mod claude;
 mod completions;
 mod env;
 mod init;
 mod list;
 mod login;
+mod pin;
 mod quota;
 mod remove;
 mod run;
@@ -17,12 +19,16 @@ mod which;
 
 use crate::cli::{Cli, Command};
 
+pub use run::{names_no_account, run_as_directory_account};
+
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Add(a) => add::run(a),
         Command::Remove(a) => remove::run(a),
         Command::List(a) => list::run(a),
         Command::Which(a) => which::run(a),
+        Command::Pin(a) => pin::run(a),
+        Command::Claude(c) => claude::run(c),
         Command::Login(a) => login::run(a),
         Command::Env(a) => env::run(a),
         Command::Broker(c) => broker::run(c),

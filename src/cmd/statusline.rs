@@ -25,8 +25,15 @@ const MAX_INPUT: u64 = 1 << 20;
 pub fn run(args: StatuslineArgs) -> anyhow::Result<u8> {
     let accounts = Accounts::load()?;
     let dir = input_dir().unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
-    let Some(account) = directory::for_directory(&accounts, &dir) else {
-        return Ok(status::OK);
+    let account = match directory::for_directory(&dir, &accounts).and_then(|d| d.account(&accounts))
+    {
+        Ok(a) => a,
+        Err(e) => {
+            // A pin naming an unknown account, say: shown where the account would be (one line),
+            // never a failed status line.
+            println!("codex-as: {e}");
+            return Ok(status::OK);
+        }
     };
     let s = Survey::of(account);
     println!(

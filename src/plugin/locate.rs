@@ -164,6 +164,13 @@ fn parse_version(v: &str) -> Vec<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn account_names_cannot_be_companion_commands() {
+        let mut words: Vec<&str> = COMMANDS.to_vec();
+        words.extend(INTERNAL_COMMANDS.iter().filter(|w| **w != "help"));
+        assert_eq!(words, crate::account::names::COMPANION_WORDS);
+    }
+
     use super::*;
 
     fn plugin_at(p: &Path) {

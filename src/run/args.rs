@@ -48,6 +48,39 @@ impl Mode {
     }
 }
 
+impl Mode {
+    /// The folder the command works in: `--cwd`, the companion's own `--cwd`/`-C`, else `here`.
+    /// Its account is the one a command that names none runs as.
+    pub fn work_dir(&self, here: &std::path::Path) -> PathBuf {
+        match self {
+            Mode::Exec { cwd: Some(c), .. } => here.join(c),
+            Mode::Exec { cwd: None, .. } => here.to_path_buf(),
+            Mode::Companion { args } => workspace::companion_cwd(args, here),
+        }
+    }
+}
+
+/// Whether the words after `codex-as` start without an account: a companion command, `--`, or
+/// an option of the run path (`codex-as task ...`, `codex-as --cwd DIR -- CMD`).
+pub fn names_no_account(raw: &[OsString]) -> bool {
+    raw.first().and_then(|a| a.to_str()).is_some_and(|first| {
+        matches!(first, "--" | "--cwd" | "--plugin-root")
+            || first.starts_with("--cwd=")
+            || first.starts_with("--plugin-root=")
+            || locate::COMMANDS.contains(&first)
+            // `codex-as help` stays codex-as's own (an unknown-command error pointing at --help).
+            || (locate::INTERNAL_COMMANDS.contains(&first) && first != "help")
+    })
+}
+
+/// [`parse`] for words that name no account ([`names_no_account`]); the spec is a placeholder
+/// that `run::run_here` replaces with the folder's account.
+pub fn parse_unnamed(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
+    let mut with_name = vec![OsString::from(crate::account::DEFAULT)];
+    with_name.extend(raw);
+    parse(with_name)
+}
+
 pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
     let mut it = raw.into_iter();
     let account = it
@@ -170,6 +203,37 @@ mod tests {
         assert!(
             e.contains("did you mean the companion command 'task'"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn knows_when_no_account_is_named() {
+        for named in [
+            &["work", "task"][..],
+            &["help"],
+            &["list"],
+            &["a,b", "--", "x"],
+        ] {
+            assert!(!names_no_account(&os(named)), "{named:?}");
+        }
+        for unnamed in [
+            &["task", "x"][..],
+            &["--", "codex"],
+            &["--cwd", "/x", "--", "y"],
+            &["--cwd=/x", "--", "y"],
+            &["task-resume-candidate", "--json"],
+        ] {
+            assert!(names_no_account(&os(unnamed)), "{unnamed:?}");
+        }
+        let a = parse_unnamed(os(&["--cwd", "sub", "--", "x"])).unwrap();
+        assert_eq!(
+            a.mode.work_dir(std::path::Path::new("/p")),
+            PathBuf::from("/p/sub")
+        );
+        let a = parse_unnamed(os(&["task", "--cwd", "/q", "hi"])).unwrap();
+        assert_eq!(
+            a.mode.work_dir(std::path::Path::new("/p")),
+            PathBuf::from("/q")
         );
     }
 

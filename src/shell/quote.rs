@@ -16,6 +16,20 @@ pub fn posix(value: &str) -> String {
     out
 }
 
+/// The value bare when every character is plain (letters, digits, `/._-+,:@%=`), else
+/// [`posix`]-quoted: for commands a person reads back, such as a hook line in a settings file.
+pub fn posix_if_needed(value: &str) -> String {
+    let plain = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c));
+    if plain {
+        value.to_string()
+    } else {
+        posix(value)
+    }
+}
+
 /// Single-quoted for fish.
 pub fn fish(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);

@@ -1,0 +1,175 @@
+//! `codex-as claude install [--project] | uninstall [--project] | status`, and the hidden
+//! `codex-as claude hook` that Claude Code runs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::account::{Accounts, directory};
+use crate::broker::client;
+use crate::broker::lease;
+use crate::broker::pool;
+use crate::broker::registry::Registry;
+use crate::claude::{hook, settings};
+use crate::cli::{ClaudeCommand, ClaudeScope};
+use crate::error::status;
+use crate::plugin::workspace;
+use crate::sys::runtime;
+
+pub fn run(cmd: ClaudeCommand) -> anyhow::Result<u8> {
+    match cmd {
+        ClaudeCommand::Install(scope) => install(&scope),
+        ClaudeCommand::Uninstall(scope) => uninstall(&scope),
+        ClaudeCommand::Status => show_status(),
+        ClaudeCommand::Hook => {
+            let outcome = hook::run()?;
+            if let Some(json) = outcome.json() {
+                println!("{json}");
+            }
+            Ok(status::OK)
+        }
+    }
+}
+
+fn here() -> anyhow::Result<PathBuf> {
+    std::env::current_dir().context("cannot read the current folder")
+}
+
+fn target(scope: &ClaudeScope) -> anyhow::Result<PathBuf> {
+    if scope.project {
+        Ok(settings::project_path(&workspace::workspace_root(&here()?)))
+    } else {
+        Ok(settings::user_path(&crate::account::config::home_dir()?))
+    }
+}
+
+fn install(scope: &ClaudeScope) -> anyhow::Result<u8> {
+    let path = target(scope)?;
+    let exe = std::env::current_exe().context("cannot find the codex-as executable")?;
+    let mut value = settings::load(&path)?;
+    if settings::install(&mut value, &settings::hook_command(&exe), &path)? {
+        settings::save(&path, &value)?;
+        println!("installed codex-as's session hooks in {}", path.display());
+    } else {
+        println!("codex-as's session hooks are already in {}", path.display());
+    }
+    println!(
+        "New Claude Code sessions now run /codex:* commands as each folder's account (`codex-as pin NAME` in a project; `codex-as claude status` to check)."
+    );
+    Ok(status::OK)
+}
+
+fn uninstall(scope: &ClaudeScope) -> anyhow::Result<u8> {
+    let path = target(scope)?;
+    let mut value = settings::load(&path)?;
+    if settings::uninstall(&mut value) {
+        settings::save(&path, &value)?;
+        println!("removed codex-as's session hooks from {}", path.display());
+    } else {
+        println!("codex-as's session hooks are not in {}", path.display());
+    }
+    Ok(status::OK)
+}
+
+fn show_status() -> anyhow::Result<u8> {
+    let here = here()?;
+    let accounts = Accounts::load()?;
+    let project = workspace::workspace_root(&here);
+    let files = [
+        ("user", settings::user_path(&accounts.home_dir)),
+        ("project", project.join(".claude").join("settings.json")),
+        ("project (local)", settings::project_path(&project)),
+    ];
+    let mut any = false;
+    println!("hooks:");
+    for (label, path) in &files {
+        match settings::load(path) {
+            Ok(v) => {
+                let found = settings::installed(&v);
+                if found.is_empty() {
+                    println!("  {label}: none in {}", path.display());
+                } else {
+                    any = true;
+                    let events: Vec<&str> = found.iter().map(|(e, _)| e.as_str()).collect();
+                    println!("  {label}: {} in {}", events.join(", "), path.display());
+                    for program in missing_programs(&found) {
+                        println!(
+                            "    but {program} does not exist: sessions get no account; run `codex-as claude install{}` again",
+                            if *label == "user" { "" } else { " --project" }
+                        );
+                    }
+                }
+            }
+            Err(e) => println!("  {label}: {e}"),
+        }
+    }
+    if !any {
+        println!("  not installed: `codex-as claude install` (or --project) to install them");
+    }
+    let chosen = match directory::for_directory(&here, &accounts) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("account: none usable here: {e}");
+            return Ok(status::FAILURE);
+        }
+    };
+    let account = match chosen.account(&accounts) {
+        Ok(a) => a,
+        Err(e) => {
+            println!("account: '{}', but it cannot be used: {e}", chosen.name);
+            println!("  sessions started here refuse to run /codex:* commands until this is fixed");
+            return Ok(status::FAILURE);
+        }
+    };
+    let home = account.canonical_home();
+    println!(
+        "account: {} ({})\n  chosen by: {}",
+        account.name,
+        home.display(),
+        chosen.why
+    );
+    match broker_here(&home) {
+        Some((endpoint, st)) => println!(
+            "broker: up at {endpoint} (pid {}, {} client(s), {})",
+            st.pid.map_or("?".into(), |p| p.to_string()),
+            st.connections.map_or(0, |c| c.saturating_sub(1)),
+            if st.busy { "busy" } else { "idle" }
+        ),
+        None => println!("broker: not running (the next session start here starts it)"),
+    }
+    if let Ok(runtime) = crate::broker::runtime_dir::ensure() {
+        let n = lease::holders(&runtime, &lease::account_key(&home)).len();
+        println!("sessions holding {}'s broker: {n}", account.name);
+    }
+    Ok(status::OK)
+}
+
+/// The codex-as programs the installed hooks run that are gone (moved, uninstalled).
+fn missing_programs(found: &[(String, String)]) -> Vec<String> {
+    let mut gone: Vec<String> = found
+        .iter()
+        .filter_map(|(_, command)| shell_words::split(command).ok()?.into_iter().next())
+        .filter(|program| program.contains('/') && !Path::new(program).is_file())
+        .collect();
+    gone.sort();
+    gone.dedup();
+    gone
+}
+
+/// The live codex-as broker serving `home` (one per account serves every workspace), if any.
+fn broker_here(home: &Path) -> Option<(String, client::Status)> {
+    let reg = Registry::open().ok()?;
+    let runtime = runtime::current_thread().ok()?;
+    let key = Registry::key(home);
+    runtime.block_on(async {
+        for id in reg.ids_for_key(&key) {
+            let endpoint = format!("unix:{}", reg.socket_path(&id).display());
+            if let Ok(st) = client::status(&endpoint, std::time::Duration::from_secs(2)).await
+                && pool::serves(&st, home)
+            {
+                return Some((endpoint, st));
+            }
+        }
+        None
+    })
+}

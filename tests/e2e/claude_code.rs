@@ -1,0 +1,1019 @@
+//! Claude Code sessions on each project's account: codex-as's hook driven exactly as Claude Code
+//! drives it (event JSON on stdin, a CLAUDE_ENV_FILE per hook), then each `/codex:*` command's
+//! own line, taken from the real plugin's commands/*.md and agents/codex-rescue.md, run by bash
+//! after sourcing the session's env files, as Claude Code runs Bash calls and `!` lines.
+//!
+//! Two projects on one machine: `pa` pinned to alice (API key login), `pb` pinned to bob
+//! (ChatGPT login). The fake codex records the CODEX_HOME that served every request and writes
+//! each thread's session file into the home that ran it: that is the evidence.
+//!
+//! Needs node and the real plugin 1.0.5 (support/peers.rs); a skip otherwise. One scenario goes
+//! through the real Claude Code CLI, offline (CODEX_AS_CLAUDE_CODE; .ci/run installs it), and
+//! one puts the real codex app-server behind the broker (CODEX_AS_REAL_CODEX).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::skip;
+use crate::support::peers::current_plugin;
+use crate::support::{
+    BIN, Sandbox, alive, have_node, output_with_stdin, processes_with_env, real_codexes, stderr,
+    stdout, wait_until,
+};
+
+const SESSION_A: &str = "0a0a0a0a-0000-4000-8000-00000000000a";
+const SESSION_B: &str = "0b0b0b0b-0000-4000-8000-00000000000b";
+
+struct World {
+    sb: Sandbox,
+    plugin: PathBuf,
+    pa: PathBuf,
+    pb: PathBuf,
+}
+
+/// One Claude Code session: its id and the env files Claude Code would give each hook.
+struct Session {
+    id: &'static str,
+    dir: PathBuf,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogLine {
+    codex_home: PathBuf,
+    method: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+impl World {
+    fn new() -> Option<World> {
+        if !have_node() {
+            return None;
+        }
+        let plugin = current_plugin()?.root;
+        let sb = Sandbox::new();
+        sb.with_fake_codex();
+        let alice = sb.account_dir("alice");
+        std::fs::write(
+            alice.join("auth.json"),
+            r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-alice-test"}"#,
+        )
+        .unwrap();
+        let bob = sb.account_dir("bob");
+        std::fs::write(
+            bob.join("auth.json"),
+            r#"{"auth_mode":"chatgpt","email":"bob@example.com","tokens":{"id_token":"x","access_token":"y","refresh_token":"z"}}"#,
+        )
+        .unwrap();
+        let mut w = World {
+            sb,
+            plugin,
+            pa: PathBuf::new(),
+            pb: PathBuf::new(),
+        };
+        w.pa = w.project("pa", "alice");
+        w.pb = w.project("pb", "bob");
+        Some(w)
+    }
+
+    /// A git project with one commit and an uncommitted change (something to review), pinned.
+    fn project(&self, name: &str, account: &str) -> PathBuf {
+        let dir = self.sb.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        let dir = std::fs::canonicalize(dir).unwrap();
+        let git = |args: &[&str]| {
+            let ok = Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            assert!(ok.status.success(), "git {args:?}: {}", stderr(&ok));
+        };
+        git(&["init", "-q"]);
+        std::fs::write(dir.join("a.txt"), "one\n").unwrap();
+        git(&["add", "a.txt"]);
+        git(&["commit", "-qm", "one"]);
+        std::fs::write(dir.join("a.txt"), "two\n").unwrap();
+        let out = self.cas_in(&dir, &["pin", account]);
+        assert!(out.status.success(), "pin: {}", stderr(&out));
+        dir
+    }
+
+    fn home(&self, account: &str) -> PathBuf {
+        std::fs::canonicalize(self.sb.home().join(format!(".codex-{account}"))).unwrap()
+    }
+
+    fn runtime_dir(&self) -> PathBuf {
+        self.sb.path().join("rt")
+    }
+
+    /// Claude Code's own environment, as its hooks and shells inherit it (no CLAUDE_PLUGIN_ROOT:
+    /// Claude substitutes it into the text of commands instead).
+    fn claude_env(&self, c: &mut Command) {
+        c.env("CODEX_AS_PLUGIN_ROOT", &self.plugin)
+            .env("CODEX_AS_RUNTIME_DIR", self.runtime_dir())
+            .env("FAKE_CODEX_LOG", self.sb.path().join("codex.log"))
+            .env("CLAUDECODE", "1");
+    }
+
+    fn cas_in(&self, dir: &Path, args: &[&str]) -> Output {
+        let mut c = self.sb.codex_as();
+        self.claude_env(&mut c);
+        c.current_dir(dir).args(args).output().unwrap()
+    }
+
+    fn session(&self, id: &'static str) -> Session {
+        let dir = self.sb.path().join("session-env").join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        Session { id, dir }
+    }
+
+    /// Runs codex-as's hook for `event` as Claude Code does; returns its output.
+    fn hook(&self, s: &Session, event: &str, cwd: &Path, extra: serde_json::Value) -> Output {
+        self.hook_launched_with(s, event, cwd, extra, &[])
+    }
+
+    /// The same, with Claude Code launched with `launch_env` added to its environment.
+    fn hook_launched_with(
+        &self,
+        s: &Session,
+        event: &str,
+        cwd: &Path,
+        extra: serde_json::Value,
+        launch_env: &[(&str, &str)],
+    ) -> Output {
+        let mut input = serde_json::json!({
+            "session_id": s.id,
+            "transcript_path": s.dir.join("transcript.jsonl"),
+            "cwd": cwd,
+            "hook_event_name": event,
+        });
+        if let (Some(obj), Some(more)) = (input.as_object_mut(), extra.as_object()) {
+            obj.extend(more.clone());
+        }
+        let mut c = self.sb.codex_as();
+        self.claude_env(&mut c);
+        c.envs(launch_env.iter().copied());
+        c.current_dir(cwd).args(["claude", "hook"]);
+        if let Some(file) = s.env_file_for(event) {
+            if !file.exists() {
+                std::fs::write(&file, "").unwrap();
+            }
+            c.env("CLAUDE_ENV_FILE", file);
+        }
+        let out = output_with_stdin(&mut c, input.to_string().as_bytes());
+        assert!(out.status.success(), "hook {event}: {}", stderr(&out));
+        out
+    }
+
+    /// The plugin's own lifecycle hook (hooks/hooks.json), which Claude Code runs beside ours.
+    fn plugin_hook(&self, s: &Session, event: &str, cwd: &Path) {
+        let input = serde_json::json!({
+            "session_id": s.id,
+            "transcript_path": s.dir.join("transcript.jsonl"),
+            "cwd": cwd,
+            "hook_event_name": event,
+        });
+        let mut c = self.sb.command("node");
+        self.claude_env(&mut c);
+        c.current_dir(cwd)
+            .arg(self.plugin.join("scripts/session-lifecycle-hook.mjs"))
+            .arg(event);
+        if event == "SessionStart" {
+            let file = s.dir.join("sessionstart-hook-1.sh");
+            std::fs::write(&file, "").unwrap();
+            c.env("CLAUDE_ENV_FILE", file);
+        }
+        let out = output_with_stdin(&mut c, input.to_string().as_bytes());
+        assert!(
+            out.status.success(),
+            "plugin {event} hook: {}",
+            stderr(&out)
+        );
+    }
+
+    fn start(&self, s: &Session, cwd: &Path) {
+        let out = self.hook(
+            s,
+            "SessionStart",
+            cwd,
+            serde_json::json!({"source": "startup"}),
+        );
+        assert_eq!(stdout(&out), "", "a good start is quiet");
+        self.plugin_hook(s, "SessionStart", cwd);
+    }
+
+    fn end(&self, s: &Session, cwd: &Path) {
+        self.plugin_hook(s, "SessionEnd", cwd);
+        self.hook(s, "SessionEnd", cwd, serde_json::json!({"reason": "other"}));
+    }
+
+    /// The line of a command file that runs the companion (a `!` line or the one the model is
+    /// told to run), with `${CLAUDE_PLUGIN_ROOT}` and `$ARGUMENTS` replaced in the text, as
+    /// Claude Code does.
+    fn line(&self, file: &str, subcommand: &str, arguments: &str) -> String {
+        let text = std::fs::read_to_string(self.plugin.join(file)).unwrap();
+        let head =
+            format!("node \"${{CLAUDE_PLUGIN_ROOT}}/scripts/codex-companion.mjs\" {subcommand}");
+        let start = text
+            .find(&head)
+            .unwrap_or_else(|| panic!("{file} has no `{head}` line"));
+        let rest = &text[start..];
+        let end = rest.find(['`', '\n']).unwrap_or(rest.len());
+        // The agent's instructions end the command with a literal "...".
+        let line = rest[..end].trim_end_matches(" ...");
+        line.replace("${CLAUDE_PLUGIN_ROOT}", &self.plugin.to_string_lossy())
+            .replace("$ARGUMENTS", arguments)
+    }
+
+    /// Runs `line` as Claude Code runs a Bash call or `!` line: bash, in `cwd`, after sourcing
+    /// every env file of the session (SessionStart's in hook order, then CwdChanged's).
+    fn bash(&self, s: &Session, cwd: &Path, line: &str) -> Output {
+        let mut script = String::new();
+        for f in [
+            "sessionstart-hook-0.sh",
+            "sessionstart-hook-1.sh",
+            "cwdchanged-hook-0.sh",
+        ] {
+            let p = s.dir.join(f);
+            if p.exists() {
+                script.push_str(&format!(". '{}'\n", p.display()));
+            }
+        }
+        script.push_str(line);
+        let mut c = self.sb.command("bash");
+        self.claude_env(&mut c);
+        // Claude Code's launch environment may carry another account: it must not win.
+        c.env("CODEX_HOME", self.sb.home().join(".codex-other"))
+            .env("OPENAI_API_KEY", "sk-from-the-launch-environment")
+            .current_dir(cwd)
+            .arg("-c")
+            .arg(script);
+        c.output().unwrap()
+    }
+
+    fn log(&self) -> Vec<LogLine> {
+        std::fs::read_to_string(self.sb.path().join("codex.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn served(&self, method: &str, tag: &str) -> Option<PathBuf> {
+        self.log()
+            .into_iter()
+            .find(|l| l.method == method && l.text.as_deref().is_some_and(|t| t.contains(tag)))
+            .map(|l| l.codex_home)
+    }
+
+    /// Waits for a background job's request to reach an app-server (generous: every test of the
+    /// binary runs at once, each with node processes).
+    fn wait_served(&self, method: &str, tag: &str) -> PathBuf {
+        if !wait_until(60, || self.served(method, tag).is_some()) {
+            let jobs: Vec<String> = self
+                .sb
+                .find("jobs")
+                .iter()
+                .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+                .map(|e| {
+                    let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    format!("{}:\n{text}", e.path().display())
+                })
+                .collect();
+            panic!(
+                "no {method} {tag} in {:?}\njob files:\n{}",
+                self.log(),
+                jobs.join("\n")
+            );
+        }
+        self.served(method, tag).unwrap()
+    }
+
+    fn sessions_in(&self, account: &str) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.home(account).join("sessions")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+
+    fn project_of(&self, account: &str) -> &Path {
+        if account == "alice" {
+            &self.pa
+        } else {
+            &self.pb
+        }
+    }
+
+    fn holders(&self, account: &str) -> usize {
+        let out = self.cas_in(self.project_of(account), &["claude", "status"]);
+        let text = stdout(&out);
+        let prefix = format!("sessions holding {account}'s broker: ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no holders line in {text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn job_id(out: &Output) -> String {
+        let text = stdout(out);
+        text.split_whitespace()
+            .find(|w| w.starts_with("task-") || w.starts_with("review-"))
+            .map(|w| w.trim_end_matches('.').to_string())
+            .unwrap_or_else(|| panic!("no job id in {text}{}", stderr(out)))
+    }
+}
+
+impl Session {
+    fn env_file_for(&self, event: &str) -> Option<PathBuf> {
+        match event {
+            "SessionStart" => Some(self.dir.join("sessionstart-hook-0.sh")),
+            "CwdChanged" => Some(self.dir.join("cwdchanged-hook-0.sh")),
+            _ => None,
+        }
+    }
+}
+
+/// Every /codex:* command, in two sessions at once, each on its project's account.
+#[test]
+fn every_codex_command_runs_on_the_projects_account() {
+    let Some(w) = World::new() else { return };
+    let (sa, sb) = (w.session(SESSION_A), w.session(SESSION_B));
+    w.start(&sa, &w.pa);
+    w.start(&sb, &w.pb);
+    for (s, dir, account, login) in [
+        (&sa, &w.pa, "alice", "\"authMethod\": \"apiKey\""),
+        (&sb, &w.pb, "bob", "bob@example.com"),
+    ] {
+        let home = w.home(account);
+        // /codex:setup: the model runs the line from commands/setup.md.
+        let out = w.bash(s, dir, &w.line("commands/setup.md", "setup --json", ""));
+        assert!(out.status.success(), "setup: {}", stderr(&out));
+        assert!(stdout(&out).contains(login), "{account}: {}", stdout(&out));
+        assert!(
+            stdout(&out).contains("\"loggedIn\": true"),
+            "{}",
+            stdout(&out)
+        );
+
+        // /codex:rescue: the subagent's one Bash call (agents/codex-rescue.md) with a task.
+        let tag = format!("rescue-{account}");
+        let other = if account == "alice" { "bob" } else { "alice" };
+        let (mine, theirs) = (w.sessions_in(account).len(), w.sessions_in(other).len());
+        let line = format!("{} \"{tag}\"", w.line("agents/codex-rescue.md", "task", ""));
+        let out = w.bash(s, dir, &line);
+        assert!(
+            out.status.success(),
+            "rescue: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert_eq!(w.served("turn/start", &tag), Some(home.clone()), "{tag}");
+        assert_eq!(
+            w.sessions_in(account).len(),
+            mine + 1,
+            "the session file lands in {account}'s home"
+        );
+        assert_eq!(w.sessions_in(other).len(), theirs, "and not in {other}'s");
+
+        // /codex:review: the line from commands/review.md, no arguments.
+        let out = w.bash(s, dir, &w.line("commands/review.md", "review", ""));
+        assert!(
+            out.status.success(),
+            "review: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let reviews: Vec<_> = w
+            .log()
+            .into_iter()
+            .filter(|l| l.method == "review/start")
+            .map(|l| l.codex_home)
+            .collect();
+        assert_eq!(reviews.last(), Some(&home), "review ran on {account}");
+
+        // A background task, then /codex:status and /codex:cancel through their `!` lines.
+        let tag = format!("background-{account} [[hang]]");
+        let line = format!(
+            "{} --background \"{tag}\"",
+            w.line("agents/codex-rescue.md", "task", "")
+        );
+        let out = w.bash(s, dir, &line);
+        assert!(
+            out.status.success(),
+            "background: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let job = World::job_id(&out);
+        assert_eq!(
+            w.wait_served("turn/start", &format!("background-{account}")),
+            home
+        );
+        let out = w.bash(s, dir, &w.line("commands/status.md", "status", &job));
+        assert!(
+            stdout(&out).contains(&job),
+            "status: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert!(stdout(&out).contains("running"), "status: {}", stdout(&out));
+        let interrupts_before = w
+            .log()
+            .iter()
+            .filter(|l| l.method == "turn/interrupt")
+            .count();
+        let out = w.bash(s, dir, &w.line("commands/cancel.md", "cancel", &job));
+        assert!(
+            out.status.success(),
+            "cancel: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let interrupts: Vec<_> = w
+            .log()
+            .into_iter()
+            .filter(|l| l.method == "turn/interrupt")
+            .map(|l| l.codex_home)
+            .collect();
+        assert!(
+            interrupts.len() > interrupts_before,
+            "cancel interrupted the turn"
+        );
+        assert_eq!(
+            interrupts.last(),
+            Some(&home),
+            "cancel reached {account}'s app-server"
+        );
+    }
+    // Nothing ran as the launch environment's account.
+    assert!(
+        w.log()
+            .iter()
+            .all(|l| !l.codex_home.ends_with(".codex-other")),
+        "{:?}",
+        w.log()
+    );
+    w.end(&sa, &w.pa);
+    w.end(&sb, &w.pb);
+}
+
+/// Re-running SessionStart (resume, clear, compact) rewrites the same exports, reuses the same
+/// broker and renews the same lease.
+#[test]
+fn a_rerun_session_start_changes_nothing() {
+    let Some(w) = World::new() else { return };
+    let s = w.session(SESSION_A);
+    w.start(&s, &w.pa);
+    let file = s.dir.join("sessionstart-hook-0.sh");
+    let first = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        first.contains(&format!(
+            "export CODEX_HOME='{}'",
+            w.home("alice").display()
+        )),
+        "{first}"
+    );
+    let sockets = |w: &World| {
+        let mut v: Vec<_> = std::fs::read_dir(w.runtime_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n.to_string_lossy().ends_with(".sock"))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = sockets(&w);
+    assert_eq!(before.len(), 1, "one broker for alice");
+    let inits = |w: &World| w.log().iter().filter(|l| l.method == "initialize").count();
+    let inits_before = inits(&w);
+    for source in ["resume", "clear", "compact", "startup"] {
+        let out = w.hook(
+            &s,
+            "SessionStart",
+            &w.pa,
+            serde_json::json!({"source": source}),
+        );
+        assert_eq!(stdout(&out), "");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), first, "{source}");
+    }
+    assert_eq!(sockets(&w), before, "no new broker");
+    assert_eq!(inits(&w), inits_before, "no new app-server");
+    assert_eq!(w.holders("alice"), 1, "one lease, renewed");
+}
+
+/// A CwdChanged into the other project moves the session to that project's account.
+#[test]
+fn a_cwd_change_moves_the_session_to_the_other_account() {
+    let Some(w) = World::new() else { return };
+    let s = w.session(SESSION_A);
+    w.start(&s, &w.pa);
+    assert_eq!(w.holders("alice"), 1);
+    let out = w.hook(
+        &s,
+        "CwdChanged",
+        &w.pa,
+        serde_json::json!({"old_cwd": w.pa, "new_cwd": w.pb}),
+    );
+    assert_eq!(stdout(&out), "");
+    let line = format!(
+        "{} \"moved-to-bob\"",
+        w.line("agents/codex-rescue.md", "task", "")
+    );
+    let out = w.bash(&s, &w.pb, &line);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(w.served("turn/start", "moved-to-bob"), Some(w.home("bob")));
+    assert_eq!(w.holders("bob"), 1, "the lease moved to bob");
+    assert_eq!(w.holders("alice"), 0, "and left alice");
+}
+
+/// A Claude Code started with `codex-as bob -- claude` stays on bob in alice's project, and a
+/// folder change does not move it: naming an account wins.
+#[test]
+fn a_session_launched_as_an_account_stays_on_it() {
+    let Some(w) = World::new() else { return };
+    let s = w.session(SESSION_A);
+    let launched = [("CODEX_AS_ACCOUNT", "bob")];
+    let out = w.hook_launched_with(
+        &s,
+        "SessionStart",
+        &w.pa,
+        serde_json::json!({"source": "startup"}),
+        &launched,
+    );
+    assert_eq!(stdout(&out), "");
+    let out = w.hook_launched_with(
+        &s,
+        "CwdChanged",
+        &w.pa,
+        serde_json::json!({"old_cwd": w.pa, "new_cwd": w.pb.join("..")}),
+        &launched,
+    );
+    assert_eq!(stdout(&out), "");
+    let line = format!(
+        "{} \"launched-as-bob\"",
+        w.line("agents/codex-rescue.md", "task", "")
+    );
+    let out = w.bash(&s, &w.pa, &line);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        w.served("turn/start", "launched-as-bob"),
+        Some(w.home("bob"))
+    );
+}
+
+/// One session ending (the plugin's SessionEnd and ours) while another session's turn runs on
+/// the same broker leaves that turn running to completion, and the broker up.
+#[test]
+fn a_session_ending_leaves_another_sessions_turn_running() {
+    let Some(w) = World::new() else { return };
+    let (s1, s2) = (w.session(SESSION_A), w.session(SESSION_B));
+    w.start(&s1, &w.pa);
+    w.start(&s2, &w.pa);
+    assert_eq!(w.holders("alice"), 2);
+    let line = format!(
+        "{} --background \"long-turn [[delay:2500]]\"",
+        w.line("agents/codex-rescue.md", "task", "")
+    );
+    let out = w.bash(&s2, &w.pa, &line);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let job = World::job_id(&out);
+    w.wait_served("turn/start", "long-turn");
+    let brokers_before = processes_with_env(&format!("HOME={}", w.sb.home().display()))
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.contains("broker\0serve"))
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(brokers_before.len(), 1, "one broker serves both sessions");
+
+    w.end(&s1, &w.pa);
+    assert_eq!(w.holders("alice"), 1, "s1's lease is released, s2's kept");
+    assert!(
+        alive(brokers_before[0] as u32),
+        "the broker survives s1's end"
+    );
+    let done = wait_until(60, || {
+        w.log().iter().any(|l| l.method == "turn/completed")
+            && stdout(&w.bash(&s2, &w.pa, &w.line("commands/status.md", "status", &job)))
+                .contains("completed")
+    });
+    let status = w.bash(&s2, &w.pa, &w.line("commands/result.md", "result", &job));
+    assert!(done, "s2's turn finished: {}", stdout(&status));
+    assert!(
+        stdout(&status).contains(&format!("done by {}", w.home("alice").display())),
+        "{}",
+        stdout(&status)
+    );
+    w.end(&s2, &w.pa);
+    assert_eq!(w.holders("alice"), 0);
+}
+
+/// A pin naming an account codex-as does not know: the session is refused, visibly, and nothing
+/// runs on the account Claude Code was started with.
+#[test]
+fn a_bad_pin_refuses_the_session_and_says_which_file_to_fix() {
+    let Some(w) = World::new() else { return };
+    let pin = w.pa.join(".codex-account");
+    std::fs::write(&pin, "carol\n").unwrap();
+    let s = w.session(SESSION_A);
+    let out = w.hook(
+        &s,
+        "SessionStart",
+        &w.pa,
+        serde_json::json!({"source": "startup"}),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let msg = v["systemMessage"].as_str().unwrap();
+    assert!(
+        msg.contains(&pin.display().to_string()) && msg.contains("carol"),
+        "{msg}"
+    );
+    assert!(
+        v["hookSpecificOutput"]["additionalContext"]
+            .as_str()
+            .unwrap()
+            .contains("carol")
+    );
+    w.plugin_hook(&s, "SessionStart", &w.pa);
+    for (file, sub, args) in [
+        ("commands/setup.md", "setup --json", ""),
+        ("agents/codex-rescue.md", "task", "\"refused-task\""),
+    ] {
+        let line = format!("{} {args}", w.line(file, sub, ""));
+        let out = w.bash(&s, &w.pa, &line);
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(all.contains("codex-as"), "{sub} says why: {all}");
+    }
+    assert_eq!(w.served("turn/start", "refused-task"), None);
+    assert!(
+        w.log()
+            .iter()
+            .all(|l| !l.codex_home.ends_with(".codex-other")),
+        "nothing ran on the launch account: {:?}",
+        w.log()
+    );
+    // The same pin makes `codex-as task` in the folder fail naming the file.
+    let out = w.cas_in(&w.pa, &["task", "x"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&pin.display().to_string()),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// With the real `codex app-server` behind the broker the hook starts: `/codex:setup` reports
+/// the pinned account's login (as the real app-server reads it), though Claude Code was started
+/// with another, logged-out CODEX_HOME.
+#[test]
+fn setup_reports_the_pinned_login_from_the_real_codex() {
+    for real in real_codexes() {
+        eprintln!("-- with {}", real.display());
+        setup_with_codex(&real);
+    }
+}
+
+fn setup_with_codex(real: &Path) {
+    let Some(w) = World::new() else { return };
+    w.sb.with_codex(real);
+    let s = w.session(SESSION_A);
+    w.start(&s, &w.pa);
+    let out = w.bash(&s, &w.pa, &w.line("commands/setup.md", "setup --json", ""));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["auth"]["loggedIn"], true, "{text}");
+    assert_eq!(v["auth"]["authMethod"], "apiKey", "{text}");
+    assert_eq!(v["sessionRuntime"]["mode"], "shared", "{text}");
+    // The same line with Claude Code's own environment only: the launch account, logged out.
+    let out = w.bash(
+        &w.session(SESSION_B),
+        &w.pa,
+        &w.line("commands/setup.md", "setup --json", ""),
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["auth"]["loggedIn"], false, "{}", stdout(&out));
+}
+
+/// Without the plugin the session is refused too, and says so.
+#[test]
+fn a_missing_plugin_is_shown_not_ignored() {
+    let Some(w) = World::new() else { return };
+    let s = w.session(SESSION_A);
+    let empty = w.sb.path().join("no-plugin");
+    std::fs::create_dir(&empty).unwrap();
+    let out = w.hook_launched_with(
+        &s,
+        "SessionStart",
+        &w.pa,
+        serde_json::json!({"source": "startup"}),
+        &[("CODEX_AS_PLUGIN_ROOT", empty.to_str().unwrap())],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let msg = v["systemMessage"].as_str().unwrap();
+    assert!(msg.contains("is not the Codex plugin"), "{msg}");
+    let env = std::fs::read_to_string(s.dir.join("sessionstart-hook-0.sh")).unwrap();
+    assert!(
+        env.contains("export CODEX_COMPANION_APP_SERVER_ENDPOINT='codex-as-refused: "),
+        "{env}"
+    );
+}
+
+/// `install` twice then `uninstall` gives the settings back, as JSON, in both scopes; status
+/// reports what is installed, the folder's account and its broker.
+#[test]
+fn install_twice_then_uninstall_restores_the_settings() {
+    let Some(w) = World::new() else { return };
+    let user = w.sb.home().join(".claude/settings.json");
+    std::fs::create_dir_all(user.parent().unwrap()).unwrap();
+    let before = serde_json::json!({
+        "model": "opus",
+        "env": {"FOO": "bar"},
+        "permissions": {"allow": ["Bash(git:*)"]},
+        "hooks": {"SessionStart": [{"hooks": [{"type": "command", "command": "echo mine"}]}]}
+    });
+    std::fs::write(&user, serde_json::to_string_pretty(&before).unwrap()).unwrap();
+    let local = w.pa.join(".claude/settings.local.json");
+    for (args, file) in [
+        (vec!["claude", "install"], &user),
+        (vec!["claude", "install", "--project"], &local),
+    ] {
+        let original = std::fs::read_to_string(file).ok();
+        for _ in 0..2 {
+            let out = w.cas_in(&w.pa, &args);
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        let installed: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        let text = installed.to_string();
+        assert_eq!(text.matches("claude hook").count(), 3, "{text}");
+        assert!(text.contains(&format!("{} claude hook", BIN)), "{text}");
+        let status = stdout(&w.cas_in(&w.pa, &["claude", "status"]));
+        assert!(
+            status.contains("SessionStart, CwdChanged, SessionEnd"),
+            "{status}"
+        );
+        assert!(status.contains("account: alice"), "{status}");
+        assert!(status.contains(".codex-account line"), "{status}");
+        let mut un = args.clone();
+        un[1] = "uninstall";
+        let out = w.cas_in(&w.pa, &un);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let after: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        let expected: serde_json::Value = original
+            .map(|t| serde_json::from_str(&t).unwrap())
+            .unwrap_or_else(|| serde_json::json!({}));
+        assert_eq!(after, expected, "{}", file.display());
+    }
+    // A hook whose codex-as is gone is reported.
+    std::fs::write(
+        &user,
+        r#"{"hooks":{"SessionEnd":[{"hooks":[{"type":"command","command":"/gone/codex-as claude hook"}]}]}}"#,
+    )
+    .unwrap();
+    let status = stdout(&w.cas_in(&w.pa, &["claude", "status"]));
+    assert!(
+        status.contains("but /gone/codex-as does not exist"),
+        "{status}"
+    );
+    // The broker line: down before any session, up after one starts here.
+    let status = stdout(&w.cas_in(&w.pa, &["claude", "status"]));
+    assert!(status.contains("broker: not running"), "{status}");
+    let s = w.session(SESSION_A);
+    w.start(&s, &w.pa);
+    let status = stdout(&w.cas_in(&w.pa, &["claude", "status"]));
+    assert!(status.contains("broker: up at unix:"), "{status}");
+}
+
+/// A lease counts only while its Claude Code process lives.
+#[test]
+fn a_crashed_claude_code_holds_no_lease() {
+    let Some(w) = World::new() else { return };
+    let input = serde_json::json!({
+        "session_id": SESSION_A, "cwd": w.pa, "hook_event_name": "SessionStart", "source": "startup"
+    });
+    let env_file = w.sb.path().join("crash-env.sh");
+    std::fs::write(&env_file, "").unwrap();
+    // A stand-in for Claude Code: a node process that runs the hook, then stays.
+    let script = format!(
+        "const r = require('child_process').spawnSync({bin:?}, ['claude', 'hook'], {{input: {input:?}, stdio: ['pipe', 'inherit', 'inherit']}}); console.log('hooked ' + r.status); setInterval(() => {{}}, 1000);",
+        bin = BIN,
+        input = input.to_string()
+    );
+    let mut c = w.sb.command("node");
+    w.claude_env(&mut c);
+    let mut child = c
+        .current_dir(&w.pa)
+        .env("CLAUDE_ENV_FILE", &env_file)
+        .args(["-e", &script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first.trim(), "hooked 0");
+    assert_eq!(w.holders("alice"), 1, "held while Claude Code lives");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(w.holders("alice"), 0, "a crashed Claude Code holds nothing");
+}
+
+/// `pin`, `which` with no name, and commands that name no account.
+#[test]
+fn the_folders_account_for_codex_as_commands() {
+    let Some(w) = World::new() else { return };
+    let out = w.cas_in(&w.pb, &["which"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("bob  "), "{text}");
+    assert!(
+        text.contains(&format!("{}/.codex-account line 2", w.pb.display())),
+        "{text}"
+    );
+    let sub = w.pb.join("deep/er");
+    std::fs::create_dir_all(&sub).unwrap();
+    let run = |dir: &Path, args: &[&str]| {
+        let out = w.cas_in(dir, args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    let probe = [
+        "sh",
+        "-c",
+        "printf '%s %s' \"$CODEX_AS_ACCOUNT\" \"$CODEX_HOME\"",
+    ];
+    let mut args = vec!["--"];
+    args.extend(probe);
+    assert_eq!(run(&sub, &args), format!("bob {}", w.home("bob").display()));
+    let mut named = vec!["alice", "--"];
+    named.extend(probe);
+    assert_eq!(
+        run(&sub, &named),
+        format!("alice {}", w.home("alice").display()),
+        "naming an account always wins"
+    );
+    let mut cwd = vec!["--cwd", w.pa.to_str().unwrap(), "--"];
+    cwd.extend(probe);
+    assert_eq!(
+        run(&sub, &cwd),
+        format!("alice {}", w.home("alice").display())
+    );
+    // Claude Code's status line shows the folder's account from its JSON input.
+    let mut c = w.sb.codex_as();
+    w.claude_env(&mut c);
+    c.current_dir(w.sb.path()).arg("statusline");
+    let input = serde_json::json!({"cwd": sub, "workspace": {"current_dir": sub}});
+    let out = output_with_stdin(&mut c, input.to_string().as_bytes());
+    assert!(stdout(&out).starts_with("bob "), "{}", stdout(&out));
+    // The config table maps a folder that has no pin file.
+    let other = w.sb.path().join("vendor/lib");
+    std::fs::create_dir_all(&other).unwrap();
+    w.sb.write_config(&format!(
+        "[directories]\n\"{}\" = \"bob\"\n",
+        w.sb.path().join("vendor").display()
+    ));
+    assert_eq!(
+        run(&other, &args),
+        format!("bob {}", w.home("bob").display())
+    );
+    assert!(run(&other, &["which"]).contains("[directories]"));
+    // Unpinning removes the file and says what the folder uses now.
+    let text = run(&w.pb, &["pin", "--unset"]);
+    assert!(text.contains("removed"), "{text}");
+    assert!(!w.pb.join(".codex-account").exists());
+    assert_eq!(run(&w.pb, &args), "default ", "no pin: the default account");
+    let out = w.cas_in(&w.pb, &["pin", "--unset"]);
+    assert_eq!(out.status.code(), Some(2), "nothing to remove");
+    let out = w.cas_in(&w.pb, &["pin", "nobody"]);
+    assert!(!out.status.success());
+    assert!(
+        !w.pb.join(".codex-account").exists(),
+        "an unknown name is not pinned"
+    );
+}
+
+/// The real Claude Code CLI, when installed (CODEX_AS_CLAUDE_CODE, else where .ci/run puts it).
+fn real_claude_code() -> Option<PathBuf> {
+    let explicit = std::env::var_os("CODEX_AS_CLAUDE_CODE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let cached = std::env::var_os("HOME").map(|h| {
+        PathBuf::from(h).join(".cache/codex-as-ci/claude-code-2.1.332/node_modules/.bin/claude")
+    });
+    let found = explicit.or(cached).filter(|p| p.is_file());
+    if found.is_none() {
+        skip!(
+            "Claude Code is not installed (set CODEX_AS_CLAUDE_CODE, or run .ci/run, which installs @anthropic-ai/claude-code); the run through the real Claude Code did not happen"
+        );
+    }
+    found
+}
+
+/// Through the real Claude Code, offline: `codex-as claude install`, then `claude -p
+/// "/codex:cancel JOB"` in the project pinned to alice, launched with another account's
+/// CODEX_HOME. Claude Code runs our SessionStart hook, sources its env file for the command's
+/// `!` line, and the real companion's cancel reaches alice's broker; SessionEnd releases the
+/// lease. (No model is reachable: Claude Code gives up on the API at once and exits.)
+#[test]
+fn real_claude_code_runs_a_codex_command_on_the_projects_account() {
+    let Some(w) = World::new() else { return };
+    let Some(claude) = real_claude_code() else {
+        return;
+    };
+    let out = w.cas_in(&w.pa, &["claude", "install"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A job to cancel, in the plugin state Claude Code gives a --plugin-dir plugin.
+    let plugin_data = w.sb.home().join(".claude/plugins/data/codex-inline");
+    std::fs::create_dir_all(&plugin_data).unwrap();
+    let mut c = w.sb.codex_as();
+    w.claude_env(&mut c);
+    let out = c
+        .current_dir(&w.pa)
+        .env("CLAUDE_PLUGIN_DATA", &plugin_data)
+        .args(["task", "--background", "real-claude-job [[hang]]"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let job = World::job_id(&out);
+    assert_eq!(
+        w.wait_served("turn/start", "real-claude-job"),
+        w.home("alice")
+    );
+
+    let mut c = w.sb.command(&claude);
+    w.claude_env(&mut c);
+    c.current_dir(&w.pa)
+        .env("CODEX_HOME", w.sb.account_dir("other"))
+        .env("ANTHROPIC_API_KEY", "dummy")
+        .env("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+        .env("CLAUDE_CODE_MAX_RETRIES", "0")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .arg("--plugin-dir")
+        .arg(&w.plugin)
+        .args(["-p", &format!("/codex:cancel {job}")])
+        .args(["--output-format", "stream-json", "--verbose"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let pid = child.id();
+    let finished = wait_until(90, || {
+        !alive(pid) || matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !finished {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(finished, "claude did not exit: {}", stderr(&out));
+    let stream = stdout(&out);
+    let hooks: Vec<serde_json::Value> = stream
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["subtype"] == "hook_response" && v["hook_event"] == "SessionStart")
+        .collect();
+    assert!(!hooks.is_empty(), "no SessionStart hook ran: {stream}");
+    assert!(
+        hooks
+            .iter()
+            .all(|h| h["exit_code"] == 0 && h["stdout"] == ""),
+        "{hooks:?}"
+    );
+    let interrupts: Vec<PathBuf> = w
+        .log()
+        .into_iter()
+        .filter(|l| l.method == "turn/interrupt")
+        .map(|l| l.codex_home)
+        .collect();
+    assert_eq!(
+        interrupts,
+        [w.home("alice")],
+        "the `!` line's cancel reached alice's app-server: {stream}"
+    );
+    assert!(
+        w.log()
+            .iter()
+            .all(|l| !l.codex_home.ends_with(".codex-other")),
+        "{:?}",
+        w.log()
+    );
+    assert_eq!(w.holders("alice"), 0, "SessionEnd released the lease");
+}
