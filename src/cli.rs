@@ -269,6 +269,9 @@ pub struct BrokerServeArgs {
     /// Inherited file descriptor to write "ready" to once clients can be served
     #[arg(long, value_name = "N")]
     pub ready_fd: Option<i32>,
+    /// Clients served at once; the next ones are answered busy (-32001)
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_clients: u16,
 }
 
 #[derive(Debug, Args)]

@@ -87,6 +87,13 @@ pub struct Status {
     pub auth: Option<AuthStatus>,
     pub started_at: Option<u64>,
     pub connections: Option<u64>,
+    /// Ours: clients connected besides the one asking.
+    pub clients: Option<u64>,
+    /// Ours: threads with a turn running, and their ids.
+    pub threads_in_flight: Option<u64>,
+    pub threads: Vec<String>,
+    /// Ours: the working folders of the threads it has served.
+    pub workspaces: Vec<String>,
     pub idle_seconds: Option<u64>,
     pub cwd: Option<String>,
     pub endpoint: Option<String>,
@@ -273,7 +280,10 @@ pub async fn status(endpoint: &str, timeout: Duration) -> Result<Status, ClientE
 pub async fn shutdown_if_idle(endpoint: &str, timeout: Duration) -> Result<bool, ClientError> {
     let deadline = Instant::now() + timeout;
     let mut conn = connect_by(endpoint, deadline, timeout).await?;
-    let params = json!({"ifIdle": true});
+    // Past its deadline the broker ignores it: if the broker is too slow to answer in time (hung,
+    // stopped), the caller reports it as left alone, and it must stay so.
+    let params =
+        json!({"ifIdle": true, "deadlineMs": crate::broker::state::shutdown_deadline_ms(timeout)});
     let result = request_by(&mut conn, p::BROKER_SHUTDOWN, params, deadline, timeout).await?;
     let agreed = result
         .get("shutdown")

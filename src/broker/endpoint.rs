@@ -25,7 +25,31 @@ pub struct BoundSocket {
     ino: u64,
 }
 
+/// What became of a bound socket's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathState {
+    /// Still the file this process bound.
+    Ours,
+    /// Nothing there (removed, or its folder removed): clients cannot find the broker.
+    Missing,
+    /// Another file took the path (a successor broker): this one can no longer be found.
+    Taken,
+}
+
 impl BoundSocket {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the path still leads to this socket.
+    pub fn state(&self) -> PathState {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(m) if m.dev() == self.dev && m.ino() == self.ino => PathState::Ours,
+            Ok(_) => PathState::Taken,
+            Err(_) => PathState::Missing,
+        }
+    }
+
     /// Removes the socket file if it is still the one this process bound and nothing listens
     /// on it (call it after closing or shutting down the listener).
     pub fn remove(&self) {
@@ -140,5 +164,20 @@ mod tests {
 
         std::fs::write(&path, "x").unwrap();
         assert!(matches!(bind(&path), Err(BrokerError::InUse { .. })));
+    }
+
+    #[test]
+    fn tells_a_removed_or_taken_path_from_its_own() {
+        let d = tempfile::Builder::new()
+            .prefix("cxb")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let path = d.path().join("s");
+        let (_l, sock) = bind(&path).unwrap();
+        assert_eq!(sock.state(), PathState::Ours);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(sock.state(), PathState::Missing);
+        std::fs::write(&path, "x").unwrap();
+        assert_eq!(sock.state(), PathState::Taken);
     }
 }

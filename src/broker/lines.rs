@@ -1,6 +1,8 @@
 //! Reading and writing one JSON message per line over any byte stream.
 
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -48,6 +50,25 @@ pub async fn write_lines<W: AsyncWrite + Unpin>(mut w: W, mut rx: UnboundedRecei
     while let Some(mut line) = rx.recv().await {
         line.push('\n');
         if w.write_all(line.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+/// [`write_lines`], taking each line's size off `queued` once it is written, so that the sender
+/// can bound what a slow reader leaves waiting.
+pub async fn write_lines_counted<W: AsyncWrite + Unpin>(
+    mut w: W,
+    mut rx: UnboundedReceiver<String>,
+    queued: Arc<AtomicUsize>,
+) {
+    while let Some(mut line) = rx.recv().await {
+        let n = line.len();
+        line.push('\n');
+        let written = w.write_all(line.as_bytes()).await;
+        queued.fetch_sub(n, Ordering::AcqRel);
+        if written.is_err() {
             return;
         }
     }

@@ -1,39 +1,81 @@
-//! codex-as's own app-server broker: one warm `codex app-server` per (workspace, account),
-//! shared by any number of clients over the plugin's wire protocol, with a life codex-as
-//! controls (status, shutdown only when idle, exit when idle).
+//! codex-as's own app-server broker: one warm `codex app-server` per account, shared by every
+//! call of that account at once, in every workspace, over the plugin's wire protocol, with a
+//! life codex-as controls (status, shutdown only when idle, exit when idle).
 //!
 //! - `protocol`: the JSON-RPC line types and the plugin's constants.
 //! - `state`: every rule, as a pure state machine.
 //! - `serve`: the event loop that feeds the state machine and carries out its actions.
 //! - `app_server`: the child process. `endpoint`: the socket file. `lines`: line I/O.
+//! - `presence`: the files that let clients find a broker, kept in place while it serves.
 //! - `client`: how codex-as itself talks to a broker (ours or the plugin's), or to an app-server.
-//! - `pool`: finding or starting the broker for a (workspace, account), for the companion.
+//! - `pool`: finding or starting the broker for an account (any workspace), for the companion.
 //! - `registry`: records of the brokers codex-as started. `runtime_dir`: their private folder.
+//! - `lease`: whether a Claude Code session holds the broker up (issue 10).
 //!
-//! The server side is `state`, `serve`, `app_server` and `endpoint`, started only by
-//! `codex-as broker serve` (cmd/broker); the rest of codex-as uses `client`, `pool`, `registry`
-//! and `protocol`.
+//! The server side is `state`, `serve`, `app_server`, `endpoint` and `presence` (it asks
+//! `lease`), started only by `codex-as broker serve` (cmd/broker); the rest of codex-as uses
+//! `client`, `pool`, `registry`, `protocol` and `lease`.
 //!
 //! Spawning one: `codex-as broker serve --endpoint unix:PATH --cwd DIR [--idle-exit 30m]
-//! [--pid-file PATH] [--ready-fd N]`, with the account's environment (CODEX_HOME decides the
+//! [--pid-file PATH] [--ready-fd N] [--max-clients 64]`, with the account's environment (CODEX_HOME decides the
 //! account; CODEX_AS_CODEX overrides which `codex` runs). The broker writes `ready\n` to fd N once
 //! it listens and its app-server has answered `initialize`, then closes it; end of file without
-//! that line means it failed (one line on stderr says why, exit status non-zero).
+//! that line means it failed (one line on stderr says why, exit status non-zero). codex-as
+//! starts it in the account's home: each thread names its own `cwd` (the companion always sends
+//! one), and the real app-server takes the session file, AGENTS.md, project config, review
+//! target and sandbox from the thread's `cwd`, not from its own folder.
 //!
-//! `broker/status` answers, busy or not (`connections` counts the asking client too;
-//! `idleSeconds` is the time since anyone last owned the app-server, 0 while busy):
+//! ## Sharing
+//!
+//! Any number of clients (64 at most; the next get `-32001` for everything but status and
+//! shutdown, so a companion falls back to its own app-server on the same account) use the one
+//! app-server at once. Request ids are remapped per client. A thread belongs to the clients that
+//! opened it (`thread/start|resume|fork`) or ran a turn or review on it; its notifications and
+//! server requests go to them only. Thread-less notifications go to every client with a request
+//! or turn in flight (the plugin's broker sends them to its one busy client). A server request
+//! nobody can answer gets the plugin's `-32601`. `turn/interrupt` is forwarded from any client.
+//! Only methods tied to the connection or to account-wide state (`command/exec`, `fs/watch`,
+//! logins, config writes...: `protocol::EXCLUSIVE_METHODS`) get `-32001`, unless their client is
+//! alone. A client that leaves takes only its own turn with it: a turn no connected client owns
+//! is interrupted (the plugin's broker leaves it running and hands its events to the next
+//! client); every other client's threads go on. A client that stops reading is disconnected once
+//! 16 MiB wait for it, as if it had left. If the app-server dies, every client with a turn in
+//! flight gets the failed-turn ending (an `error`, then `turn/completed` with status `failed`).
+//!
+//! ## Idle, shutdown and being found
+//!
+//! Idle means: no client connected, no request and no turn in flight, and no lease held. Only
+//! an idle broker stops, for any reason but a signal:
+//! - `broker/shutdown {"ifIdle":true}` answers `{"shutdown":true,"busy":false}` and stops when
+//!   idle (the asking client aside), else `{"shutdown":false,"busy":true}` and keeps serving.
+//! - A plain `broker/shutdown` (what the plugin's SessionEnd sends to whatever endpoint its
+//!   session had) answers the plugin's `{}` and stops only when idle, as above: it never fails
+//!   another session's work.
+//! - A shutdown is judged when it is acted on: connections already waiting in the listen backlog
+//!   are accepted (and count) first, and one whose `deadlineMs` (unix milliseconds; codex-as's
+//!   own clients set it to when they stop waiting) has passed is void
+//!   (`{"shutdown":false,...,"expired":true}`): a broker that was stopped (SIGSTOP) or starved
+//!   reads it after its sender reported it as hung and left alone.
+//! - The idle exit (`--idle-exit`) happens after that long idle; a lease postpones it.
+//! - Every 2 s the broker checks that it can be found: a socket file removed (the plugin's
+//!   SessionEnd unlinks it; a cleaner may empty the runtime folder) is bound again, its folder
+//!   re-created 0700, its pid file and codex-as's record of it restored. If another file took
+//!   its path, it stops listening and exits once its clients are done.
+//! - SIGTERM, SIGINT, SIGHUP stop it at once; requests in flight get an error and turns the
+//!   failed-turn ending first.
+//!
+//! `broker/status` answers (`busy` is "not idle" as seen by the asker, who does not count;
+//! `connections` counts the asker too, `clients` does not; `idleSeconds` is the time since the
+//! last request or turn ended, 0 while one runs):
 //!
 //! ```json
-//! {"busy":false,"broker":"codex-as","version":"0.1.0","pid":4745,"appServerPid":4746,
+//! {"busy":true,"broker":"codex-as","version":"0.1.0","pid":4745,"appServerPid":4746,
 //!  "codexHome":"/home/u/.codex-work","auth":{"method":"api-key","fingerprint":"sha256:f941bea53e5f444a"},
-//!  "startedAt":1795634918,"connections":1,"idleSeconds":12,"cwd":"/home/u/src/api",
-//!  "endpoint":"unix:/tmp/codex-as-1000/x.sock"}
+//!  "startedAt":1795634918,"connections":3,"clients":2,"maxClients":64,"requestsInFlight":0,
+//!  "threadsInFlight":2,"threads":["019a…","019b…"],"workspaces":["/home/u/src/api","/home/u/src/web"],
+//!  "leaseHeld":false,"idleSeconds":0,"cwd":"/home/u/.codex-work",
+//!  "endpoint":"unix:/tmp/codex-as-1000/x.sock","usageLimitHits":[]}
 //! ```
-//!
-//! `broker/shutdown` with `{"ifIdle":true}` answers `{"shutdown":false,"busy":true}` and keeps
-//! serving when busy, else `{"shutdown":true,"busy":false}` and stops; without it, `{}` and stops
-//! at once like the plugin's broker. Either way requests in flight get an error before their
-//! connections close.
 
 pub mod app_server;
 pub mod client;
@@ -41,6 +83,7 @@ pub mod endpoint;
 pub mod lease;
 pub mod lines;
 pub mod pool;
+pub mod presence;
 pub mod protocol;
 pub mod registry;
 pub mod runtime_dir;

@@ -1,5 +1,6 @@
-//! One warm codex-as broker per (workspace, account): find the live one that provably serves the
-//! account, or start exactly one, never stopping anything that may be serving someone.
+//! One warm codex-as broker per account, whatever the workspace (each thread carries its own
+//! working folder): find the live one that provably serves the account, or start exactly one,
+//! never stopping anything that may be serving someone.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -33,8 +34,9 @@ pub struct Request<'a> {
 
 /// What a probe found a broker to be.
 enum Verdict {
-    /// Serves this account with its current login: use it (busy or not: a busy broker makes the
-    /// companion fall back to its own app-server, which runs with the same CODEX_HOME).
+    /// Serves this account with its current login: use it, busy or not (it serves every
+    /// client at once; one past its client cap makes the companion fall back to its own
+    /// app-server, which runs with the same CODEX_HOME).
     Usable,
     /// Serves this account's home with an older login.
     StaleLogin { busy: bool },
@@ -67,13 +69,13 @@ pub fn fingerprint_of(st: &Status) -> Option<String> {
     st.auth.as_ref().and_then(|a| a.fingerprint.clone())
 }
 
-/// The endpoint of a broker serving `req.home` for `req.workspace`, started when none is live.
+/// The endpoint of a broker serving `req.home` (for any workspace), started when none is live.
 ///
 /// A broker can vanish while it starts: `brokers stop` may stop it the moment it is ready and
 /// idle, someone may kill it, or remove the runtime folder under it. None of that is the
 /// caller's problem: another one is started, a bounded number of times.
 pub async fn ensure(reg: &Registry, req: &Request<'_>) -> anyhow::Result<String> {
-    let key = Registry::key(req.workspace, req.home);
+    let key = Registry::key(req.home);
     let mut vanished = None;
     for _ in 0..START_ATTEMPTS {
         match ensure_once(reg, &key, req).await {
@@ -173,15 +175,19 @@ async fn start(reg: &Registry, key: &str, req: &Request<'_>) -> Result<String, S
         .arg("serve")
         .arg("--endpoint")
         .arg(&endpoint)
+        // Not any workspace: the broker serves them all, and every thread the companion opens
+        // names its own `cwd`. The account's home is a folder that outlives every workspace and
+        // holds no project config (the research for issue 11: only a `thread/start` without a
+        // `cwd` would follow the process's folder).
         .arg("--cwd")
-        .arg(req.workspace)
+        .arg(req.home)
         .arg("--idle-exit")
         .arg(req.idle_exit)
         .arg("--pid-file")
         .arg(reg.pid_path(&id))
         .arg("--ready-fd")
         .arg(ready_fd.to_string())
-        .current_dir(req.workspace)
+        .current_dir(req.home)
         .stdin(Stdio::null())
         .stdout(log.try_clone().context("cannot share the broker's log")?)
         .stderr(log);

@@ -13,6 +13,48 @@ pub const SERVER_ERROR: i64 = -32000;
 
 pub const BUSY_MESSAGE: &str = "Shared Codex broker is busy.";
 
+/// Methods whose effect is tied to the app-server connection (handles, subscriptions, login
+/// handoffs) or changes state every thread of the account shares (config, login, plugins). One
+/// connection is shared by every client of a broker, so these are served only to a client that
+/// is alone on it; everything else (everything the plugin's companion sends) is shared.
+/// A trailing `/` matches every method under that prefix.
+pub const EXCLUSIVE_METHODS: [&str; 23] = [
+    "command/exec",
+    "process/",
+    "fs/watch",
+    "fs/unwatch",
+    "fuzzyFileSearch/session",
+    "thread/search/stream",
+    "thread/unsubscribe",
+    "mcpServer/event/stream/",
+    "account/login/",
+    "account/logout",
+    "config/value/write",
+    "config/batchWrite",
+    "modelProvider/",
+    "experimentalFeature/enablement/set",
+    "skills/config/write",
+    "skills/extraRoots/set",
+    "marketplace/",
+    "plugin/install",
+    "plugin/uninstall",
+    "config/mcpServer/reload",
+    "mcpServer/oauth/login",
+    "windowsSandbox/setupStart",
+    "externalAgentConfig/import",
+];
+
+/// Whether `method` cannot be shared with other clients (see [`EXCLUSIVE_METHODS`]).
+pub fn is_exclusive(method: &str) -> bool {
+    EXCLUSIVE_METHODS.iter().any(|m| {
+        if m.ends_with('/') {
+            method.starts_with(m)
+        } else {
+            method == *m || method.starts_with(&format!("{m}/"))
+        }
+    })
+}
+
 /// Methods whose success starts a stream of notifications that ends with `turn/completed`.
 pub const STREAMING_METHODS: [&str; 3] = ["turn/start", "review/start", "thread/compact/start"];
 
@@ -20,6 +62,9 @@ pub const INITIALIZE: &str = "initialize";
 pub const INITIALIZED: &str = "initialized";
 pub const TURN_INTERRUPT: &str = "turn/interrupt";
 pub const TURN_COMPLETED: &str = "turn/completed";
+pub const THREAD_STARTED: &str = "thread/started";
+/// Requests whose answer names a thread the asking client then owns.
+pub const THREAD_OPENING_METHODS: [&str; 3] = ["thread/start", "thread/resume", "thread/fork"];
 pub const BROKER_STATUS: &str = "broker/status";
 pub const BROKER_SHUTDOWN: &str = "broker/shutdown";
 pub const RATE_LIMITS_READ: &str = "account/rateLimits/read";
@@ -163,6 +208,14 @@ impl Message {
     }
 }
 
+/// The thread a notification or server request is about: `threadId` (v2), `conversationId`
+/// (v1 approvals), or `thread.id` (`thread/started`). None for thread-less messages.
+pub fn thread_of(params: Option<&Value>) -> Option<&str> {
+    str_param(params, "threadId")
+        .or_else(|| str_param(params, "conversationId"))
+        .or_else(|| params?.pointer("/thread/id")?.as_str())
+}
+
 /// A string member of `params`, e.g. the thread a turn or notification belongs to.
 pub fn str_param<'a>(params: Option<&'a Value>, key: &str) -> Option<&'a str> {
     params?.get(key)?.as_str()
@@ -193,6 +246,44 @@ mod tests {
         for line in ["{", "[]", "3", r#"{"x":1}"#, r#"{"id":1,"method":5}"#] {
             assert!(Message::parse(line).is_err(), "{line}");
         }
+    }
+
+    #[test]
+    fn only_connection_scoped_and_global_methods_are_exclusive() {
+        for m in [
+            "command/exec",
+            "command/exec/write",
+            "process/spawn",
+            "account/login/start",
+            "config/value/write",
+            "thread/unsubscribe",
+            "fs/watch",
+        ] {
+            assert!(is_exclusive(m), "{m}");
+        }
+        for m in [
+            "thread/start",
+            "turn/start",
+            "turn/interrupt",
+            "review/start",
+            "account/read",
+            "config/read",
+            "thread/list",
+            "thread/resume",
+            "command/execute",
+            "fs/readFile",
+        ] {
+            assert!(!is_exclusive(m), "{m}");
+        }
+    }
+
+    #[test]
+    fn finds_the_thread_of_any_message_shape() {
+        assert_eq!(thread_of(Some(&json!({"threadId": "a"}))), Some("a"));
+        assert_eq!(thread_of(Some(&json!({"conversationId": "b"}))), Some("b"));
+        assert_eq!(thread_of(Some(&json!({"thread": {"id": "c"}}))), Some("c"));
+        assert_eq!(thread_of(Some(&json!({"x": 1}))), None);
+        assert_eq!(thread_of(None), None);
     }
 
     #[test]

@@ -43,17 +43,27 @@ impl Registry {
         })
     }
 
-    /// 16 hex digits naming one (workspace, account home) pair: brokers are per pair.
-    pub fn key(workspace: &Path, home: &Path) -> String {
+    /// 16 hex digits naming one account home: one broker serves every workspace of an
+    /// account, since each thread carries its own working folder.
+    pub fn key(home: &Path) -> String {
         let mut h = Sha256::new();
-        h.update(workspace.as_os_str().as_encoded_bytes());
-        h.update([0]);
+        h.update(b"account\0");
         h.update(home.as_os_str().as_encoded_bytes());
         h.finalize()
             .iter()
             .take(8)
             .map(|b| format!("{b:02x}"))
             .collect()
+    }
+
+    /// The key part of a broker id (`<key>-<n>`).
+    pub fn key_of(id: &str) -> &str {
+        id.split('-').next().unwrap_or(id)
+    }
+
+    /// The record file that goes with a broker's socket file (same folder, same id).
+    pub fn record_path_of_socket(socket: &Path) -> PathBuf {
+        socket.with_extension("json")
     }
 
     pub fn new_id(key: &str) -> String {
@@ -139,8 +149,7 @@ impl Registry {
     /// that a broker another process is starting right now (socket bound, not yet listening) is
     /// never mistaken for a dead one. Skipped when the lock is busy: the next look cleans up.
     pub fn forget_if_dead(&self, id: &str) {
-        let key = id.split('-').next().unwrap_or(id);
-        let Ok(file) = self.lock_file(key) else {
+        let Ok(file) = self.lock_file(Registry::key_of(id)) else {
             return;
         };
         if file.try_lock().is_err() {
@@ -273,7 +282,7 @@ mod tests {
     #[test]
     fn records_round_trip_and_corrupt_ones_read_as_none() {
         let (_d, r) = reg();
-        let key = Registry::key(Path::new("/ws"), Path::new("/h"));
+        let key = Registry::key(Path::new("/h"));
         let id = Registry::new_id(&key);
         r.save(&record(&id)).unwrap();
         assert_eq!(r.record(&id), Some(record(&id)));
@@ -292,7 +301,7 @@ mod tests {
     #[test]
     fn only_a_socket_nobody_listens_on_is_forgotten() {
         let (_d, r) = reg();
-        let key = Registry::key(Path::new("/ws"), Path::new("/h"));
+        let key = Registry::key(Path::new("/h"));
         let live = format!("{key}-00000001");
         let dead = format!("{key}-00000002");
         let _listener = std::os::unix::net::UnixListener::bind(r.socket_path(&live)).unwrap();
@@ -313,7 +322,7 @@ mod tests {
         let r = Registry {
             dir: d.path().join("rt"),
         };
-        let key = Registry::key(Path::new("/ws"), Path::new("/h"));
+        let key = Registry::key(Path::new("/h"));
         let id = Registry::new_id(&key);
         for _ in 0..2 {
             let _ = std::fs::remove_dir_all(&r.dir);
@@ -335,7 +344,7 @@ mod tests {
     fn planted_links_are_neither_followed_nor_listed() {
         let (d, r) = reg();
         let outside = tempfile::tempdir().unwrap();
-        let key = Registry::key(Path::new("/ws"), Path::new("/h"));
+        let key = Registry::key(Path::new("/h"));
         let target = outside.path().join("created-through-link");
         std::os::unix::fs::symlink(&target, r.dir.join(format!("{key}.lock"))).unwrap();
         drop(r.lock(&key).unwrap());
@@ -354,7 +363,7 @@ mod tests {
     #[test]
     fn a_socket_without_a_record_is_still_known() {
         let (_d, r) = reg();
-        let key = Registry::key(Path::new("/ws"), Path::new("/h"));
+        let key = Registry::key(Path::new("/h"));
         let id = format!("{key}-00000001");
         std::fs::write(r.socket_path(&id), "").unwrap();
         std::fs::write(r.dir.join("junk.sock"), "").unwrap();
@@ -362,10 +371,12 @@ mod tests {
     }
 
     #[test]
-    fn keys_differ_per_workspace_and_home() {
-        let a = Registry::key(Path::new("/w"), Path::new("/h1"));
-        assert_ne!(a, Registry::key(Path::new("/w"), Path::new("/h2")));
-        assert_ne!(a, Registry::key(Path::new("/w2"), Path::new("/h1")));
+    fn keys_differ_per_home() {
+        let a = Registry::key(Path::new("/h1"));
+        assert_ne!(a, Registry::key(Path::new("/h2")));
+        assert_eq!(a, Registry::key(Path::new("/h1")));
         assert_eq!(a.len(), 16);
+        let id = Registry::new_id(&a);
+        assert_eq!(Registry::key_of(&id), a);
     }
 }

@@ -2,12 +2,14 @@
 //! into [`State`], whose actions are carried out before the next input is looked at; that is
 //! what makes decisions such as the idle exit atomic with respect to clients.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -19,10 +21,12 @@ use tokio::task::JoinHandle;
 
 use super::BrokerError;
 use super::app_server::{self, AppServer, Output};
-use super::endpoint::{self, BoundSocket};
-use super::lines;
+use super::endpoint;
+use super::presence::{Files, close_listener, keep_findable};
 use super::protocol::Message;
-use super::state::{Action, ClientId, Facts, Phase, State, StopReason};
+use super::registry::Registry;
+use super::state::{Action, ClientId, Facts, Limits, Phase, State, StopReason};
+use super::{lease, lines};
 use crate::account::identity::{self, Identity};
 
 pub struct Options {
@@ -30,6 +34,8 @@ pub struct Options {
     pub cwd: PathBuf,
     pub idle_exit: Option<Duration>,
     pub pid_file: Option<PathBuf>,
+    /// Clients served at once (see [`Limits`]).
+    pub max_clients: usize,
     pub codex: PathBuf,
     /// Written `ready\n` once clients can be served, then closed.
     pub ready: Option<OwnedFd>,
@@ -48,33 +54,32 @@ enum Event {
 
 struct ClientHandle {
     tx: UnboundedSender<String>,
+    /// A duplicate of the socket, to ask the kernel whether the peer has hung up.
+    peer: Option<OwnedFd>,
+    /// Bytes queued for this client and not yet written to its socket.
+    queued: Arc<AtomicUsize>,
     writer: JoinHandle<()>,
     reader: JoinHandle<()>,
 }
 
-/// Files to remove however the broker ends, early errors included.
-struct Files {
-    socket: Option<BoundSocket>,
-    pid_file: Option<PathBuf>,
-}
-
-impl Files {
-    fn remove_socket(&mut self) {
-        if let Some(s) = self.socket.take() {
-            s.remove();
-        }
+impl ClientHandle {
+    fn abort(self) {
+        self.reader.abort();
+        self.writer.abort();
     }
-}
 
-impl Drop for Files {
-    fn drop(&mut self) {
-        self.remove_socket();
-        if let Some(p) = self.pid_file.take() {
-            let ours = format!("{}\n", std::process::id());
-            if std::fs::read_to_string(&p).is_ok_and(|c| c == ours) {
-                let _ = std::fs::remove_file(&p);
-            }
-        }
+    /// Whether the other end has closed the connection (its end of file may still be on its
+    /// way to the event loop).
+    fn hung_up(&self) -> bool {
+        let Some(fd) = &self.peer else { return false };
+        let mut pfd = nix::libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: nix::libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, owned by this frame, and a zero timeout.
+        let n = unsafe { nix::libc::poll(&mut pfd, 1, 0) };
+        n > 0 && pfd.revents & (nix::libc::POLLRDHUP | nix::libc::POLLHUP) != 0
     }
 }
 
@@ -84,6 +89,15 @@ const FLUSH_GRACE: Duration = Duration::from_secs(2);
 /// it); past that it counts as gone.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// The most a client may have queued and unread. A client that stops reading is disconnected
+/// when its queue would pass this, as if it had left (its own turn is interrupted): it must not
+/// grow the broker's memory, and the other clients are served by their own writers meanwhile.
+/// One message bigger than this (a long thread's history) still goes to a client whose queue
+/// is empty.
+pub const MAX_QUEUED_BYTES: usize = 16 << 20;
+/// How often the broker checks that it can still be found (its socket file, its record) and
+/// whether a lease holds it.
+const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The I/O side of a running broker: everything the state machine's actions touch.
 struct Io {
@@ -100,12 +114,27 @@ struct Io {
 impl Io {
     /// Carries out actions in order; Some(reason) when one of them stops the broker.
     fn carry_out(&mut self, state: &mut State, actions: Vec<Action>) -> Option<StopReason> {
-        for action in actions {
+        let mut actions = VecDeque::from(actions);
+        while let Some(action) = actions.pop_front() {
             match action {
                 Action::ToClient(id, msg) => {
-                    if let Some(c) = self.clients.get(&id) {
-                        let _ = c.tx.send(msg.to_value().to_string());
+                    let Some(c) = self.clients.get(&id) else {
+                        continue;
+                    };
+                    let line = msg.to_value().to_string();
+                    let queued = c.queued.load(Ordering::Acquire);
+                    if queued > 0 && queued + line.len() > MAX_QUEUED_BYTES {
+                        eprintln!(
+                            "codex-as broker: client {id} stopped reading ({queued} bytes unread); disconnecting it"
+                        );
+                        if let Some(c) = self.clients.remove(&id) {
+                            c.abort();
+                        }
+                        actions.extend(state.on_disconnect(id, Instant::now()));
+                        continue;
                     }
+                    c.queued.fetch_add(line.len(), Ordering::AcqRel);
+                    let _ = c.tx.send(line);
                 }
                 Action::ToAppServer(msg) => self.app.send(msg.to_value().to_string()),
                 Action::Ready(result) => {
@@ -144,11 +173,50 @@ impl Io {
         }
     }
 
+    /// Forgets clients that already hung up, except `asker`: a decision about the broker's life
+    /// must not count a connection that is gone (a status probe just before a shutdown) only
+    /// because its end of file has not reached the event loop yet.
+    fn drop_hung_up(&mut self, state: &mut State, asker: ClientId) -> Vec<Action> {
+        let gone: Vec<ClientId> = self
+            .clients
+            .iter()
+            .filter(|(id, c)| **id != asker && c.hung_up())
+            .map(|(id, _)| *id)
+            .collect();
+        let mut actions = Vec::new();
+        for id in gone {
+            if let Some(c) = self.clients.remove(&id) {
+                c.abort();
+            }
+            actions.extend(state.on_disconnect(id, Instant::now()));
+        }
+        actions
+    }
+
+    /// Connections waiting in the listen backlog, accepted now: a decision about the broker's
+    /// life (a shutdown) must count clients that already connected, even if the event loop has
+    /// not looked at them yet (after a SIGSTOP, say).
+    fn accept_queued(&mut self, state: &mut State, listener: Option<&UnixListener>) {
+        let Some(listener) = listener else { return };
+        let flags =
+            nix::sys::socket::SockFlag::SOCK_NONBLOCK | nix::sys::socket::SockFlag::SOCK_CLOEXEC;
+        while let Ok(fd) = nix::sys::socket::accept4(listener.as_raw_fd(), flags) {
+            // SAFETY: accept4 just returned this descriptor, owned by nobody else.
+            let std_stream = unsafe {
+                <std::os::unix::net::UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd)
+            };
+            if let Ok(stream) = UnixStream::from_std(std_stream) {
+                self.add_client(state, stream);
+            }
+        }
+    }
+
     /// Gives clients a bounded time to take their last answers, then lets them go.
     async fn close_clients(&mut self) {
         let deadline = tokio::time::Instant::now() + FLUSH_GRACE;
         for (_, c) in self.clients.drain() {
             drop(c.tx);
+            drop(c.queued);
             c.reader.abort();
             let _ = tokio::time::timeout_at(deadline, c.writer).await;
         }
@@ -166,7 +234,18 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
     let mut files = Files {
         socket: Some(bound),
         pid_file: None,
+        record: None,
     };
+    // Leases live in the runtime folder, named by the account's key (the socket's name).
+    let runtime_dir = socket_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let account_key = socket_path
+        .file_stem()
+        .map(|s| Registry::key_of(&s.to_string_lossy()).to_string())
+        .unwrap_or_default();
+    let lease_held = || lease::held(&runtime_dir, &account_key);
     // Declared after `files` so that on an early return the listener closes before the socket
     // file is removed.
     let std_listener = bound_listener;
@@ -205,7 +284,10 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
         endpoint: opts.endpoint.clone(),
         identity: Identity::of_home(&home),
     };
-    let (mut state, first) = State::new(facts, Instant::now());
+    let limits = Limits {
+        max_clients: opts.max_clients,
+    };
+    let (mut state, first) = State::with_limits(facts, limits, Instant::now());
     let mut io = Io {
         clients: HashMap::new(),
         next_client: 1,
@@ -219,6 +301,8 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
     let mut app_exit: Option<ExitStatus> = None;
     let mut app_waited = false;
     let mut exit_deadline: Option<tokio::time::Instant> = None;
+    let mut watch = tokio::time::interval(WATCH_INTERVAL);
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut actions = first;
     let reason = loop {
         if let Some(reason) = io.carry_out(&mut state, std::mem::take(&mut actions)) {
@@ -240,7 +324,14 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
             _ = sighup.recv() => actions = state.on_stop(StopReason::Signal),
             Some(event) = events.recv() => match event {
                 Event::ClientLine(id, line) => {
-                    actions = state.on_client_message(id, Message::parse(&line), now());
+                    if line.contains(super::protocol::BROKER_SHUTDOWN) {
+                        // Judged against everything that is here now: queued clients count,
+                        // clients that already left do not.
+                        io.accept_queued(&mut state, listener.as_ref());
+                        actions = io.drop_hung_up(&mut state, id);
+                        state.set_lease_held(lease_held());
+                    }
+                    actions.extend(state.on_client_message(id, Message::parse(&line), now()));
                 }
                 Event::ClientClosed(id) => {
                     io.clients.remove(&id);
@@ -282,7 +373,25 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
                 exit_deadline = None;
                 actions = state.on_app_server_gone(app_server::describe_exit(app_exit));
             }
+            _ = watch.tick() => {
+                state.set_lease_held(lease_held());
+                if state.phase() == Phase::Serving
+                    && !keep_findable(&mut files, &mut listener, &opts.pid_file)
+                {
+                    // Another broker took our path: nobody can find this one any more, so it
+                    // serves whoever is connected and stops.
+                    for stream in close_listener(listener.take(), &mut files) {
+                        io.add_client(&mut state, stream);
+                    }
+                    actions = state.begin_draining(now());
+                }
+            }
             _ = sleep_until(idle_deadline), if idle_deadline.is_some() => {
+                if lease_held() {
+                    state.set_lease_held(true);
+                    state.postpone_idle(now());
+                    continue;
+                }
                 // Decided here, between two events: no client can be half-accepted. Clients that
                 // connected in the meantime sit in the listen backlog; shutting the listener
                 // refuses all later ones, and those already queued are served before stopping.
@@ -326,31 +435,12 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Stops the listener atomically (later connects are refused by the kernel), removes the socket
-/// file, and returns the connections that were already queued.
-fn close_listener(listener: Option<UnixListener>, files: &mut Files) -> Vec<UnixStream> {
-    let Some(listener) = listener else {
-        return Vec::new();
-    };
-    let _ = nix::sys::socket::shutdown(listener.as_raw_fd(), nix::sys::socket::Shutdown::Both);
-    files.remove_socket();
-    let mut queued = Vec::new();
-    if let Ok(std_listener) = listener.into_std() {
-        while let Ok((s, _)) = std_listener.accept() {
-            if s.set_nonblocking(true).is_ok()
-                && let Ok(s) = UnixStream::from_std(s)
-            {
-                queued.push(s);
-            }
-        }
-    }
-    queued
-}
-
 fn start_client(id: ClientId, stream: UnixStream, events: UnboundedSender<Event>) -> ClientHandle {
+    let peer = std::os::fd::AsFd::as_fd(&stream).try_clone_to_owned().ok();
     let (read, write) = stream.into_split();
     let (tx, rx): (UnboundedSender<String>, UnboundedReceiver<String>) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(lines::write_lines(write, rx));
+    let queued = Arc::new(AtomicUsize::new(0));
+    let writer = tokio::spawn(lines::write_lines_counted(write, rx, queued.clone()));
     let reader = tokio::spawn(async move {
         let mut read = BufReader::new(read);
         while let Ok(Some(line)) = lines::read_line(&mut read).await {
@@ -363,7 +453,13 @@ fn start_client(id: ClientId, stream: UnixStream, events: UnboundedSender<Event>
         }
         let _ = events.send(Event::ClientClosed(id));
     });
-    ClientHandle { tx, writer, reader }
+    ClientHandle {
+        tx,
+        peer,
+        queued,
+        writer,
+        reader,
+    }
 }
 
 /// Tells the spawner the broker is ready: one line, then end of file.

@@ -2,20 +2,27 @@
 //! happened (a client connected, a line arrived, the app-server died...) and carries out the
 //! actions it returns. One owner of the state means no locks, and every rule is testable here.
 //!
-//! Rules (those of the plugin's broker unless noted):
-//! - One client at a time owns the app-server: while it has a request in flight, or a stream
-//!   started by a streaming method until the matching `turn/completed`. Others get `BUSY`, except
-//!   `turn/interrupt` while the owner only streams.
-//! - Request ids are remapped to the broker's own counter, so clients never collide.
-//! - Notifications go to the owner only.
-//! - The app-server's requests to its client are refused with `METHOD_NOT_FOUND`.
-//! - `broker/status` and `broker/shutdown` are answered before the busy gate.
-//! - Ours: a client that disconnects mid-stream releases it, and the broker interrupts the
-//!   abandoned turn and drops its remaining notifications, so the next owner never receives
-//!   another client's stream and the account does not keep paying for a turn nobody reads.
+//! Rules (see the module docs of `broker` for the wire view):
+//! - Any number of clients share the one app-server at once (up to a cap). Each client's request
+//!   ids are remapped to the broker's own counter and mapped back on the answer.
+//! - A thread belongs to the clients that opened it (`thread/start`, `thread/resume`,
+//!   `thread/fork`), started a turn or review on it, or own its parent (sub-agent threads). Its
+//!   notifications and server requests go to those clients only; a thread nobody owns is silent.
+//! - Thread-less notifications go to every client with work in flight (a request or a turn),
+//!   as the plugin's broker sends them to its one owner; with none, they are dropped.
+//! - Server requests go to the client running the thread's turn (else another owner); with no
+//!   owner connected they get the plugin broker's refusal, `METHOD_NOT_FOUND`.
+//! - `turn/interrupt` from any client is forwarded (`cancel` runs in another process than the
+//!   task it stops). Only [`p::EXCLUSIVE_METHODS`] get `BUSY`, unless their client is alone.
+//! - A client that disconnects takes only its own work with it: a turn no connected client owns
+//!   any more is interrupted (nobody can read it, and the account would keep paying for it);
+//!   every other client's threads are untouched.
+//! - Idle means no client connected, no request and no turn in flight (and no lease, which the
+//!   event loop checks). `broker/shutdown`, with or without `ifIdle`, stops only an idle broker
+//!   (the asking client aside), judged when it is acted on; one past its `deadlineMs` is void.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::time::Instant;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
@@ -46,7 +53,7 @@ pub enum StopReason {
 }
 
 impl StopReason {
-    /// What clients with a request in flight are told.
+    /// What clients with work in flight are told.
     fn message(&self) -> String {
         match self {
             StopReason::ShutdownRequested => {
@@ -81,52 +88,89 @@ pub struct Facts {
     pub identity: Identity,
 }
 
+/// Bounds that keep one broker's cost fixed however many clients come.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Clients served at once; the next ones get `BUSY` for every request but status and
+    /// shutdown, so a companion falls back to its own app-server (same account).
+    pub max_clients: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_clients: 64 }
+    }
+}
+
+/// How many distinct workspaces `broker/status` remembers having served.
+const WORKSPACES_REMEMBERED: usize = 64;
+/// How many usage-limit failures `broker/status` remembers.
+const USAGE_LIMIT_HITS: usize = 32;
+
 #[derive(Debug)]
 enum Origin {
     Client {
         client: ClientId,
         id: Value,
         method: String,
-        thread_id: Option<String>,
-        /// False for an interrupt let through during another client's stream: it does not make
-        /// its sender the owner.
-        owns: bool,
+        thread: Option<String>,
+        cwd: Option<String>,
+        exclusive: bool,
     },
     Initialize,
+    /// The broker's own interrupt of a turn nobody owns any more.
     OrphanInterrupt,
 }
 
-#[derive(Debug)]
-struct Owner {
-    client: ClientId,
+#[derive(Debug, Default)]
+struct Client {
+    peer_pid: Option<u32>,
+    /// Connected past the cap: answered `BUSY` for everything but status and shutdown.
+    over_cap: bool,
+    /// Requests of this client the app-server has not answered yet.
     in_flight: usize,
-    streams: Vec<Stream>,
 }
 
-#[derive(Debug)]
-struct Stream {
-    /// The threads whose `turn/completed` ends this stream (empty: any).
-    threads: Vec<String>,
-    turn_id: Option<String>,
+#[derive(Debug, Default)]
+struct Thread {
+    owners: BTreeSet<ClientId>,
+    /// The turn running on it (a streaming request was accepted), until its `turn/completed`.
+    turn: Option<Turn>,
+}
+
+#[derive(Debug, Clone)]
+struct Turn {
+    /// None until known (a compaction's answer may not name it).
+    id: Option<String>,
+    /// Who started it: its server requests go there first.
+    starter: ClientId,
 }
 
 #[derive(Debug)]
 pub struct State {
     phase: Phase,
     facts: Facts,
-    clients: BTreeSet<ClientId>,
-    owner: Option<Owner>,
+    limits: Limits,
+    clients: BTreeMap<ClientId, Client>,
+    threads: HashMap<String, Thread>,
     /// Requests sent to the app-server, by the id the broker gave them.
     pending: HashMap<u64, Origin>,
     next_id: u64,
-    /// Threads whose owner disconnected mid-turn: their notifications go nowhere.
-    orphan_threads: HashSet<String>,
+    /// Server requests handed to a client: the id the client saw -> (client, the app-server's id).
+    server_requests: HashMap<u64, (ClientId, Value)>,
+    next_server_request: u64,
+    /// A client running an exclusive request: everyone else's requests wait as `BUSY`.
+    exclusive: Option<ClientId>,
     /// Since when no client is connected and nothing is in flight.
     idle_since: Option<Instant>,
-    /// Since when nobody owns the app-server (None while busy).
+    /// Since when no request and no turn is in flight (None while there is).
     free_since: Option<Instant>,
-    /// Process id of each client, when the socket told it (SO_PEERCRED).
-    peer_pids: HashMap<ClientId, u32>,
+    /// Wall clock at `clock_base`, to judge `deadlineMs` by the monotonic clock.
+    wall_base_ms: u64,
+    clock_base: Instant,
+    /// Whether a lease (issue 10) holds the broker up; refreshed by the event loop.
+    lease_held: bool,
+    workspaces: BTreeSet<String>,
     /// The latest turns that failed for the account's usage limit, newest last, for
     /// `broker/status`: codex-as's fallback asks after its companion exits, because the
     /// companion itself keeps only the message text.
@@ -134,23 +178,34 @@ pub struct State {
     out: Vec<Action>,
 }
 
-/// How many usage-limit failures `broker/status` remembers.
-const USAGE_LIMIT_HITS: usize = 32;
-
 impl State {
-    /// A broker whose app-server was just spawned; the actions start its initialization.
+    #[cfg(test)]
     pub fn new(facts: Facts, now: Instant) -> (State, Vec<Action>) {
+        State::with_limits(facts, Limits::default(), now)
+    }
+
+    /// A broker whose app-server was just spawned; the actions start its initialization.
+    pub fn with_limits(facts: Facts, limits: Limits, now: Instant) -> (State, Vec<Action>) {
+        let wall_base_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         let mut s = State {
             phase: Phase::Starting,
             facts,
-            clients: BTreeSet::new(),
-            owner: None,
+            limits,
+            clients: BTreeMap::new(),
+            threads: HashMap::new(),
             pending: HashMap::new(),
             next_id: 1,
-            orphan_threads: HashSet::new(),
+            server_requests: HashMap::new(),
+            next_server_request: 1,
+            exclusive: None,
             idle_since: None,
             free_since: Some(now),
-            peer_pids: HashMap::new(),
+            wall_base_ms,
+            clock_base: now,
+            lease_held: false,
+            workspaces: BTreeSet::new(),
             usage_limit_hits: VecDeque::new(),
             out: Vec::new(),
         };
@@ -164,17 +219,39 @@ impl State {
         self.phase
     }
 
-    pub fn busy(&self) -> bool {
-        self.owner.is_some()
+    /// Nothing in flight and no client but `asker` (if any) connected.
+    fn alone(&self, asker: Option<ClientId>) -> bool {
+        let others = self.clients.keys().any(|c| Some(*c) != asker);
+        !others && self.pending.is_empty() && self.turns_in_flight() == 0
     }
 
-    /// No client connected and nothing in flight.
+    /// What `busy: false` and a granted shutdown mean: alone, and no lease holds the broker.
+    fn idle_but(&self, asker: Option<ClientId>) -> bool {
+        self.alone(asker) && !self.lease_held
+    }
+
+    /// No client connected and nothing in flight (leases are the event loop's to check).
     pub fn is_idle(&self) -> bool {
-        self.clients.is_empty() && self.pending.is_empty()
+        self.clients.is_empty() && self.pending.is_empty() && self.turns_in_flight() == 0
     }
 
     pub fn idle_since(&self) -> Option<Instant> {
         self.idle_since
+    }
+
+    /// The idle deadline passed while a lease holds the broker: count idleness from `now` again.
+    pub fn postpone_idle(&mut self, now: Instant) {
+        if self.idle_since.is_some() {
+            self.idle_since = Some(now);
+        }
+    }
+
+    pub fn set_lease_held(&mut self, held: bool) {
+        self.lease_held = held;
+    }
+
+    fn turns_in_flight(&self) -> usize {
+        self.threads.values().filter(|t| t.turn.is_some()).count()
     }
 
     /// The identity is settled once the app-server has started (it may create the home).
@@ -184,11 +261,21 @@ impl State {
 
     /// The process behind a client, as its socket reports it.
     pub fn set_peer_pid(&mut self, client: ClientId, pid: u32) {
-        self.peer_pids.insert(client, pid);
+        if let Some(c) = self.clients.get_mut(&client) {
+            c.peer_pid = Some(pid);
+        }
     }
 
     pub fn on_connect(&mut self, client: ClientId, now: Instant) {
-        self.clients.insert(client);
+        let over_cap =
+            self.clients.values().filter(|c| !c.over_cap).count() >= self.limits.max_clients;
+        self.clients.insert(
+            client,
+            Client {
+                over_cap,
+                ..Client::default()
+            },
+        );
         self.touch(now);
     }
 
@@ -209,15 +296,15 @@ impl State {
         msg: Result<Message, String>,
         now: Instant,
     ) -> Vec<Action> {
-        if self.accepts_clients() && self.clients.contains(&client) {
+        if self.accepts_clients() && self.clients.contains_key(&client) {
             match msg {
                 Err(why) => self.send_to(client, Message::err(Value::Null, p::PARSE_ERROR, why)),
                 Ok(Message::Request { id, method, params }) => {
                     self.client_request(client, id, method, params, now)
                 }
-                // `initialized`, other notifications and answers to requests the broker never
-                // forwarded to clients: nothing to do, like the plugin's broker.
-                Ok(_) => {}
+                Ok(Message::Response { id, outcome }) => self.client_answer(client, id, outcome),
+                // `initialized` and other notifications: nothing to do, like the plugin's broker.
+                Ok(Message::Notification { .. }) => {}
             }
         }
         self.touch(now);
@@ -225,11 +312,39 @@ impl State {
     }
 
     pub fn on_disconnect(&mut self, client: ClientId, now: Instant) -> Vec<Action> {
-        self.clients.remove(&client);
-        self.peer_pids.remove(&client);
-        if let Some(owner) = self.owner.take_if(|o| o.client == client) {
-            for stream in owner.streams {
-                self.abandon(stream.threads, stream.turn_id);
+        if self.clients.remove(&client).is_some() {
+            if self.exclusive == Some(client) {
+                self.exclusive = None;
+            }
+            // Questions it will never answer: refuse them as the plugin's broker would have.
+            let unanswered: Vec<u64> = self
+                .server_requests
+                .iter()
+                .filter(|(_, (c, _))| *c == client)
+                .map(|(n, _)| *n)
+                .collect();
+            for n in unanswered {
+                if let Some((_, app_id)) = self.server_requests.remove(&n) {
+                    self.refuse_server_request(app_id, "the client that owned the thread left");
+                }
+            }
+            let mut abandoned = Vec::new();
+            self.threads.retain(|id, t| {
+                t.owners.remove(&client);
+                if !t.owners.is_empty() {
+                    return true;
+                }
+                match &t.turn {
+                    Some(turn) => {
+                        abandoned.push((id.clone(), turn.id.clone()));
+                        true
+                    }
+                    None => false,
+                }
+            });
+            abandoned.sort();
+            for (thread, turn) in abandoned {
+                self.interrupt_orphan(&thread, turn);
             }
         }
         self.check_drained();
@@ -241,14 +356,7 @@ impl State {
     pub fn on_app_server_message(&mut self, msg: Message, now: Instant) -> Vec<Action> {
         if self.phase != Phase::Stopped {
             match msg {
-                Message::Request { id, method, .. } => {
-                    let answer = Message::err(
-                        id,
-                        p::METHOD_NOT_FOUND,
-                        format!("Unsupported server request: {method}"),
-                    );
-                    self.out.push(Action::ToAppServer(answer));
-                }
+                Message::Request { id, method, params } => self.server_request(id, method, params),
                 Message::Response { id, outcome } => self.app_server_response(id, outcome),
                 Message::Notification { method, params } => self.notification(method, params),
             }
@@ -273,14 +381,23 @@ impl State {
         self.take()
     }
 
-    pub fn status(&self, now: Instant) -> Value {
+    /// `broker/status` as `asker` sees it (None: from outside any client).
+    pub fn status(&self, asker: Option<ClientId>, now: Instant) -> Value {
         let f = &self.facts;
         let idle_seconds = match self.free_since {
-            Some(t) if self.owner.is_none() => now.saturating_duration_since(t).as_secs(),
-            _ => 0,
+            Some(t) => now.saturating_duration_since(t).as_secs(),
+            None => 0,
         };
+        let others = self.clients.keys().filter(|c| Some(**c) != asker).count();
+        let mut threads: Vec<&String> = self
+            .threads
+            .iter()
+            .filter(|(_, t)| t.turn.is_some())
+            .map(|(id, _)| id)
+            .collect();
+        threads.sort();
         json!({
-            "busy": self.busy(),
+            "busy": !self.idle_but(asker),
             "broker": "codex-as",
             "version": env!("CARGO_PKG_VERSION"),
             "pid": f.pid,
@@ -289,6 +406,13 @@ impl State {
             "auth": f.identity.auth,
             "startedAt": f.started_at,
             "connections": self.clients.len(),
+            "clients": others,
+            "maxClients": self.limits.max_clients,
+            "requestsInFlight": self.pending.values().filter(|o| matches!(o, Origin::Client { .. })).count(),
+            "threadsInFlight": threads.len(),
+            "threads": threads,
+            "workspaces": self.workspaces,
+            "leaseHeld": self.lease_held,
             "idleSeconds": idle_seconds,
             "cwd": f.cwd,
             "endpoint": f.endpoint,
@@ -300,6 +424,10 @@ impl State {
 
     fn accepts_clients(&self) -> bool {
         matches!(self.phase, Phase::Serving | Phase::Draining)
+    }
+
+    fn wall_ms(&self, now: Instant) -> u64 {
+        self.wall_base_ms + now.saturating_duration_since(self.clock_base).as_millis() as u64
     }
 
     fn client_request(
@@ -315,60 +443,147 @@ impl State {
                 return self.send_to(client, Message::ok(id, p::client_initialize_result()));
             }
             p::BROKER_STATUS => {
-                let status = self.status(now);
+                let status = self.status(Some(client), now);
                 return self.send_to(client, Message::ok(id, status));
             }
-            p::BROKER_SHUTDOWN => {
-                let if_idle = params
-                    .as_ref()
-                    .and_then(|p| p.get("ifIdle"))
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                if if_idle && self.busy() {
-                    let refusal = json!({"shutdown": false, "busy": true});
-                    return self.send_to(client, Message::ok(id, refusal));
-                }
-                let answer = if if_idle {
-                    json!({"shutdown": true, "busy": false})
-                } else {
-                    json!({})
-                };
-                self.send_to(client, Message::ok(id, answer));
-                return self.stop(StopReason::ShutdownRequested);
-            }
+            p::BROKER_SHUTDOWN => return self.shutdown_request(client, id, params.as_ref(), now),
             _ => {}
         }
-
-        let owns = match &self.owner {
-            Some(o) if o.client != client => {
-                let interrupt_allowed =
-                    method == p::TURN_INTERRUPT && !o.streams.is_empty() && o.in_flight == 0;
-                if !interrupt_allowed {
-                    return self.send_to(client, Message::err(id, p::BUSY, p::BUSY_MESSAGE));
-                }
-                false
-            }
-            _ => true,
-        };
-        if owns {
-            self.owner
-                .get_or_insert(Owner {
-                    client,
-                    in_flight: 0,
-                    streams: Vec::new(),
-                })
-                .in_flight += 1;
+        let over_cap = self.clients.get(&client).is_some_and(|c| c.over_cap);
+        if over_cap {
+            let why = format!(
+                "{} (it serves {} clients at most)",
+                p::BUSY_MESSAGE,
+                self.limits.max_clients
+            );
+            return self.send_to(client, Message::err(id, p::BUSY, why));
         }
-        let thread_id = p::str_param(params.as_ref(), "threadId").map(str::to_string);
+        let exclusive = p::is_exclusive(&method);
+        let blocked = match self.exclusive {
+            Some(holder) => holder != client,
+            None => exclusive && !self.alone(Some(client)),
+        };
+        if blocked {
+            return self.send_to(client, Message::err(id, p::BUSY, p::BUSY_MESSAGE));
+        }
+        if exclusive {
+            self.exclusive = Some(client);
+        }
+        if let Some(c) = self.clients.get_mut(&client) {
+            c.in_flight += 1;
+        }
+        let thread = p::str_param(params.as_ref(), "threadId").map(str::to_string);
+        let cwd = p::str_param(params.as_ref(), "cwd").map(str::to_string);
+        if let Some(t) = &thread
+            && p::STREAMING_METHODS.contains(&method.as_str())
+        {
+            // Whoever runs a turn on a thread reads it, even without having opened it here.
+            self.threads
+                .entry(t.clone())
+                .or_default()
+                .owners
+                .insert(client);
+        }
         let params = params.unwrap_or_else(|| json!({}));
         let origin = Origin::Client {
             client,
             id,
             method: method.clone(),
-            thread_id,
-            owns,
+            thread,
+            cwd,
+            exclusive,
         };
         self.send_upstream(origin, &method, params);
+    }
+
+    /// `broker/shutdown`, judged now against the state now. A request past its `deadlineMs`
+    /// (unix milliseconds, set by codex-as's own clients) was given up by its sender: a broker
+    /// that was stopped (SIGSTOP) or starved reads it late, when the sender already reported
+    /// the broker as hung and left it alone, so it is void. Without `ifIdle` (the plugin's
+    /// SessionEnd sends it plain) the answer is the plugin's `{}`, and the broker still stops
+    /// only when idle: it serves other sessions' work.
+    fn shutdown_request(
+        &mut self,
+        client: ClientId,
+        id: Value,
+        params: Option<&Value>,
+        now: Instant,
+    ) {
+        let if_idle = params
+            .and_then(|p| p.get("ifIdle"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let deadline = params
+            .and_then(|p| p.get("deadlineMs"))
+            .and_then(Value::as_u64);
+        let expired = deadline.is_some_and(|d| self.wall_ms(now) > d);
+        let idle = self.idle_but(Some(client));
+        let stop = idle && !expired;
+        let answer = match (if_idle, expired) {
+            (false, _) => json!({}),
+            (true, true) => json!({"shutdown": false, "busy": !idle, "expired": true}),
+            (true, false) => json!({"shutdown": stop, "busy": !idle}),
+        };
+        self.send_to(client, Message::ok(id, answer));
+        if stop {
+            self.stop(StopReason::ShutdownRequested);
+        }
+    }
+
+    /// A client's answer to a server request the broker handed it.
+    fn client_answer(&mut self, client: ClientId, id: Value, outcome: Result<Value, Value>) {
+        let Some(n) = id.as_u64() else { return };
+        if self
+            .server_requests
+            .get(&n)
+            .is_some_and(|(c, _)| *c == client)
+            && let Some((_, app_id)) = self.server_requests.remove(&n)
+        {
+            self.out.push(Action::ToAppServer(Message::Response {
+                id: app_id,
+                outcome,
+            }));
+        }
+    }
+
+    fn server_request(&mut self, id: Value, method: String, params: Option<Value>) {
+        let target = p::thread_of(params.as_ref())
+            .and_then(|t| self.threads.get(t))
+            .and_then(|t| {
+                let starter = t.turn.as_ref().map(|turn| turn.starter);
+                starter
+                    .filter(|s| t.owners.contains(s))
+                    .or_else(|| t.owners.iter().next().copied())
+            })
+            .filter(|c| self.clients.contains_key(c));
+        let Some(client) = target else {
+            return self
+                .refuse_server_request(id, &format!("Unsupported server request: {method}"));
+        };
+        let n = self.next_server_request;
+        self.next_server_request += 1;
+        self.server_requests.insert(n, (client, id));
+        self.send_to(
+            client,
+            Message::Request {
+                id: Value::from(n),
+                method,
+                params,
+            },
+        );
+    }
+
+    fn refuse_server_request(&mut self, id: Value, message: &str) {
+        let message = if message.starts_with("Unsupported") {
+            message.to_string()
+        } else {
+            format!("Unsupported server request: {message}")
+        };
+        self.out.push(Action::ToAppServer(Message::err(
+            id,
+            p::METHOD_NOT_FOUND,
+            message,
+        )));
     }
 
     fn app_server_response(&mut self, id: Value, outcome: Result<Value, Value>) {
@@ -398,41 +613,22 @@ impl State {
                 client,
                 id,
                 method,
-                thread_id,
-                owns,
+                thread,
+                cwd,
+                exclusive,
             } => {
-                let connected = self.clients.contains(&client);
-                let started_stream =
-                    p::STREAMING_METHODS.contains(&method.as_str()) && outcome.is_ok();
-                if started_stream {
-                    let result = outcome.as_ref().ok();
-                    let mut threads: Vec<String> = thread_id.into_iter().collect();
-                    if let Some(review) = result
-                        .and_then(|r| r.get("reviewThreadId"))
-                        .and_then(Value::as_str)
-                    {
-                        threads.push(review.to_string());
-                    }
-                    let turn_id = result
-                        .and_then(|r| r.pointer("/turn/id"))
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
-                    match self.owner.as_mut() {
-                        Some(o) if connected && o.client == client => {
-                            for t in &threads {
-                                self.orphan_threads.remove(t);
-                            }
-                            o.streams.push(Stream { threads, turn_id });
-                        }
-                        // Its client left before the turn even started.
-                        _ => self.abandon(threads, turn_id),
-                    }
+                if exclusive && self.exclusive == Some(client) {
+                    self.exclusive = None;
                 }
-                if owns {
-                    if let Some(o) = self.owner.as_mut().filter(|o| o.client == client) {
-                        o.in_flight = o.in_flight.saturating_sub(1);
+                let connected = match self.clients.get_mut(&client) {
+                    Some(c) => {
+                        c.in_flight = c.in_flight.saturating_sub(1);
+                        true
                     }
-                    self.release_if_done();
+                    None => false,
+                };
+                if let Ok(result) = &outcome {
+                    self.learn(client, connected, &method, thread, cwd, result);
                 }
                 if connected {
                     self.send_to(client, Message::Response { id, outcome });
@@ -441,47 +637,152 @@ impl State {
         }
     }
 
-    fn notification(&mut self, method: String, params: Option<Value>) {
-        let thread = p::str_param(params.as_ref(), "threadId").map(str::to_string);
-        if let Some(t) = &thread
-            && self.orphan_threads.contains(t)
-        {
-            if method == p::TURN_COMPLETED {
-                self.orphan_threads.remove(t);
+    /// What a successful answer teaches: who owns which thread, which turn runs where.
+    fn learn(
+        &mut self,
+        client: ClientId,
+        connected: bool,
+        method: &str,
+        thread: Option<String>,
+        cwd: Option<String>,
+        result: &Value,
+    ) {
+        if p::THREAD_OPENING_METHODS.contains(&method) {
+            let Some(opened) = result.pointer("/thread/id").and_then(Value::as_str) else {
+                return;
+            };
+            let cwd = result
+                .get("cwd")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or(cwd);
+            if let Some(cwd) = cwd
+                && (self.workspaces.len() < WORKSPACES_REMEMBERED || self.workspaces.contains(&cwd))
+            {
+                self.workspaces.insert(cwd);
+            }
+            if connected {
+                let t = self.threads.entry(opened.to_string()).or_default();
+                t.owners.insert(client);
             }
             return;
         }
-        if let Some(client) = self.owner.as_ref().map(|o| o.client) {
-            self.note_usage_limit(client, &method, params.as_ref());
+        if !p::STREAMING_METHODS.contains(&method) {
+            return;
         }
-        let Some(owner) = self.owner.as_mut() else {
+        let Some(thread) = thread else { return };
+        let turn_id = result
+            .pointer("/turn/id")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let turn = Turn {
+            id: turn_id.clone(),
+            starter: client,
+        };
+        // A detached review runs on a thread of its own; its events name that thread.
+        let review = result
+            .get("reviewThreadId")
+            .and_then(Value::as_str)
+            .filter(|r| *r != thread)
+            .map(str::to_string);
+        let owners = self
+            .threads
+            .get(&thread)
+            .map(|t| t.owners.clone())
+            .unwrap_or_default();
+        for t in std::iter::once(thread.clone()).chain(review) {
+            let entry = self.threads.entry(t.clone()).or_default();
+            entry.owners.extend(owners.iter().copied());
+            entry.turn = Some(turn.clone());
+            if !connected {
+                entry.owners.remove(&client);
+            }
+            if entry.owners.is_empty() {
+                // Its client left before the turn even started.
+                self.interrupt_orphan(&t, turn_id.clone());
+            }
+        }
+    }
+
+    fn notification(&mut self, method: String, params: Option<Value>) {
+        let Some(thread) = p::thread_of(params.as_ref()).map(str::to_string) else {
+            // Thread-less: to whoever has work in flight, as the plugin's broker does.
+            let targets: Vec<ClientId> = self
+                .clients
+                .iter()
+                .filter(|(id, c)| c.in_flight > 0 || self.runs_a_turn(**id))
+                .map(|(id, _)| *id)
+                .collect();
+            for c in targets {
+                self.send_to(
+                    c,
+                    Message::Notification {
+                        method: method.clone(),
+                        params: params.clone(),
+                    },
+                );
+            }
             return;
         };
-        let target = owner.client;
-        if method == p::TURN_COMPLETED && !owner.streams.is_empty() {
-            match &thread {
-                None => owner.streams.clear(),
-                Some(t) => {
-                    if let Some(i) = owner
-                        .streams
-                        .iter()
-                        .position(|s| s.threads.is_empty() || s.threads.contains(t))
-                    {
-                        owner.streams.remove(i);
-                    }
+        if method == p::THREAD_STARTED && !self.threads.contains_key(&thread) {
+            // A sub-agent's (or fork's) thread belongs to the owners of the thread it came from.
+            let parent = ["parentThreadId", "forkedFromId"]
+                .iter()
+                .find_map(|k| params.as_ref()?.pointer(&format!("/thread/{k}"))?.as_str())
+                .and_then(|parent| self.threads.get(parent))
+                .map(|t| t.owners.clone());
+            if let Some(owners) = parent.filter(|o| !o.is_empty()) {
+                self.threads.entry(thread.clone()).or_default().owners = owners;
+            }
+        }
+        let Some(t) = self.threads.get_mut(&thread) else {
+            return;
+        };
+        let owners: Vec<ClientId> = t.owners.iter().copied().collect();
+        if method == p::TURN_COMPLETED {
+            let ended = params
+                .as_ref()
+                .and_then(|p| p.pointer("/turn/id"))
+                .and_then(Value::as_str);
+            let matches = match (&t.turn, ended) {
+                (
+                    Some(Turn {
+                        id: Some(running), ..
+                    }),
+                    Some(ended),
+                ) => running == ended,
+                _ => true,
+            };
+            if matches {
+                let starter = t.turn.take().map(|turn| turn.starter);
+                if let Some(starter) = starter {
+                    self.note_usage_limit(starter, &thread, params.as_ref());
+                }
+                if owners.is_empty() {
+                    self.threads.remove(&thread);
                 }
             }
         }
-        self.send_to(target, Message::Notification { method, params });
-        self.release_if_done();
+        for c in owners {
+            self.send_to(
+                c,
+                Message::Notification {
+                    method: method.clone(),
+                    params: params.clone(),
+                },
+            );
+        }
+    }
+
+    fn runs_a_turn(&self, client: ClientId) -> bool {
+        self.threads
+            .values()
+            .any(|t| t.turn.is_some() && t.owners.contains(&client))
     }
 
     /// Remembers a turn that failed for the account's usage limit: app-server v2 `turn/completed`
     /// with `turn.status: "failed"` and `turn.error.codexErrorInfo: "usageLimitExceeded"`.
-    fn note_usage_limit(&mut self, client: ClientId, method: &str, params: Option<&Value>) {
-        if method != p::TURN_COMPLETED {
-            return;
-        }
+    fn note_usage_limit(&mut self, client: ClientId, thread: &str, params: Option<&Value>) {
         let Some(turn) = params.and_then(|v| v.get("turn")) else {
             return;
         };
@@ -499,30 +800,21 @@ impl State {
         if self.usage_limit_hits.len() >= USAGE_LIMIT_HITS {
             self.usage_limit_hits.pop_front();
         }
+        let pid = self.clients.get(&client).and_then(|c| c.peer_pid);
         self.usage_limit_hits.push_back(json!({
-            "pid": self.peer_pids.get(&client),
-            "threadId": p::str_param(params, "threadId"),
+            "pid": pid,
+            "threadId": thread,
             "turnId": turn.get("id"),
             "message": error.and_then(|e| e.get("message")),
         }));
     }
 
-    /// A turn whose client is gone: interrupt it and swallow what it still says.
-    fn abandon(&mut self, threads: Vec<String>, turn_id: Option<String>) {
-        if let (Some(thread), Some(turn)) = (threads.first(), turn_id) {
+    /// A turn no connected client owns: stop it. Its thread stays known (owned by nobody, so
+    /// silent) until its `turn/completed`.
+    fn interrupt_orphan(&mut self, thread: &str, turn: Option<String>) {
+        if let Some(turn) = turn {
             let params = json!({"threadId": thread, "turnId": turn});
             self.send_upstream(Origin::OrphanInterrupt, p::TURN_INTERRUPT, params);
-        }
-        self.orphan_threads.extend(threads);
-    }
-
-    fn release_if_done(&mut self) {
-        if self
-            .owner
-            .as_ref()
-            .is_some_and(|o| o.in_flight == 0 && o.streams.is_empty())
-        {
-            self.owner = None;
         }
     }
 
@@ -548,20 +840,29 @@ impl State {
             .collect();
         in_flight.sort_by_key(|(n, ..)| *n);
         for (_, client, id) in in_flight {
-            if self.clients.contains(&client) {
+            if self.clients.contains_key(&client) {
                 let answer = Message::err(id, p::SERVER_ERROR, message.clone());
                 self.out.push(Action::ToClient(client, answer));
             }
         }
         // A client whose turn was already accepted waits for its stream, not for an answer: end
-        // the stream as Codex ends a failed turn, so it reports a failure instead of seeing a
-        // closed socket (on which the plugin's companion exits 0 with nothing said).
-        if let Some(owner) = self.owner.take()
-            && self.clients.contains(&owner.client)
-        {
-            for stream in owner.streams {
-                for msg in failed_turn(&stream, &message) {
-                    self.out.push(Action::ToClient(owner.client, msg));
+        // every running turn as Codex ends a failed one, for each of its clients, so each
+        // reports a failure instead of seeing a closed socket (on which the plugin's companion
+        // exits 0 with nothing said).
+        let mut running: Vec<(String, Thread)> = self.threads.drain().collect();
+        running.sort_by(|a, b| a.0.cmp(&b.0));
+        for (thread, t) in running {
+            let Some(Turn {
+                id: Some(turn_id), ..
+            }) = &t.turn
+            else {
+                continue;
+            };
+            for c in &t.owners {
+                if self.clients.contains_key(c) {
+                    for msg in failed_turn(&thread, turn_id, &message) {
+                        self.out.push(Action::ToClient(*c, msg));
+                    }
                 }
             }
         }
@@ -588,9 +889,11 @@ impl State {
         } else {
             None
         };
-        self.free_since = match self.owner {
-            Some(_) => None,
-            None => self.free_since.or(Some(now)),
+        let working = !self.pending.is_empty() || self.turns_in_flight() > 0;
+        self.free_since = if working {
+            None
+        } else {
+            self.free_since.or(Some(now))
         };
     }
 
@@ -599,12 +902,16 @@ impl State {
     }
 }
 
+/// How long a `broker/shutdown` sent by codex-as stays valid: past it, its sender has given up.
+pub fn shutdown_deadline_ms(timeout: Duration) -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| (d + timeout).as_millis() as u64)
+}
+
 /// The `error` notification and failed `turn/completed` that Codex sends when a turn fails, for
-/// a stream the broker has to end itself. Nothing is sent for a stream whose turn is unknown.
-fn failed_turn(stream: &Stream, message: &str) -> Vec<Message> {
-    let (Some(turn_id), Some(thread)) = (&stream.turn_id, stream.threads.first()) else {
-        return Vec::new();
-    };
+/// a turn the broker has to end itself.
+fn failed_turn(thread: &str, turn_id: &str, message: &str) -> Vec<Message> {
     let error = json!({"message": message, "codexErrorInfo": null, "additionalDetails": null});
     vec![
         Message::notification(
@@ -702,6 +1009,13 @@ mod tests {
         Message::notification(method, json!({"threadId": thread}))
     }
 
+    fn turn_completed(thread: &str, turn: &str) -> Message {
+        Message::notification(
+            "turn/completed",
+            json!({"threadId": thread, "turn": {"id": turn, "status": "completed"}}),
+        )
+    }
+
     /// A starts a turn on thread `t` and the app-server accepts it.
     fn start_stream(s: &mut State, t0: Instant, client: ClientId, thread: &str) {
         let up = only_upstream(&s.on_client_message(
@@ -746,6 +1060,25 @@ mod tests {
         assert!(matches!(&out[0], Action::Stop(StopReason::InitFailed(m)) if m.contains("nope")));
     }
 
+    /// A opens thread `t` (the app-server answers with it).
+    fn open_thread(s: &mut State, t0: Instant, client: ClientId, thread: &str, cwd: &str) {
+        let up = only_upstream(&s.on_client_message(
+            client,
+            req(40, "thread/start", json!({"cwd": cwd})),
+            t0,
+        ));
+        let out = s.on_app_server_message(
+            Message::ok(json!(up), json!({"thread": {"id": thread}, "cwd": cwd})),
+            t0,
+        );
+        assert_eq!(to(client, &out)[0]["result"]["thread"]["id"], thread);
+    }
+
+    fn status_of(s: &mut State, client: ClientId, t: Instant) -> Value {
+        let out = s.on_client_message(client, req(99, "broker/status", json!({})), t);
+        to(client, &out)[0]["result"].clone()
+    }
+
     #[test]
     fn answers_initialize_locally_and_swallows_initialized() {
         let (mut s, t0) = serving();
@@ -759,122 +1092,124 @@ mod tests {
     }
 
     #[test]
-    fn remaps_ids_so_clients_never_collide() {
+    fn remaps_ids_so_concurrent_clients_never_collide() {
         let (mut s, t0) = serving();
         let up_a = only_upstream(&s.on_client_message(A, req(1, "account/read", json!({})), t0));
-        // A keeps ownership while its request is in flight; a second request of its own passes.
-        let up_a2 = only_upstream(&s.on_client_message(A, req(1, "config/read", json!({})), t0));
-        assert_ne!(up_a, up_a2);
-        let out = s.on_app_server_message(Message::ok(json!(up_a2), json!("second")), t0);
-        assert_eq!(to(A, &out), [json!({"id": 1, "result": "second"})]);
-        assert!(s.busy(), "one request still in flight");
-        let out = s.on_app_server_message(Message::ok(json!(up_a), json!("first")), t0);
-        assert_eq!(to(A, &out), [json!({"id": 1, "result": "first"})]);
-        assert!(!s.busy());
         let up_b = only_upstream(&s.on_client_message(B, req(1, "account/read", json!({})), t0));
-        assert!(up_b != up_a && up_b != up_a2);
+        let up_a2 = only_upstream(&s.on_client_message(A, req(2, "config/read", json!({})), t0));
+        assert!(up_a != up_b && up_a != up_a2 && up_b != up_a2);
+        let out = s.on_app_server_message(Message::ok(json!(up_b), json!("for b")), t0);
+        assert_eq!(to(B, &out), [json!({"id": 1, "result": "for b"})]);
+        assert!(to(A, &out).is_empty());
         let err = json!({"code": -32600, "message": "bad", "data": {"x": 1}});
         let out = s.on_app_server_message(
             Message::Response {
-                id: json!(up_b),
+                id: json!(up_a2),
                 outcome: Err(err.clone()),
             },
             t0,
         );
-        assert_eq!(to(B, &out), [json!({"id": 1, "error": err})]);
+        assert_eq!(to(A, &out), [json!({"id": 2, "error": err})]);
+        let out = s.on_app_server_message(Message::ok(json!(up_a), json!("for a")), t0);
+        assert_eq!(to(A, &out), [json!({"id": 1, "result": "for a"})]);
+    }
+
+    #[test]
+    fn turns_of_different_clients_run_at_once_and_each_hears_only_its_own() {
+        let (mut s, t0) = serving();
+        s.on_connect(C, t0);
+        open_thread(&mut s, t0, A, "ta", "/w/a");
+        open_thread(&mut s, t0, B, "tb", "/w/b");
+        start_stream(&mut s, t0, A, "ta");
+        start_stream(&mut s, t0, B, "tb");
+        let out = s.on_app_server_message(note("item/completed", "ta"), t0);
+        assert_eq!(to(A, &out).len(), 1);
+        assert!(to(B, &out).is_empty());
+        let out = s.on_app_server_message(note("item/completed", "tb"), t0);
+        assert_eq!(to(B, &out).len(), 1);
         assert!(to(A, &out).is_empty());
-    }
-
-    #[test]
-    fn a_request_in_flight_makes_others_busy() {
-        let (mut s, t0) = serving();
-        let up = only_upstream(&s.on_client_message(A, req(1, "thread/start", json!({})), t0));
-        for method in ["account/read", "turn/interrupt", "turn/start"] {
-            let out = s.on_client_message(B, req(9, method, json!({"threadId": "t"})), t0);
-            assert!(upstream(&out).is_empty(), "{method}");
-            assert_eq!(error_code(&to(B, &out)[0]), Some(p::BUSY), "{method}");
-        }
-        s.on_app_server_message(Message::ok(json!(up), json!({})), t0);
-        let out = s.on_client_message(B, req(9, "account/read", json!({})), t0);
-        assert_eq!(upstream(&out).len(), 1);
-    }
-
-    #[test]
-    fn a_stream_belongs_to_its_client_until_its_turn_completes() {
-        let (mut s, t0) = serving();
-        start_stream(&mut s, t0, A, "t1");
-        assert!(s.busy());
-        let out = s.on_client_message(B, req(2, "account/read", json!({})), t0);
-        assert_eq!(error_code(&to(B, &out)[0]), Some(p::BUSY));
-
-        let out = s.on_app_server_message(note("item/completed", "t1"), t0);
-        assert_eq!(to(A, &out).len(), 1);
-        assert!(to(B, &out).is_empty(), "notifications go to the owner only");
-        // Another thread's completion does not end A's stream.
-        let out = s.on_app_server_message(note("turn/completed", "other"), t0);
-        assert_eq!(to(A, &out).len(), 1);
-        assert!(s.busy());
-        let out = s.on_app_server_message(note("turn/completed", "t1"), t0);
-        assert_eq!(to(A, &out).len(), 1);
-        assert!(!s.busy());
-        // Unowned notifications go nowhere.
-        let out = s.on_app_server_message(note("item/completed", "t1"), t0);
-        assert!(out.is_empty());
-    }
-
-    #[test]
-    fn review_streams_end_on_their_review_thread_too() {
-        let (mut s, t0) = serving();
-        let up = only_upstream(&s.on_client_message(
-            A,
-            req(1, "review/start", json!({"threadId": "t"})),
-            t0,
-        ));
-        s.on_app_server_message(
-            Message::ok(
-                json!(up),
-                json!({"reviewThreadId": "r", "turn": {"id": "x"}}),
-            ),
+        // Another client's thread/started is never shown to A (the companion would adopt it).
+        let out = s.on_app_server_message(
+            Message::notification("thread/started", json!({"thread": {"id": "tb"}})),
             t0,
         );
-        assert!(s.busy());
-        s.on_app_server_message(note("turn/completed", "r"), t0);
-        assert!(!s.busy());
+        assert!(to(A, &out).is_empty());
+        assert_eq!(to(B, &out).len(), 1);
+        // Unknown threads go nowhere.
+        assert!(
+            s.on_app_server_message(note("item/completed", "zz"), t0)
+                .is_empty()
+        );
+        let st = status_of(&mut s, C, t0);
+        assert_eq!(st["threadsInFlight"], 2);
+        assert_eq!(st["busy"], true);
+        assert_eq!(st["workspaces"], json!(["/w/a", "/w/b"]));
+        let out = s.on_app_server_message(turn_completed("ta", "turn-ta"), t0);
+        assert_eq!(to(A, &out).len(), 1);
+        assert_eq!(status_of(&mut s, C, t0)["threadsInFlight"], 1);
     }
 
     #[test]
-    fn another_client_may_interrupt_a_stream_but_not_a_request() {
+    fn a_sub_agent_thread_belongs_to_the_owners_of_its_parent() {
         let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "ta", "/w");
+        start_stream(&mut s, t0, A, "ta");
+        let started = json!({"thread": {"id": "child", "parentThreadId": "ta"}});
+        let out = s.on_app_server_message(Message::notification("thread/started", started), t0);
+        assert_eq!(to(A, &out).len(), 1);
+        assert!(to(B, &out).is_empty());
+        let out = s.on_app_server_message(note("item/completed", "child"), t0);
+        assert_eq!(to(A, &out).len(), 1);
+    }
+
+    #[test]
+    fn thread_less_notifications_go_to_clients_with_work_in_flight() {
+        let (mut s, t0) = serving();
+        s.on_connect(C, t0);
+        open_thread(&mut s, t0, A, "ta", "/w");
+        start_stream(&mut s, t0, A, "ta");
+        only_upstream(&s.on_client_message(B, req(1, "account/read", json!({})), t0));
+        let out = s.on_app_server_message(
+            Message::notification("account/rateLimits/updated", json!({"rateLimits": {}})),
+            t0,
+        );
+        assert_eq!(to(A, &out).len(), 1);
+        assert_eq!(to(B, &out).len(), 1);
+        assert!(to(C, &out).is_empty(), "C has nothing in flight");
+    }
+
+    #[test]
+    fn any_client_may_interrupt_any_turn_and_its_owner_hears_the_end() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
         start_stream(&mut s, t0, A, "t1");
+        // A request of A's in flight does not block B's interrupt either.
+        only_upstream(&s.on_client_message(A, req(8, "thread/read", json!({})), t0));
         let params = json!({"threadId": "t1", "turnId": "turn-t1"});
-        let out = s.on_client_message(B, req(7, "turn/interrupt", params.clone()), t0);
-        let up = only_upstream(&out);
+        let up = only_upstream(&s.on_client_message(B, req(7, "turn/interrupt", params), t0));
         let out = s.on_app_server_message(Message::ok(json!(up), json!({})), t0);
         assert_eq!(to(B, &out), [json!({"id": 7, "result": {}})]);
-        assert!(s.busy(), "the interrupt does not make B the owner");
-        let out = s.on_app_server_message(note("turn/completed", "t1"), t0);
-        assert_eq!(to(A, &out).len(), 1, "the stream's end goes to A");
+        let out = s.on_app_server_message(turn_completed("t1", "turn-t1"), t0);
+        assert_eq!(to(A, &out).len(), 1, "the end goes to A");
         assert!(to(B, &out).is_empty());
-        assert!(!s.busy());
-
-        // While A has a request in flight, even an interrupt is refused.
-        start_stream(&mut s, t0, A, "t2");
-        only_upstream(&s.on_client_message(A, req(8, "thread/read", json!({})), t0));
-        let out = s.on_client_message(B, req(9, "turn/interrupt", params), t0);
-        assert_eq!(error_code(&to(B, &out)[0]), Some(p::BUSY));
     }
 
     #[test]
-    fn refuses_the_app_servers_requests() {
+    fn server_requests_go_to_the_threads_client_and_answers_come_back() {
         let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
         start_stream(&mut s, t0, A, "t1");
         let ask = Message::Request {
-            id: json!(5),
+            id: json!(0),
             method: "item/commandExecution/requestApproval".into(),
             params: Some(json!({"threadId": "t1"})),
         };
-        let out = s.on_app_server_message(ask, t0);
-        assert!(to(A, &out).is_empty(), "never reaches a client");
+        let out = s.on_app_server_message(ask.clone(), t0);
+        assert!(to(B, &out).is_empty());
+        let got = &to(A, &out)[0];
+        assert_eq!(got["method"], "item/commandExecution/requestApproval");
+        let answer = Message::err(got["id"].clone(), p::METHOD_NOT_FOUND, "no");
+        let out = s.on_client_message(A, Ok(answer), t0);
         let Action::ToAppServer(Message::Response {
             id,
             outcome: Err(e),
@@ -882,74 +1217,158 @@ mod tests {
         else {
             panic!("{out:?}");
         };
-        assert_eq!(id, &json!(5));
-        assert_eq!(e["code"], p::METHOD_NOT_FOUND);
+        assert_eq!((id, &e["message"]), (&json!(0), &json!("no")));
+
+        // Unowned thread, or thread-less: refused as the plugin's broker does.
+        for params in [json!({"threadId": "nobody"}), json!({})] {
+            let ask = Message::Request {
+                id: json!(1),
+                method: "attestation/generate".into(),
+                params: Some(params),
+            };
+            let out = s.on_app_server_message(ask, t0);
+            let Action::ToAppServer(Message::Response {
+                outcome: Err(e), ..
+            }) = &out[0]
+            else {
+                panic!("{out:?}");
+            };
+            assert_eq!(e["code"], p::METHOD_NOT_FOUND);
+            assert_eq!(
+                e["message"],
+                "Unsupported server request: attestation/generate"
+            );
+        }
+        // A question its client leaves without answering is refused for it.
+        s.on_app_server_message(ask, t0);
+        let out = s.on_disconnect(A, t0);
+        assert!(out.iter().any(|a| matches!(a,
+            Action::ToAppServer(Message::Response { id, outcome: Err(e) })
+                if id == &json!(0) && e["code"] == p::METHOD_NOT_FOUND)));
     }
 
     #[test]
-    fn a_disconnect_mid_stream_releases_and_interrupts_the_abandoned_turn() {
+    fn a_disconnect_interrupts_only_the_leavers_turn() {
         let (mut s, t0) = serving();
-        start_stream(&mut s, t0, A, "t1");
+        open_thread(&mut s, t0, A, "ta", "/w");
+        open_thread(&mut s, t0, B, "tb", "/w");
+        start_stream(&mut s, t0, A, "ta");
+        start_stream(&mut s, t0, B, "tb");
         let out = s.on_disconnect(A, t0);
-        assert!(!s.busy());
         let ups = upstream(&out);
         assert_eq!(ups.len(), 1);
         assert_eq!(ups[0].1, "turn/interrupt");
-        // B takes over at once and never sees A's leftovers.
-        s.on_connect(C, t0);
-        start_stream(&mut s, t0, B, "t2");
-        let out = s.on_app_server_message(note("item/completed", "t1"), t0);
-        assert!(out.is_empty());
-        let out = s.on_app_server_message(note("turn/completed", "t1"), t0);
-        assert!(out.is_empty());
-        assert!(s.busy(), "B's stream is untouched");
-        let out = s.on_app_server_message(note("item/completed", "t2"), t0);
+        let Action::ToAppServer(Message::Request { params, .. }) = &out[0] else {
+            panic!("{out:?}");
+        };
+        assert_eq!(params.as_ref().unwrap()["threadId"], "ta");
+        assert!(out.iter().all(|a| !matches!(a, Action::ToClient(..))));
+        // A's leftovers reach nobody; B's turn goes on.
+        assert!(
+            s.on_app_server_message(note("item/completed", "ta"), t0)
+                .is_empty()
+        );
+        assert!(
+            s.on_app_server_message(turn_completed("ta", "turn-ta"), t0)
+                .is_empty()
+        );
+        let out = s.on_app_server_message(note("item/completed", "tb"), t0);
         assert_eq!(to(B, &out).len(), 1);
+        assert_eq!(status_of(&mut s, B, t0)["threadsInFlight"], 1);
     }
 
     #[test]
     fn a_turn_whose_client_left_before_it_started_is_interrupted() {
         let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
         let up = only_upstream(&s.on_client_message(
             A,
             req(1, "turn/start", json!({"threadId": "t1"})),
             t0,
         ));
         s.on_disconnect(A, t0);
-        assert!(!s.busy());
         let out = s.on_app_server_message(Message::ok(json!(up), json!({"turn": {"id": "u"}})), t0);
         assert_eq!(upstream(&out)[0].1, "turn/interrupt");
-        assert!(!s.busy());
         assert!(out.iter().all(|a| !matches!(a, Action::ToClient(..))));
     }
 
     #[test]
-    fn status_is_answered_before_the_busy_gate() {
+    fn only_exclusive_methods_are_busy_and_only_when_shared() {
         let (mut s, t0) = serving();
-        start_stream(&mut s, t0, A, "t1");
-        let out = s.on_client_message(B, req(3, "broker/status", json!({})), t0);
-        let st = &to(B, &out)[0]["result"];
-        assert_eq!(st["busy"], true);
+        let out = s.on_client_message(A, req(1, "command/exec", json!({})), t0);
+        assert_eq!(error_code(&to(A, &out)[0]), Some(p::BUSY), "B is connected");
+        s.on_disconnect(B, t0);
+        let up = only_upstream(&s.on_client_message(A, req(2, "command/exec", json!({})), t0));
+        s.on_connect(C, t0);
+        let out = s.on_client_message(C, req(3, "thread/start", json!({})), t0);
+        assert_eq!(error_code(&to(C, &out)[0]), Some(p::BUSY), "while it runs");
+        s.on_app_server_message(Message::ok(json!(up), json!({})), t0);
+        let out = s.on_client_message(C, req(4, "thread/start", json!({})), t0);
+        assert_eq!(upstream(&out).len(), 1);
+    }
+
+    #[test]
+    fn clients_past_the_cap_are_busy_but_may_ask_status() {
+        let t0 = Instant::now();
+        let (mut s, _) = State::with_limits(facts(), Limits { max_clients: 2 }, t0);
+        s.on_app_server_message(Message::ok(json!(1), json!({})), t0);
+        for c in [A, B, C] {
+            s.on_connect(c, t0);
+        }
+        assert_eq!(
+            upstream(&s.on_client_message(B, req(1, "account/read", json!({})), t0)).len(),
+            1
+        );
+        let out = s.on_client_message(C, req(1, "account/read", json!({})), t0);
+        assert_eq!(error_code(&to(C, &out)[0]), Some(p::BUSY));
+        assert!(
+            to(C, &out)[0]["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("2 clients")
+        );
+        assert_eq!(status_of(&mut s, C, t0)["connections"], 3);
+        // A place frees up for the next one to connect.
+        s.on_disconnect(A, t0);
+        s.on_connect(4, t0);
+        assert_eq!(
+            upstream(&s.on_client_message(4, req(1, "account/read", json!({})), t0)).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn status_counts_clients_and_threads() {
+        let (mut s, t0) = serving();
+        s.set_peer_pid(A, 4242);
+        let st = status_of(&mut s, B, t0);
         assert_eq!(st["broker"], "codex-as");
         assert_eq!(st["pid"], 10);
         assert_eq!(st["appServerPid"], 11);
         assert_eq!(st["codexHome"], "/h");
-        assert_eq!(st["auth"]["method"], "api-key");
         assert_eq!(st["auth"]["fingerprint"], "sha256:0123456789abcdef");
         assert_eq!(st["connections"], 2);
-        assert_eq!(st["idleSeconds"], 0);
+        assert_eq!(st["clients"], 1, "the asker aside");
+        assert_eq!(st["busy"], true, "A is connected");
         assert_eq!(st["endpoint"], "unix:/tmp/s");
-        s.on_app_server_message(note("turn/completed", "t1"), t0);
-        let later = t0 + std::time::Duration::from_secs(5);
-        let out = s.on_client_message(B, req(4, "broker/status", json!({})), later);
-        assert_eq!(to(B, &out)[0]["result"]["busy"], false);
-        assert_eq!(to(B, &out)[0]["result"]["idleSeconds"], 5);
+        s.on_disconnect(A, t0);
+        let later = t0 + Duration::from_secs(5);
+        let st = status_of(&mut s, B, later);
+        assert_eq!(st["busy"], false);
+        assert_eq!(st["idleSeconds"], 5);
+        s.set_lease_held(true);
+        assert_eq!(
+            status_of(&mut s, B, later)["busy"],
+            true,
+            "a lease holds it"
+        );
     }
 
     #[test]
     fn status_remembers_who_hit_the_usage_limit() {
         let (mut s, t0) = serving();
         s.set_peer_pid(A, 4242);
+        open_thread(&mut s, t0, A, "t1", "/w");
         start_stream(&mut s, t0, A, "t1");
         let failed = |info: Value| {
             Message::notification(
@@ -959,12 +1378,10 @@ mod tests {
             )
         };
         s.on_app_server_message(failed(json!("other")), t0);
-        let out = s.on_client_message(B, req(3, "broker/status", json!({})), t0);
-        assert_eq!(to(B, &out)[0]["result"]["usageLimitHits"], json!([]));
+        assert_eq!(status_of(&mut s, B, t0)["usageLimitHits"], json!([]));
         start_stream(&mut s, t0, A, "t1");
         s.on_app_server_message(failed(json!("usageLimitExceeded")), t0);
-        let out = s.on_client_message(B, req(4, "broker/status", json!({})), t0);
-        let hits = &to(B, &out)[0]["result"]["usageLimitHits"];
+        let hits = status_of(&mut s, B, t0)["usageLimitHits"].clone();
         assert_eq!(hits.as_array().unwrap().len(), 1, "{hits}");
         assert_eq!(hits[0]["pid"], 4242);
         assert_eq!(hits[0]["threadId"], "t1");
@@ -973,18 +1390,27 @@ mod tests {
     }
 
     #[test]
-    fn shutdown_if_idle_refuses_while_busy_and_stops_when_idle() {
+    fn shutdown_if_idle_counts_every_connected_client() {
         let (mut s, t0) = serving();
-        start_stream(&mut s, t0, A, "t1");
         let if_idle = json!({"ifIdle": true});
+        // A is connected between two requests: that is not idle (issue 14, item 1).
+        s.on_client_message(A, req(1, "initialize", json!({})), t0);
         let out = s.on_client_message(B, req(1, "broker/shutdown", if_idle.clone()), t0);
         assert_eq!(
             to(B, &out),
             [json!({"id": 1, "result": {"shutdown": false, "busy": true}})]
         );
         assert_eq!(s.phase(), Phase::Serving);
-        s.on_app_server_message(note("turn/completed", "t1"), t0);
-        let out = s.on_client_message(B, req(2, "broker/shutdown", if_idle), t0);
+        s.on_disconnect(A, t0);
+        s.set_lease_held(true);
+        let out = s.on_client_message(B, req(2, "broker/shutdown", if_idle.clone()), t0);
+        assert_eq!(
+            to(B, &out)[0]["result"]["shutdown"],
+            false,
+            "a lease holds it"
+        );
+        s.set_lease_held(false);
+        let out = s.on_client_message(B, req(3, "broker/shutdown", if_idle), t0);
         assert_eq!(to(B, &out)[0]["result"]["shutdown"], true);
         assert_eq!(
             out.last(),
@@ -993,36 +1419,76 @@ mod tests {
     }
 
     #[test]
-    fn plain_shutdown_stops_even_when_busy_and_fails_what_is_in_flight() {
+    fn a_shutdown_past_its_deadline_is_void() {
         let (mut s, t0) = serving();
-        only_upstream(&s.on_client_message(A, req(1, "thread/start", json!({})), t0));
+        s.on_disconnect(A, t0);
+        let sent = s.wall_ms(t0);
+        // Read 10 s late, as after a SIGSTOP: its sender gave up long ago.
+        let late = t0 + Duration::from_secs(10);
+        let params = json!({"ifIdle": true, "deadlineMs": sent + 2000});
+        let out = s.on_client_message(B, req(1, "broker/shutdown", params.clone()), late);
+        assert_eq!(
+            to(B, &out),
+            [json!({"id": 1, "result": {"shutdown": false, "busy": false, "expired": true}})]
+        );
+        assert_eq!(s.phase(), Phase::Serving);
+        let out = s.on_client_message(
+            B,
+            req(2, "broker/shutdown", params),
+            t0 + Duration::from_secs(1),
+        );
+        assert_eq!(to(B, &out)[0]["result"]["shutdown"], true, "in time");
+    }
+
+    #[test]
+    fn a_plain_shutdown_never_fails_anyones_work() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        start_stream(&mut s, t0, A, "t1");
         let out = s.on_client_message(B, req(2, "broker/shutdown", json!({})), t0);
-        assert_eq!(to(B, &out), [json!({"id": 2, "result": {}})]);
-        assert_eq!(error_code(&to(A, &out)[0]), Some(p::SERVER_ERROR));
+        assert_eq!(
+            to(B, &out),
+            [json!({"id": 2, "result": {}})],
+            "the plugin's answer"
+        );
+        assert!(to(A, &out).is_empty());
+        assert_eq!(s.phase(), Phase::Serving);
+        s.on_app_server_message(turn_completed("t1", "turn-t1"), t0);
+        s.on_disconnect(A, t0);
+        let out = s.on_client_message(B, req(3, "broker/shutdown", json!({})), t0);
+        assert_eq!(to(B, &out), [json!({"id": 3, "result": {}})]);
         assert_eq!(
             out.last(),
             Some(&Action::Stop(StopReason::ShutdownRequested))
         );
-        assert_eq!(s.phase(), Phase::Stopped);
-        assert!(
-            s.on_client_message(B, req(3, "account/read", json!({})), t0)
-                .is_empty()
-        );
     }
 
     #[test]
-    fn app_server_death_fails_requests_in_flight() {
+    fn app_server_death_fails_every_clients_work() {
         let (mut s, t0) = serving();
-        only_upstream(&s.on_client_message(A, req(1, "turn/start", json!({})), t0));
+        open_thread(&mut s, t0, A, "ta", "/w");
+        open_thread(&mut s, t0, B, "tb", "/w");
+        start_stream(&mut s, t0, A, "ta");
+        start_stream(&mut s, t0, B, "tb");
+        only_upstream(&s.on_client_message(A, req(1, "thread/read", json!({})), t0));
         let out = s.on_app_server_gone("codex app-server exited unexpectedly (exit 3).".into());
-        let answer = &to(A, &out)[0];
-        assert_eq!(answer["id"], 1);
+        let a = to(A, &out);
+        assert_eq!(a[0]["id"], 1);
         assert!(
-            answer["error"]["message"]
+            a[0]["error"]["message"]
                 .as_str()
                 .unwrap()
                 .contains("exit 3")
         );
+        for (c, thread) in [(A, "ta"), (B, "tb")] {
+            let ended: Vec<Value> = to(c, &out)
+                .into_iter()
+                .filter(|m| m["method"] == "turn/completed")
+                .collect();
+            assert_eq!(ended.len(), 1, "{c}");
+            assert_eq!(ended[0]["params"]["threadId"], thread);
+            assert_eq!(ended[0]["params"]["turn"]["status"], "failed");
+        }
         assert!(matches!(
             out.last(),
             Some(Action::Stop(StopReason::AppServerGone(_)))
@@ -1033,12 +1499,21 @@ mod tests {
     fn idle_means_no_client_and_nothing_in_flight() {
         let (mut s, t0) = serving();
         assert_eq!(s.idle_since(), None);
-        let up = only_upstream(&s.on_client_message(A, req(1, "account/read", json!({})), t0));
-        s.on_disconnect(A, t0);
+        open_thread(&mut s, t0, A, "t1", "/w");
+        start_stream(&mut s, t0, A, "t1");
+        let up = only_upstream(&s.on_client_message(B, req(1, "account/read", json!({})), t0));
         s.on_disconnect(B, t0);
-        assert_eq!(s.idle_since(), None, "A's request is still in flight");
-        let t1 = t0 + std::time::Duration::from_millis(5);
+        let interrupt = only_upstream(&s.on_disconnect(A, t0));
+        assert_eq!(
+            s.idle_since(),
+            None,
+            "B's request and A's interrupted turn are in flight"
+        );
+        let t1 = t0 + Duration::from_millis(5);
         s.on_app_server_message(Message::ok(json!(up), json!({})), t1);
+        s.on_app_server_message(Message::ok(json!(interrupt), json!({})), t1);
+        assert_eq!(s.idle_since(), None, "A's turn has not ended yet");
+        s.on_app_server_message(turn_completed("t1", "turn-t1"), t1);
         assert_eq!(s.idle_since(), Some(t1));
         s.on_connect(C, t1);
         assert_eq!(s.idle_since(), None);
@@ -1055,11 +1530,6 @@ mod tests {
         assert_eq!(to(A, &out)[0]["id"], 1, "a drained client is fully served");
         let out = s.on_disconnect(A, t0);
         assert_eq!(out, [Action::Stop(StopReason::IdleExit)]);
-
-        let (mut s, t0) = serving();
-        s.on_disconnect(A, t0);
-        s.on_disconnect(B, t0);
-        assert_eq!(s.begin_draining(t0), [Action::Stop(StopReason::IdleExit)]);
     }
 
     #[test]

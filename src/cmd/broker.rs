@@ -58,6 +58,7 @@ fn serve_cmd(args: BrokerServeArgs) -> anyhow::Result<u8> {
         cwd: serve::resolve_cwd(args.cwd.as_deref())?,
         idle_exit: args.idle_exit,
         pid_file: args.pid_file,
+        max_clients: usize::from(args.max_clients),
         codex: crate::sys::tools::codex()?,
         ready,
         observer: Some(quota_sensor()),

@@ -31,7 +31,17 @@ struct Row {
     /// The account name whose home it serves, when known.
     account: Option<String>,
     codex_home: Option<PathBuf>,
+    /// Where it was first started from (codex-as's brokers serve every workspace of their account).
     workspace: Option<PathBuf>,
+    /// Ours: the working folders of the threads it has served.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    workspaces: Vec<PathBuf>,
+    /// Ours: clients connected (the listing's own probe aside).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clients: Option<u64>,
+    /// Ours: threads with a turn running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threads_in_flight: Option<u64>,
     pid: Option<u32>,
     endpoint: String,
     age_seconds: Option<u64>,
@@ -92,6 +102,9 @@ async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
             account: record.as_ref().map(|r| r.account.clone()),
             codex_home: record.as_ref().map(|r| r.codex_home.clone()),
             workspace: record.as_ref().map(|r| r.workspace.clone()),
+            workspaces: Vec::new(),
+            clients: None,
+            threads_in_flight: None,
             pid: record.as_ref().map(|r| r.pid),
             endpoint: endpoint.clone(),
             age_seconds: record
@@ -113,7 +126,9 @@ async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
                     .and_then(|h| account_for(accounts, h))
                     .or(row.account);
                 row.codex_home = home.or(row.codex_home);
-                row.workspace = st.cwd.as_deref().map(PathBuf::from).or(row.workspace);
+                row.workspaces = st.workspaces.iter().map(PathBuf::from).collect();
+                row.clients = st.clients;
+                row.threads_in_flight = st.threads_in_flight;
                 row.pid = st.pid.or(row.pid);
                 row.age_seconds = st
                     .started_at
@@ -163,6 +178,9 @@ fn plugin_rows(accounts: &Accounts) -> Vec<Row> {
                 .and_then(|h| account_for(accounts, h)),
             codex_home: b.codex_home.clone(),
             workspace: None,
+            workspaces: Vec::new(),
+            clients: None,
+            threads_in_flight: None,
             pid: b.pid,
             endpoint: b.endpoint,
             age_seconds: b.age_seconds,
@@ -251,28 +269,46 @@ fn print_rows(rows: &[Row], json: bool, empty: &str) -> anyhow::Result<()> {
         s.map(|s| clock::human_duration(s as i64))
             .unwrap_or_else(|| "-".into())
     };
+    let fmt_n = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
     crate::outln!(
-        "{:<9} {:<12} {:<12} {:>8} {:>6} {:>6}  WORKSPACE",
+        "{:<9} {:<12} {:<12} {:>8} {:>7} {:>7} {:>6} {:>6}  WORKSPACES",
         "OWNER",
         "ACCOUNT",
         "STATE",
         "PID",
+        "CLIENTS",
+        "THREADS",
         "AGE",
         "IDLE"
     )?;
     for r in rows {
+        let served: Vec<String> = if r.workspaces.is_empty() {
+            r.workspace
+                .as_deref()
+                .map(crate::shell::quote::for_terminal)
+                .into_iter()
+                .collect()
+        } else {
+            r.workspaces
+                .iter()
+                .map(|w| crate::shell::quote::for_terminal(w))
+                .collect()
+        };
         crate::outln!(
-            "{:<9} {:<12} {:<12} {:>8} {:>6} {:>6}  {}",
+            "{:<9} {:<12} {:<12} {:>8} {:>7} {:>7} {:>6} {:>6}  {}",
             r.owner,
             r.account.as_deref().unwrap_or("?"),
             r.state,
             r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            fmt_n(r.clients),
+            fmt_n(r.threads_in_flight),
             fmt_secs(r.age_seconds),
             fmt_secs(r.idle_seconds),
-            r.workspace
-                .as_deref()
-                .map(crate::shell::quote::for_terminal)
-                .unwrap_or_else(|| "-".into()),
+            if served.is_empty() {
+                "-".to_string()
+            } else {
+                served.join(" ")
+            },
         )?;
         if let Some(note) = &r.note {
             crate::outln!("          {note}")?;

@@ -14,7 +14,7 @@ use crate::claude::{hook, settings};
 use crate::cli::{ClaudeCommand, ClaudeScope};
 use crate::error::status;
 use crate::plugin::workspace;
-use crate::sys::{fsutil, runtime};
+use crate::sys::runtime;
 
 pub fn run(cmd: ClaudeCommand) -> anyhow::Result<u8> {
     match cmd {
@@ -24,7 +24,7 @@ pub fn run(cmd: ClaudeCommand) -> anyhow::Result<u8> {
         ClaudeCommand::Hook => {
             let outcome = hook::run()?;
             if let Some(json) = outcome.json() {
-                println!("{json}");
+                crate::outln!("{json}")?;
             }
             Ok(status::OK)
         }
@@ -49,13 +49,13 @@ fn install(scope: &ClaudeScope) -> anyhow::Result<u8> {
     let mut value = settings::load(&path)?;
     if settings::install(&mut value, &settings::hook_command(&exe), &path)? {
         settings::save(&path, &value)?;
-        println!("installed codex-as's session hooks in {}", path.display());
+        crate::outln!("installed codex-as's session hooks in {}", path.display())?;
     } else {
-        println!("codex-as's session hooks are already in {}", path.display());
+        crate::outln!("codex-as's session hooks are already in {}", path.display())?;
     }
-    println!(
+    crate::outln!(
         "New Claude Code sessions now run /codex:* commands as each folder's account (`codex-as pin NAME` in a project; `codex-as claude status` to check)."
-    );
+    )?;
     Ok(status::OK)
 }
 
@@ -64,9 +64,9 @@ fn uninstall(scope: &ClaudeScope) -> anyhow::Result<u8> {
     let mut value = settings::load(&path)?;
     if settings::uninstall(&mut value) {
         settings::save(&path, &value)?;
-        println!("removed codex-as's session hooks from {}", path.display());
+        crate::outln!("removed codex-as's session hooks from {}", path.display())?;
     } else {
-        println!("codex-as's session hooks are not in {}", path.display());
+        crate::outln!("codex-as's session hooks are not in {}", path.display())?;
     }
     Ok(status::OK)
 }
@@ -81,65 +81,67 @@ fn show_status() -> anyhow::Result<u8> {
         ("project (local)", settings::project_path(&project)),
     ];
     let mut any = false;
-    println!("hooks:");
+    crate::outln!("hooks:")?;
     for (label, path) in &files {
         match settings::load(path) {
             Ok(v) => {
                 let found = settings::installed(&v);
                 if found.is_empty() {
-                    println!("  {label}: none in {}", path.display());
+                    crate::outln!("  {label}: none in {}", path.display())?;
                 } else {
                     any = true;
                     let events: Vec<&str> = found.iter().map(|(e, _)| e.as_str()).collect();
-                    println!("  {label}: {} in {}", events.join(", "), path.display());
+                    crate::outln!("  {label}: {} in {}", events.join(", "), path.display())?;
                     for program in missing_programs(&found) {
-                        println!(
+                        crate::outln!(
                             "    but {program} does not exist: sessions get no account; run `codex-as claude install{}` again",
                             if *label == "user" { "" } else { " --project" }
-                        );
+                        )?;
                     }
                 }
             }
-            Err(e) => println!("  {label}: {e}"),
+            Err(e) => crate::outln!("  {label}: {e}")?,
         }
     }
     if !any {
-        println!("  not installed: `codex-as claude install` (or --project) to install them");
+        crate::outln!("  not installed: `codex-as claude install` (or --project) to install them")?;
     }
     let chosen = match directory::for_directory(&here, &accounts) {
         Ok(c) => c,
         Err(e) => {
-            println!("account: none usable here: {e}");
+            crate::outln!("account: none usable here: {e}")?;
             return Ok(status::FAILURE);
         }
     };
     let account = match chosen.account(&accounts) {
         Ok(a) => a,
         Err(e) => {
-            println!("account: '{}', but it cannot be used: {e}", chosen.name);
-            println!("  sessions started here refuse to run /codex:* commands until this is fixed");
+            crate::outln!("account: '{}', but it cannot be used: {e}", chosen.name)?;
+            crate::outln!(
+                "  sessions started here refuse to run /codex:* commands until this is fixed"
+            )?;
             return Ok(status::FAILURE);
         }
     };
     let home = account.canonical_home();
-    println!(
+    crate::outln!(
         "account: {} ({})\n  chosen by: {}",
         account.name,
         home.display(),
         chosen.why
-    );
-    match broker_here(&fsutil::canonical(&project), &home) {
-        Some((endpoint, st)) => println!(
+    )?;
+    match broker_here(&home) {
+        Some((endpoint, st)) => crate::outln!(
             "broker: up at {endpoint} (pid {}, {} client(s), {})",
             st.pid.map_or("?".into(), |p| p.to_string()),
             st.connections.map_or(0, |c| c.saturating_sub(1)),
             if st.busy { "busy" } else { "idle" }
-        ),
-        None => println!("broker: not running (the next session start here starts it)"),
+        )?,
+        None => crate::outln!("broker: not running (the next session start here starts it)")?,
     }
     if let Ok(runtime) = crate::broker::runtime_dir::ensure() {
         let n = lease::holders(&runtime, &lease::account_key(&home)).len();
-        println!("sessions holding {}'s broker: {n}", account.name);
+        crate::outln!("sessions holding {}'s broker: {n}", account.name)?;
     }
     Ok(status::OK)
 }
@@ -156,11 +158,11 @@ fn missing_programs(found: &[(String, String)]) -> Vec<String> {
     gone
 }
 
-/// The live codex-as broker serving `home` for `workspace`, if any.
-fn broker_here(workspace: &Path, home: &Path) -> Option<(String, client::Status)> {
+/// The live codex-as broker serving `home` (one per account serves every workspace), if any.
+fn broker_here(home: &Path) -> Option<(String, client::Status)> {
     let reg = Registry::open().ok()?;
     let runtime = runtime::current_thread().ok()?;
-    let key = Registry::key(workspace, home);
+    let key = Registry::key(home);
     runtime.block_on(async {
         for id in reg.ids_for_key(&key) {
             let endpoint = format!("unix:{}", reg.socket_path(&id).display());

@@ -13,9 +13,9 @@ pub fn run(args: PinArgs) -> anyhow::Result<u8> {
     let Some(name) = args.name.filter(|_| !args.unset) else {
         return match pin_file::remove(&here)? {
             Removed::Removed(pin) => {
-                println!("removed {} (it named '{}')", pin.path.display(), pin.name);
+                crate::outln!("removed {} (it named '{}')", pin.path.display(), pin.name)?;
                 let now = directory::for_directory(&here, &accounts)?;
-                println!("this folder now uses '{}': {}", now.name, now.why);
+                crate::outln!("this folder now uses '{}': {}", now.name, now.why)?;
                 Ok(status::OK)
             }
             Removed::NoFile => {
@@ -40,7 +40,7 @@ pub fn run(args: PinArgs) -> anyhow::Result<u8> {
     // Pinning a name this machine does not know would only move the error to the next run.
     accounts.require(&name)?;
     let path = pin_file::write(&here, &name)?;
-    println!("{} now names '{name}'", path.display());
+    crate::outln!("{} now names '{name}'", path.display())?;
     let now = directory::for_directory(&here, &accounts)?;
     if now.name != name {
         eprintln!(

@@ -31,7 +31,7 @@ pub fn run(args: StatuslineArgs) -> anyhow::Result<u8> {
         Err(e) => {
             // A pin naming an unknown account, say: shown where the account would be (one line),
             // never a failed status line.
-            println!("codex-as: {e}");
+            crate::outln!("codex-as: {e}")?;
             return Ok(status::OK);
         }
     };

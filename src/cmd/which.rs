@@ -32,11 +32,11 @@ fn this_folder(accounts: &Accounts) -> anyhow::Result<u8> {
     let here = std::env::current_dir().context("cannot read the current folder")?;
     let chosen = directory::for_directory(&here, accounts)?;
     let account = chosen.account(accounts)?;
-    println!(
+    crate::outln!(
         "{}  {}\n  chosen by: {}",
         account.name,
         account.canonical_home().display(),
         chosen.why
-    );
+    )?;
     Ok(status::OK)
 }

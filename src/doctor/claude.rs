@@ -31,7 +31,10 @@ pub fn check(report: &mut Report) {
         .map(|f| f.display().to_string())
         .collect();
     if with_hooks.is_empty() {
-        report.note("claude", "no codex-as hooks in Claude Code's settings");
+        report.note(
+            "claude",
+            "no codex-as hooks in Claude Code's settings (`codex-as claude install` adds them)",
+        );
     } else {
         report.note(
             "claude",

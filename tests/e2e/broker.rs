@@ -370,19 +370,24 @@ fn status_reports_identity_without_secrets() {
 }
 
 #[test]
-fn one_owner_at_a_time_and_interrupt_from_another_client() {
+fn clients_share_the_app_server_at_once_and_any_may_interrupt() {
     let sb = Sandbox::new();
     let b = start_ready(&sb, &sb.mkdir("home"), &[]);
     let mut a = b.connect();
     let mut other = b.connect();
     let thread = start_turn(&mut a, "[[hang]]");
 
-    // A owns the app-server while its turn streams: others are busy, status still answers.
-    let busy = other.call("account/read", json!({}));
-    assert_eq!(code(&busy), Some(-32001), "{busy}");
-    assert_eq!(busy["error"]["message"], "Shared Codex broker is busy.");
-    assert_eq!(other.status()["busy"], true);
-    // ...but may interrupt A's turn; the turn's end goes to A only.
+    // A's turn runs; the other client is served at once, and hears nothing of A's thread.
+    let (before, acct) = other.request_id(json!(1), "account/read", json!({}));
+    assert!(acct.get("result").is_some(), "{acct}");
+    assert!(before.is_empty(), "leaked to a non-owner: {before:?}");
+    let st = other.status();
+    assert_eq!(st["busy"], true);
+    assert_eq!(st["clients"], 1);
+    assert_eq!(st["threadsInFlight"], 1);
+    assert_eq!(st["threads"], json!([thread]));
+    // It may interrupt A's turn (the plugin's cancel runs in another process); the turn's end
+    // goes to A only.
     let r = other.call("turn/interrupt", json!({"threadId": thread}));
     assert_eq!(r["result"], json!({}), "{r}");
     let stream = a.until_turn_completed();
@@ -390,10 +395,53 @@ fn one_owner_at_a_time_and_interrupt_from_another_client() {
         stream.last().unwrap()["params"]["turn"]["status"],
         "interrupted"
     );
-    // Free again: the other client's first line is its own answer, no leaked notification.
-    let (before, acct) = other.request_id(json!(1), "account/read", json!({}));
+    let (before, _) = other.request_id(json!(2), "account/read", json!({}));
     assert!(before.is_empty(), "leaked to a non-owner: {before:?}");
-    assert!(acct.get("result").is_some());
+}
+
+#[test]
+fn turns_of_two_clients_run_at_once_each_with_its_own_events() {
+    let sb = Sandbox::new();
+    let b = start_ready(&sb, &sb.mkdir("home"), &[]);
+    let mut a = b.connect();
+    let mut c = b.connect();
+    let ta = start_turn(&mut a, "[[delay:300]] [[stream:3]] [[tag:A]]");
+    let tc = start_turn(&mut c, "[[delay:300]] [[stream:3]] [[tag:C]]");
+    for (client, thread, tag) in [(&mut a, &ta, "[A]"), (&mut c, &tc, "[C]")] {
+        let stream = client.until_turn_completed();
+        assert!(
+            stream
+                .iter()
+                .all(|v| v["params"]["threadId"] == json!(thread)
+                    || v["params"]["thread"]["id"] == json!(thread)),
+            "another thread's events: {stream:?}"
+        );
+        let last_text = stream
+            .iter()
+            .rev()
+            .find_map(|v| v["params"]["item"]["text"].as_str())
+            .unwrap();
+        assert!(last_text.ends_with(tag), "{last_text}");
+    }
+    // Both turns were running on the one app-server at the same time.
+    let served = b.served();
+    let pids: std::collections::BTreeSet<u64> =
+        served.iter().filter_map(|r| r["pid"].as_u64()).collect();
+    assert_eq!(pids.len(), 1, "{served:?}");
+    let order: Vec<&str> = served
+        .iter()
+        .filter_map(|r| r["method"].as_str())
+        .filter(|m| *m == "turn/start" || *m == "turn/completed")
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "turn/start",
+            "turn/start",
+            "turn/completed",
+            "turn/completed"
+        ]
+    );
 }
 
 #[test]
@@ -453,38 +501,80 @@ fn request_ids_are_remapped_so_clients_never_collide() {
 }
 
 #[test]
-fn app_server_requests_are_refused_so_turns_never_hang() {
+fn app_server_requests_go_to_the_threads_client_only() {
     let sb = Sandbox::new();
     let b = start_ready(&sb, &sb.mkdir("home"), &[]);
     let mut a = b.connect();
+    let mut other = b.connect();
+    other.call("account/read", json!({}));
     start_turn(&mut a, "[[server-request]]");
+    let ask = loop {
+        let v = a.recv().expect("closed");
+        if v.get("id").is_some() && v.get("method").is_some() {
+            break v;
+        }
+    };
+    assert_eq!(ask["method"], "item/commandExecution/requestApproval");
+    // Answered as the plugin's companion answers every server request.
+    a.send(json!({"id": ask["id"], "error": {"code": -32601, "message": "Unsupported server request"}}));
     let stream = a.until_turn_completed();
-    assert!(
-        stream.iter().all(|v| v.get("id").is_none()),
-        "a server request reached the client: {stream:?}"
-    );
     assert_eq!(
         stream.last().unwrap()["params"]["turn"]["status"],
         "completed"
     );
+    let (before, _) = other.request_id(json!(5), "account/read", json!({}));
+    assert!(before.is_empty(), "reached another client: {before:?}");
 }
 
 #[test]
-fn a_client_leaving_mid_stream_releases_it_and_its_turn_is_interrupted() {
+fn app_server_requests_nobody_can_answer_are_refused_so_turns_never_hang() {
+    let sb = Sandbox::new();
+    let b = start_ready(&sb, &sb.mkdir("home"), &[]);
+    let mut a = b.connect();
+    // A thread the client owns no more (another connection ran the turn, then left).
+    let t = a.call("thread/start", json!({}));
+    let thread = t["result"]["thread"]["id"].as_str().unwrap().to_string();
+    let mut runner = b.connect();
+    let r = runner.call(
+        "turn/start",
+        turn(&thread, "[[server-request]] [[delay:50]]"),
+    );
+    assert_eq!(r["result"]["turn"]["status"], "inProgress", "{r}");
+    let ask = loop {
+        let v = runner.recv().expect("closed");
+        if v.get("id").is_some() && v.get("method").is_some() {
+            break v;
+        }
+    };
+    assert_eq!(ask["method"], "item/commandExecution/requestApproval");
+    // The runner leaves without answering: the broker refuses for it; A still owns the thread
+    // and hears the turn end.
+    drop(runner);
+    let stream = a.until_turn_completed();
+    assert!(stream.iter().all(|v| v.get("id").is_none()), "{stream:?}");
+}
+
+#[test]
+fn a_client_leaving_mid_turn_interrupts_only_its_own_turn() {
     let sb = Sandbox::new();
     let b = start_ready(&sb, &sb.mkdir("home"), &[]);
     let mut a = b.connect();
     let mut next = b.connect();
     let first = start_turn(&mut a, "[[hang]]");
-    assert_eq!(code(&next.call("account/read", json!({}))), Some(-32001));
+    let second = start_turn(&mut next, "[[delay:400]] [[stream:2]]");
     drop(a);
-    next.wait_status("free", |st| st["busy"] == false && st["connections"] == 1);
-    let second = start_turn(&mut next, "[[stream:2]]");
+    next.wait_status("A's turn ended", |st| {
+        st["clients"] == 0 && st["threadsInFlight"] == 1 && st["threads"] == json!([second])
+    });
     let stream = next.until_turn_completed();
     for v in &stream {
         assert_ne!(v["params"]["threadId"], first, "abandoned turn leaked: {v}");
     }
     assert_eq!(stream.last().unwrap()["params"]["threadId"], second);
+    assert_eq!(
+        stream.last().unwrap()["params"]["turn"]["status"],
+        "completed"
+    );
     let methods: Vec<Value> = b
         .served()
         .into_iter()
@@ -545,7 +635,7 @@ fn app_server_death_mid_turn_ends_the_stream() {
 }
 
 #[test]
-fn shutdown_if_idle_is_refused_while_busy() {
+fn shutdown_if_idle_is_refused_while_anyone_is_connected() {
     let sb = Sandbox::new();
     let mut b = start_ready(&sb, &sb.mkdir("home"), &[]);
     let mut a = b.connect();
@@ -554,9 +644,15 @@ fn shutdown_if_idle_is_refused_while_busy() {
     let thread = start_turn(&mut a, "[[hang]]");
     let r = admin.call("broker/shutdown", json!({"ifIdle": true}));
     assert_eq!(r["result"], json!({"shutdown": false, "busy": true}));
-    // Still serving A.
+    // Still serving A; A between two requests still counts (issue 14, item 1).
     a.call("turn/interrupt", json!({"threadId": thread}));
     a.until_turn_completed();
+    let r = admin.call("broker/shutdown", json!({"ifIdle": true}));
+    assert_eq!(r["result"], json!({"shutdown": false, "busy": true}));
+    let r = a.call("thread/start", json!({}));
+    assert!(r.get("result").is_some(), "{r}");
+    drop(a);
+    admin.wait_status("alone", |st| st["clients"] == 0);
     let r = admin.call("broker/shutdown", json!({"ifIdle": true}));
     assert_eq!(r["result"]["shutdown"], true, "{r}");
     assert_eq!(admin.recv(), None);
@@ -565,16 +661,32 @@ fn shutdown_if_idle_is_refused_while_busy() {
 }
 
 #[test]
-fn plain_shutdown_behaves_like_the_plugins() {
+fn plain_shutdown_answers_like_the_plugins_but_never_fails_work() {
     let sb = Sandbox::new();
     let mut b = start_ready(&sb, &sb.mkdir("home"), &[]);
     let mut a = b.connect();
     let mut admin = b.connect();
     let app_pid = a.status()["appServerPid"].as_u64().unwrap();
-    start_turn(&mut a, "[[hang]]");
+    let thread = start_turn(&mut a, "[[hang]]");
+    // What the plugin's SessionEnd sends.
     let r = admin.call("broker/shutdown", json!({}));
     assert_eq!(r["result"], json!({}));
-    while a.recv().is_some() {}
+    drop(admin);
+    // A's turn goes on, and the broker serves A's next requests.
+    let r = a.call("account/read", json!({}));
+    assert!(r.get("result").is_some(), "{r}");
+    a.call("turn/interrupt", json!({"threadId": thread}));
+    let stream = a.until_turn_completed();
+    assert_eq!(
+        stream.last().unwrap()["params"]["turn"]["status"],
+        "interrupted"
+    );
+    drop(a);
+    let mut admin = b.connect();
+    admin.wait_status("alone", |st| st["clients"] == 0 && st["busy"] == false);
+    let r = admin.call("broker/shutdown", json!({}));
+    assert_eq!(r["result"], json!({}));
+    assert_eq!(admin.recv(), None, "idle: it stops");
     assert_eq!(b.wait_exit().code(), Some(0));
     b.assert_cleaned_up(app_pid);
 }
@@ -887,9 +999,10 @@ fn real_codex_serves_each_home_its_own_account() {
     }
 }
 
-/// The plugin's own companion (every version of the matrix, support/peers.rs) runs a task through the broker without knowing it is not the plugin's,
-/// and when another client owns it, takes the busy answer and falls back to its own app-server
-/// as it does with the plugin's broker.
+/// The plugin's own companion (every version of the matrix, support/peers.rs) runs a task
+/// through the broker without knowing it is not the plugin's, also while another client's turn
+/// runs there (the plugin's own broker would answer busy, and the companion would start an
+/// app-server of its own).
 #[test]
 fn plugin_companion_uses_it_unknowingly() {
     if !have_node() {
@@ -959,12 +1072,13 @@ fn plugin_companion_uses_it_unknowingly_on(plugin: &Plugin) {
 
     let mut owner = b.connect();
     start_turn(&mut owner, "[[hang]]");
-    run_task("while busy");
+    let out = run_task("while another turn runs");
+    assert!(out.contains("done by"), "{out}");
     let pids = turn_pids();
     assert_eq!(pids.len(), 3, "{pids:?}");
-    assert_ne!(
+    assert_eq!(
         pids[2], broker_app_pid,
-        "the busy broker served the companion"
+        "the shared broker served the companion beside the other turn"
     );
 }
 
@@ -1060,4 +1174,29 @@ fn ready_only_after_the_app_server_is_initialized() {
         "ready before the app-server answered initialize"
     );
     assert_eq!(b.connect().status()["busy"], false);
+}
+
+#[test]
+fn clients_past_the_cap_are_answered_busy_until_a_place_frees_up() {
+    let sb = Sandbox::new();
+    let b = start_ready(&sb, &sb.mkdir("home"), &["--max-clients", "1"]);
+    let mut a = b.connect();
+    assert!(a.call("account/read", json!({})).get("result").is_some());
+    // Past the cap: busy for work, as the plugin's broker answers (a companion then runs its own
+    // app-server on the same account), but status still answers.
+    let mut over = b.connect();
+    let r = over.call("account/read", json!({}));
+    assert_eq!(code(&r), Some(-32001), "{r}");
+    let msg = r["error"]["message"].as_str().unwrap();
+    assert!(msg.starts_with("Shared Codex broker is busy."), "{msg}");
+    assert!(msg.contains("1 clients at most"), "{msg}");
+    let st = over.status();
+    assert_eq!(
+        (st["maxClients"].clone(), st["connections"].clone()),
+        (json!(1), json!(2))
+    );
+    drop(a);
+    over.wait_status("A gone", |st| st["clients"] == 0);
+    let mut next = b.connect();
+    assert!(next.call("account/read", json!({})).get("result").is_some());
 }

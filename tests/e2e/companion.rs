@@ -370,7 +370,7 @@ fn a_hung_broker_is_never_treated_as_idle_or_stopped() {
         // A broker that accepts connections and never answers, where alice's would be.
         std::fs::create_dir_all(w.runtime_dir()).unwrap();
         std::fs::set_permissions(w.runtime_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        let key = broker_key(&w.ws, &w.home("alice"));
+        let key = broker_key(&w.home("alice"));
         let sock = w.runtime_dir().join(format!("{key}-0000abcd.sock"));
         let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
         let hold = std::thread::spawn(move || {

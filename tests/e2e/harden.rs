@@ -326,7 +326,7 @@ fn plant(w: &World, uid: u32, gid: u32) -> (PathBuf, Planted) {
     let script = evil.join("broker.mjs");
     std::fs::write(&script, PLANTED_BROKER).unwrap();
 
-    let key = broker_key(&w.ws, &w.home("alice"));
+    let key = broker_key(&w.home("alice"));
     let sock = rt.join(format!("{key}-0badf00d.sock"));
     let log = evil.join("received.log");
     let target = private.join("made-through-the-lock");

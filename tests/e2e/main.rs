@@ -12,6 +12,7 @@
 mod support;
 
 mod broker;
+mod broker_shared;
 mod claude_code;
 mod companion;
 mod completions;

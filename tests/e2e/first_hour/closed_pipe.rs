@@ -42,6 +42,8 @@ fn every_printing_command_ends_quietly_on_a_closed_pipe() {
         &["list", "--help"],
         &["login", "nobody", "--", "status"],
         &["statusline"],
+        &["which"],
+        &["claude", "status"],
         &["doctor"],
         &["help"],
         &["help", "quota"],

@@ -28,11 +28,11 @@ pub fn plugin_state_dir(state_root: &Path, workspace: &Path) -> PathBuf {
     state_root.join(format!("{slug}-{}", &hash[..16]))
 }
 
-/// codex-as's broker key: the first 8 bytes of sha256(workspace NUL home), in hex.
-pub fn broker_key(ws: &Path, home: &Path) -> String {
+/// codex-as's broker key: the first 8 bytes of sha256("account" NUL home), in hex (one broker
+/// per account, whatever the workspace).
+pub fn broker_key(home: &Path) -> String {
     let mut h = Sha256::new();
-    h.update(ws.as_os_str().as_encoded_bytes());
-    h.update([0]);
+    h.update(b"account\0");
     h.update(home.as_os_str().as_encoded_bytes());
     h.finalize()
         .iter()
