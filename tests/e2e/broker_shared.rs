@@ -30,7 +30,13 @@ impl World {
     fn new(plugin: &Path) -> World {
         let sb = Sandbox::new();
         sb.with_fake_codex();
-        sb.account_dir("alice");
+        // Logged in: a turn on an account that is not is refused before it starts.
+        let alice = sb.account_dir("alice");
+        std::fs::write(
+            alice.join("auth.json"),
+            r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-test-alice"}"#,
+        )
+        .unwrap();
         let ws = ["ws1", "ws2"].map(|name| {
             let d = sb.path().join(name);
             std::fs::create_dir(&d).unwrap();
