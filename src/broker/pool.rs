@@ -11,9 +11,12 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::account::env::EnvPlan;
 use crate::account::identity;
+use crate::account::{Account, Accounts};
 use crate::broker::client::{self, ClientError, Status};
 use crate::broker::registry::{Record, Registry};
 
+/// How long an unused broker stays warm when the config's `[broker] idle_exit` says nothing.
+pub const DEFAULT_IDLE_EXIT: &str = "30m";
 /// How long a live broker may take to answer `broker/status` before it counts as hung.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Once a usable broker is found, the others are only looked at to clean up: a short wait, so
@@ -67,6 +70,38 @@ pub fn serves(st: &Status, home: &Path) -> bool {
 
 pub fn fingerprint_of(st: &Status) -> Option<String> {
     st.auth.as_ref().and_then(|a| a.fingerprint.clone())
+}
+
+/// The endpoint of `account`'s broker, warm or started now, with the config's idle exit: what
+/// every caller that needs the account's broker (the companion, the Claude Code hook, a live
+/// quota read) asks for, so they all find and start brokers alike.
+pub async fn ensure_for(
+    accounts: &Accounts,
+    account: &Account,
+    workspace: &Path,
+) -> anyhow::Result<String> {
+    let idle_exit = accounts
+        .config
+        .broker
+        .idle_exit
+        .clone()
+        .unwrap_or_else(|| DEFAULT_IDLE_EXIT.to_string());
+    crate::sys::duration::parse(&idle_exit)
+        .map_err(|e| anyhow!("broker.idle_exit in the config: {e}"))?;
+    let plan = EnvPlan::for_account(account);
+    let home = account.canonical_home();
+    let reg = Registry::open()?;
+    ensure(
+        &reg,
+        &Request {
+            account: &account.name,
+            home: &home,
+            workspace,
+            plan: &plan,
+            idle_exit: &idle_exit,
+        },
+    )
+    .await
 }
 
 /// The endpoint of a broker serving `req.home` (for any workspace), started when none is live.

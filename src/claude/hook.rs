@@ -20,13 +20,10 @@ use crate::account::directory::{self, Why};
 use crate::account::env::EnvPlan;
 use crate::account::{Account, Accounts};
 use crate::broker::lease;
-use crate::broker::pool::{self as broker_pool, Request};
-use crate::broker::registry::Registry;
+use crate::broker::pool as broker_pool;
 use crate::claude::env_file;
 use crate::plugin::{locate as plugin, workspace};
 use crate::sys::{fsutil, runtime, tools};
-
-const DEFAULT_IDLE_EXIT: &str = "30m";
 
 /// The fields of Claude Code's hook input that matter here (the rest are ignored).
 #[derive(Debug, Default, Deserialize)]
@@ -198,27 +195,7 @@ fn settle(dir: &Path, session: Option<&str>) -> anyhow::Result<Settled> {
 pub fn ensure_broker(accounts: &Accounts, account: &Account, dir: &Path) -> anyhow::Result<String> {
     tools::codex()?;
     let ws = fsutil::canonical(&workspace::workspace_root(dir));
-    let idle_exit = accounts
-        .config
-        .broker
-        .idle_exit
-        .clone()
-        .unwrap_or_else(|| DEFAULT_IDLE_EXIT.to_string());
-    crate::sys::duration::parse(&idle_exit)
-        .map_err(|e| anyhow::anyhow!("broker.idle_exit in the config: {e}"))?;
-    let plan = EnvPlan::for_account(account);
-    let home = account.canonical_home();
-    let reg = Registry::open()?;
-    runtime::current_thread()?.block_on(broker_pool::ensure(
-        &reg,
-        &Request {
-            account: &account.name,
-            home: &home,
-            workspace: &ws,
-            plan: &plan,
-            idle_exit: &idle_exit,
-        },
-    ))
+    runtime::current_thread()?.block_on(broker_pool::ensure_for(accounts, account, &ws))
 }
 
 #[cfg(test)]

@@ -17,15 +17,12 @@ use serde_json::json;
 use super::fresh;
 use super::snapshot;
 use super::{Reading, Source};
-use crate::account::env::EnvPlan;
 use crate::account::{Account, Accounts};
 use crate::broker::client::{self, ClientError};
-use crate::broker::pool::{self, Request};
-use crate::broker::registry::Registry;
+use crate::broker::pool;
 use crate::plugin::workspace;
 
 const READ: &str = "account/rateLimits/read";
-const DEFAULT_IDLE_EXIT: &str = "30m";
 
 /// Reads one account's limits now. The error text is for people (one line, no secret).
 pub fn read(accounts: &Accounts, account: &Account, timeout: Duration) -> anyhow::Result<Reading> {
@@ -50,26 +47,7 @@ async fn through_broker(
     timeout: Duration,
 ) -> anyhow::Result<Reading> {
     crate::sys::tools::codex()?;
-    let idle_exit = accounts
-        .config
-        .broker
-        .idle_exit
-        .clone()
-        .unwrap_or_else(|| DEFAULT_IDLE_EXIT.to_string());
-    let plan = EnvPlan::for_account(account);
-    let home = account.canonical_home();
-    let reg = Registry::open()?;
-    let endpoint = pool::ensure(
-        &reg,
-        &Request {
-            account: &account.name,
-            home: &home,
-            workspace: ws,
-            plan: &plan,
-            idle_exit: &idle_exit,
-        },
-    )
-    .await?;
+    let endpoint = pool::ensure_for(accounts, account, ws).await?;
     let mut conn = client::connect(&endpoint, timeout).await?;
     client::request(
         &mut conn,

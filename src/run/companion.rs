@@ -8,14 +8,12 @@ use anyhow::Context;
 
 use crate::account::env::EnvPlan;
 use crate::account::{Account, Accounts};
-use crate::broker::pool::{self, Request};
-use crate::broker::registry::Registry;
+use crate::broker::pool;
 use crate::plugin::{locate, workspace};
 use crate::sys::{fsutil, runtime, tools};
 
 /// The variable that makes every companion path use one broker instead of broker.json.
 pub const ENDPOINT_ENV: &str = "CODEX_COMPANION_APP_SERVER_ENDPOINT";
-const DEFAULT_IDLE_EXIT: &str = "30m";
 
 /// The companion ready to start as an account: its broker is up, its environment planned.
 pub struct Prepared {
@@ -50,29 +48,8 @@ pub fn prepare(
     let ws = fsutil::canonical(&workspace::workspace_root(&cwd));
     let state_dir = check_plugin_state(&ws)?;
 
+    let endpoint = runtime::current_thread()?.block_on(pool::ensure_for(accounts, account, &ws))?;
     let mut plan = EnvPlan::for_account(account);
-    let home = account.canonical_home();
-    let idle_exit = accounts
-        .config
-        .broker
-        .idle_exit
-        .clone()
-        .unwrap_or_else(|| DEFAULT_IDLE_EXIT.to_string());
-    crate::sys::duration::parse(&idle_exit)
-        .map_err(|e| anyhow::anyhow!("broker.idle_exit in the config: {e}"))?;
-    let reg = Registry::open()?;
-    let runtime = runtime::current_thread()?;
-    let endpoint = runtime.block_on(pool::ensure(
-        &reg,
-        &Request {
-            account: &account.name,
-            home: &home,
-            workspace: &ws,
-            plan: &plan,
-            idle_exit: &idle_exit,
-        },
-    ))?;
-    drop(runtime);
     plan.set
         .push((ENDPOINT_ENV.to_string(), endpoint.clone().into()));
     let mut node_args: Vec<OsString> = vec![plugin.companion().into_os_string()];
