@@ -39,6 +39,11 @@ cd "$demo/ws"
 
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
+# Each account logs in once; the fake codex takes any API key (Codex itself would check it).
+say "printf KEY | codex-as login alice -- --with-api-key   (and bob)"
+printf 'sk-demo-alice' | "$CODEX_AS" login alice -- --with-api-key
+printf 'sk-demo-bob' | "$CODEX_AS" login bob -- --with-api-key
+
 say codex-as list
 "$CODEX_AS" list
 

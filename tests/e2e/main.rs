@@ -20,6 +20,7 @@ mod fallback;
 mod first_hour;
 mod harden;
 mod plugin_fixture;
+mod quick_start;
 mod quota_sources;
 mod run_as;
 mod shell_init;
