@@ -265,12 +265,13 @@ while read -r acct _ tag _; do
     if [ "$real" = 1 ]; then
         for other in alice bob; do
             [ "$other" != "$acct" ] || continue
-            if grep -rqs -- "$tag" "$HOME/.codex-$other/sessions"; then
+            # The whole prompt: "soak-3-9" alone would also match soak-3-90's turn.
+            if grep -rqsF -- "$tag say hi" "$HOME/.codex-$other/sessions"; then
                 wrong=$((wrong + 1))
                 echo "wrong account: $tag ran as $other" >&2
             fi
         done
-        grep -rqs -- "$tag" "$want/sessions" && turns=$((turns + 1))
+        grep -rqsF -- "$tag say hi" "$want/sessions" && turns=$((turns + 1))
     else
         served=$(grep -F "\"$tag " "$FAKE_CODEX_LOG" 2>/dev/null | grep '"turn/start"' |
             sed -n 's/.*"codexHome":"\([^"]*\)".*/\1/p' | sort -u || true)
