@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -110,13 +110,8 @@ pub fn run(
     } else {
         Stdio::inherit()
     });
-    let mut child = cmd
-        .spawn()
-        .map_err(|source| exec::start_error(program, source))?;
+    let mut child = spawn_tracked(&mut cmd, program)?;
     let pid = child.id();
-    CHILD.store(pid as i32, Ordering::SeqCst);
-    // A signal that came between spawn and the store above found no pid to pass on to.
-    pass_pending(pid as i32);
     // What the relay matched so far, and a signal that it reached the end of the stream.
     let matched: Arc<Mutex<Option<String>>> = Arc::default();
     let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -149,20 +144,7 @@ pub fn run(
         }
         _ => false,
     };
-    let status = loop {
-        match child.wait() {
-            Ok(s) => break s,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                CHILD.store(0, Ordering::SeqCst);
-                return Err(ExecError::Other {
-                    program: program.to_string(),
-                    source: e,
-                });
-            }
-        }
-    };
-    CHILD.store(0, Ordering::SeqCst);
+    let status = wait_tracked(&mut child, program)?;
     if relaying {
         // The stream ends when the last process holding it exits: usually the child, but a
         // background process it left behind may keep it open for hours. Its last lines get a
@@ -175,6 +157,36 @@ pub fn run(
         pid,
         stderr_matched,
     })
+}
+
+/// Starts the child and records its pid for the signal handler.
+fn spawn_tracked(cmd: &mut Command, program: &str) -> Result<Child, ExecError> {
+    let child = cmd
+        .spawn()
+        .map_err(|source| exec::start_error(program, source))?;
+    let pid = child.id() as i32;
+    CHILD.store(pid, Ordering::SeqCst);
+    // A signal that came between spawn and the store above found no pid to pass on to.
+    pass_pending(pid);
+    Ok(child)
+}
+
+/// Waits for the child (through signals codex-as receives meanwhile), then forgets its pid.
+fn wait_tracked(child: &mut Child, program: &str) -> Result<ExitStatus, ExecError> {
+    let status = loop {
+        match child.wait() {
+            Ok(s) => break Ok(s),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                break Err(ExecError::Other {
+                    program: program.to_string(),
+                    source: e,
+                });
+            }
+        }
+    };
+    CHILD.store(0, Ordering::SeqCst);
+    status
 }
 
 /// Ends codex-as the way the child ended when a signal killed it, so a shell or supervisor
@@ -212,13 +224,8 @@ pub fn run_watching_stdout(
     cmd.stdin(Stdio::inherit())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let mut child = cmd
-        .spawn()
-        .map_err(|source| exec::start_error(program, source))?;
+    let mut child = spawn_tracked(&mut cmd, program)?;
     let pid = child.id();
-    CHILD.store(pid as i32, Ordering::SeqCst);
-    // A signal that came between spawn and the store above found no pid to pass on to.
-    pass_pending(pid as i32);
     let (kept_tx, kept_rx) = mpsc::channel::<Vec<String>>();
     if let Some(mut from) = child.stdout.take() {
         std::thread::spawn(move || {
@@ -259,20 +266,7 @@ pub fn run_watching_stdout(
             let _ = kept_tx.send(kept);
         });
     }
-    let status = loop {
-        match child.wait() {
-            Ok(s) => break s,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                CHILD.store(0, Ordering::SeqCst);
-                return Err(ExecError::Other {
-                    program: program.to_string(),
-                    source: e,
-                });
-            }
-        }
-    };
-    CHILD.store(0, Ordering::SeqCst);
+    let status = wait_tracked(&mut child, program)?;
     // A background process the child left behind may hold the pipe open: its last lines get a
     // moment, then the relay carries on alone.
     let kept = kept_rx.recv_timeout(RELAY_GRACE).unwrap_or_default();
