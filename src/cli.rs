@@ -18,6 +18,10 @@ Examples:
   codex-as work -- sh -c 'cd api && codex exec \"…\"'
                                             a compound command, all of it as 'work'
   codex-as work --cwd ~/src/api -- codex    change directory first
+  codex-as pin work                         this folder (and below) uses 'work' ...
+  codex-as task \"…\"                         ... so a command naming no account runs as it
+  codex-as claude install                   Claude Code's /codex:* commands on each
+                                            folder's account
   codex-as list                             accounts, homes, and how each is logged in
   codex-as doctor                           what is wrong with the setup, and the fix
   codex-as help login                       the same as `codex-as login --help`
@@ -27,7 +31,8 @@ Examples:
   eval \"$(codex-as init zsh)\"               in ~/.zshrc: `codex-as use NAME`, completion
 
 Accounts: `default` is ~/.codex; NAME is ~/.codex-NAME unless the config file
-(`codex-as list` prints its path) gives it another home.
+(`codex-as list` prints its path) gives it another home. A command that names no
+account runs as the folder's (`codex-as which` says which, and why).
 
 Exit status: 0 ok, 1 failure, 2 usage error, 126/127 command not executable/not
 found, 75 every account of a list or `auto` out of quota; when a command ran, its
