@@ -110,13 +110,6 @@ fn each_plugin_version(test: impl Fn(&World)) {
     });
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 /// Codex's `rate_limits` object as it writes it in rollouts.
 fn rate_limits(primary: (f64, i64), secondary: (f64, i64)) -> Value {
     json!({
@@ -256,7 +249,7 @@ fn a_pinned_account_never_fails_over() {
 #[test]
 fn all_exhausted_lists_each_account_and_its_reset() {
     each_plugin(|w| {
-        let reset = unix_now() + 2 * 3600;
+        let reset = crate::support::proc::unix_now() + 2 * 3600;
         for a in ["alice", "bob"] {
             w.flag(a, ".fake-usage-limit");
         }
@@ -296,7 +289,7 @@ fn all_exhausted_lists_each_account_and_its_reset() {
 /// alice: weekly window at 97% (over the threshold); bob: 20% / 40%; carol: full, but both of
 /// its windows have reset since; dave: room to spare, but not logged in.
 fn quota_world(w: &World) {
-    let now = unix_now();
+    let now = crate::support::proc::unix_now();
     write_session(
         &w.home("alice"),
         &rate_limits((30.0, now + 3600), (97.0, now + 86_400)),
@@ -327,7 +320,7 @@ fn auto_picks_the_most_headroom_and_falls_back() {
 
         // Like Codex, carol's failing turn records the snapshot that came with the error.
         w.flag("carol", ".fake-usage-limit");
-        let reset = unix_now() + 3 * 3600;
+        let reset = crate::support::proc::unix_now() + 3 * 3600;
         std::fs::write(
             w.home("carol").join(".fake-rate-limits"),
             rate_limits((100.0, reset), (60.0, reset + 86_400)).to_string(),
@@ -545,7 +538,7 @@ fn lists_are_checked_before_anything_runs() {
 fn quota_fresh_asks_each_chatgpt_accounts_app_server() {
     let w = World::new(None);
     quota_world(&w);
-    let now = unix_now();
+    let now = crate::support::proc::unix_now();
     // bob is a ChatGPT login whose app-server reports newer figures than its session file.
     std::fs::write(
         w.home("bob").join("auth.json"),

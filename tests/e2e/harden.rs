@@ -3,7 +3,7 @@
 //! for the planted-state cases a process running as a second local user).
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -516,21 +516,9 @@ fn homes_codex_would_run_are_refused_clearly() {
     );
     let out = s.run(&["list", "--names"]);
     assert!(!stdout(&out).contains("old"), "{}", stdout(&out));
-    let pwned: Vec<_> = walk(s.path())
+    let pwned: Vec<_> = crate::support::proc::entries_under(s.path())
         .into_iter()
         .filter(|p| p.ends_with("pwned"))
         .collect();
     assert!(pwned.is_empty(), "{pwned:?}");
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            out.extend(walk(&p));
-        }
-        out.push(p);
-    }
-    out
 }

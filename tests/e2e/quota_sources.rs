@@ -96,15 +96,8 @@ fn row(doc: &Value, name: &str) -> Value {
         .clone()
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 fn snapshot(primary: Option<(f64, u64)>, secondary: Option<(f64, u64)>) -> Value {
-    let now = unix_now();
+    let now = crate::support::proc::unix_now();
     let w = |(used, mins): (f64, u64)| json!({"usedPercent": used, "windowDurationMins": mins, "resetsAt": now + 3600});
     json!({"limitId": "codex", "limitName": null, "normalModelSlug": null,
            "primary": primary.map(w), "secondary": secondary.map(w),

@@ -377,7 +377,7 @@ fn awkward_homes_work_for_run_and_env_in_every_shell() {
             assert!(stderr(&out).is_empty(), "{sh}: {}", stderr(&out));
         }
     }
-    let planted: Vec<_> = walk(s.path())
+    let planted: Vec<_> = crate::support::proc::entries_under(s.path())
         .into_iter()
         .filter(|p| p.ends_with("pwned"))
         .collect();
@@ -475,18 +475,4 @@ fn real_codex_login_status_reports_each_accounts_own_state() {
             "list reads what the real codex wrote"
         );
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() && !p.is_symlink() {
-                out.extend(walk(&p));
-            }
-            out.push(p);
-        }
-    }
-    out
 }

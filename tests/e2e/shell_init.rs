@@ -5,27 +5,6 @@ use crate::support::{BIN, Sandbox, have, run};
 
 const SHELLS: &[&str] = &["bash", "zsh", "fish"];
 
-/// The shell's command to evaluate `script` non-interactively, strict where the shell allows
-/// (`set -u` in bash and zsh).
-fn shell_cmd(sb: &Sandbox, shell: &str, script: &str) -> std::process::Command {
-    let mut c = sb.command(shell);
-    match shell {
-        "bash" => c.args([
-            "--noprofile",
-            "--norc",
-            "-u",
-            "-o",
-            "pipefail",
-            "-c",
-            script,
-        ]),
-        "zsh" => c.args(["-f", "-u", "-c", script]),
-        "fish" => c.args(["--no-config", "--private", "-c", script]),
-        _ => unreachable!(),
-    };
-    c
-}
-
 /// The line that loads the init in `shell`.
 fn load(shell: &str, flags: &str) -> String {
     match shell {
@@ -51,7 +30,7 @@ fn every_init_sources_silently_under_strict_options() {
                 "bash" => format!("set -e\n{}", load(shell, flags)),
                 _ => load(shell, flags),
             };
-            let out = run(&mut shell_cmd(&sb, shell, &script));
+            let out = run(&mut crate::support::shell::shell_cmd(&sb, shell, &script));
             out.ok();
             assert_eq!(
                 (out.stdout.as_str(), out.stderr.as_str()),
@@ -74,7 +53,7 @@ fn zsh_init_survives_user_options() {
          codex-as use alice && print -r -- $CODEX_HOME\n",
         load("zsh", "--shortcuts")
     );
-    let out = run(&mut shell_cmd(&sb, "zsh", &script));
+    let out = run(&mut crate::support::shell::shell_cmd(&sb, "zsh", &script));
     out.ok();
     assert_eq!(out.stdout, format!("{}\n", sb.home_path("alice-home")));
     assert_eq!(out.stderr, "");
@@ -128,7 +107,7 @@ fn use_switches_this_shell_and_a_run_agrees() {
                 "\"3 ${CODEX_HOME-} $(codex_as_prompt)\"",
             )
         };
-        let out = run(&mut shell_cmd(&sb, shell, &script));
+        let out = run(&mut crate::support::shell::shell_cmd(&sb, shell, &script));
         out.ok();
         let alice = sb.home_path("alice-home");
         let bob = sb.home_path(".codex-bob");
@@ -159,7 +138,7 @@ fn use_drops_another_identity_from_this_shell() {
             )
         };
         let script = format!("{}{set}{get}codex-as use alice\n{get}", load(shell, ""));
-        let out = run(&mut shell_cmd(&sb, shell, &script));
+        let out = run(&mut crate::support::shell::shell_cmd(&sb, shell, &script));
         out.ok();
         assert_eq!(
             out.stdout, "key=sk-other\nkey=\n",
@@ -256,7 +235,7 @@ fn complete(sb: &Sandbox, shell: &str, line: &str, compinit_order: &str) -> Vec<
                 words.len() - 1,
                 quote_bash(line)
             );
-            run(&mut shell_cmd(sb, "bash", &script))
+            run(&mut crate::support::shell::shell_cmd(sb, "bash", &script))
         }
         "zsh" => {
             let out_file = sb.root.join("zc.out");
@@ -285,7 +264,7 @@ fn complete(sb: &Sandbox, shell: &str, line: &str, compinit_order: &str) -> Vec<
                 load("fish", "--shortcuts"),
                 quote_fish(line)
             );
-            run(&mut shell_cmd(sb, "fish", &script))
+            run(&mut crate::support::shell::shell_cmd(sb, "fish", &script))
         }
         _ => unreachable!(),
     };
@@ -438,7 +417,7 @@ fn completion_reads_accounts_at_completion_time() {
                 load("fish", "")
             ),
         };
-        let out = run(&mut shell_cmd(&sb, shell, &script));
+        let out = run(&mut crate::support::shell::shell_cmd(&sb, shell, &script));
         out.ok();
         let mut got: Vec<&str> = out
             .stdout
@@ -505,7 +484,7 @@ fn hostile_homes_end_up_literal_and_run_nothing() {
                 "codex-as {name} -- sh -c 'printf \"%s\\0\" \"$CODEX_HOME\"'\n"
             ));
         }
-        let out = run(&mut shell_cmd(&sb, shell, &script));
+        let out = run(&mut crate::support::shell::shell_cmd(&sb, shell, &script));
         out.ok();
         let got: Vec<&str> = out.stdout.split_terminator('\0').collect();
         let expected: Vec<&str> = config
@@ -551,7 +530,7 @@ fn homes_codex_would_run_are_refused_by_use_and_run() {
                 "codex-as use {name}\nprintf '%s\\0' \"{home}\"\ncodex-as {name} -- sh -c 'echo ran'\n"
             ));
         }
-        let out = run(&mut shell_cmd(&sb, shell, &script));
+        let out = run(&mut crate::support::shell::shell_cmd(&sb, shell, &script));
         assert!(!out.stdout.contains("ran"), "{shell}: {}", out.stdout);
         assert!(
             !out.stdout.contains("pwned"),
@@ -582,7 +561,7 @@ fn committed_completion_files_work_without_the_init() {
             "source {}\nCOMP_WORDS=(codex-as use '')\nCOMP_CWORD=2\n_codex_as\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
             quote_bash(dir.join("codex-as.bash").to_str().unwrap())
         );
-        let out = run(&mut shell_cmd(&sb, "bash", &script));
+        let out = run(&mut crate::support::shell::shell_cmd(&sb, "bash", &script));
         out.ok();
         let mut got: Vec<&str> = out.stdout.lines().collect();
         got.sort();
@@ -593,7 +572,7 @@ fn committed_completion_files_work_without_the_init() {
             "source {}\ncomplete -C 'codex-as use '\n",
             quote_fish(dir.join("codex-as.fish").to_str().unwrap())
         );
-        let out = run(&mut shell_cmd(&sb, "fish", &script));
+        let out = run(&mut crate::support::shell::shell_cmd(&sb, "fish", &script));
         out.ok();
         let mut got: Vec<&str> = out
             .stdout

@@ -5,16 +5,6 @@ use crate::support::{Sandbox, have, run};
 
 const SHELLS: &[&str] = &["bash", "zsh", "fish"];
 
-fn shell_cmd(sb: &Sandbox, shell: &str, script: &str) -> std::process::Command {
-    let mut c = sb.command(shell);
-    match shell {
-        "bash" => c.args(["--noprofile", "--norc", "-u", "-c", script]),
-        "zsh" => c.args(["-f", "-u", "-c", script]),
-        _ => c.args(["--no-config", "--private", "-c", script]),
-    };
-    c
-}
-
 fn load(shell: &str) -> String {
     match shell {
         "fish" => "codex-as init fish | source\n".into(),
@@ -60,7 +50,7 @@ fn use_succeeds_with_status_zero_so_and_chains_work() {
             export(shell, "CODEX_API_KEY", "k"),
         );
         std::fs::remove_dir(sb.home.join(".codex")).ok();
-        let out = run(&mut shell_cmd(&sb, shell, &script));
+        let out = run(&mut crate::support::shell::shell_cmd(&sb, shell, &script));
         out.ok();
         assert_eq!(
             out.stdout, "one\ntwo\nthree\nfour\n",
@@ -78,7 +68,7 @@ fn use_says_in_one_line_which_identity_variables_it_removed() {
         if !have(shell) {
             continue;
         }
-        let quiet = run(&mut shell_cmd(
+        let quiet = run(&mut crate::support::shell::shell_cmd(
             &sb,
             shell,
             &format!("{}codex-as use alice\n", load(shell)),
@@ -91,7 +81,7 @@ fn use_says_in_one_line_which_identity_variables_it_removed() {
             export(shell, "OPENAI_API_KEY", "sk-secret-value"),
             export(shell, "CODEX_ACCESS_TOKEN", "tok"),
         );
-        let out = run(&mut shell_cmd(&sb, shell, &script));
+        let out = run(&mut crate::support::shell::shell_cmd(&sb, shell, &script));
         out.ok();
         assert_eq!(out.stderr.lines().count(), 1, "{shell}: {}", out.stderr);
         for must in [
@@ -148,7 +138,7 @@ fn use_unset_restores_what_use_removed_and_leaves_the_accounts() {
                 "|| true"
             },
         );
-        let out = run(&mut shell_cmd(&sb, shell, &script));
+        let out = run(&mut crate::support::shell::shell_cmd(&sb, shell, &script));
         out.ok();
         assert_eq!(
             out.stdout,
@@ -163,7 +153,7 @@ fn use_unset_restores_what_use_removed_and_leaves_the_accounts() {
             load(shell),
             export(shell, "OPENAI_API_KEY", "sk-1"),
         );
-        let out = run(&mut shell_cmd(&sb, shell, &child));
+        let out = run(&mut crate::support::shell::shell_cmd(&sb, shell, &child));
         out.ok();
         assert_eq!(out.stdout, "child=sk-1\n", "{shell}");
     }

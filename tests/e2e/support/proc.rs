@@ -202,3 +202,25 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Every entry under `dir`, folders included, recursively (symlinks not followed): for checking
+/// that nothing was created anywhere.
+pub fn entries_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(entries_under(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// Seconds since the epoch, for building readings and reset times relative to now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}

@@ -10,3 +10,23 @@ pub fn init(sb: &Sandbox, shell: &str, extra: &[&str]) -> String {
     assert_eq!(out.stderr, "");
     out.stdout
 }
+
+/// `script` run by `shell` with no user files, unset variables an error (and pipefail in bash).
+pub fn shell_cmd(sb: &Sandbox, shell: &str, script: &str) -> std::process::Command {
+    let mut c = sb.command(shell);
+    match shell {
+        "bash" => c.args([
+            "--noprofile",
+            "--norc",
+            "-u",
+            "-o",
+            "pipefail",
+            "-c",
+            script,
+        ]),
+        "zsh" => c.args(["-f", "-u", "-c", script]),
+        "fish" => c.args(["--no-config", "--private", "-c", script]),
+        _ => unreachable!(),
+    };
+    c
+}
