@@ -27,18 +27,10 @@ pub struct Holder {
     pub start_time: u64,
 }
 
-/// 16 hex digits naming an account by its canonical home: brokers and leases are per account.
-/// The same digest as the per-account registry key (issue 11), which the broker passes to
-/// [`held`].
+/// The account's key: the registry's per-account key, which the broker passes to [`held`], so
+/// a lease and the broker it keeps up always agree.
 pub fn account_key(canonical_home: &Path) -> String {
-    let mut h = Sha256::new();
-    h.update(b"account\0");
-    h.update(canonical_home.as_os_str().as_encoded_bytes());
-    h.finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::registry::Registry::key(canonical_home)
 }
 
 fn lease_dir(runtime: &Path, account_key: &str) -> PathBuf {

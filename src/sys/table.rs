@@ -11,17 +11,15 @@ const GAP: usize = 2;
 
 pub fn render(columns: &[Column], rows: &[Vec<String>], width: Option<usize>) -> String {
     let mut keep: Vec<usize> = (0..columns.len()).collect();
+    let column_width = |c: usize| -> usize {
+        rows.iter()
+            .map(|r| r[c].chars().count())
+            .chain([columns[c].header.chars().count()])
+            .max()
+            .unwrap_or(0)
+    };
     let line_width = |keep: &[usize]| -> usize {
-        keep.iter()
-            .map(|&c| {
-                rows.iter()
-                    .map(|r| r[c].chars().count())
-                    .chain([columns[c].header.chars().count()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .sum::<usize>()
-            + GAP * keep.len().saturating_sub(1)
+        keep.iter().map(|&c| column_width(c)).sum::<usize>() + GAP * keep.len().saturating_sub(1)
     };
     if let Some(max) = width {
         let mut ranks: Vec<u8> = columns
@@ -38,16 +36,7 @@ pub fn render(columns: &[Column], rows: &[Vec<String>], width: Option<usize>) ->
             keep.retain(|&c| columns[c].drop_rank != rank);
         }
     }
-    let widths: Vec<usize> = keep
-        .iter()
-        .map(|&c| {
-            rows.iter()
-                .map(|r| r[c].chars().count())
-                .chain([columns[c].header.chars().count()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+    let widths: Vec<usize> = keep.iter().map(|&c| column_width(c)).collect();
     let mut out = String::new();
     let header: Vec<String> = keep
         .iter()
