@@ -252,8 +252,15 @@ fn twenty_concurrent_calls_over_three_accounts_start_three_brokers() {
         let children: Vec<_> = (0..20)
             .map(|i| {
                 let account = accounts[i % 3];
+                // Each call in a workspace of its own: the real plugin 1.0.5 keeps one job
+                // index per workspace and races on it (concurrent companions unlink each
+                // other's job files and crash), whoever serves them. Brokers are per account,
+                // so these 20 cold calls still race for the same three brokers.
+                let ws = w.sb.path().join(format!("ws-{i}"));
+                std::fs::create_dir_all(&ws).unwrap();
                 let child = w
                     .cas(&[account, "task", &format!("job-{i}-{account} [[delay:50]]")])
+                    .current_dir(&ws)
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .spawn()
