@@ -89,6 +89,7 @@ pub mod registry;
 pub mod runtime_dir;
 pub mod serve;
 pub mod state;
+pub mod threads;
 
 use std::path::PathBuf;
 
