@@ -18,6 +18,7 @@ pub const RESERVED: &[&str] = &[
     "pin",
     "quota",
     "remove",
+    "resume",
     "statusline",
     "use",
     "version",

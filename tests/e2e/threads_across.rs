@@ -297,3 +297,88 @@ fn b_continues_a(codex: &Path, plugin: &Path) {
     drop(b);
     let _ = w.run(&["brokers", "stop", "--all", "--timeout", "10s"]);
 }
+
+// ---- `codex-as NAME resume [ID | --last]`: the Codex TUI on a thread of any account ----
+
+/// A thread as Codex writes it: `session_meta`, then one user message, stamped `day`.
+fn write_thread(home: &Path, id: &str, cwd: &Path, day: &str, prompt: &str) -> PathBuf {
+    let dir = home.join(format!("sessions/2026/12/{day}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ts = format!("2026-12-{day}T10:00:00.000Z");
+    let meta = json!({"timestamp": ts, "type": "session_meta", "payload": {"id": id,
+        "session_id": id, "timestamp": ts, "cwd": cwd, "originator": "codex_cli_rs",
+        "cli_version": "0.171.0", "source": "cli", "model_provider": "openai"}});
+    let user = json!({"timestamp": ts, "type": "response_item", "payload": {"type": "message",
+        "role": "user", "content": [{"type": "input_text", "text": prompt}]}});
+    let path = dir.join(format!("rollout-2026-12-{day}T10-00-00-{id}.jsonl"));
+    std::fs::write(&path, format!("{meta}\n{user}\n")).unwrap();
+    // The file's time is the thread's last activity too.
+    let touched = Command::new("touch").arg("-d").arg(&ts).arg(&path).status();
+    assert!(touched.is_ok_and(|s| s.success()));
+    path
+}
+
+#[test]
+fn resume_carries_the_thread_into_the_accounts_home_and_runs_codex_resume() {
+    let sb = Sandbox::new();
+    // The TUI stand-in: says which home it runs in and with what arguments.
+    sb.write_script(
+        "codex",
+        "#!/bin/sh\nprintf 'codex home=%s args=%s\\n' \"$CODEX_HOME\" \"$*\"\n",
+    );
+    let (a, b) = (sb.account_dir("a"), sb.account_dir("b"));
+    let (a, b) = (
+        std::fs::canonicalize(a).unwrap(),
+        std::fs::canonicalize(b).unwrap(),
+    );
+    let ws = std::fs::canonicalize(sb.mkdir("ws")).unwrap();
+    let elsewhere = std::fs::canonicalize(sb.mkdir("elsewhere")).unwrap();
+    let old = "01a245db-7d73-78a1-b3c0-e8594d16e66b";
+    let new = "01a245db-adb5-7303-9e06-2ebc504c1437";
+    let other = "01a245dc-0000-7000-8000-000000000001";
+    write_thread(&a, old, &ws, "01", "first");
+    write_thread(&a, new, &ws, "03", "second");
+    write_thread(&b, other, &elsewhere, "04", "not this folder");
+    let a_before = sessions_bytes(&a);
+    let run = |args: &[&str]| sb.codex_as().current_dir(&ws).args(args).output().unwrap();
+
+    let out = run(&["b", "resume", old]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("codex home={} args=resume {old}\n", b.display())
+    );
+    assert!(thread_ids(&b).contains(&old.to_string()), "carried into b");
+
+    // --last: the newest thread of this folder, whichever account holds it.
+    let out = run(&["b", "resume", "--last"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("codex home={} args=resume {new}\n", b.display())
+    );
+    assert!(thread_ids(&b).contains(&new.to_string()));
+    assert_eq!(sessions_bytes(&a), a_before, "a's files are untouched");
+
+    // Back on a: b's copy of `new` is no newer, so nothing moves, and a's TUI runs.
+    let out = run(&["a", "resume", new, "go on"]);
+    assert_eq!(
+        stdout(&out),
+        format!("codex home={} args=resume {new} go on\n", a.display())
+    );
+    assert_eq!(sessions_bytes(&a), a_before);
+
+    // A folder with no thread anywhere, and a list of accounts, are errors before any TUI.
+    let out = sb
+        .codex_as()
+        .current_dir(sb.mkdir("empty"))
+        .args(["b", "resume", "--last"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no thread of"), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+    let out = run(&["a,b", "resume", old]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+}
