@@ -677,4 +677,73 @@ mod tests {
         };
         assert_eq!(found.len(), 1);
     }
+
+    /// A home holding thread A with `lines` after its `session_meta`.
+    fn home_with(dir: &Path, name: &str, lines: &[&str]) -> PathBuf {
+        let home = dir.join(name);
+        let day = home.join("sessions/2026/12/05");
+        std::fs::create_dir_all(&day).unwrap();
+        let meta = json!({"timestamp": "2026-12-05T10:00:00.000Z", "type": "session_meta",
+            "payload": {"id": A, "timestamp": "2026-12-05T10:00:00.000Z", "cwd": "/w",
+            "source": "vscode"}});
+        let mut text = format!("{meta}\n");
+        for l in lines {
+            let item = json!({"timestamp": "2026-12-05T10:00:01.000Z", "type": "response_item",
+                "payload": {"type": "message", "role": "user",
+                "content": [{"type": "input_text", "text": l}]}});
+            text.push_str(&format!("{item}\n"));
+        }
+        let file = day.join(format!("rollout-2026-12-05T10-00-00-{A}.jsonl"));
+        std::fs::write(file, text).unwrap();
+        home
+    }
+
+    fn rollouts(home: &Path) -> Vec<Vec<u8>> {
+        let day = home.join("sessions/2026/12/05");
+        let mut out: Vec<Vec<u8>> = std::fs::read_dir(day)
+            .map(|r| {
+                r.flatten()
+                    .map(|e| std::fs::read(e.path()).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_resume_brings_the_newest_copy_in_and_refuses_diverged_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let own = dir.path().join("own");
+        std::fs::create_dir_all(&own).unwrap();
+        let other = home_with(dir.path(), "other", &["one", "two"]);
+        let others = std::slice::from_ref(&other);
+        let theirs = rollouts(&other);
+
+        // Found nowhere, or not a thread id: the app-server answers.
+        assert_eq!(prepare_resume(&own, others, B), Prepared::Forward);
+        assert_eq!(prepare_resume(&own, others, "../x"), Prepared::Forward);
+        assert!(rollouts(&own).is_empty());
+
+        // Only elsewhere: carried, then forwarded; the other home is left as it was.
+        assert_eq!(prepare_resume(&own, others, A), Prepared::Forward);
+        assert_eq!(rollouts(&own), theirs);
+        assert_eq!(rollouts(&other), theirs);
+
+        // Ours is newer (the other's is a prefix of it): nothing moves.
+        let newer = home_with(dir.path(), "own2", &["one", "two", "three"]);
+        let ours = rollouts(&newer);
+        assert_eq!(prepare_resume(&newer, others, A), Prepared::Forward);
+        assert_eq!(rollouts(&newer), ours);
+
+        // Two copies that diverged: refused, one line naming both files.
+        let forked = home_with(dir.path(), "forked", &["one", "else"]);
+        let Prepared::Refuse(why) = prepare_resume(&forked, others, A) else {
+            panic!("a diverged copy must be refused");
+        };
+        assert!(!why.contains('\n'), "{why}");
+        assert!(why.contains(&forked.display().to_string()), "{why}");
+        assert!(why.contains(&other.display().to_string()), "{why}");
+        assert_eq!(rollouts(&other), theirs);
+    }
 }
