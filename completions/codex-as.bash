@@ -152,7 +152,7 @@ function __codex_as_run() {
         i=$((i + 2))
     done
     if ((i == COMP_CWORD)); then
-        __codex_as_offer "${cur}" -- --cwd --plugin-root 'setup' 'review' 'adversarial-review' 'task' 'transfer' 'status' 'result' 'cancel'
+        __codex_as_offer "${cur}" -- --cwd --plugin-root 'setup' 'review' 'adversarial-review' 'task' 'transfer' 'status' 'result' 'cancel' 'resume'
     else
         __codex_as_value file "${cur}"
     fi

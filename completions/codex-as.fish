@@ -120,7 +120,7 @@ function __codex_as_run
         set i (math $i + 2)
     end
     if test $i -eq (math $n + 1)
-        printf '%s\tcompanion command\n' 'setup' 'review' 'adversarial-review' 'task' 'transfer' 'status' 'result' 'cancel'
+        printf '%s\tcompanion command\n' 'setup' 'review' 'adversarial-review' 'task' 'transfer' 'status' 'result' 'cancel' 'resume'
         printf '%s\n' -- --cwd --plugin-root
     else
         __fish_complete_path $cur

@@ -1,5 +1,9 @@
 //! Account names: what is allowed, and "did you mean" for near misses.
 
+/// The word after an account name that runs the Codex TUI on a thread of any account
+/// (`codex-as NAME resume ID`): never an account name, offered by completion after one.
+pub const RESUME: &str = "resume";
+
 /// codex-as's own words, which an account name may never shadow (`codex-as NAME ...` would be
 /// ambiguous), plus `auto`, which picks an account by quota.
 pub const RESERVED: &[&str] = &[
@@ -18,7 +22,7 @@ pub const RESERVED: &[&str] = &[
     "pin",
     "quota",
     "remove",
-    "resume",
+    RESUME,
     "statusline",
     "use",
     "version",

@@ -21,7 +21,7 @@ pub struct RunArgs {
 }
 
 /// codex-as's own word after an account: the Codex TUI on a thread of any account's home.
-pub const RESUME: &str = "resume";
+pub const RESUME: &str = names::RESUME;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResumeTarget {

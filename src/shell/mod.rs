@@ -228,6 +228,7 @@ impl CompletionSpec {
             flags_q: q.quote(&flag_specs(&cli, "").join(" ")),
             companion_q: crate::plugin::locate::COMMANDS
                 .iter()
+                .chain(std::iter::once(&crate::account::names::RESUME))
                 .map(|w| q.quote(w))
                 .collect(),
         }
