@@ -61,7 +61,8 @@ pub fn hint(advice: &Advice, account: &str) -> String {
             "codex-as: as '{account}', log in with `codex-as login {account}` (the plugin's `!codex login` would log in the default account)"
         ),
         Advice::Resume(id) => {
-            format!("codex-as: resume as '{account}': codex-as {account} -- codex resume {id}")
+            // `resume` finds the thread in whichever account's home holds it (it may have moved).
+            format!("codex-as: resume as '{account}': codex-as {account} resume {id}")
         }
     }
 }
@@ -84,11 +85,12 @@ mod tests {
         );
         assert_eq!(scan("nothing here"), []);
         assert_eq!(scan(&format!("codex-as a -- codex resume {id}")), []);
+        assert_eq!(scan(&format!("codex-as a resume {id}")), []);
         assert_eq!(scan("mycodex resume x"), []);
         assert!(hint(&Advice::Login, "alice").contains("`codex-as login alice`"));
         assert!(
             hint(&Advice::Resume(id.into()), "alice")
-                .ends_with(&format!("codex-as alice -- codex resume {id}"))
+                .ends_with(&format!("codex-as alice resume {id}"))
         );
     }
 }

@@ -163,12 +163,9 @@ fn the_plugins_advice_gets_its_codex_as_form_and_stdout_stays_byte_identical() {
     assert_eq!(out.status.code(), Some(3), "the companion's own status");
     let err = stderr(&out);
     assert!(err.contains("log in with `codex-as login alice`"), "{err}");
-    assert!(
-        err.contains("codex-as alice -- codex resume 019a-thread-7"),
-        "{err}"
-    );
+    assert!(err.contains("codex-as alice resume 019a-thread-7"), "{err}");
     assert_eq!(
-        err.matches("codex resume 019a-thread-7").count(),
+        err.matches("alice resume 019a-thread-7").count(),
         1,
         "said once: {err}"
     );
@@ -190,7 +187,7 @@ fn a_finished_task_says_how_to_resume_it_as_the_account() {
             panic!("no resume line in {text}");
         };
         assert!(
-            stderr(&out).contains(&format!("codex-as alice -- codex resume {id}")),
+            stderr(&out).contains(&format!("codex-as alice resume {id}")),
             "{}",
             stderr(&out)
         );
