@@ -162,6 +162,12 @@ impl Client {
     /// Sends the requests in one write, without waiting between them; their answers in the
     /// order they came.
     fn pipeline(&mut self, requests: &[(&str, Value)]) -> Vec<Value> {
+        let ids = self.send_all(requests);
+        self.answers(&ids)
+    }
+
+    /// Sends the requests in one write; their ids.
+    fn send_all(&mut self, requests: &[(&str, Value)]) -> Vec<Value> {
         let mut text = String::new();
         let mut ids = Vec::new();
         for (method, params) in requests {
@@ -174,6 +180,11 @@ impl Client {
             ));
         }
         self.w.write_all(text.as_bytes()).unwrap();
+        ids
+    }
+
+    /// The answers to `ids`, in the order they came.
+    fn answers(&mut self, ids: &[Value]) -> Vec<Value> {
         let mut answers = Vec::new();
         while answers.len() < ids.len() {
             let mut line = String::new();
@@ -276,14 +287,35 @@ fn b_continues_a(codex: &Path, plugin: &Path) {
     );
     assert_eq!(limited["result"]["data"].as_array().map(Vec::len), Some(1));
 
-    // The turn is sent right behind the resume: it waits for the carry, and comes second.
-    let answers = b.pipeline(&[
+    // The turn is sent right behind the resume: it waits for the carry, and comes second. The
+    // carry itself waits here for b's carry lock, held by the test: meanwhile b's broker serves
+    // another client at once.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(w.home("b").join(".codex-as-threads.lock"))
+        .unwrap();
+    let lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    let ids = b.send_all(&[
         ("thread/resume", json!({"threadId": second, "cwd": w.ws})),
         (
             "turn/start",
             json!({"threadId": second, "input": [{"type": "text", "text": "and now?"}]}),
         ),
     ]);
+    let mut other = Client::connect(&w.broker_socket("b"));
+    let started = std::time::Instant::now();
+    let status = other.call("broker/status", json!({}));
+    assert!(status["result"]["pid"].is_u64(), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !thread_ids(&w.home("b")).contains(&second),
+        "the carry waits for the lock"
+    );
+    drop(lock);
+    let answers = b.answers(&ids);
     let (resumed, turn) = (&answers[0], &answers[1]);
     assert_eq!(
         resumed["result"]["thread"]["id"],
@@ -300,6 +332,38 @@ fn b_continues_a(codex: &Path, plugin: &Path) {
     );
     assert_eq!(sessions_bytes(&w.home("a")), a_before);
 
+    // a's copy of the first thread goes another way than b's: b's resume is refused with one
+    // line naming both files, and b's app-server never sees it.
+    let a_copy = files_under(&w.home("a").join("sessions"))
+        .into_iter()
+        .find(|f| f.to_string_lossy().ends_with(&format!("{first}.jsonl")))
+        .unwrap();
+    let mut text = std::fs::read_to_string(&a_copy).unwrap();
+    text.push_str(&format!(
+        "{}\n",
+        json!({"timestamp": "2026-12-05T12:00:00.000Z", "type": "response_item",
+               "payload": {"type": "message", "role": "user",
+               "content": [{"type": "input_text", "text": "elsewhere"}]}})
+    ));
+    std::fs::write(&a_copy, text).unwrap();
+    let b_copy = |w: &World| {
+        files_under(&w.home("b").join("sessions"))
+            .into_iter()
+            .find(|f| f.to_string_lossy().ends_with(&format!("{first}.jsonl")))
+            .map(|f| std::fs::read(f).unwrap())
+    };
+    let b_before = b_copy(&w);
+    let refused = b.call("thread/resume", json!({"threadId": first, "cwd": w.ws}));
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("diverged"), "{refused}");
+    assert!(message.contains(&a_copy.display().to_string()), "{refused}");
+    assert!(
+        message.contains(&w.home("b").display().to_string()),
+        "{refused}"
+    );
+    assert!(!message.contains('\n'));
+    assert!(b_copy(&w) == b_before, "b's copy is left as it was");
+
     // A thread found nowhere goes to the app-server unchanged: its own error.
     let missing = b.call(
         "thread/resume",
@@ -312,6 +376,7 @@ fn b_continues_a(codex: &Path, plugin: &Path) {
         "{missing}"
     );
     drop(b);
+    drop(other);
     let _ = w.run(&["brokers", "stop", "--all", "--timeout", "10s"]);
 }
 
