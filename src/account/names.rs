@@ -24,6 +24,8 @@ pub const RESERVED: &[&str] = &[
     "remove",
     RESUME,
     "statusline",
+    "thread",
+    "threads",
     "use",
     "version",
     "which",

@@ -25,11 +25,9 @@ impl Rollout {
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
         let mut lines = Vec::new();
         let mut start = 0;
-        for (i, b) in bytes.iter().enumerate() {
-            if *b == b'\n' {
-                lines.push(start..i + 1);
-                start = i + 1;
-            }
+        for i in memchr::memchr_iter(b'\n', &bytes) {
+            lines.push(start..i + 1);
+            start = i + 1;
         }
         Self { bytes, lines }
     }
@@ -80,22 +78,16 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ThreadError> {
     Ok(out)
 }
 
-/// `needle` in `hay`, searched from its first byte.
+/// `needle` in `hay`.
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     find(hay, needle).is_some()
 }
 
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let (&first, rest) = needle.split_first()?;
-    let mut at = 0;
-    while let Some(i) = hay.get(at..)?.iter().position(|b| *b == first) {
-        let start = at + i;
-        if hay.get(start + 1..start + needle.len()) == Some(rest) {
-            return Some(start);
-        }
-        at = start + 1;
+    if needle.is_empty() {
+        return None;
     }
-    None
+    memchr::memmem::find(hay, needle)
 }
 
 fn parse(line: &[u8]) -> Option<Value> {
@@ -186,6 +178,67 @@ pub fn parent_ids(meta: &Value) -> Vec<String> {
         }
     }
     out
+}
+
+/// A line's top-level `ordinal` (paginated rollouts number their records), read before its
+/// `payload` without parsing the line.
+pub fn ordinal(line: &[u8]) -> Option<u64> {
+    let head = &line[..find(line, br#""payload":"#).unwrap_or(line.len())];
+    let key = br#""ordinal":"#;
+    let at = find(head, key)? + key.len();
+    let digits = head.get(at..)?;
+    let end = digits
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
+    std::str::from_utf8(digits.get(..end)?).ok()?.parse().ok()
+}
+
+/// Where `history_base.end_byte_offset`'s digits sit in a `session_meta` line.
+fn base_offset_digits(line: &[u8]) -> Option<Range<usize>> {
+    let base = find(line, br#""history_base":{"#)?;
+    let close = base + line.get(base..)?.iter().position(|b| *b == b'}')?;
+    let key = br#""end_byte_offset":"#;
+    let at = base + find(line.get(base..close)?, key)? + key.len();
+    let len = line
+        .get(at..close)?
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    (len > 0).then_some(at..at + len)
+}
+
+/// The `session_meta` line with `history_base.end_byte_offset` set to `offset`, written in
+/// place so the rest of the line keeps its bytes; None when the line has no such field.
+pub fn with_base_offset(line: &[u8], offset: u64) -> Option<Vec<u8>> {
+    let digits = base_offset_digits(line)?;
+    let mut out = Vec::with_capacity(line.len() + 8);
+    out.extend_from_slice(&line[..digits.start]);
+    out.extend_from_slice(offset.to_string().as_bytes());
+    out.extend_from_slice(&line[digits.end..]);
+    Some(out)
+}
+
+/// A line as copies are compared: a `history_base.end_byte_offset` depends on the home's copy
+/// of the parent (whose encrypted reasoning may have been left out), so it is blanked.
+pub fn comparable(line: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    match base_offset_digits(line) {
+        Some(d) => {
+            let mut out = line[..d.start].to_vec();
+            out.extend_from_slice(&line[d.end..]);
+            std::borrow::Cow::Owned(out)
+        }
+        None => std::borrow::Cow::Borrowed(line),
+    }
+}
+
+/// The byte offset in `r` where the first record with an ordinal at or past `end` starts (the
+/// end of the file when none does): how Codex places a `history_base` cutoff by ordinal.
+pub fn offset_for_ordinal(r: &Rollout, end: u64) -> u64 {
+    r.lines
+        .iter()
+        .find(|l| ordinal(&r.bytes[(*l).clone()]).is_some_and(|o| o >= end))
+        .map_or(r.bytes.len(), |l| l.start) as u64
 }
 
 /// The line kinds of a rollout a carry needs: the lines kept (encrypted reasoning left out),
@@ -280,6 +333,39 @@ mod tests {
             );
         }
         assert!(usage_limit_end(r.line(13)).is_none());
+    }
+
+    #[test]
+    fn ordinals_are_read_before_the_payload_only() {
+        assert_eq!(
+            ordinal(br#"{"timestamp":"t","ordinal":42,"type":"x","payload":{}}"#),
+            Some(42)
+        );
+        assert_eq!(
+            ordinal(br#"{"timestamp":"t","type":"x","payload":{"ordinal":7}}"#),
+            None
+        );
+        let r = Rollout::from_bytes(
+            b"{\"ordinal\":0,\"payload\":1}\n{\"ordinal\":2,\"payload\":1}\n{\"ordinal\":5,\"payload\":1}\n".to_vec(),
+        );
+        assert_eq!(offset_for_ordinal(&r, 1), r.lines[1].start as u64);
+        assert_eq!(offset_for_ordinal(&r, 3), r.lines[2].start as u64);
+        assert_eq!(offset_for_ordinal(&r, 9), r.bytes.len() as u64);
+    }
+
+    #[test]
+    fn history_base_offsets_are_rewritten_in_place_and_blanked_for_comparison() {
+        let line = br#"{"type":"session_meta","payload":{"id":"x","history_base":{"thread_id":"p","end_ordinal_exclusive":3,"end_byte_offset":1234},"end_byte_offset":9}}"#;
+        let out = with_base_offset(line, 77).unwrap();
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            String::from_utf8(line.to_vec())
+                .unwrap()
+                .replace(":1234}", ":77}")
+        );
+        assert_eq!(comparable(line), comparable(&out));
+        assert_ne!(comparable(line).as_ref(), &line[..]);
+        assert!(with_base_offset(br#"{"payload":{"end_byte_offset":5}}"#, 1).is_none());
     }
 
     #[test]

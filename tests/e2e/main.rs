@@ -26,4 +26,5 @@ mod quota_sources;
 mod run_as;
 mod shell_init;
 mod shell_lint;
+mod threads;
 mod threads_across;
