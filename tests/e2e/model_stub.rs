@@ -114,3 +114,78 @@ fn real_codex_runs_turns_against_the_stub_and_fails_on_its_usage_limit() {
         drop(stub);
     }
 }
+
+/// A rollout copied into another account's home resumes there, but the copy must leave out the
+/// first account's encrypted reasoning: the model refuses it under another key (the stub, like
+/// the real backend, answers invalid_encrypted_content) and Codex does not retry without it.
+#[test]
+fn real_codex_resumes_a_copied_thread_only_without_foreign_reasoning() {
+    for codex in real_codexes() {
+        eprintln!("-- against {}", codex.display());
+        let sb = Sandbox::new();
+        let stub = ModelStub::start(&sb);
+        let work = sb.mkdir("work");
+        let homes = ["a", "b", "c"].map(|n| sb.mkdir(n));
+        let keys = ["sk-a", "sk-b", "sk-c"];
+        for (home, key) in homes.iter().zip(keys) {
+            stub.account_home(home, key);
+        }
+
+        let mut a = AppServer::start(&sb, &codex, &homes[0], "stub-test");
+        let thread = a.start_thread(&work);
+        let thread_id = thread["thread"]["id"].as_str().unwrap().to_owned();
+        let rollout = std::path::PathBuf::from(thread["thread"]["path"].as_str().unwrap());
+        let (_, events) = a.turn(&thread_id, "the word is apple");
+        assert_eq!(completed_turn(&events)["status"], "completed");
+        drop(a);
+
+        let original = std::fs::read_to_string(&rollout).unwrap();
+        let rel = rollout.strip_prefix(&homes[0]).unwrap();
+        let is_reasoning = |line: &str| {
+            serde_json::from_str::<Value>(line)
+                .is_ok_and(|v| v["type"] == "response_item" && v["payload"]["type"] == "reasoning")
+        };
+        assert!(original.lines().any(is_reasoning), "{original}");
+        let stripped: String = original
+            .lines()
+            .filter(|l| !is_reasoning(l))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        for (home, text) in [(&homes[1], &original), (&homes[2], &stripped)] {
+            let to = home.join(rel);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::write(&to, text).unwrap();
+        }
+
+        // As is: resumable, but its next turn fails on the foreign reasoning.
+        let mut b = AppServer::start(&sb, &codex, &homes[1], "stub-test");
+        let resumed = b.ok("thread/resume", json!({"threadId": thread_id}));
+        assert_eq!(
+            resumed["thread"]["path"].as_str(),
+            homes[1].join(rel).to_str()
+        );
+        let (_, events) = b.turn(&thread_id, "on b");
+        let turn = completed_turn(&events);
+        assert_eq!(turn["status"], "failed", "{turn}");
+        assert!(
+            turn["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("invalid_encrypted_content")),
+            "{turn}"
+        );
+        drop(b);
+
+        // Without the reasoning: the turn runs on the new account with the whole history.
+        let mut c = AppServer::start(&sb, &codex, &homes[2], "stub-test");
+        c.ok("thread/resume", json!({"threadId": thread_id}));
+        let (_, events) = c.turn(&thread_id, "on c");
+        assert_eq!(completed_turn(&events)["status"], "completed");
+        assert_eq!(agent_text(&events), "echo: on c (user turns seen: 2)");
+        let sent = stub.turn_requests(keys[2]);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(user_texts(&sent[0]), ["the word is apple", "on c"]);
+        drop(c);
+        // The original was never written.
+        assert_eq!(std::fs::read_to_string(&rollout).unwrap(), original);
+    }
+}
