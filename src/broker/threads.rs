@@ -1,6 +1,6 @@
 //! The broker's view of threads kept in other accounts' homes, so that a client of one account's
 //! broker finds every thread it may run here:
-//! - `thread/resume` of a thread whose newest copy is in another account's home carries it into
+//! - `thread/resume` (or `thread/fork`) of a thread whose newest copy is in another account's home carries it into
 //!   the broker's home first ([`prepare_resume`]); a copy that cannot be carried (two copies that
 //!   diverged, a failed write) is refused with one line naming both homes, and the app-server
 //!   never sees the request. A thread found nowhere is forwarded unchanged: the app-server's own
@@ -27,6 +27,8 @@ use crate::thread::files::is_thread_id;
 
 pub const THREAD_RESUME: &str = "thread/resume";
 pub const THREAD_LIST: &str = "thread/list";
+/// A fork names its source thread as a resume does, and needs it in the same home.
+pub const THREAD_FORK: &str = "thread/fork";
 
 /// What the broker does with a request once the file work for it is done.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +44,7 @@ pub enum Prepared {
 pub fn needs_preparing(method: &str, params: Option<&Value>) -> bool {
     match method {
         // A `path` names the file itself: the app-server's to judge.
-        THREAD_RESUME => {
+        THREAD_RESUME | THREAD_FORK => {
             params.and_then(|p| p.get("threadId")).is_some()
                 && params
                     .and_then(|p| p.get("path"))
@@ -60,7 +62,7 @@ pub fn prepare(own: &Path, method: &str, params: Option<&Value>) -> Prepared {
     let empty = json!({});
     let params = params.unwrap_or(&empty);
     match method {
-        THREAD_RESUME => match params.get("threadId").and_then(Value::as_str) {
+        THREAD_RESUME | THREAD_FORK => match params.get("threadId").and_then(Value::as_str) {
             Some(id) => prepare_resume(own, &other_homes(own), id),
             None => Prepared::Forward,
         },
@@ -246,6 +248,20 @@ impl ListFilter {
         }
     }
 
+    /// Whether `a` comes strictly before `b` in this list's order (never, for a sort key
+    /// threads from files lack).
+    fn ranks_ahead(&self, a: &Value, b: &Value) -> bool {
+        let Some(field) = self.sort_field() else {
+            return false;
+        };
+        let key = |v: &Value| v.get(field).and_then(Value::as_i64).unwrap_or(0);
+        if self.ascending {
+            key(a) < key(b)
+        } else {
+            key(a) > key(b)
+        }
+    }
+
     /// Newest first unless asked otherwise; a key threads from files lack keeps the order.
     pub fn sort(&self, items: &mut [Value]) {
         let Some(field) = self.sort_field() else {
@@ -299,26 +315,39 @@ fn v2_source(meta: Option<&Value>) -> Value {
 }
 
 /// The answer of a first `thread/list` page with `extra` merged in: one item per id (the
-/// app-server's own wins), sorted and limited as `params` asks.
+/// app-server's own wins), sorted and limited as `params` asks. When more pages follow (a
+/// `nextCursor`), the app-server's own items all stay, since its cursor starts after the last
+/// of them, and only threads that rank ahead of that last one join: the page may then be
+/// longer than asked, but no thread is skipped by paging on.
 pub fn merge_list(mut result: Value, extra: Vec<Value>, params: &Value) -> Value {
     if extra.is_empty() {
         return result;
     }
+    let more = result.get("nextCursor").is_some_and(|c| !c.is_null());
     let Some(data) = result.get_mut("data").and_then(Value::as_array_mut) else {
         return result;
     };
+    let filter = ListFilter::of(params);
     let known: HashSet<String> = data
         .iter()
         .filter_map(|t| t.get("id").and_then(Value::as_str).map(String::from))
         .collect();
+    let last = data.last().cloned();
     data.extend(extra.into_iter().filter(|t| {
-        t.get("id")
+        let new = t
+            .get("id")
             .and_then(Value::as_str)
-            .is_some_and(|id| !known.contains(id))
+            .is_some_and(|id| !known.contains(id));
+        let in_page = match (&last, more) {
+            (Some(last), true) => filter.ranks_ahead(t, last),
+            _ => true,
+        };
+        new && in_page
     }));
-    let filter = ListFilter::of(params);
     filter.sort(data);
-    if let Some(limit) = filter.limit {
+    if let Some(limit) = filter.limit
+        && !more
+    {
         data.truncate(limit);
     }
     result
@@ -560,6 +589,41 @@ mod tests {
     }
 
     #[test]
+    fn only_thread_opening_by_id_and_first_list_pages_need_file_work() {
+        let p = |v: Value| Some(v);
+        assert!(needs_preparing(
+            THREAD_RESUME,
+            p(json!({"threadId": A})).as_ref()
+        ));
+        assert!(needs_preparing(
+            THREAD_FORK,
+            p(json!({"threadId": A})).as_ref()
+        ));
+        assert!(needs_preparing(
+            THREAD_RESUME,
+            p(json!({"threadId": A, "path": null})).as_ref()
+        ));
+        assert!(!needs_preparing(
+            THREAD_RESUME,
+            p(json!({"threadId": A, "path": "/x.jsonl"})).as_ref()
+        ));
+        assert!(!needs_preparing(THREAD_RESUME, p(json!({})).as_ref()));
+        assert!(needs_preparing(THREAD_LIST, None));
+        assert!(needs_preparing(
+            THREAD_LIST,
+            p(json!({"cursor": null})).as_ref()
+        ));
+        assert!(!needs_preparing(
+            THREAD_LIST,
+            p(json!({"cursor": "c"})).as_ref()
+        ));
+        assert!(!needs_preparing(
+            "turn/start",
+            p(json!({"threadId": A})).as_ref()
+        ));
+    }
+
+    #[test]
     fn filters_like_the_app_server() {
         let companion = json!({"cwd": "/w", "limit": 20, "sortKey": "updated_at",
             "sourceKinds": ["appServer"], "searchTerm": "Codex Companion Task"});
@@ -614,6 +678,23 @@ mod tests {
         assert_eq!(limited["data"][0]["id"], A);
         let asc = merge_list(ours, vec![item(B, 20)], &json!({"sortDirection": "asc"}));
         assert_eq!(asc["data"][0]["id"], A);
+
+        // More pages follow: the app-server's items all stay (its cursor starts after them),
+        // and only threads ranking ahead of its last one join.
+        let c = "01a245dc-0000-7000-8000-000000000001";
+        let paged = json!({"data": [item(A, 10)], "nextCursor": "x"});
+        let merged = merge_list(
+            paged,
+            vec![item(B, 20), item(c, 5)],
+            &json!({"limit": 1, "sortKey": "updated_at"}),
+        );
+        let ids: Vec<&str> = merged["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [B, A]);
     }
 
     #[test]
