@@ -63,6 +63,8 @@ pub const INITIALIZED: &str = "initialized";
 pub const TURN_INTERRUPT: &str = "turn/interrupt";
 pub const TURN_COMPLETED: &str = "turn/completed";
 pub const THREAD_STARTED: &str = "thread/started";
+/// The app-server unloaded a thread (60 s after its last subscriber left).
+pub const THREAD_CLOSED: &str = "thread/closed";
 /// Requests whose answer names a thread the asking client then owns.
 pub const THREAD_OPENING_METHODS: [&str; 3] = ["thread/start", "thread/resume", "thread/fork"];
 pub const BROKER_STATUS: &str = "broker/status";

@@ -23,8 +23,7 @@ use super::BrokerError;
 use super::app_server::{self, AppServer, Output};
 use super::endpoint;
 use super::presence::{Files, close_listener, keep_findable};
-use super::protocol::Message;
-use super::protocol::{self as p};
+use super::protocol::{self as p, Message};
 use super::registry::Registry;
 use super::state::{Action, ClientId, Facts, Limits, Phase, State, StopReason};
 use super::threads::{self, Prepared};
@@ -241,11 +240,13 @@ impl Io {
             && threads::needs_preparing(method, params.as_ref())
         {
             self.held.insert(id, VecDeque::new());
+            let loaded =
+                p::str_param(params.as_ref(), "threadId").is_some_and(|t| state.is_loaded(t));
             let own = self.home.clone();
             let (method, params) = (method.clone(), params.clone());
             let events = self.events.clone();
             tokio::task::spawn_blocking(move || {
-                let outcome = threads::prepare(&own, &method, params.as_ref());
+                let outcome = threads::prepare(&own, &method, params.as_ref(), loaded);
                 let _ = events.send(Event::Prepared {
                     client: id,
                     line,

@@ -21,7 +21,7 @@
 //!   event loop checks). `broker/shutdown`, with or without `ifIdle`, stops only an idle broker
 //!   (the asking client aside), judged when it is acted on; one past its `deadlineMs` is void.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -171,6 +171,9 @@ pub struct State {
     /// Whether a lease (issue 10) holds the broker up; refreshed by the event loop.
     lease_held: bool,
     workspaces: BTreeSet<String>,
+    /// Threads the app-server has open (opened through it, until its `thread/closed`): its
+    /// copy of one is in memory, so a newer copy carried under it would not be seen.
+    loaded: HashSet<String>,
     /// The latest turns that failed for the account's usage limit, newest last, for
     /// `broker/status`: codex-as's fallback asks after its companion exits, because the
     /// companion itself keeps only the message text.
@@ -206,6 +209,7 @@ impl State {
             clock_base: now,
             lease_held: false,
             workspaces: BTreeSet::new(),
+            loaded: HashSet::new(),
             usage_limit_hits: VecDeque::new(),
             out: Vec::new(),
         };
@@ -217,6 +221,11 @@ impl State {
 
     pub fn phase(&self) -> Phase {
         self.phase
+    }
+
+    /// Whether the app-server has thread `id` open (see `loaded`).
+    pub fn is_loaded(&self, id: &str) -> bool {
+        self.loaded.contains(id)
     }
 
     /// Nothing in flight and no client but `asker` (if any) connected.
@@ -651,6 +660,7 @@ impl State {
             let Some(opened) = result.pointer("/thread/id").and_then(Value::as_str) else {
                 return;
             };
+            self.loaded.insert(opened.to_string());
             let cwd = result
                 .get("cwd")
                 .and_then(Value::as_str)
@@ -724,6 +734,11 @@ impl State {
             }
             return;
         };
+        if method == p::THREAD_CLOSED {
+            self.loaded.remove(&thread);
+        } else if method == p::THREAD_STARTED {
+            self.loaded.insert(thread.clone());
+        }
         if method == p::THREAD_STARTED && !self.threads.contains_key(&thread) {
             // A sub-agent's (or fork's) thread belongs to the owners of the thread it came from.
             let parent = ["parentThreadId", "forkedFromId"]
@@ -1026,6 +1041,29 @@ mod tests {
         let result = json!({"turn": {"id": format!("turn-{thread}"), "status": "inProgress"}});
         let out = s.on_app_server_message(Message::ok(json!(up), result), t0);
         assert_eq!(to(client, &out)[0]["id"], 50);
+    }
+
+    #[test]
+    fn knows_which_threads_its_app_server_has_open() {
+        let (mut s, t0) = serving();
+        let up = only_upstream(&s.on_client_message(
+            A,
+            req(3, "thread/resume", json!({"threadId": "t1"})),
+            t0,
+        ));
+        assert!(!s.is_loaded("t1"), "not before the app-server opened it");
+        s.on_app_server_message(Message::ok(json!(up), json!({"thread": {"id": "t1"}})), t0);
+        assert!(s.is_loaded("t1"));
+        // Still open after its client left: the broker's one connection keeps it.
+        s.on_disconnect(A, t0);
+        assert!(s.is_loaded("t1"));
+        s.on_app_server_message(note("thread/closed", "t1"), t0);
+        assert!(!s.is_loaded("t1"));
+        s.on_app_server_message(
+            Message::notification("thread/started", json!({"thread": {"id": "t2"}})),
+            t0,
+        );
+        assert!(s.is_loaded("t2"));
     }
 
     #[test]

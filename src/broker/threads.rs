@@ -57,13 +57,14 @@ pub fn needs_preparing(method: &str, params: Option<&Value>) -> bool {
     }
 }
 
-/// The file work for a request [`needs_preparing`] said needs it.
-pub fn prepare(own: &Path, method: &str, params: Option<&Value>) -> Prepared {
+/// The file work for a request [`needs_preparing`] said needs it. `loaded`: the broker's
+/// app-server has the thread the request names open.
+pub fn prepare(own: &Path, method: &str, params: Option<&Value>, loaded: bool) -> Prepared {
     let empty = json!({});
     let params = params.unwrap_or(&empty);
     match method {
         THREAD_RESUME | THREAD_FORK => match params.get("threadId").and_then(Value::as_str) {
-            Some(id) => prepare_resume(own, &other_homes(own), id),
+            Some(id) => prepare_resume(own, &other_homes(own), id, loaded),
             None => Prepared::Forward,
         },
         THREAD_LIST => prepare_list(&other_homes(own), params),
@@ -86,8 +87,10 @@ pub fn other_homes(own: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Carries thread `id` into `own` when its newest copy is in one of `others`.
-pub fn prepare_resume(own: &Path, others: &[PathBuf], id: &str) -> Prepared {
+/// Carries thread `id` into `own` when its newest copy is in one of `others`. Not under an
+/// app-server that has the thread open (`loaded`): it keeps its own copy in memory and would
+/// neither see the newer turns nor write its next ones to the new file, so that is refused.
+pub fn prepare_resume(own: &Path, others: &[PathBuf], id: &str, loaded: bool) -> Prepared {
     if others.is_empty() || !is_thread_id(id) {
         return Prepared::Forward;
     }
@@ -98,6 +101,13 @@ pub fn prepare_resume(own: &Path, others: &[PathBuf], id: &str) -> Prepared {
         Ok(_) => return Prepared::Forward,
         Err(e) => return Prepared::Refuse(one_line(&format!("codex-as: thread {id}: {e}"))),
     };
+    if loaded {
+        return Prepared::Refuse(one_line(&format!(
+            "codex-as: thread {id}: a newer copy is in {}, but this account's Codex app-server has its older copy in {} open and would not see the newer turns; resume it once this broker has stopped (`codex-as brokers stop` stops idle ones)",
+            from.display(),
+            own.display()
+        )));
+    }
     match carry::carry(id, from, own, &CarryOptions::default()) {
         Ok(_) => Prepared::Forward,
         Err(e) => Prepared::Refuse(one_line(&format!(
@@ -802,24 +812,39 @@ mod tests {
         let theirs = rollouts(&other);
 
         // Found nowhere, or not a thread id: the app-server answers.
-        assert_eq!(prepare_resume(&own, others, B), Prepared::Forward);
-        assert_eq!(prepare_resume(&own, others, "../x"), Prepared::Forward);
+        assert_eq!(prepare_resume(&own, others, B, false), Prepared::Forward);
+        assert_eq!(
+            prepare_resume(&own, others, "../x", false),
+            Prepared::Forward
+        );
         assert!(rollouts(&own).is_empty());
 
         // Only elsewhere: carried, then forwarded; the other home is left as it was.
-        assert_eq!(prepare_resume(&own, others, A), Prepared::Forward);
+        assert_eq!(prepare_resume(&own, others, A, false), Prepared::Forward);
         assert_eq!(rollouts(&own), theirs);
         assert_eq!(rollouts(&other), theirs);
 
         // Ours is newer (the other's is a prefix of it): nothing moves.
         let newer = home_with(dir.path(), "own2", &["one", "two", "three"]);
         let ours = rollouts(&newer);
-        assert_eq!(prepare_resume(&newer, others, A), Prepared::Forward);
+        assert_eq!(prepare_resume(&newer, others, A, false), Prepared::Forward);
         assert_eq!(rollouts(&newer), ours);
+
+        assert_eq!(prepare_resume(&newer, others, A, true), Prepared::Forward);
+
+        // Our app-server has an older copy open: nothing is carried under it.
+        let stale = home_with(dir.path(), "stale", &["one"]);
+        let before = rollouts(&stale);
+        let Prepared::Refuse(why) = prepare_resume(&stale, others, A, true) else {
+            panic!("an open older copy must not be replaced");
+        };
+        assert!(why.contains(&other.display().to_string()), "{why}");
+        assert!(why.contains(&stale.display().to_string()), "{why}");
+        assert_eq!(rollouts(&stale), before);
 
         // Two copies that diverged: refused, one line naming both files.
         let forked = home_with(dir.path(), "forked", &["one", "else"]);
-        let Prepared::Refuse(why) = prepare_resume(&forked, others, A) else {
+        let Prepared::Refuse(why) = prepare_resume(&forked, others, A, false) else {
             panic!("a diverged copy must be refused");
         };
         assert!(!why.contains('\n'), "{why}");

@@ -364,6 +364,28 @@ fn b_continues_a(codex: &Path, plugin: &Path) {
     assert!(!message.contains('\n'));
     assert!(b_copy(&w) == b_before, "b's copy is left as it was");
 
+    // a's copy is now b's plus one more line: newer, but b's app-server has its own copy open
+    // (it resumed it for the companion), so nothing is carried under it.
+    let mut newer = b_before.clone().unwrap();
+    newer.extend_from_slice(
+        format!(
+            "{}\n",
+            json!({"timestamp": "2026-12-05T12:00:01.000Z", "type": "response_item",
+                   "payload": {"type": "message", "role": "user",
+                   "content": [{"type": "input_text", "text": "later on a"}]}})
+        )
+        .as_bytes(),
+    );
+    std::fs::write(&a_copy, newer).unwrap();
+    let refused = b.call("thread/resume", json!({"threadId": first, "cwd": w.ws}));
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("open"), "{refused}");
+    assert!(
+        message.contains(&w.home("a").display().to_string()),
+        "{refused}"
+    );
+    assert!(b_copy(&w) == b_before, "b's copy is left as it was");
+
     // A thread found nowhere goes to the app-server unchanged: its own error.
     let missing = b.call(
         "thread/resume",
