@@ -50,7 +50,10 @@
 //! answer naming both files and never reaches the app-server. The first page of a `thread/list`
 //! also shows the other accounts' threads that match its filters. The file work runs off the
 //! event loop; that client's later lines wait for it, in order, and other clients go on
-//! (`threads`).
+//! (`threads`). A newer copy is never carried under an app-server that has the thread open
+//! (it would write its next turns to the replaced file): that resume is refused too. So that
+//! threads do not stay open for the broker's whole life, a thread no client owns any more is
+//! released (`thread/unsubscribe`; the app-server unloads it 60 s later).
 //!
 //! ## Idle, shutdown and being found
 //!

@@ -120,6 +120,8 @@ enum Origin {
     Initialize,
     /// The broker's own interrupt of a turn nobody owns any more.
     OrphanInterrupt,
+    /// The broker's own `thread/unsubscribe` of a thread no client owns any more.
+    Release,
 }
 
 #[derive(Debug, Default)]
@@ -231,7 +233,7 @@ impl State {
     /// Nothing in flight and no client but `asker` (if any) connected.
     fn alone(&self, asker: Option<ClientId>) -> bool {
         let others = self.clients.keys().any(|c| Some(*c) != asker);
-        !others && self.pending.is_empty() && self.turns_in_flight() == 0
+        !others && !self.requests_in_flight() && self.turns_in_flight() == 0
     }
 
     /// What `busy: false` and a granted shutdown mean: alone, and no lease holds the broker.
@@ -241,7 +243,7 @@ impl State {
 
     /// No client connected and nothing in flight (leases are the event loop's to check).
     pub fn is_idle(&self) -> bool {
-        self.clients.is_empty() && self.pending.is_empty() && self.turns_in_flight() == 0
+        self.clients.is_empty() && !self.requests_in_flight() && self.turns_in_flight() == 0
     }
 
     pub fn idle_since(&self) -> Option<Instant> {
@@ -257,6 +259,12 @@ impl State {
 
     pub fn set_lease_held(&mut self, held: bool) {
         self.lease_held = held;
+    }
+
+    /// Requests the app-server has not answered, but the broker's own releases: nobody waits
+    /// for those, and a broker that stops before their answer loses nothing.
+    fn requests_in_flight(&self) -> bool {
+        self.pending.values().any(|o| !matches!(o, Origin::Release))
     }
 
     fn turns_in_flight(&self) -> usize {
@@ -338,6 +346,7 @@ impl State {
                 }
             }
             let mut abandoned = Vec::new();
+            let mut released = Vec::new();
             self.threads.retain(|id, t| {
                 t.owners.remove(&client);
                 if !t.owners.is_empty() {
@@ -348,12 +357,19 @@ impl State {
                         abandoned.push((id.clone(), turn.id.clone()));
                         true
                     }
-                    None => false,
+                    None => {
+                        released.push(id.clone());
+                        false
+                    }
                 }
             });
             abandoned.sort();
             for (thread, turn) in abandoned {
                 self.interrupt_orphan(&thread, turn);
+            }
+            released.sort();
+            for thread in released {
+                self.release(&thread);
             }
         }
         self.check_drained();
@@ -617,7 +633,7 @@ impl State {
                     )));
                 }
             },
-            Origin::OrphanInterrupt => {}
+            Origin::OrphanInterrupt | Origin::Release => {}
             Origin::Client {
                 client,
                 id,
@@ -674,6 +690,9 @@ impl State {
             if connected {
                 let t = self.threads.entry(opened.to_string()).or_default();
                 t.owners.insert(client);
+            } else if self.threads.get(opened).is_none_or(|t| t.owners.is_empty()) {
+                // Its client left before the answer: nobody will use it.
+                self.release(opened);
             }
             return;
         }
@@ -775,6 +794,7 @@ impl State {
                 }
                 if owners.is_empty() {
                     self.threads.remove(&thread);
+                    self.release(&thread);
                 }
             }
         }
@@ -826,6 +846,16 @@ impl State {
 
     /// A turn no connected client owns: stop it. Its thread stays known (owned by nobody, so
     /// silent) until its `turn/completed`.
+    /// Lets the app-server unload a thread no client owns any more (60 s later it says
+    /// `thread/closed`): the broker's one connection would otherwise keep every thread it ever
+    /// opened loaded, and a newer copy of it from another account could never be carried in.
+    fn release(&mut self, thread: &str) {
+        if self.loaded.contains(thread) {
+            let params = json!({"threadId": thread});
+            self.send_upstream(Origin::Release, p::THREAD_UNSUBSCRIBE, params);
+        }
+    }
+
     fn interrupt_orphan(&mut self, thread: &str, turn: Option<String>) {
         if let Some(turn) = turn {
             let params = json!({"threadId": thread, "turnId": turn});
@@ -904,7 +934,7 @@ impl State {
         } else {
             None
         };
-        let working = !self.pending.is_empty() || self.turns_in_flight() > 0;
+        let working = self.requests_in_flight() || self.turns_in_flight() > 0;
         self.free_since = if working {
             None
         } else {
@@ -1054,9 +1084,23 @@ mod tests {
         assert!(!s.is_loaded("t1"), "not before the app-server opened it");
         s.on_app_server_message(Message::ok(json!(up), json!({"thread": {"id": "t1"}})), t0);
         assert!(s.is_loaded("t1"));
-        // Still open after its client left: the broker's one connection keeps it.
-        s.on_disconnect(A, t0);
+        // Its last client leaves: the broker lets the app-server unload it; it stays open
+        // until the app-server says it closed.
+        let out = s.on_disconnect(A, t0);
+        assert_eq!(
+            upstream(&out)
+                .iter()
+                .map(|u| u.1.as_str())
+                .collect::<Vec<_>>(),
+            ["thread/unsubscribe"]
+        );
         assert!(s.is_loaded("t1"));
+        let up = only_upstream(&out);
+        let out = s.on_app_server_message(
+            Message::ok(json!(up), json!({"status": "unsubscribed"})),
+            t0,
+        );
+        assert!(to(B, &out).is_empty(), "the broker's own request");
         s.on_app_server_message(note("thread/closed", "t1"), t0);
         assert!(!s.is_loaded("t1"));
         s.on_app_server_message(
@@ -1306,10 +1350,12 @@ mod tests {
             s.on_app_server_message(note("item/completed", "ta"), t0)
                 .is_empty()
         );
-        assert!(
-            s.on_app_server_message(turn_completed("ta", "turn-ta"), t0)
-                .is_empty()
-        );
+        // Its turn ended, nobody owns it: the broker only lets the app-server unload it.
+        let out = s.on_app_server_message(turn_completed("ta", "turn-ta"), t0);
+        assert!(out.iter().all(|a| !matches!(a, Action::ToClient(..))));
+        let ups = upstream(&out);
+        assert_eq!(ups.len(), 1);
+        assert_eq!(ups[0].1, "thread/unsubscribe");
         let out = s.on_app_server_message(note("item/completed", "tb"), t0);
         assert_eq!(to(B, &out).len(), 1);
         assert_eq!(status_of(&mut s, B, t0)["threadsInFlight"], 1);
