@@ -27,9 +27,10 @@
 //!
 //! ## Sharing
 //!
-//! Any number of clients (64 at most; the next get `-32001` for everything but status and
-//! shutdown, so a companion falls back to its own app-server on the same account) use the one
-//! app-server at once. Request ids are remapped per client. A thread belongs to the clients that
+//! Any number of clients (`--max-clients`, 64 by default) use the one app-server at once. Eight
+//! connections more are held and get `-32001` for everything but status and shutdown, so a
+//! companion falls back to its own app-server on the same account; past those, connections wait
+//! in the listen backlog (a place is taken before a connection is accepted) until one leaves. Request ids are remapped per client. A thread belongs to the clients that
 //! opened it (`thread/start|resume|fork`) or ran a turn or review on it; its notifications and
 //! server requests go to them only. Thread-less notifications go to every client with a request
 //! or turn in flight (the plugin's broker sends them to its one busy client). A server request
@@ -39,7 +40,10 @@
 //! alone. A client that leaves takes only its own turn with it: a turn no connected client owns
 //! is interrupted (the plugin's broker leaves it running and hands its events to the next
 //! client); every other client's threads go on. A client that stops reading is disconnected once
-//! 16 MiB wait for it, as if it had left. If the app-server dies, every client with a turn in
+//! 16 MiB wait for it, as if it had left; one that sends a line longer than 64 MiB is too, and
+//! the log says which and why. While 16 MiB wait for the app-server to read them, clients are
+//! read no further (their bytes wait in their sockets). A line longer than 64 MiB from the
+//! app-server is dropped and logged; the request it answered gets an error saying so. If the app-server dies, every client with a turn in
 //! flight gets the failed-turn ending (an `error`, then `turn/completed` with status `failed`).
 //!
 //! ## Idle, shutdown and being found

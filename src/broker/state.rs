@@ -91,8 +91,9 @@ pub struct Facts {
 /// Bounds that keep one broker's cost fixed however many clients come.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Clients served at once; the next ones get `BUSY` for every request but status and
-    /// shutdown, so a companion falls back to its own app-server (same account).
+    /// Clients served at once; the next ones (a few: the event loop holds no more) get `BUSY`
+    /// for every request but status and shutdown, so a companion falls back to its own
+    /// app-server (same account).
     pub max_clients: usize,
 }
 
