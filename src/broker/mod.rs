@@ -78,7 +78,8 @@
 //!  "startedAt":1795634918,"connections":3,"clients":2,"maxClients":64,"requestsInFlight":0,
 //!  "threadsInFlight":2,"threads":["019a…","019b…"],"workspaces":["/home/u/src/api","/home/u/src/web"],
 //!  "leaseHeld":false,"idleSeconds":0,"cwd":"/home/u/.codex-work",
-//!  "endpoint":"unix:/tmp/codex-as-1000/x.sock","usageLimitHits":[]}
+//!  "endpoint":"unix:/tmp/codex-as-1000/x.sock","usageLimitHits":[{"pid":4801,
+//!  "threadId":"019b…","turnId":"019c…","message":"You've hit your usage limit."}]}
 //! ```
 
 pub mod app_server;

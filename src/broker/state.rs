@@ -175,7 +175,7 @@ pub struct State {
     /// The latest turns that failed for the account's usage limit, newest last, for
     /// `broker/status`: codex-as's fallback asks after its companion exits, because the
     /// companion itself keeps only the message text.
-    usage_limit_hits: VecDeque<Value>,
+    usage_limit_hits: VecDeque<p::UsageLimitHit>,
     out: Vec<Action>,
 }
 
@@ -383,42 +383,54 @@ impl State {
     }
 
     /// `broker/status` as `asker` sees it (None: from outside any client).
-    pub fn status(&self, asker: Option<ClientId>, now: Instant) -> Value {
+    pub fn status(&self, asker: Option<ClientId>, now: Instant) -> p::Status {
         let f = &self.facts;
         let idle_seconds = match self.free_since {
             Some(t) => now.saturating_duration_since(t).as_secs(),
             None => 0,
         };
         let others = self.clients.keys().filter(|c| Some(**c) != asker).count();
-        let mut threads: Vec<&String> = self
+        let mut threads: Vec<String> = self
             .threads
             .iter()
             .filter(|(_, t)| t.turn.is_some())
-            .map(|(id, _)| id)
+            .map(|(id, _)| id.clone())
             .collect();
         threads.sort();
-        json!({
-            "busy": !self.idle_but(asker),
-            "broker": "codex-as",
-            "version": env!("CARGO_PKG_VERSION"),
-            "pid": f.pid,
-            "appServerPid": f.app_server_pid,
-            "codexHome": f.identity.codex_home.to_string_lossy(),
-            "auth": f.identity.auth,
-            "startedAt": f.started_at,
-            "connections": self.clients.len(),
-            "clients": others,
-            "maxClients": self.limits.max_clients,
-            "requestsInFlight": self.pending.values().filter(|o| matches!(o, Origin::Client { .. })).count(),
-            "threadsInFlight": threads.len(),
-            "threads": threads,
-            "workspaces": self.workspaces,
-            "leaseHeld": self.lease_held,
-            "idleSeconds": idle_seconds,
-            "cwd": f.cwd,
-            "endpoint": f.endpoint,
-            "usageLimitHits": self.usage_limit_hits,
-        })
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let requests = self
+            .pending
+            .values()
+            .filter(|o| matches!(o, Origin::Client { .. }))
+            .count();
+        let method = serde_json::to_value(f.identity.auth.method)
+            .ok()
+            .and_then(|m| m.as_str().map(str::to_string));
+        p::Status {
+            busy: !self.idle_but(asker),
+            broker: Some("codex-as".into()),
+            version: Some(env!("CARGO_PKG_VERSION").into()),
+            pid: Some(f.pid),
+            app_server_pid: Some(f.app_server_pid),
+            codex_home: Some(f.identity.codex_home.to_string_lossy().into_owned()),
+            auth: Some(p::AuthStatus {
+                method,
+                fingerprint: f.identity.auth.fingerprint.clone(),
+            }),
+            started_at: Some(f.started_at),
+            connections: Some(count(self.clients.len())),
+            clients: Some(count(others)),
+            max_clients: Some(count(self.limits.max_clients)),
+            requests_in_flight: Some(count(requests)),
+            threads_in_flight: Some(count(threads.len())),
+            threads,
+            workspaces: self.workspaces.iter().cloned().collect(),
+            lease_held: Some(self.lease_held),
+            idle_seconds: Some(idle_seconds),
+            cwd: Some(f.cwd.clone()),
+            endpoint: Some(f.endpoint.clone()),
+            usage_limit_hits: self.usage_limit_hits.iter().cloned().collect(),
+        }
     }
 
     // ---- rules ----
@@ -444,8 +456,8 @@ impl State {
                 return self.send_to(client, Message::ok(id, p::client_initialize_result()));
             }
             p::BROKER_STATUS => {
-                let status = self.status(Some(client), now);
-                return self.send_to(client, Message::ok(id, status));
+                let status = serde_json::to_value(self.status(Some(client), now));
+                return self.send_to(client, Message::ok(id, status.unwrap_or_default()));
             }
             p::BROKER_SHUTDOWN => return self.shutdown_request(client, id, params.as_ref(), now),
             _ => {}
@@ -781,33 +793,26 @@ impl State {
             .any(|t| t.turn.is_some() && t.owners.contains(&client))
     }
 
-    /// Remembers a turn that failed for the account's usage limit: app-server v2 `turn/completed`
-    /// with `turn.status: "failed"` and `turn.error.codexErrorInfo: "usageLimitExceeded"`.
+    /// Remembers a turn that failed for the account's usage limit.
     fn note_usage_limit(&mut self, client: ClientId, thread: &str, params: Option<&Value>) {
-        let Some(turn) = params.and_then(|v| v.get("turn")) else {
-            return;
-        };
-        let error = turn.get("error");
-        let info = error.and_then(|e| e.get("codexErrorInfo"));
-        let is_limit = match info {
-            Some(Value::String(s)) => s == p::USAGE_LIMIT_EXCEEDED,
-            // Variants with data serialize as {"variant": {...}}.
-            Some(Value::Object(m)) => m.contains_key(p::USAGE_LIMIT_EXCEEDED),
-            _ => false,
-        };
-        if turn.get("status").and_then(Value::as_str) != Some("failed") || !is_limit {
+        if !p::is_usage_limit_turn(params) {
             return;
         }
+        let turn = params.and_then(|v| v.get("turn"));
+        let text = |pointer: &str| {
+            turn.and_then(|t| t.pointer(pointer))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
         if self.usage_limit_hits.len() >= USAGE_LIMIT_HITS {
             self.usage_limit_hits.pop_front();
         }
-        let pid = self.clients.get(&client).and_then(|c| c.peer_pid);
-        self.usage_limit_hits.push_back(json!({
-            "pid": pid,
-            "threadId": thread,
-            "turnId": turn.get("id"),
-            "message": error.and_then(|e| e.get("message")),
-        }));
+        self.usage_limit_hits.push_back(p::UsageLimitHit {
+            pid: self.clients.get(&client).and_then(|c| c.peer_pid),
+            thread_id: Some(thread.to_string()),
+            turn_id: text("/id"),
+            message: text("/error/message"),
+        });
     }
 
     /// A turn no connected client owns: stop it. Its thread stays known (owned by nobody, so
@@ -1352,6 +1357,14 @@ mod tests {
         assert_eq!(st["clients"], 1, "the asker aside");
         assert_eq!(st["busy"], true, "A is connected");
         assert_eq!(st["endpoint"], "unix:/tmp/s");
+        let unset: Vec<&String> = st
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| v.is_null())
+            .map(|(k, _)| k)
+            .collect();
+        assert!(unset.is_empty(), "ours fills in every field: {unset:?}");
         s.on_disconnect(A, t0);
         let later = t0 + Duration::from_secs(5);
         let st = status_of(&mut s, B, later);
