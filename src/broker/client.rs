@@ -16,6 +16,11 @@ use super::lines;
 pub use super::protocol::Status;
 use super::protocol::{self as p, Message};
 
+/// How long codex-as waits for a broker's `broker/status` (or shutdown answer) before it calls
+/// the broker hung and leaves it alone. Starting or reusing one for a run waits longer
+/// (`pool`).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("unsupported broker endpoint {0:?}: expected unix:PATH")]

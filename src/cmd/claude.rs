@@ -166,7 +166,7 @@ fn broker_here(home: &Path) -> Option<(String, client::Status)> {
     runtime.block_on(async {
         for id in reg.ids_for_key(&key) {
             let endpoint = format!("unix:{}", reg.socket_path(&id).display());
-            if let Ok(st) = client::status(&endpoint, std::time::Duration::from_secs(2)).await
+            if let Ok(st) = client::status(&endpoint, client::PROBE_TIMEOUT).await
                 && pool::serves(&st, home)
             {
                 return Some((endpoint, st));

@@ -2,15 +2,12 @@
 //! brokers still running on a login their account has since replaced.
 
 use std::os::unix::fs::MetadataExt;
-use std::time::Duration;
 
 use super::{Report, q};
 use crate::account::Accounts;
 use crate::broker::client::{self, ClientError};
 use crate::broker::registry::Registry;
 use crate::broker::{pool, runtime_dir};
-
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn check(accounts: &Accounts, report: &mut Report) {
     let dir = runtime_dir::chosen();
@@ -66,7 +63,7 @@ pub fn check(accounts: &Accounts, report: &mut Report) {
             .as_ref()
             .map(|r| r.account.clone())
             .unwrap_or_else(|| "?".into());
-        match rt.block_on(client::status(&endpoint, PROBE_TIMEOUT)) {
+        match rt.block_on(client::status(&endpoint, client::PROBE_TIMEOUT)) {
             Ok(st) => {
                 live += 1;
                 let stale = st.codex_home.as_deref().is_some_and(|h| {
