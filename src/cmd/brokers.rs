@@ -127,10 +127,13 @@ fn account_for(accounts: &Accounts, home: &std::path::Path) -> Option<String> {
 
 async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
     let mut rows = Vec::new();
-    for id in reg.ids() {
+    for probe in pool::probe_all(reg, client::PROBE_TIMEOUT).await {
+        let pool::Probe {
+            id,
+            endpoint,
+            answer,
+        } = probe;
         let record = reg.record(&id);
-        let endpoint = format!("unix:{}", reg.socket_path(&id).display());
-        let probe = client::status(&endpoint, client::PROBE_TIMEOUT).await;
         let mut row = Row {
             owner: "codex-as",
             account: record.as_ref().map(|r| r.account.clone()),
@@ -140,7 +143,7 @@ async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
             clients: None,
             threads_in_flight: None,
             pid: record.as_ref().map(|r| r.pid),
-            endpoint: endpoint.clone(),
+            endpoint,
             age_seconds: record
                 .as_ref()
                 .map(|r| clock_now().saturating_sub(r.started_at)),
@@ -149,12 +152,10 @@ async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
             note: None,
             id: Some(id.clone()),
         };
-        match probe {
+        match answer {
             Ok(st) => {
                 let home = st.codex_home.as_deref().map(PathBuf::from);
-                let stale = home.as_deref().is_some_and(|h| {
-                    crate::account::identity::auth_fingerprint(h) != pool::fingerprint_of(&st)
-                });
+                let stale = pool::login_replaced(&st);
                 row.account = home
                     .as_deref()
                     .and_then(|h| account_for(accounts, h))
