@@ -10,7 +10,7 @@
 //! - `client`: how codex-as itself talks to a broker (ours or the plugin's), or to an app-server.
 //! - `pool`: finding or starting the broker for an account (any workspace), for the companion.
 //! - `registry`: records of the brokers codex-as started. `runtime_dir`: their private folder.
-//! - `lease`: whether a Claude Code session holds the broker up (issue 10).
+//! - `lease`: whether a Claude Code session holds the broker up.
 //!
 //! The server side is `state`, `serve`, `app_server`, `endpoint` and `presence` (it asks
 //! `lease`), started only by `codex-as broker serve` (cmd/broker); the rest of codex-as uses

@@ -252,8 +252,8 @@ async fn start(reg: &Registry, key: &str, req: &Request<'_>) -> Result<String, S
         .arg(&endpoint)
         // Not any workspace: the broker serves them all, and every thread the companion opens
         // names its own `cwd`. The account's home is a folder that outlives every workspace and
-        // holds no project config (the research for issue 11: only a `thread/start` without a
-        // `cwd` would follow the process's folder).
+        // holds no project config (only a `thread/start` without a `cwd` would follow the
+        // process's folder).
         .arg("--cwd")
         .arg(req.home)
         .arg("--idle-exit")

@@ -169,7 +169,7 @@ pub struct State {
     /// Wall clock at `clock_base`, to judge `deadlineMs` by the monotonic clock.
     wall_base_ms: u64,
     clock_base: Instant,
-    /// Whether a lease (issue 10) holds the broker up; refreshed by the event loop.
+    /// Whether a Claude Code session's lease holds the broker up; refreshed by the event loop.
     lease_held: bool,
     workspaces: BTreeSet<String>,
     /// The latest turns that failed for the account's usage limit, newest last, for
@@ -1407,7 +1407,7 @@ mod tests {
     fn shutdown_if_idle_counts_every_connected_client() {
         let (mut s, t0) = serving();
         let if_idle = json!({"ifIdle": true});
-        // A is connected between two requests: that is not idle (issue 14, item 1).
+        // A is connected between two requests: that is not idle.
         s.on_client_message(A, req(1, "initialize", json!({})), t0);
         let out = s.on_client_message(B, req(1, "broker/shutdown", if_idle.clone()), t0);
         assert_eq!(
