@@ -451,7 +451,7 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
         if let Some(reason) = io.carry_out(&mut state, std::mem::take(&mut actions)) {
             break reason;
         }
-        let idle_deadline = match (opts.idle_exit, state.idle_since(), state.phase()) {
+        let idle_deadline = match (opts.idle_exit, state.unused_since(), state.phase()) {
             (Some(after), Some(since), Phase::Serving) => {
                 Some(tokio::time::Instant::from_std(since + after))
             }

@@ -2,9 +2,11 @@
 //! happened (a client connected, a line arrived, the app-server died...) and carries out the
 //! actions it returns. One owner of the state means no locks, and every rule is testable here.
 //!
-//! Rules (see the module docs of `broker` for the wire view):
-//! - Any number of clients share the one app-server at once (up to a cap). Each client's request
-//!   ids are remapped to the broker's own counter and mapped back on the answer.
+//! The rules, written here only (the module docs of `broker` give the wire view):
+//! - Any number of clients share the one app-server at once, up to `--max-clients`; those
+//!   connected past it get `BUSY` for everything but status and shutdown, so a companion falls
+//!   back to its own app-server on the same account. Each client's request ids are remapped to
+//!   the broker's own counter and mapped back on the answer.
 //! - A thread belongs to the clients that opened it (`thread/start`, `thread/resume`,
 //!   `thread/fork`), started a turn or review on it, or own its parent (sub-agent threads). Its
 //!   notifications and server requests go to those clients only; a thread nobody owns is silent.
@@ -17,9 +19,20 @@
 //! - A client that disconnects takes only its own work with it: a turn no connected client owns
 //!   any more is interrupted (nobody can read it, and the account would keep paying for it);
 //!   every other client's threads are untouched.
-//! - Idle means no client connected, no request and no turn in flight (and no lease, which the
-//!   event loop checks). `broker/shutdown`, with or without `ifIdle`, stops only an idle broker
-//!   (the asking client aside), judged when it is acted on; one past its `deadlineMs` is void.
+//! - If the app-server dies, every request in flight gets an error and every client with a turn
+//!   running the failed-turn ending (an `error`, then `turn/completed` with status `failed`).
+//! - `broker/shutdown`, with or without `ifIdle`, stops only an idle broker (the asking client
+//!   aside), judged when it is acted on; one past its `deadlineMs` is void.
+//!
+//! Four words for how much goes on, each with one meaning:
+//! - **quiet**: no request and no turn in flight, clients connected or not. `idleSeconds` in
+//!   `broker/status` counts from then.
+//! - **alone** (for a client): quiet, and no other client connected. What an exclusive method
+//!   needs.
+//! - **unused**: quiet, and no client connected at all. The idle exit counts from then; a
+//!   draining broker stops once unused.
+//! - **idle** (for the asker): alone, and no lease held. `busy` is its opposite, and only an idle
+//!   broker stops; the idle exit is unused for `--idle-exit` with no lease (the event loop asks).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -162,10 +175,10 @@ pub struct State {
     next_server_request: u64,
     /// A client running an exclusive request: everyone else's requests wait as `BUSY`.
     exclusive: Option<ClientId>,
-    /// Since when no client is connected and nothing is in flight.
-    idle_since: Option<Instant>,
-    /// Since when no request and no turn is in flight (None while there is).
-    free_since: Option<Instant>,
+    /// Since when the broker is unused (see the module docs).
+    unused_since: Option<Instant>,
+    /// Since when the broker is quiet (None while it is not).
+    quiet_since: Option<Instant>,
     /// Wall clock at `clock_base`, to judge `deadlineMs` by the monotonic clock.
     wall_base_ms: u64,
     clock_base: Instant,
@@ -201,8 +214,8 @@ impl State {
             server_requests: HashMap::new(),
             next_server_request: 1,
             exclusive: None,
-            idle_since: None,
-            free_since: Some(now),
+            unused_since: None,
+            quiet_since: Some(now),
             wall_base_ms,
             clock_base: now,
             lease_held: false,
@@ -220,30 +233,34 @@ impl State {
         self.phase
     }
 
-    /// Nothing in flight and no client but `asker` (if any) connected.
+    fn is_quiet(&self) -> bool {
+        self.pending.is_empty() && self.turns_in_flight() == 0
+    }
+
+    /// Quiet, and no client but `asker` (if any) connected.
     fn alone(&self, asker: Option<ClientId>) -> bool {
         let others = self.clients.keys().any(|c| Some(*c) != asker);
-        !others && self.pending.is_empty() && self.turns_in_flight() == 0
+        !others && self.is_quiet()
     }
 
     /// What `busy: false` and a granted shutdown mean: alone, and no lease holds the broker.
-    fn idle_but(&self, asker: Option<ClientId>) -> bool {
+    fn idle_for(&self, asker: Option<ClientId>) -> bool {
         self.alone(asker) && !self.lease_held
     }
 
-    /// No client connected and nothing in flight (leases are the event loop's to check).
-    pub fn is_idle(&self) -> bool {
-        self.clients.is_empty() && self.pending.is_empty() && self.turns_in_flight() == 0
+    /// Quiet, and no client connected (leases are the event loop's to check).
+    pub fn is_unused(&self) -> bool {
+        self.clients.is_empty() && self.is_quiet()
     }
 
-    pub fn idle_since(&self) -> Option<Instant> {
-        self.idle_since
+    pub fn unused_since(&self) -> Option<Instant> {
+        self.unused_since
     }
 
     /// The idle deadline passed while a lease holds the broker: count idleness from `now` again.
     pub fn postpone_idle(&mut self, now: Instant) {
-        if self.idle_since.is_some() {
-            self.idle_since = Some(now);
+        if self.unused_since.is_some() {
+            self.unused_since = Some(now);
         }
     }
 
@@ -376,7 +393,7 @@ impl State {
         self.take()
     }
 
-    /// A signal, or the idle deadline (the caller checked `is_idle` in the same loop turn).
+    /// A signal, or the idle deadline (the caller checked `is_unused` in the same loop turn).
     pub fn on_stop(&mut self, reason: StopReason) -> Vec<Action> {
         self.stop(reason);
         self.take()
@@ -385,7 +402,7 @@ impl State {
     /// `broker/status` as `asker` sees it (None: from outside any client).
     pub fn status(&self, asker: Option<ClientId>, now: Instant) -> p::Status {
         let f = &self.facts;
-        let idle_seconds = match self.free_since {
+        let idle_seconds = match self.quiet_since {
             Some(t) => now.saturating_duration_since(t).as_secs(),
             None => 0,
         };
@@ -407,7 +424,7 @@ impl State {
             .ok()
             .and_then(|m| m.as_str().map(str::to_string));
         p::Status {
-            busy: !self.idle_but(asker),
+            busy: !self.idle_for(asker),
             broker: Some("codex-as".into()),
             version: Some(env!("CARGO_PKG_VERSION").into()),
             pid: Some(f.pid),
@@ -530,7 +547,7 @@ impl State {
             .and_then(|p| p.get("deadlineMs"))
             .and_then(Value::as_u64);
         let expired = deadline.is_some_and(|d| self.wall_ms(now) > d);
-        let idle = self.idle_but(Some(client));
+        let idle = self.idle_for(Some(client));
         let stop = idle && !expired;
         let answer = match (if_idle, expired) {
             (false, _) => json!({}),
@@ -825,7 +842,7 @@ impl State {
     }
 
     fn check_drained(&mut self) {
-        if self.phase == Phase::Draining && self.is_idle() {
+        if self.phase == Phase::Draining && self.is_unused() {
             self.stop(StopReason::IdleExit);
         }
     }
@@ -890,16 +907,15 @@ impl State {
     }
 
     fn touch(&mut self, now: Instant) {
-        self.idle_since = if self.is_idle() && self.phase != Phase::Starting {
-            self.idle_since.or(Some(now))
+        self.unused_since = if self.is_unused() && self.phase != Phase::Starting {
+            self.unused_since.or(Some(now))
         } else {
             None
         };
-        let working = !self.pending.is_empty() || self.turns_in_flight() > 0;
-        self.free_since = if working {
-            None
+        self.quiet_since = if self.is_quiet() {
+            self.quiet_since.or(Some(now))
         } else {
-            self.free_since.or(Some(now))
+            None
         };
     }
 
@@ -1049,7 +1065,7 @@ mod tests {
             "item/agentMessage/delta"
         );
         assert_eq!(s.phase(), Phase::Starting);
-        assert_eq!(s.idle_since(), None, "not idle before ready");
+        assert_eq!(s.unused_since(), None, "not idle before ready");
         let out = s.on_app_server_message(Message::ok(json!(1), json!({"codexHome": "/h"})), t0);
         assert!(matches!(out[0], Action::Ready(_)));
         assert!(
@@ -1512,25 +1528,25 @@ mod tests {
     #[test]
     fn idle_means_no_client_and_nothing_in_flight() {
         let (mut s, t0) = serving();
-        assert_eq!(s.idle_since(), None);
+        assert_eq!(s.unused_since(), None);
         open_thread(&mut s, t0, A, "t1", "/w");
         start_stream(&mut s, t0, A, "t1");
         let up = only_upstream(&s.on_client_message(B, req(1, "account/read", json!({})), t0));
         s.on_disconnect(B, t0);
         let interrupt = only_upstream(&s.on_disconnect(A, t0));
         assert_eq!(
-            s.idle_since(),
+            s.unused_since(),
             None,
             "B's request and A's interrupted turn are in flight"
         );
         let t1 = t0 + Duration::from_millis(5);
         s.on_app_server_message(Message::ok(json!(up), json!({})), t1);
         s.on_app_server_message(Message::ok(json!(interrupt), json!({})), t1);
-        assert_eq!(s.idle_since(), None, "A's turn has not ended yet");
+        assert_eq!(s.unused_since(), None, "A's turn has not ended yet");
         s.on_app_server_message(turn_completed("t1", "turn-t1"), t1);
-        assert_eq!(s.idle_since(), Some(t1));
+        assert_eq!(s.unused_since(), Some(t1));
         s.on_connect(C, t1);
-        assert_eq!(s.idle_since(), None);
+        assert_eq!(s.unused_since(), None);
     }
 
     #[test]
