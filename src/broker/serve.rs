@@ -51,8 +51,7 @@ pub type Observer = Box<dyn FnMut(&Message) + Send>;
 
 enum Event {
     ClientLine(ClientId, String),
-    /// The client's connection ended; with why when the broker ends it (else the client left).
-    ClientClosed(ClientId, Option<String>),
+    ClientClosed(ClientId),
     AppServer(Output),
 }
 
@@ -262,8 +261,7 @@ impl Io {
             .and_then(|c| c.pid())
             .and_then(|p| u32::try_from(p).ok());
         let gate = self.app.gate();
-        let mut client = start_client(id, stream, place, self.events.clone(), gate);
-        client.pid = pid;
+        let client = start_client(id, pid, stream, place, self.events.clone(), gate);
         self.clients.insert(id, client);
         state.on_connect(id, Instant::now());
         if let Some(pid) = pid {
@@ -473,12 +471,8 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
                     }
                     actions.extend(state.on_client_message(id, Message::parse(&line), now()));
                 }
-                Event::ClientClosed(id, why) => {
-                    if let Some(c) = io.clients.remove(&id)
-                        && let Some(why) = why
-                    {
-                        eprintln!("codex-as broker: {} {why}; disconnecting it", describe(id, c.pid));
-                    }
+                Event::ClientClosed(id) => {
+                    io.clients.remove(&id);
                     actions = state.on_disconnect(id, now());
                 }
                 Event::AppServer(Output::Line(line)) => match Message::parse(&line) {
@@ -619,6 +613,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 /// bytes wait in its socket, and the client, not the broker, holds them.
 fn start_client(
     id: ClientId,
+    pid: Option<u32>,
     stream: UnixStream,
     place: OwnedSemaphorePermit,
     events: Sender<Event>,
@@ -635,7 +630,7 @@ fn start_client(
     let read = Shared(stream.clone());
     let reader = tokio::spawn(async move {
         let mut read = BufReader::new(read);
-        let why = loop {
+        loop {
             // Closed only once the app-server is gone, when nothing waits for it any more.
             let _ = gate.wait_for(|open| *open).await;
             match lines::read_line(&mut read).await {
@@ -645,16 +640,22 @@ fn start_client(
                         return;
                     }
                 }
-                Ok(None) => break None,
-                Err(e) => break lines::too_long(&e).map(|long| format!("sent {long}")),
+                Ok(None) => break,
+                Err(e) => {
+                    if let Some(long) = lines::too_long(&e) {
+                        let who = describe(id, pid);
+                        eprintln!("codex-as broker: {who} sent {long}; disconnecting it");
+                    }
+                    break;
+                }
             }
-        };
-        let _ = events.send(Event::ClientClosed(id, why)).await;
+        }
+        let _ = events.send(Event::ClientClosed(id)).await;
     });
     ClientHandle {
         tx,
         stream,
-        pid: None,
+        pid,
         queued,
         writer,
         reader,
