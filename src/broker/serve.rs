@@ -368,47 +368,12 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
     let mut sigterm = signal(SignalKind::terminate()).map_err(BrokerError::Io)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(BrokerError::Io)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(BrokerError::Io)?;
-
-    let (bound_listener, bound) = endpoint::bind(&socket_path)?;
-    let mut files = Files {
-        socket: Some(bound),
-        pid_file: None,
-        record: None,
-    };
-    // Leases live in the runtime folder, named by the account's key (the socket's name).
-    let runtime_dir = socket_path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let account_key = socket_path
-        .file_stem()
-        .map(|s| Registry::key_of(&s.to_string_lossy()).to_string())
-        .unwrap_or_default();
-    let lease_held = || lease::held(&runtime_dir, &account_key);
-    // Declared after `files` so that on an early return the listener closes before the socket
-    // file is removed.
-    let std_listener = bound_listener;
-    if let Some(p) = &opts.pid_file {
-        // Like the plugin's broker, create the folder when missing (privately).
-        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
-        parent
-            .map_or(Ok(()), crate::sys::fsutil::create_private_dir)
-            .and_then(|()| {
-                crate::sys::fsutil::write_private_atomic(
-                    p,
-                    format!("{}\n", std::process::id()).as_bytes(),
-                )
-            })
-            .map_err(|source| BrokerError::PidFile {
-                path: p.clone(),
-                source,
-            })?;
-        files.pid_file = Some(p.clone());
-    }
-    std_listener
-        .set_nonblocking(true)
-        .map_err(BrokerError::Io)?;
-    let mut listener = Some(UnixListener::from_std(std_listener).map_err(BrokerError::Io)?);
+    // `listener` is bound after `files`, so that on an early return it closes before the
+    // socket file is removed.
+    let (mut files, listener) = listen(&socket_path, opts.pid_file.as_deref())?;
+    let mut listener = Some(listener);
+    let lease = Lease::of_socket(&socket_path);
+    let lease_held = || lease.held();
 
     let (events_tx, mut events): (Sender<Event>, Receiver<Event>) = mpsc::channel(EVENT_QUEUE);
     let app = AppServer::spawn(&opts.codex, &opts.cwd, events_tx.clone(), Event::AppServer)?;
@@ -555,7 +520,83 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
         }
     };
 
-    // Refuse newcomers first, so a successor broker can take the path at once.
+    finish(reason, listener, files, io, app_exit).await
+}
+
+/// Binds the socket (privately, never over a live broker's) and writes the pid file: the files
+/// to remove however the broker ends, and the listener, not accepting yet.
+fn listen(
+    socket_path: &Path,
+    pid_file: Option<&Path>,
+) -> Result<(Files, UnixListener), BrokerError> {
+    let (std_listener, bound) = endpoint::bind(socket_path)?;
+    let mut files = Files {
+        socket: Some(bound),
+        pid_file: None,
+        record: None,
+    };
+    // Dropped before `files` on an early return: the listener closes before the file goes.
+    let std_listener = std_listener;
+    if let Some(p) = pid_file {
+        // Like the plugin's broker, create the folder when missing (privately).
+        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+        parent
+            .map_or(Ok(()), crate::sys::fsutil::create_private_dir)
+            .and_then(|()| {
+                crate::sys::fsutil::write_private_atomic(
+                    p,
+                    format!("{}\n", std::process::id()).as_bytes(),
+                )
+            })
+            .map_err(|source| BrokerError::PidFile {
+                path: p.to_path_buf(),
+                source,
+            })?;
+        files.pid_file = Some(p.to_path_buf());
+    }
+    std_listener
+        .set_nonblocking(true)
+        .map_err(BrokerError::Io)?;
+    let listener = UnixListener::from_std(std_listener).map_err(BrokerError::Io)?;
+    Ok((files, listener))
+}
+
+/// Where a Claude Code session's lease on this broker would be: in the runtime folder, named
+/// by the account's key (the socket's name).
+struct Lease {
+    runtime_dir: PathBuf,
+    account_key: String,
+}
+
+impl Lease {
+    fn of_socket(socket_path: &Path) -> Lease {
+        Lease {
+            runtime_dir: socket_path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            account_key: socket_path
+                .file_stem()
+                .map(|s| Registry::key_of(&s.to_string_lossy()).to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn held(&self) -> bool {
+        lease::held(&self.runtime_dir, &self.account_key)
+    }
+}
+
+/// Stops a broker whose event loop ended: refuses newcomers first (so a successor can take the
+/// path at once), lets clients take their last answers, stops the app-server. An error when it
+/// never got ready, saying why.
+async fn finish(
+    reason: StopReason,
+    mut listener: Option<UnixListener>,
+    mut files: Files,
+    mut io: Io,
+    app_exit: Option<ExitStatus>,
+) -> Result<StopReason, BrokerError> {
     drop(close_listener(listener.take(), &mut files));
     files.remove_socket();
     io.close_clients().await;
