@@ -440,28 +440,11 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
                     io.clients.remove(&id);
                     actions = state.on_disconnect(id, now());
                 }
-                Event::AppServer(Output::Line(line)) => match Message::parse(&line) {
-                    Ok(msg) => {
-                        if let Some(observe) = opts.observer.as_mut() {
-                            observe(&msg);
-                        }
-                        actions = state.on_app_server_message(msg, now());
-                    }
-                    Err(why) => eprintln!("codex-as broker: ignoring a line from codex app-server: {why}"),
-                },
+                Event::AppServer(Output::Line(line)) => {
+                    actions = app_server_line(&mut state, opts.observer.as_mut(), &line);
+                }
                 Event::AppServer(Output::TooLong { read, head }) => {
-                    eprintln!(
-                        "codex-as broker: codex app-server sent a line too long ({read} bytes, over {} MiB); dropped it",
-                        lines::MAX_LINE >> 20
-                    );
-                    // When it was an answer, its request fails instead of waiting forever.
-                    if let Some(id) = answer_id(&head) {
-                        let why = format!(
-                            "codex app-server's answer was too long for codex-as's broker ({read} bytes, over {} MiB)",
-                            lines::MAX_LINE >> 20
-                        );
-                        actions = state.on_app_server_message(Message::err(json!(id), p::SERVER_ERROR, why), now());
-                    }
+                    actions = app_server_line_too_long(&mut state, read, &head);
                 }
                 Event::AppServer(Output::Closed) => {
                     if !app_waited {
@@ -612,6 +595,41 @@ async fn finish(
         return Err(BrokerError::AppServer(why));
     }
     Ok(reason)
+}
+
+/// A line from the app-server, shown to the observer and handed to the state machine.
+fn app_server_line(state: &mut State, observer: Option<&mut Observer>, line: &str) -> Vec<Action> {
+    match Message::parse(line) {
+        Ok(msg) => {
+            if let Some(observe) = observer {
+                observe(&msg);
+            }
+            state.on_app_server_message(msg, Instant::now())
+        }
+        Err(why) => {
+            eprintln!("codex-as broker: ignoring a line from codex app-server: {why}");
+            Vec::new()
+        }
+    }
+}
+
+/// A line from the app-server past [`lines::MAX_LINE`], already dropped: said in the log, and
+/// when it was an answer, its request fails instead of waiting forever.
+fn app_server_line_too_long(state: &mut State, read: usize, head: &str) -> Vec<Action> {
+    let mib = lines::MAX_LINE >> 20;
+    eprintln!(
+        "codex-as broker: codex app-server sent a line too long ({read} bytes, over {mib} MiB); dropped it"
+    );
+    let Some(id) = answer_id(head) else {
+        return Vec::new();
+    };
+    let why = format!(
+        "codex app-server's answer was too long for codex-as's broker ({read} bytes, over {mib} MiB)"
+    );
+    state.on_app_server_message(
+        Message::err(json!(id), p::SERVER_ERROR, why),
+        Instant::now(),
+    )
 }
 
 /// The next connection, once it has a place (taking the place first is what keeps the
