@@ -19,6 +19,7 @@ mod quota;
 mod run;
 mod shell;
 mod sys;
+mod thread;
 
 fn main() -> ExitCode {
     let args = match help::rewrite(std::env::args_os().collect()) {

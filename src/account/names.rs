@@ -19,6 +19,8 @@ pub const RESERVED: &[&str] = &[
     "quota",
     "remove",
     "statusline",
+    "thread",
+    "threads",
     "use",
     "version",
     "which",
