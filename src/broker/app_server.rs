@@ -5,18 +5,30 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use std::sync::Arc;
 use tokio::io::BufReader;
 use tokio::process::{Child, Command};
-use tokio::sync::mpsc::{self, UnboundedSender};
+
+use tokio::sync::mpsc::{self, Sender, UnboundedSender};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::BrokerError;
-use super::lines;
+use super::lines::{self, Backlog};
+
+/// How much may wait for the app-server to read it before clients are read no further: a busy
+/// or stuck app-server slows its clients down instead of growing the broker's memory.
+pub const MAX_UNREAD: usize = 16 << 20;
 
 /// What the reader task reports from the app-server's stdout.
 #[derive(Debug)]
 pub enum Output {
     Line(String),
+    /// A line past [`lines::MAX_LINE`], dropped; how it began tells whose answer it was.
+    TooLong {
+        read: usize,
+        head: String,
+    },
     /// stdout closed: the app-server exited or is exiting.
     Closed,
 }
@@ -25,17 +37,19 @@ pub struct AppServer {
     child: Child,
     pid: u32,
     input: Option<UnboundedSender<String>>,
+    /// What `input` holds and the app-server has not read yet.
+    unread: Arc<Backlog>,
     writer: JoinHandle<()>,
     reader: JoinHandle<()>,
 }
 
 impl AppServer {
     /// Starts `codex app-server` in `cwd`, stderr inherited (the spawner logs it). Every stdout
-    /// line goes to `on_output`, wrapped by `wrap`.
+    /// line goes to `events`, wrapped by `wrap`; a full queue stops reading its output.
     pub fn spawn<E: Send + 'static>(
         codex: &Path,
         cwd: &Path,
-        events: UnboundedSender<E>,
+        events: Sender<E>,
         wrap: fn(Output) -> E,
     ) -> Result<AppServer, BrokerError> {
         let mut child = Command::new(codex)
@@ -57,20 +71,38 @@ impl AppServer {
             ));
         };
         let (input, rx) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(lines::write_lines(stdin, rx));
+        let unread = Backlog::new(MAX_UNREAD);
+        let writer = tokio::spawn(lines::write_lines(stdin, rx, unread.clone()));
         let reader = tokio::spawn(async move {
             let mut out = BufReader::new(stdout);
-            while let Ok(Some(line)) = lines::read_line(&mut out).await {
-                if events.send(wrap(Output::Line(line))).is_err() {
+            loop {
+                let output = match lines::read_line(&mut out).await {
+                    Ok(Some(line)) => Output::Line(line),
+                    Ok(None) => break,
+                    Err(e) => match lines::too_long(&e) {
+                        // Its end is somewhere further: the next line is whole again.
+                        Some(long) => {
+                            let (read, head) = (long.read, long.head.clone());
+                            let rest = lines::skip_line(&mut out).await.unwrap_or(0);
+                            Output::TooLong {
+                                read: read + rest,
+                                head,
+                            }
+                        }
+                        None => break,
+                    },
+                };
+                if events.send(wrap(output)).await.is_err() {
                     return;
                 }
             }
-            let _ = events.send(wrap(Output::Closed));
+            let _ = events.send(wrap(Output::Closed)).await;
         });
         Ok(AppServer {
             child,
             pid,
             input: Some(input),
+            unread,
             writer,
             reader,
         })
@@ -82,8 +114,14 @@ impl AppServer {
 
     pub fn send(&self, line: String) {
         if let Some(tx) = &self.input {
+            self.unread.add(line.len());
             let _ = tx.send(line);
         }
+    }
+
+    /// True while the app-server keeps up with its input (see [`MAX_UNREAD`]).
+    pub fn gate(&self) -> watch::Receiver<bool> {
+        self.unread.gate()
     }
 
     /// Waits for the child to exit (cancel-safe, for the event loop's `select!`).

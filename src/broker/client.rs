@@ -5,7 +5,6 @@
 use std::io;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
@@ -14,7 +13,13 @@ use tokio::time::{Instant, timeout_at};
 
 use super::endpoint;
 use super::lines;
+pub use super::protocol::Status;
 use super::protocol::{self as p, Message};
+
+/// How long codex-as waits for a broker's `broker/status` (or shutdown answer) before it calls
+/// the broker hung and leaves it alone. Starting or reusing one for a run waits longer
+/// (`pool`).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -69,59 +74,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             writer,
             next_id: 1,
         }
-    }
-}
-
-/// The answer of `broker/status`, from codex-as's broker or a patched plugin broker: only
-/// `busy` is required, everything else is filled in when the broker says it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct Status {
-    pub busy: bool,
-    /// `"codex-as"` for ours.
-    pub broker: Option<String>,
-    pub version: Option<String>,
-    pub pid: Option<u32>,
-    pub app_server_pid: Option<u32>,
-    pub codex_home: Option<String>,
-    pub auth: Option<AuthStatus>,
-    pub started_at: Option<u64>,
-    pub connections: Option<u64>,
-    /// Ours: clients connected besides the one asking.
-    pub clients: Option<u64>,
-    /// Ours: threads with a turn running, and their ids.
-    pub threads_in_flight: Option<u64>,
-    pub threads: Vec<String>,
-    /// Ours: the working folders of the threads it has served.
-    pub workspaces: Vec<String>,
-    pub idle_seconds: Option<u64>,
-    pub cwd: Option<String>,
-    pub endpoint: Option<String>,
-    /// Ours: the latest turns that failed for the account's usage limit.
-    pub usage_limit_hits: Vec<UsageLimitHit>,
-}
-
-/// A turn that failed with `codexErrorInfo: "usageLimitExceeded"`, as the broker saw it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct UsageLimitHit {
-    /// The client process whose turn it was.
-    pub pid: Option<u32>,
-    pub thread_id: Option<String>,
-    pub turn_id: Option<String>,
-    pub message: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(default)]
-pub struct AuthStatus {
-    pub method: Option<String>,
-    pub fingerprint: Option<String>,
-}
-
-impl Status {
-    pub fn is_codex_as(&self) -> bool {
-        self.broker.as_deref() == Some("codex-as")
     }
 }
 

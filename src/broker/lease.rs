@@ -59,8 +59,6 @@ fn file_name(session: &str) -> String {
 
 /// Whether any live session holds a lease on the account's broker. Called by the broker before it
 /// exits idle. Stale leases (holder gone) are removed on the way.
-// The broker's idle exit calls this once issue 11's rewrite of serve.rs lands (branch broker11).
-#[allow(dead_code)]
 pub fn held(runtime: &Path, account_key: &str) -> bool {
     let Ok(entries) = std::fs::read_dir(lease_dir(runtime, account_key)) else {
         return false;

@@ -6,13 +6,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::watch;
 
 /// The longest line accepted from a peer: far above any real message (a long thread's history
 /// is a few MB), low enough that a runaway peer cannot exhaust memory.
 pub const MAX_LINE: usize = 64 << 20;
 
 /// The next line without its newline; None at end of input. A last line without a newline
-/// still counts, as it does for Node's readline.
+/// still counts, as it does for Node's readline. A line longer than [`MAX_LINE`] is an error
+/// that [`too_long`] recognises; its rest is still unread.
 pub async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R) -> io::Result<Option<String>> {
     let mut buf = Vec::new();
     loop {
@@ -29,11 +31,49 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R) -> io::Result<Option<
         buf.extend_from_slice(available);
         r.consume(n);
         if buf.len() > MAX_LINE {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "line longer than 64 MiB",
-            ));
+            let head = String::from_utf8_lossy(&buf[..HEAD.min(buf.len())]).into_owned();
+            let err = LineTooLong {
+                read: buf.len(),
+                head,
+            };
+            return Err(io::Error::new(io::ErrorKind::InvalidData, err));
         }
+    }
+}
+
+/// How much of an overlong line is kept to tell what it was (a JSON-RPC answer names its id
+/// first).
+const HEAD: usize = 64;
+
+/// A line past [`MAX_LINE`]: how much of it was read without finding its end, and how it began.
+#[derive(Debug, thiserror::Error)]
+#[error("a line longer than {} MiB ({read} bytes read without a newline)", MAX_LINE >> 20)]
+pub struct LineTooLong {
+    pub read: usize,
+    pub head: String,
+}
+
+/// The overlong line behind a [`read_line`] error, if that is what it was.
+pub fn too_long(e: &io::Error) -> Option<&LineTooLong> {
+    e.get_ref()?.downcast_ref::<LineTooLong>()
+}
+
+/// Discards input up to and including the next newline (the rest of an overlong line); the
+/// number of bytes discarded.
+pub async fn skip_line<R: AsyncBufRead + Unpin>(r: &mut R) -> io::Result<usize> {
+    let mut skipped = 0;
+    loop {
+        let available = r.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(skipped);
+        }
+        if let Some(i) = available.iter().position(|&b| b == b'\n') {
+            r.consume(i + 1);
+            return Ok(skipped + i);
+        }
+        let n = available.len();
+        r.consume(n);
+        skipped += n;
     }
 }
 
@@ -44,30 +84,61 @@ fn into_text(mut buf: Vec<u8>) -> String {
     String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// Writes each queued line until the queue closes, then shuts the stream down so the peer sees
-/// end of input. Stops early when the peer goes away.
-pub async fn write_lines<W: AsyncWrite + Unpin>(mut w: W, mut rx: UnboundedReceiver<String>) {
-    while let Some(mut line) = rx.recv().await {
-        line.push('\n');
-        if w.write_all(line.as_bytes()).await.is_err() {
-            return;
-        }
-    }
-    let _ = w.shutdown().await;
+/// Bytes handed to a writer task and not yet written, so that the sender can bound what waits
+/// for a slow reader. Past `limit` it is closed: whoever feeds the sender waits on [`Self::gate`]
+/// until the writer has brought it back under.
+#[derive(Debug)]
+pub struct Backlog {
+    bytes: AtomicUsize,
+    open: watch::Sender<bool>,
+    limit: usize,
 }
 
-/// [`write_lines`], taking each line's size off `queued` once it is written, so that the sender
-/// can bound what a slow reader leaves waiting.
-pub async fn write_lines_counted<W: AsyncWrite + Unpin>(
+impl Backlog {
+    pub fn new(limit: usize) -> Arc<Backlog> {
+        Arc::new(Backlog {
+            bytes: AtomicUsize::new(0),
+            open: watch::Sender::new(true),
+            limit,
+        })
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Acquire)
+    }
+
+    pub fn add(&self, n: usize) {
+        if self.bytes.fetch_add(n, Ordering::AcqRel) + n > self.limit {
+            self.open
+                .send_if_modified(|open| std::mem::replace(open, false));
+        }
+    }
+
+    fn sub(&self, n: usize) {
+        if self.bytes.fetch_sub(n, Ordering::AcqRel).saturating_sub(n) <= self.limit {
+            self.open
+                .send_if_modified(|open| !std::mem::replace(open, true));
+        }
+    }
+
+    /// True while the backlog is under its limit.
+    pub fn gate(&self) -> watch::Receiver<bool> {
+        self.open.subscribe()
+    }
+}
+
+/// Writes each queued line until the queue closes, taking its size off `backlog` once written,
+/// then shuts the stream down so the peer sees end of input. Stops early when the peer goes away.
+pub async fn write_lines<W: AsyncWrite + Unpin>(
     mut w: W,
     mut rx: UnboundedReceiver<String>,
-    queued: Arc<AtomicUsize>,
+    backlog: Arc<Backlog>,
 ) {
     while let Some(mut line) = rx.recv().await {
         let n = line.len();
         line.push('\n');
         let written = w.write_all(line.as_bytes()).await;
-        queued.fetch_sub(n, Ordering::AcqRel);
+        backlog.sub(n);
         if written.is_err() {
             return;
         }
@@ -87,5 +158,48 @@ mod tests {
             got.push(l);
         }
         assert_eq!(got, ["{\"a\":1}", "", "{\"b\":2}", "last"]);
+    }
+
+    #[tokio::test]
+    async fn an_overlong_line_is_told_apart_and_can_be_skipped() {
+        let blob = "x".repeat(MAX_LINE + (1 << 20));
+        let mut input = format!("{{\"id\":7,\"result\":\"{blob}\"}}\n");
+        input.push_str("{\"next\":1}\n");
+        let mut r = tokio::io::BufReader::new(input.as_bytes());
+        let err = match read_line(&mut r).await {
+            Err(e) => e,
+            Ok(l) => panic!("read a line of {:?} bytes", l.map(|l| l.len())),
+        };
+        let long = too_long(&err).expect("a line too long");
+        assert!(long.read > MAX_LINE, "{}", long.read);
+        assert!(long.head.starts_with("{\"id\":7,"), "{}", long.head);
+        assert!(err.to_string().contains("longer than 64 MiB"), "{err}");
+        assert!(skip_line(&mut r).await.unwrap() > 0);
+        assert_eq!(read_line(&mut r).await.unwrap().unwrap(), "{\"next\":1}");
+        let other = io::Error::other("x");
+        assert!(too_long(&other).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_backlog_past_its_limit_closes_its_gate_until_written() {
+        use tokio::io::AsyncReadExt;
+        let backlog = Backlog::new(10);
+        let mut gate = backlog.gate();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        for line in ["123456", "abcdef"] {
+            assert!(*gate.borrow(), "open while at most 10 bytes wait");
+            backlog.add(line.len());
+            tx.send(line.to_string()).unwrap();
+        }
+        assert!(!*gate.borrow(), "12 bytes wait");
+        let (sink, mut out) = tokio::io::duplex(64);
+        let writer = tokio::spawn(write_lines(sink, rx, backlog.clone()));
+        gate.wait_for(|open| *open).await.unwrap();
+        drop(tx);
+        writer.await.unwrap();
+        assert_eq!(backlog.bytes(), 0);
+        let mut got = String::new();
+        out.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "123456\nabcdef\n");
     }
 }

@@ -10,7 +10,7 @@
 //! - `client`: how codex-as itself talks to a broker (ours or the plugin's), or to an app-server.
 //! - `pool`: finding or starting the broker for an account (any workspace), for the companion.
 //! - `registry`: records of the brokers codex-as started. `runtime_dir`: their private folder.
-//! - `lease`: whether a Claude Code session holds the broker up (issue 10).
+//! - `lease`: whether a Claude Code session holds the broker up.
 //!
 //! The server side is `state`, `serve`, `app_server`, `endpoint` and `presence` (it asks
 //! `lease`), started only by `codex-as broker serve` (cmd/broker); the rest of codex-as uses
@@ -27,20 +27,18 @@
 //!
 //! ## Sharing
 //!
-//! Any number of clients (64 at most; the next get `-32001` for everything but status and
-//! shutdown, so a companion falls back to its own app-server on the same account) use the one
-//! app-server at once. Request ids are remapped per client. A thread belongs to the clients that
-//! opened it (`thread/start|resume|fork`) or ran a turn or review on it; its notifications and
-//! server requests go to them only. Thread-less notifications go to every client with a request
-//! or turn in flight (the plugin's broker sends them to its one busy client). A server request
-//! nobody can answer gets the plugin's `-32601`. `turn/interrupt` is forwarded from any client.
-//! Only methods tied to the connection or to account-wide state (`command/exec`, `fs/watch`,
-//! logins, config writes...: `protocol::EXCLUSIVE_METHODS`) get `-32001`, unless their client is
-//! alone. A client that leaves takes only its own turn with it: a turn no connected client owns
-//! is interrupted (the plugin's broker leaves it running and hands its events to the next
-//! client); every other client's threads go on. A client that stops reading is disconnected once
-//! 16 MiB wait for it, as if it had left. If the app-server dies, every client with a turn in
-//! flight gets the failed-turn ending (an `error`, then `turn/completed` with status `failed`).
+//! Any number of clients (`--max-clients`, 64 by default) use the one app-server at once; the
+//! rules (who owns a thread and hears its events, what is `BUSY`, what a leaving client takes
+//! with it, what quiet, unused and idle mean) are written out once, in the module docs of
+//! `state`. What bounds a broker's cost is the event loop's (`serve`):
+//! - Eight connections past `--max-clients` are held and told they are busy; past those,
+//!   connections wait in the listen backlog (a place is taken before a connection is accepted)
+//!   until one leaves. A failed accept pauses accepting a while, not serving.
+//! - A client that stops reading is disconnected once 16 MiB wait for it, as if it had left; one
+//!   that sends a line longer than 64 MiB is too, and the log says which and why.
+//! - While 16 MiB wait for the app-server to read them, clients are read no further (their bytes
+//!   wait in their sockets). A line longer than 64 MiB from the app-server is dropped and logged;
+//!   the request it answered gets an error saying so.
 //!
 //! ## Threads of other accounts
 //!
@@ -57,15 +55,16 @@
 //!
 //! ## Idle, shutdown and being found
 //!
-//! Idle means: no client connected, no request and no turn in flight, and no lease held. Only
-//! an idle broker stops, for any reason but a signal:
+//! Only an idle broker (no client connected, no request and no turn in flight, no lease held;
+//! `state` words it exactly) stops, for any reason but a signal:
 //! - `broker/shutdown {"ifIdle":true}` answers `{"shutdown":true,"busy":false}` and stops when
 //!   idle (the asking client aside), else `{"shutdown":false,"busy":true}` and keeps serving.
 //! - A plain `broker/shutdown` (what the plugin's SessionEnd sends to whatever endpoint its
 //!   session had) answers the plugin's `{}` and stops only when idle, as above: it never fails
 //!   another session's work.
 //! - A shutdown is judged when it is acted on: connections already waiting in the listen backlog
-//!   are accepted (and count) first, and one whose `deadlineMs` (unix milliseconds; codex-as's
+//!   are accepted (and count) first, as far as there are places (with none left, the broker is
+//!   not idle anyway), and one whose `deadlineMs` (unix milliseconds; codex-as's
 //!   own clients set it to when they stop waiting) has passed is void
 //!   (`{"shutdown":false,...,"expired":true}`): a broker that was stopped (SIGSTOP) or starved
 //!   reads it after its sender reported it as hung and left alone.
@@ -87,7 +86,8 @@
 //!  "startedAt":1795634918,"connections":3,"clients":2,"maxClients":64,"requestsInFlight":0,
 //!  "threadsInFlight":2,"threads":["019a…","019b…"],"workspaces":["/home/u/src/api","/home/u/src/web"],
 //!  "leaseHeld":false,"idleSeconds":0,"cwd":"/home/u/.codex-work",
-//!  "endpoint":"unix:/tmp/codex-as-1000/x.sock","usageLimitHits":[]}
+//!  "endpoint":"unix:/tmp/codex-as-1000/x.sock","usageLimitHits":[{"pid":4801,
+//!  "threadId":"019b…","turnId":"019c…","message":"You've hit your usage limit."}]}
 //! ```
 
 pub mod app_server;

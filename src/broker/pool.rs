@@ -72,6 +72,43 @@ pub fn fingerprint_of(st: &Status) -> Option<String> {
     st.auth.as_ref().and_then(|a| a.fingerprint.clone())
 }
 
+/// Whether the broker's account logged in again since it started: its home's login is no
+/// longer the one it runs on.
+pub fn login_replaced(st: &Status) -> bool {
+    st.codex_home
+        .as_deref()
+        .is_some_and(|h| identity::auth_fingerprint(Path::new(h)) != fingerprint_of(st))
+}
+
+/// One of codex-as's brokers, as its answer to `broker/status` found it.
+pub struct Probe {
+    /// Its id in the registry.
+    pub id: String,
+    pub endpoint: String,
+    pub answer: Result<Status, ClientError>,
+}
+
+impl Probe {
+    pub async fn of(reg: &Registry, id: &str, timeout: Duration) -> Probe {
+        let endpoint = format!("unix:{}", reg.socket_path(id).display());
+        let answer = client::status(&endpoint, timeout).await;
+        Probe {
+            id: id.to_string(),
+            endpoint,
+            answer,
+        }
+    }
+}
+
+/// Every broker of codex-as's registry, each asked in turn how it is.
+pub async fn probe_all(reg: &Registry, timeout: Duration) -> Vec<Probe> {
+    let mut probes = Vec::new();
+    for id in reg.ids() {
+        probes.push(Probe::of(reg, &id, timeout).await);
+    }
+    probes
+}
+
 /// The endpoint of `account`'s broker, warm or started now, with the config's idle exit: what
 /// every caller that needs the account's broker (the companion, the Claude Code hook, a live
 /// quota read) asks for, so they all find and start brokers alike.
@@ -164,13 +201,16 @@ async fn find(reg: &Registry, key: &str, req: &Request<'_>) -> Option<String> {
     let fingerprint = identity::auth_fingerprint(req.home);
     let mut found = None;
     for id in reg.ids_for_key(key) {
-        let endpoint = format!("unix:{}", reg.socket_path(&id).display());
         let timeout = if found.is_none() {
             PROBE_TIMEOUT
         } else {
             CLEANUP_PROBE_TIMEOUT
         };
-        let probe = client::status(&endpoint, timeout).await;
+        let Probe {
+            endpoint,
+            answer: probe,
+            ..
+        } = Probe::of(reg, &id, timeout).await;
         match judge(&probe, req, &fingerprint) {
             Verdict::Usable if found.is_none() => {
                 if let (Ok(st), None) = (&probe, reg.record(&id)) {
@@ -212,8 +252,8 @@ async fn start(reg: &Registry, key: &str, req: &Request<'_>) -> Result<String, S
         .arg(&endpoint)
         // Not any workspace: the broker serves them all, and every thread the companion opens
         // names its own `cwd`. The account's home is a folder that outlives every workspace and
-        // holds no project config (the research for issue 11: only a `thread/start` without a
-        // `cwd` would follow the process's folder).
+        // holds no project config (only a `thread/start` without a `cwd` would follow the
+        // process's folder).
         .arg("--cwd")
         .arg(req.home)
         .arg("--idle-exit")

@@ -1,6 +1,7 @@
 //! The wire format shared by the plugin's broker, ours and `codex app-server`: one JSON-RPC
 //! object per line, without the `"jsonrpc"` member.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 /// Another client owns the app-server (the plugin's `BROKER_BUSY_RPC_CODE`).
@@ -75,6 +76,85 @@ pub const RATE_LIMITS_READ: &str = "account/rateLimits/read";
 /// The `codexErrorInfo` of a turn error for every quota error of the account (app-server v2;
 /// `quota::signals` lists where it comes from).
 pub const USAGE_LIMIT_EXCEEDED: &str = "usageLimitExceeded";
+
+/// True when a turn ended failed for the usage limit: app-server v2 `turn/completed` params with
+/// `turn.status: "failed"` and `turn.error.codexErrorInfo: "usageLimitExceeded"` (variants with
+/// data serialize as `{"usageLimitExceeded": {...}}`).
+pub fn is_usage_limit_turn(params: Option<&Value>) -> bool {
+    let Some(turn) = params.and_then(|v| v.get("turn")) else {
+        return false;
+    };
+    let info = turn.get("error").and_then(|e| e.get("codexErrorInfo"));
+    let is_limit = match info {
+        Some(Value::String(s)) => s == USAGE_LIMIT_EXCEEDED,
+        Some(Value::Object(m)) => m.contains_key(USAGE_LIMIT_EXCEEDED),
+        _ => false,
+    };
+    is_limit && turn.get("status").and_then(Value::as_str) == Some("failed")
+}
+
+/// The answer of `broker/status`. codex-as's broker fills in every field; a broker patched
+/// into the plugin sends some (`busy` at least), so each one it leaves out reads as None or
+/// empty. One type for the writer and the readers: a key renamed here is renamed for both, and
+/// the tests below hold it to the example in the module docs of `broker`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Status {
+    /// "Not idle", as seen by the asker, who does not count.
+    pub busy: bool,
+    /// `"codex-as"` for ours.
+    pub broker: Option<String>,
+    pub version: Option<String>,
+    pub pid: Option<u32>,
+    pub app_server_pid: Option<u32>,
+    pub codex_home: Option<String>,
+    pub auth: Option<AuthStatus>,
+    /// Unix seconds.
+    pub started_at: Option<u64>,
+    /// Every connection, the asker's included.
+    pub connections: Option<u64>,
+    /// Ours: clients connected besides the one asking.
+    pub clients: Option<u64>,
+    pub max_clients: Option<u64>,
+    pub requests_in_flight: Option<u64>,
+    /// Ours: threads with a turn running, and their ids.
+    pub threads_in_flight: Option<u64>,
+    pub threads: Vec<String>,
+    /// Ours: the working folders of the threads it has served.
+    pub workspaces: Vec<String>,
+    pub lease_held: Option<bool>,
+    /// Since the last request or turn ended; 0 while one runs.
+    pub idle_seconds: Option<u64>,
+    pub cwd: Option<String>,
+    pub endpoint: Option<String>,
+    /// Ours: the latest turns that failed for the account's usage limit, newest last.
+    pub usage_limit_hits: Vec<UsageLimitHit>,
+}
+
+impl Status {
+    pub fn is_codex_as(&self) -> bool {
+        self.broker.as_deref() == Some("codex-as")
+    }
+}
+
+/// A turn that failed with `codexErrorInfo: "usageLimitExceeded"`, as the broker saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UsageLimitHit {
+    /// The client process whose turn it was.
+    pub pid: Option<u32>,
+    pub thread_id: Option<String>,
+    pub turn_id: Option<String>,
+    pub message: Option<String>,
+}
+
+/// How the broker's account is logged in, without a secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AuthStatus {
+    pub method: Option<String>,
+    pub fingerprint: Option<String>,
+}
 
 /// The plugin version whose client identity the broker presents to Codex. Codex records the
 /// client name as a session's `originator`, so sessions run through codex-as look exactly like
@@ -227,6 +307,59 @@ pub fn str_param<'a>(params: Option<&'a Value>, key: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `broker/status` example of the module docs of `broker`.
+    fn documented_status() -> Value {
+        let docs = include_str!("mod.rs");
+        let block: String = docs
+            .lines()
+            .skip_while(|l| *l != "//! ```json")
+            .skip(1)
+            .take_while(|l| *l != "//! ```")
+            .map(|l| l.trim_start_matches("//!"))
+            .collect();
+        serde_json::from_str(&block).unwrap()
+    }
+
+    #[test]
+    fn status_reads_and_writes_every_documented_key() {
+        let documented = documented_status();
+        let status: Status = serde_json::from_value(documented.clone()).unwrap();
+        // A key renamed or left out here reads as null and is written under another name.
+        assert_eq!(serde_json::to_value(&status).unwrap(), documented);
+        assert!(status.is_codex_as());
+        assert_eq!(status.usage_limit_hits[0].turn_id.as_deref(), Some("019c…"));
+    }
+
+    #[test]
+    fn a_plugin_brokers_status_may_say_only_busy() {
+        let status: Status = serde_json::from_value(json!({"busy": true})).unwrap();
+        assert!(status.busy && !status.is_codex_as());
+        assert_eq!(status.pid, None);
+    }
+
+    #[test]
+    fn usage_limit_turns_are_failed_turns_naming_the_limit() {
+        let turn = |status: &str, info: Value| {
+            json!({"threadId": "t", "turn": {"id": "u", "status": status,
+                "error": {"message": "You've hit your usage limit.", "codexErrorInfo": info}}})
+        };
+        assert!(is_usage_limit_turn(Some(&turn(
+            "failed",
+            json!(USAGE_LIMIT_EXCEEDED)
+        ))));
+        assert!(is_usage_limit_turn(Some(&turn(
+            "failed",
+            json!({USAGE_LIMIT_EXCEEDED: {"resetsAt": 1}})
+        ))));
+        assert!(!is_usage_limit_turn(Some(&turn("failed", json!("other")))));
+        assert!(!is_usage_limit_turn(Some(&turn(
+            "completed",
+            json!(USAGE_LIMIT_EXCEEDED)
+        ))));
+        assert!(!is_usage_limit_turn(Some(&json!({"threadId": "t"}))));
+        assert!(!is_usage_limit_turn(None));
+    }
 
     #[test]
     fn tells_requests_notifications_and_responses_apart() {

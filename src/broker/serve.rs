@@ -7,27 +7,30 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::ExitStatus;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
-use tokio::io::BufReader;
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{self, Receiver, Sender, UnboundedReceiver, UnboundedSender};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use super::BrokerError;
 use super::app_server::{self, AppServer, Output};
 use super::endpoint;
+use super::lease;
+use super::lines::{self, Backlog};
 use super::presence::{Files, close_listener, keep_findable};
 use super::protocol::{self as p, Message};
 use super::registry::Registry;
 use super::state::{Action, ClientId, Facts, Limits, Phase, State, StopReason};
 use super::threads::{self, Prepared};
-use super::{lease, lines};
 use crate::account::identity::{self, Identity};
 
 pub struct Options {
@@ -61,12 +64,17 @@ enum Event {
 
 struct ClientHandle {
     tx: UnboundedSender<String>,
-    /// A duplicate of the socket, to ask the kernel whether the peer has hung up.
-    peer: Option<OwnedFd>,
+    /// The socket, shared with the reader and writer tasks: to ask the kernel whether the peer
+    /// has hung up without a descriptor of its own.
+    stream: Arc<UnixStream>,
+    /// The process behind it, as its socket reported it when it connected.
+    pid: Option<u32>,
     /// Bytes queued for this client and not yet written to its socket.
-    queued: Arc<AtomicUsize>,
+    queued: Arc<Backlog>,
     writer: JoinHandle<()>,
     reader: JoinHandle<()>,
+    /// Its place among the connections the broker holds (see [`Places`]), given back with it.
+    _place: OwnedSemaphorePermit,
 }
 
 impl ClientHandle {
@@ -78,9 +86,8 @@ impl ClientHandle {
     /// Whether the other end has closed the connection (its end of file may still be on its
     /// way to the event loop).
     fn hung_up(&self) -> bool {
-        let Some(fd) = &self.peer else { return false };
         let mut pfd = nix::libc::pollfd {
-            fd: fd.as_raw_fd(),
+            fd: self.stream.as_raw_fd(),
             events: nix::libc::POLLRDHUP,
             revents: 0,
         };
@@ -95,7 +102,17 @@ const FLUSH_GRACE: Duration = Duration::from_secs(2);
 /// How long the app-server may keep stdout open after its process exited (a grandchild may hold
 /// it); past that it counts as gone.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// The first and the longest wait after a failed accept (out of descriptors, typically), during
+/// which the connected clients are served and may leave.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Connections held past `--max-clients`: they get `BUSY` for work and answers to status and
+/// shutdown, as every connection past the cap used to. Beyond them, connections wait in the
+/// listen backlog, costing the broker nothing, until a place frees up.
+pub const SPARE_PLACES: usize = 8;
+/// Inputs (client lines, the app-server's lines) waiting for the event loop: a full queue stops
+/// their readers, so the sockets and the app-server's pipe hold the rest.
+const EVENT_QUEUE: usize = 64;
 /// The most a client may have queued and unread. A client that stops reading is disconnected
 /// when its queue would pass this, as if it had left (its own turn is interrupted): it must not
 /// grow the broker's memory, and the other clients are served by their own writers meanwhile.
@@ -106,11 +123,88 @@ pub const MAX_QUEUED_BYTES: usize = 16 << 20;
 /// whether a lease holds it.
 const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
+/// The connections a broker holds at most: `--max-clients` served, and [`SPARE_PLACES`] more
+/// that are told it is busy. A place is taken before a connection is accepted, as mini-redis
+/// does, so that a flood of connections waits in the kernel's listen backlog instead of costing
+/// a descriptor each.
+struct Places {
+    max_clients: usize,
+    served: Arc<Semaphore>,
+    spare: Arc<Semaphore>,
+}
+
+impl Places {
+    fn new(max_clients: usize) -> Places {
+        Places {
+            max_clients,
+            served: Arc::new(Semaphore::new(max_clients)),
+            spare: Arc::new(Semaphore::new(SPARE_PLACES)),
+        }
+    }
+
+    fn try_take(&self) -> Option<OwnedSemaphorePermit> {
+        let served = self.served.clone().try_acquire_owned();
+        served
+            .or_else(|_| self.spare.clone().try_acquire_owned())
+            .ok()
+    }
+
+    /// The next free place, a served one first (cancel-safe: a place not taken stays free).
+    async fn take(&self) -> OwnedSemaphorePermit {
+        if let Some(place) = self.try_take() {
+            return place;
+        }
+        let taken = tokio::select! {
+            biased;
+            p = self.served.clone().acquire_owned() => p,
+            p = self.spare.clone().acquire_owned() => p,
+        };
+        match taken {
+            Ok(place) => place,
+            // Never closed.
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+/// Accepting again after a failure, later each time it fails again, without stopping the event
+/// loop meanwhile.
+struct Backoff {
+    next: Duration,
+    until: Option<tokio::time::Instant>,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff {
+            next: ACCEPT_BACKOFF,
+            until: None,
+        }
+    }
+
+    /// A failure: how long accepting pauses.
+    fn failed(&mut self) -> Duration {
+        let wait = self.next;
+        self.until = Some(tokio::time::Instant::now() + wait);
+        self.next = (wait * 2).min(ACCEPT_BACKOFF_MAX);
+        wait
+    }
+
+    fn succeeded(&mut self) {
+        self.next = ACCEPT_BACKOFF;
+    }
+
+    fn paused(&self) -> bool {
+        self.until.is_some()
+    }
+}
+
 /// The I/O side of a running broker: everything the state machine's actions touch.
 struct Io {
     clients: HashMap<ClientId, ClientHandle>,
     next_client: ClientId,
-    events: UnboundedSender<Event>,
+    places: Places,
+    events: Sender<Event>,
     app: AppServer,
     /// The home named by the environment, until the app-server names its own.
     home: PathBuf,
@@ -142,16 +236,17 @@ impl Io {
                         *result = threads::merge_list(std::mem::take(result), extra, &params);
                     }
                     let line = msg.to_value().to_string();
-                    let queued = c.queued.load(Ordering::Acquire);
+                    let queued = c.queued.bytes();
                     if queued > 0 && queued + line.len() > MAX_QUEUED_BYTES {
                         eprintln!(
-                            "codex-as broker: client {id} stopped reading ({queued} bytes unread); disconnecting it"
+                            "codex-as broker: {} stopped reading ({queued} bytes unread); disconnecting it",
+                            describe(id, c.pid)
                         );
                         self.forget(id);
                         actions.extend(state.on_disconnect(id, Instant::now()));
                         continue;
                     }
-                    c.queued.fetch_add(line.len(), Ordering::AcqRel);
+                    c.queued.add(line.len());
                     let _ = c.tx.send(line);
                 }
                 Action::ToAppServer(msg) => self.app.send(msg.to_value().to_string()),
@@ -175,7 +270,7 @@ impl Io {
         None
     }
 
-    fn add_client(&mut self, state: &mut State, stream: UnixStream) {
+    fn add_client(&mut self, state: &mut State, stream: UnixStream, place: OwnedSemaphorePermit) {
         let id = self.next_client;
         self.next_client += 1;
         // Whose turn hit a usage limit is asked later by the client's pid (the fallback checks
@@ -185,8 +280,9 @@ impl Io {
             .ok()
             .and_then(|c| c.pid())
             .and_then(|p| u32::try_from(p).ok());
-        self.clients
-            .insert(id, start_client(id, stream, self.events.clone()));
+        let gate = self.app.gate();
+        let client = start_client(id, pid, stream, place, self.events.clone(), gate);
+        self.clients.insert(id, client);
         state.on_connect(id, Instant::now());
         if let Some(pid) = pid {
             state.set_peer_pid(id, pid);
@@ -247,7 +343,7 @@ impl Io {
             let events = self.events.clone();
             tokio::task::spawn_blocking(move || {
                 let outcome = threads::prepare(&own, &method, params.as_ref(), loaded);
-                let _ = events.send(Event::Prepared {
+                let _ = events.blocking_send(Event::Prepared {
                     client: id,
                     line,
                     outcome,
@@ -256,11 +352,8 @@ impl Io {
             return Vec::new();
         }
         let mut actions = Vec::new();
-        if matches!(&msg, Ok(Message::Request { method, .. }) if method == p::BROKER_SHUTDOWN) {
-            // Judged against everything that is here now: queued clients count, clients that
-            // already left do not.
-            self.accept_queued(state, listener);
-            actions = self.drop_hung_up(state, id);
+        if line.contains(p::BROKER_SHUTDOWN) {
+            actions = self.settle_for_shutdown(state, listener, id);
             state.set_lease_held(lease_held());
         }
         actions.extend(state.on_client_message(id, msg, Instant::now()));
@@ -309,21 +402,64 @@ impl Io {
         actions
     }
 
-    /// Connections waiting in the listen backlog, accepted now: a decision about the broker's
-    /// life (a shutdown) must count clients that already connected, even if the event loop has
-    /// not looked at them yet (after a SIGSTOP, say).
-    fn accept_queued(&mut self, state: &mut State, listener: Option<&UnixListener>) {
-        let Some(listener) = listener else { return };
+    /// Connections waiting in the listen backlog, accepted now as far as there are places: a
+    /// decision about the broker's life (a shutdown) must count clients that already connected,
+    /// even if the event loop has not looked at them yet (after a SIGSTOP, say). With no place
+    /// left, `--max-clients` and the spare places are taken, so the broker is not idle anyway.
+    /// How many were accepted.
+    fn accept_queued(&mut self, state: &mut State, listener: Option<&UnixListener>) -> usize {
+        let Some(listener) = listener else { return 0 };
         let flags =
             nix::sys::socket::SockFlag::SOCK_NONBLOCK | nix::sys::socket::SockFlag::SOCK_CLOEXEC;
-        while let Ok(fd) = nix::sys::socket::accept4(listener.as_raw_fd(), flags) {
+        let mut accepted = 0;
+        while let Some(place) = self.places.try_take()
+            && let Ok(fd) = nix::sys::socket::accept4(listener.as_raw_fd(), flags)
+        {
             // SAFETY: accept4 just returned this descriptor, owned by nobody else.
             let std_stream = unsafe {
                 <std::os::unix::net::UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd)
             };
             if let Ok(stream) = UnixStream::from_std(std_stream) {
-                self.add_client(state, stream);
+                self.add_client(state, stream, place);
+                accepted += 1;
             }
+        }
+        accepted
+    }
+
+    /// Judges a `broker/shutdown` against everything that is here now: queued clients count,
+    /// clients that already left do not. Leavers free places for queued clients, so both are
+    /// repeated until nothing changes.
+    fn settle_for_shutdown(
+        &mut self,
+        state: &mut State,
+        listener: Option<&UnixListener>,
+        asker: ClientId,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        loop {
+            actions.extend(self.drop_hung_up(state, asker));
+            if self.accept_queued(state, listener) == 0 {
+                return actions;
+            }
+        }
+    }
+
+    /// Connections that were queued when the listener closed: served as far as there are
+    /// places; the others are refused (they connected past every limit).
+    fn adopt(&mut self, state: &mut State, queued: Vec<UnixStream>) {
+        let mut refused = 0;
+        for stream in queued {
+            match self.places.try_take() {
+                Some(place) => self.add_client(state, stream, place),
+                None => refused += 1,
+            }
+        }
+        if refused > 0 {
+            eprintln!(
+                "codex-as broker: refused {refused} connections queued past the {} clients and {SPARE_PLACES} spare places it holds",
+                self.places.max_clients
+            );
         }
     }
 
@@ -345,49 +481,14 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
     let mut sigterm = signal(SignalKind::terminate()).map_err(BrokerError::Io)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(BrokerError::Io)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(BrokerError::Io)?;
+    // `listener` is bound after `files`, so that on an early return it closes before the
+    // socket file is removed.
+    let (mut files, listener) = listen(&socket_path, opts.pid_file.as_deref())?;
+    let mut listener = Some(listener);
+    let lease = Lease::of_socket(&socket_path);
+    let lease_held = || lease.held();
 
-    let (bound_listener, bound) = endpoint::bind(&socket_path)?;
-    let mut files = Files {
-        socket: Some(bound),
-        pid_file: None,
-        record: None,
-    };
-    // Leases live in the runtime folder, named by the account's key (the socket's name).
-    let runtime_dir = socket_path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let account_key = socket_path
-        .file_stem()
-        .map(|s| Registry::key_of(&s.to_string_lossy()).to_string())
-        .unwrap_or_default();
-    let lease_held = || lease::held(&runtime_dir, &account_key);
-    // Declared after `files` so that on an early return the listener closes before the socket
-    // file is removed.
-    let std_listener = bound_listener;
-    if let Some(p) = &opts.pid_file {
-        // Like the plugin's broker, create the folder when missing (privately).
-        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
-        parent
-            .map_or(Ok(()), crate::sys::fsutil::create_private_dir)
-            .and_then(|()| {
-                crate::sys::fsutil::write_private_atomic(
-                    p,
-                    format!("{}\n", std::process::id()).as_bytes(),
-                )
-            })
-            .map_err(|source| BrokerError::PidFile {
-                path: p.clone(),
-                source,
-            })?;
-        files.pid_file = Some(p.clone());
-    }
-    std_listener
-        .set_nonblocking(true)
-        .map_err(BrokerError::Io)?;
-    let mut listener = Some(UnixListener::from_std(std_listener).map_err(BrokerError::Io)?);
-
-    let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
+    let (events_tx, mut events): (Sender<Event>, Receiver<Event>) = mpsc::channel(EVENT_QUEUE);
     let app = AppServer::spawn(&opts.codex, &opts.cwd, events_tx.clone(), Event::AppServer)?;
     let home = identity::codex_home_from_env().unwrap_or_default();
     let facts = Facts {
@@ -407,6 +508,7 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
     let mut io = Io {
         clients: HashMap::new(),
         next_client: 1,
+        places: Places::new(opts.max_clients),
         events: events_tx,
         app,
         home,
@@ -416,6 +518,7 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
         lists: HashMap::new(),
     };
 
+    let mut backoff = Backoff::new();
     let mut app_exit: Option<ExitStatus> = None;
     let mut app_waited = false;
     let mut exit_deadline: Option<tokio::time::Instant> = None;
@@ -426,7 +529,7 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
         if let Some(reason) = io.carry_out(&mut state, std::mem::take(&mut actions)) {
             break reason;
         }
-        let idle_deadline = match (opts.idle_exit, state.idle_since(), state.phase()) {
+        let idle_deadline = match (opts.idle_exit, state.unused_since(), state.phase()) {
             (Some(after), Some(since), Phase::Serving) => {
                 Some(tokio::time::Instant::from_std(since + after))
             }
@@ -451,15 +554,12 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
                     io.forget(id);
                     actions = state.on_disconnect(id, now());
                 }
-                Event::AppServer(Output::Line(line)) => match Message::parse(&line) {
-                    Ok(msg) => {
-                        if let Some(observe) = opts.observer.as_mut() {
-                            observe(&msg);
-                        }
-                        actions = state.on_app_server_message(msg, now());
-                    }
-                    Err(why) => eprintln!("codex-as broker: ignoring a line from codex app-server: {why}"),
-                },
+                Event::AppServer(Output::Line(line)) => {
+                    actions = app_server_line(&mut state, opts.observer.as_mut(), &line);
+                }
+                Event::AppServer(Output::TooLong { read, head }) => {
+                    actions = app_server_line_too_long(&mut state, read, &head);
+                }
                 Event::AppServer(Output::Closed) => {
                     if !app_waited {
                         app_exit = tokio::time::timeout(EXIT_GRACE, io.app.wait())
@@ -470,14 +570,18 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
                     actions = state.on_app_server_gone(app_server::describe_exit(app_exit));
                 }
             },
-            accepted = accept(listener.as_ref()), if accepting => match accepted {
-                Ok(stream) => io.add_client(&mut state, stream),
+            accepted = accept(listener.as_ref(), &io.places), if accepting && !backoff.paused() => match accepted {
+                Ok((stream, place)) => {
+                    backoff.succeeded();
+                    io.add_client(&mut state, stream, place);
+                }
                 Err(e) => {
-                    // Out of file descriptors, typically: let clients leave before retrying.
-                    eprintln!("codex-as broker: accept failed: {e}");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    // Out of file descriptors, typically: serve the others, who may leave.
+                    let wait = backoff.failed();
+                    eprintln!("codex-as broker: accept failed: {e}; accepting again in {wait:?}");
                 }
             },
+            _ = sleep_until(backoff.until), if backoff.paused() => backoff.until = None,
             exited = io.app.wait(), if !app_waited => {
                 app_waited = true;
                 app_exit = exited.ok();
@@ -494,9 +598,7 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
                 {
                     // Another broker took our path: nobody can find this one any more, so it
                     // serves whoever is connected and stops.
-                    for stream in close_listener(listener.take(), &mut files) {
-                        io.add_client(&mut state, stream);
-                    }
+                    io.adopt(&mut state, close_listener(listener.take(), &mut files));
                     actions = state.begin_draining(now());
                 }
             }
@@ -509,15 +611,89 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
                 // Decided here, between two events: no client can be half-accepted. Clients that
                 // connected in the meantime sit in the listen backlog; shutting the listener
                 // refuses all later ones, and those already queued are served before stopping.
-                for stream in close_listener(listener.take(), &mut files) {
-                    io.add_client(&mut state, stream);
-                }
+                io.adopt(&mut state, close_listener(listener.take(), &mut files));
                 actions = state.begin_draining(now());
             }
         }
     };
 
-    // Refuse newcomers first, so a successor broker can take the path at once.
+    finish(reason, listener, files, io, app_exit).await
+}
+
+/// Binds the socket (privately, never over a live broker's) and writes the pid file: the files
+/// to remove however the broker ends, and the listener, not accepting yet.
+fn listen(
+    socket_path: &Path,
+    pid_file: Option<&Path>,
+) -> Result<(Files, UnixListener), BrokerError> {
+    let (std_listener, bound) = endpoint::bind(socket_path)?;
+    let mut files = Files {
+        socket: Some(bound),
+        pid_file: None,
+        record: None,
+    };
+    // Dropped before `files` on an early return: the listener closes before the file goes.
+    let std_listener = std_listener;
+    if let Some(p) = pid_file {
+        // Like the plugin's broker, create the folder when missing (privately).
+        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+        parent
+            .map_or(Ok(()), crate::sys::fsutil::create_private_dir)
+            .and_then(|()| {
+                crate::sys::fsutil::write_private_atomic(
+                    p,
+                    format!("{}\n", std::process::id()).as_bytes(),
+                )
+            })
+            .map_err(|source| BrokerError::PidFile {
+                path: p.to_path_buf(),
+                source,
+            })?;
+        files.pid_file = Some(p.to_path_buf());
+    }
+    std_listener
+        .set_nonblocking(true)
+        .map_err(BrokerError::Io)?;
+    let listener = UnixListener::from_std(std_listener).map_err(BrokerError::Io)?;
+    Ok((files, listener))
+}
+
+/// Where a Claude Code session's lease on this broker would be: in the runtime folder, named
+/// by the account's key (the socket's name).
+struct Lease {
+    runtime_dir: PathBuf,
+    account_key: String,
+}
+
+impl Lease {
+    fn of_socket(socket_path: &Path) -> Lease {
+        Lease {
+            runtime_dir: socket_path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            account_key: socket_path
+                .file_stem()
+                .map(|s| Registry::key_of(&s.to_string_lossy()).to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn held(&self) -> bool {
+        lease::held(&self.runtime_dir, &self.account_key)
+    }
+}
+
+/// Stops a broker whose event loop ended: refuses newcomers first (so a successor can take the
+/// path at once), lets clients take their last answers, stops the app-server. An error when it
+/// never got ready, saying why.
+async fn finish(
+    reason: StopReason,
+    mut listener: Option<UnixListener>,
+    mut files: Files,
+    mut io: Io,
+    app_exit: Option<ExitStatus>,
+) -> Result<StopReason, BrokerError> {
     drop(close_listener(listener.take(), &mut files));
     files.remove_socket();
     io.close_clients().await;
@@ -535,10 +711,66 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
     Ok(reason)
 }
 
-async fn accept(listener: Option<&UnixListener>) -> std::io::Result<UnixStream> {
-    match listener {
-        Some(l) => l.accept().await.map(|(s, _)| s),
-        None => std::future::pending().await,
+/// A line from the app-server, shown to the observer and handed to the state machine.
+fn app_server_line(state: &mut State, observer: Option<&mut Observer>, line: &str) -> Vec<Action> {
+    match Message::parse(line) {
+        Ok(msg) => {
+            if let Some(observe) = observer {
+                observe(&msg);
+            }
+            state.on_app_server_message(msg, Instant::now())
+        }
+        Err(why) => {
+            eprintln!("codex-as broker: ignoring a line from codex app-server: {why}");
+            Vec::new()
+        }
+    }
+}
+
+/// A line from the app-server past [`lines::MAX_LINE`], already dropped: said in the log, and
+/// when it was an answer, its request fails instead of waiting forever.
+fn app_server_line_too_long(state: &mut State, read: usize, head: &str) -> Vec<Action> {
+    let mib = lines::MAX_LINE >> 20;
+    eprintln!(
+        "codex-as broker: codex app-server sent a line too long ({read} bytes, over {mib} MiB); dropped it"
+    );
+    let Some(id) = answer_id(head) else {
+        return Vec::new();
+    };
+    let why = format!(
+        "codex app-server's answer was too long for codex-as's broker ({read} bytes, over {mib} MiB)"
+    );
+    state.on_app_server_message(
+        Message::err(json!(id), p::SERVER_ERROR, why),
+        Instant::now(),
+    )
+}
+
+/// The next connection, once it has a place (taking the place first is what keeps the
+/// connections past the limits in the listen backlog).
+async fn accept(
+    listener: Option<&UnixListener>,
+    places: &Places,
+) -> std::io::Result<(UnixStream, OwnedSemaphorePermit)> {
+    let Some(l) = listener else {
+        return std::future::pending().await;
+    };
+    let place = places.take().await;
+    l.accept().await.map(|(s, _)| (s, place))
+}
+
+/// The id of a JSON-RPC answer from how its line begins (`{"id":N,...`, as Codex writes them).
+fn answer_id(head: &str) -> Option<u64> {
+    let rest = head.strip_prefix("{\"id\":")?;
+    let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+    rest[..digits].parse().ok()
+}
+
+/// A client as the log names it.
+fn describe(id: ClientId, pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!("client {id} (pid {pid})"),
+        None => format!("client {id}"),
     }
 }
 
@@ -549,30 +781,108 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-fn start_client(id: ClientId, stream: UnixStream, events: UnboundedSender<Event>) -> ClientHandle {
-    let peer = std::os::fd::AsFd::as_fd(&stream).try_clone_to_owned().ok();
-    let (read, write) = stream.into_split();
+/// Starts the client's reader and writer. The reader reads a line only while the app-server
+/// keeps up with its input (`gate`) and the event loop has room for it: otherwise the client's
+/// bytes wait in its socket, and the client, not the broker, holds them.
+fn start_client(
+    id: ClientId,
+    pid: Option<u32>,
+    stream: UnixStream,
+    place: OwnedSemaphorePermit,
+    events: Sender<Event>,
+    mut gate: watch::Receiver<bool>,
+) -> ClientHandle {
+    let stream = Arc::new(stream);
     let (tx, rx): (UnboundedSender<String>, UnboundedReceiver<String>) = mpsc::unbounded_channel();
-    let queued = Arc::new(AtomicUsize::new(0));
-    let writer = tokio::spawn(lines::write_lines_counted(write, rx, queued.clone()));
+    let queued = Backlog::new(MAX_QUEUED_BYTES);
+    let writer = tokio::spawn(lines::write_lines(
+        Shared(stream.clone()),
+        rx,
+        queued.clone(),
+    ));
+    let read = Shared(stream.clone());
     let reader = tokio::spawn(async move {
         let mut read = BufReader::new(read);
-        while let Ok(Some(line)) = lines::read_line(&mut read).await {
-            if line.trim().is_empty() {
-                continue;
-            }
-            if events.send(Event::ClientLine(id, line)).is_err() {
-                return;
+        loop {
+            // Closed only once the app-server is gone, when nothing waits for it any more.
+            let _ = gate.wait_for(|open| *open).await;
+            match lines::read_line(&mut read).await {
+                Ok(Some(line)) if line.trim().is_empty() => continue,
+                Ok(Some(line)) => {
+                    if events.send(Event::ClientLine(id, line)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    if let Some(long) = lines::too_long(&e) {
+                        let who = describe(id, pid);
+                        eprintln!("codex-as broker: {who} sent {long}; disconnecting it");
+                    }
+                    break;
+                }
             }
         }
-        let _ = events.send(Event::ClientClosed(id));
+        let _ = events.send(Event::ClientClosed(id)).await;
     });
     ClientHandle {
         tx,
-        peer,
+        stream,
+        pid,
         queued,
         writer,
         reader,
+        _place: place,
+    }
+}
+
+/// A client's socket shared by its reader and writer tasks and the event loop: one descriptor
+/// per client (tokio's own split halves would leave the event loop none to poll).
+struct Shared(Arc<UnixStream>);
+
+impl AsyncRead for Shared {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        loop {
+            ready!(self.0.poll_read_ready(cx))?;
+            match self.0.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Shared {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(data) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                written => return Poll::Ready(written),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let done =
+            nix::sys::socket::shutdown(self.0.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+        Poll::Ready(done.map_err(std::io::Error::from))
     }
 }
 
@@ -588,4 +898,35 @@ fn signal_ready(fd: Option<OwnedFd>) {
 pub fn resolve_cwd(cwd: Option<&Path>) -> Result<PathBuf, BrokerError> {
     let raw = cwd.map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     std::fs::canonicalize(&raw).map_err(|source| BrokerError::Cwd { dir: raw, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_backoff_doubles_up_to_its_cap_and_starts_over_after_a_success() {
+        let mut b = Backoff::new();
+        assert!(!b.paused());
+        let waits: Vec<Duration> = (0..10).map(|_| b.failed()).collect();
+        assert!(b.paused());
+        assert_eq!(waits[0], ACCEPT_BACKOFF);
+        assert_eq!(waits[1], ACCEPT_BACKOFF * 2);
+        assert_eq!(waits[9], ACCEPT_BACKOFF_MAX);
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]));
+        b.succeeded();
+        assert_eq!(b.failed(), ACCEPT_BACKOFF);
+    }
+
+    #[test]
+    fn an_answers_id_is_read_from_how_its_line_begins() {
+        assert_eq!(answer_id(r#"{"id":42,"result":{"x""#), Some(42));
+        assert_eq!(answer_id(r#"{"method":"item/completed","params""#), None);
+        assert_eq!(answer_id(r#"{"id":"a","result""#), None);
+        assert_eq!(
+            answer_id(r#"{"id":12"#),
+            None,
+            "cut in the middle of the id"
+        );
+    }
 }

@@ -2,9 +2,11 @@
 //! happened (a client connected, a line arrived, the app-server died...) and carries out the
 //! actions it returns. One owner of the state means no locks, and every rule is testable here.
 //!
-//! Rules (see the module docs of `broker` for the wire view):
-//! - Any number of clients share the one app-server at once (up to a cap). Each client's request
-//!   ids are remapped to the broker's own counter and mapped back on the answer.
+//! The rules, written here only (the module docs of `broker` give the wire view):
+//! - Any number of clients share the one app-server at once, up to `--max-clients`; those
+//!   connected past it get `BUSY` for everything but status and shutdown, so a companion falls
+//!   back to its own app-server on the same account. Each client's request ids are remapped to
+//!   the broker's own counter and mapped back on the answer.
 //! - A thread belongs to the clients that opened it (`thread/start`, `thread/resume`,
 //!   `thread/fork`), started a turn or review on it, or own its parent (sub-agent threads). Its
 //!   notifications and server requests go to those clients only; a thread nobody owns is silent.
@@ -17,9 +19,20 @@
 //! - A client that disconnects takes only its own work with it: a turn no connected client owns
 //!   any more is interrupted (nobody can read it, and the account would keep paying for it);
 //!   every other client's threads are untouched.
-//! - Idle means no client connected, no request and no turn in flight (and no lease, which the
-//!   event loop checks). `broker/shutdown`, with or without `ifIdle`, stops only an idle broker
-//!   (the asking client aside), judged when it is acted on; one past its `deadlineMs` is void.
+//! - If the app-server dies, every request in flight gets an error and every client with a turn
+//!   running the failed-turn ending (an `error`, then `turn/completed` with status `failed`).
+//! - `broker/shutdown`, with or without `ifIdle`, stops only an idle broker (the asking client
+//!   aside), judged when it is acted on; one past its `deadlineMs` is void.
+//!
+//! Four words for how much goes on, each with one meaning:
+//! - **quiet**: no request and no turn in flight, clients connected or not. `idleSeconds` in
+//!   `broker/status` counts from then.
+//! - **alone** (for a client): quiet, and no other client connected. What an exclusive method
+//!   needs.
+//! - **unused**: quiet, and no client connected at all. The idle exit counts from then; a
+//!   draining broker stops once unused.
+//! - **idle** (for the asker): alone, and no lease held. `busy` is its opposite, and only an idle
+//!   broker stops; the idle exit is unused for `--idle-exit` with no lease (the event loop asks).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -91,8 +104,9 @@ pub struct Facts {
 /// Bounds that keep one broker's cost fixed however many clients come.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Clients served at once; the next ones get `BUSY` for every request but status and
-    /// shutdown, so a companion falls back to its own app-server (same account).
+    /// Clients served at once; the next ones (a few: the event loop holds no more) get `BUSY`
+    /// for every request but status and shutdown, so a companion falls back to its own
+    /// app-server (same account).
     pub max_clients: usize,
 }
 
@@ -163,14 +177,14 @@ pub struct State {
     next_server_request: u64,
     /// A client running an exclusive request: everyone else's requests wait as `BUSY`.
     exclusive: Option<ClientId>,
-    /// Since when no client is connected and nothing is in flight.
-    idle_since: Option<Instant>,
-    /// Since when no request and no turn is in flight (None while there is).
-    free_since: Option<Instant>,
+    /// Since when the broker is unused (see the module docs).
+    unused_since: Option<Instant>,
+    /// Since when the broker is quiet (None while it is not).
+    quiet_since: Option<Instant>,
     /// Wall clock at `clock_base`, to judge `deadlineMs` by the monotonic clock.
     wall_base_ms: u64,
     clock_base: Instant,
-    /// Whether a lease (issue 10) holds the broker up; refreshed by the event loop.
+    /// Whether a Claude Code session's lease holds the broker up; refreshed by the event loop.
     lease_held: bool,
     workspaces: BTreeSet<String>,
     /// Threads the app-server has open (opened through it, until its `thread/closed`): its
@@ -179,7 +193,7 @@ pub struct State {
     /// The latest turns that failed for the account's usage limit, newest last, for
     /// `broker/status`: codex-as's fallback asks after its companion exits, because the
     /// companion itself keeps only the message text.
-    usage_limit_hits: VecDeque<Value>,
+    usage_limit_hits: VecDeque<p::UsageLimitHit>,
     out: Vec<Action>,
 }
 
@@ -205,8 +219,8 @@ impl State {
             server_requests: HashMap::new(),
             next_server_request: 1,
             exclusive: None,
-            idle_since: None,
-            free_since: Some(now),
+            unused_since: None,
+            quiet_since: Some(now),
             wall_base_ms,
             clock_base: now,
             lease_held: false,
@@ -230,30 +244,34 @@ impl State {
         self.loaded.contains(id)
     }
 
-    /// Nothing in flight and no client but `asker` (if any) connected.
+    fn is_quiet(&self) -> bool {
+        !self.requests_in_flight() && self.turns_in_flight() == 0
+    }
+
+    /// Quiet, and no client but `asker` (if any) connected.
     fn alone(&self, asker: Option<ClientId>) -> bool {
         let others = self.clients.keys().any(|c| Some(*c) != asker);
-        !others && !self.requests_in_flight() && self.turns_in_flight() == 0
+        !others && self.is_quiet()
     }
 
     /// What `busy: false` and a granted shutdown mean: alone, and no lease holds the broker.
-    fn idle_but(&self, asker: Option<ClientId>) -> bool {
+    fn idle_for(&self, asker: Option<ClientId>) -> bool {
         self.alone(asker) && !self.lease_held
     }
 
-    /// No client connected and nothing in flight (leases are the event loop's to check).
-    pub fn is_idle(&self) -> bool {
-        self.clients.is_empty() && !self.requests_in_flight() && self.turns_in_flight() == 0
+    /// Quiet, and no client connected (leases are the event loop's to check).
+    pub fn is_unused(&self) -> bool {
+        self.clients.is_empty() && self.is_quiet()
     }
 
-    pub fn idle_since(&self) -> Option<Instant> {
-        self.idle_since
+    pub fn unused_since(&self) -> Option<Instant> {
+        self.unused_since
     }
 
     /// The idle deadline passed while a lease holds the broker: count idleness from `now` again.
     pub fn postpone_idle(&mut self, now: Instant) {
-        if self.idle_since.is_some() {
-            self.idle_since = Some(now);
+        if self.unused_since.is_some() {
+            self.unused_since = Some(now);
         }
     }
 
@@ -400,49 +418,61 @@ impl State {
         self.take()
     }
 
-    /// A signal, or the idle deadline (the caller checked `is_idle` in the same loop turn).
+    /// A signal, or the idle deadline (the caller checked `is_unused` in the same loop turn).
     pub fn on_stop(&mut self, reason: StopReason) -> Vec<Action> {
         self.stop(reason);
         self.take()
     }
 
     /// `broker/status` as `asker` sees it (None: from outside any client).
-    pub fn status(&self, asker: Option<ClientId>, now: Instant) -> Value {
+    pub fn status(&self, asker: Option<ClientId>, now: Instant) -> p::Status {
         let f = &self.facts;
-        let idle_seconds = match self.free_since {
+        let idle_seconds = match self.quiet_since {
             Some(t) => now.saturating_duration_since(t).as_secs(),
             None => 0,
         };
         let others = self.clients.keys().filter(|c| Some(**c) != asker).count();
-        let mut threads: Vec<&String> = self
+        let mut threads: Vec<String> = self
             .threads
             .iter()
             .filter(|(_, t)| t.turn.is_some())
-            .map(|(id, _)| id)
+            .map(|(id, _)| id.clone())
             .collect();
         threads.sort();
-        json!({
-            "busy": !self.idle_but(asker),
-            "broker": "codex-as",
-            "version": env!("CARGO_PKG_VERSION"),
-            "pid": f.pid,
-            "appServerPid": f.app_server_pid,
-            "codexHome": f.identity.codex_home.to_string_lossy(),
-            "auth": f.identity.auth,
-            "startedAt": f.started_at,
-            "connections": self.clients.len(),
-            "clients": others,
-            "maxClients": self.limits.max_clients,
-            "requestsInFlight": self.pending.values().filter(|o| matches!(o, Origin::Client { .. })).count(),
-            "threadsInFlight": threads.len(),
-            "threads": threads,
-            "workspaces": self.workspaces,
-            "leaseHeld": self.lease_held,
-            "idleSeconds": idle_seconds,
-            "cwd": f.cwd,
-            "endpoint": f.endpoint,
-            "usageLimitHits": self.usage_limit_hits,
-        })
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let requests = self
+            .pending
+            .values()
+            .filter(|o| matches!(o, Origin::Client { .. }))
+            .count();
+        let method = serde_json::to_value(f.identity.auth.method)
+            .ok()
+            .and_then(|m| m.as_str().map(str::to_string));
+        p::Status {
+            busy: !self.idle_for(asker),
+            broker: Some("codex-as".into()),
+            version: Some(env!("CARGO_PKG_VERSION").into()),
+            pid: Some(f.pid),
+            app_server_pid: Some(f.app_server_pid),
+            codex_home: Some(f.identity.codex_home.to_string_lossy().into_owned()),
+            auth: Some(p::AuthStatus {
+                method,
+                fingerprint: f.identity.auth.fingerprint.clone(),
+            }),
+            started_at: Some(f.started_at),
+            connections: Some(count(self.clients.len())),
+            clients: Some(count(others)),
+            max_clients: Some(count(self.limits.max_clients)),
+            requests_in_flight: Some(count(requests)),
+            threads_in_flight: Some(count(threads.len())),
+            threads,
+            workspaces: self.workspaces.iter().cloned().collect(),
+            lease_held: Some(self.lease_held),
+            idle_seconds: Some(idle_seconds),
+            cwd: Some(f.cwd.clone()),
+            endpoint: Some(f.endpoint.clone()),
+            usage_limit_hits: self.usage_limit_hits.iter().cloned().collect(),
+        }
     }
 
     // ---- rules ----
@@ -468,8 +498,8 @@ impl State {
                 return self.send_to(client, Message::ok(id, p::client_initialize_result()));
             }
             p::BROKER_STATUS => {
-                let status = self.status(Some(client), now);
-                return self.send_to(client, Message::ok(id, status));
+                let status = serde_json::to_value(self.status(Some(client), now));
+                return self.send_to(client, Message::ok(id, status.unwrap_or_default()));
             }
             p::BROKER_SHUTDOWN => return self.shutdown_request(client, id, params.as_ref(), now),
             _ => {}
@@ -542,7 +572,7 @@ impl State {
             .and_then(|p| p.get("deadlineMs"))
             .and_then(Value::as_u64);
         let expired = deadline.is_some_and(|d| self.wall_ms(now) > d);
-        let idle = self.idle_but(Some(client));
+        let idle = self.idle_for(Some(client));
         let stop = idle && !expired;
         let answer = match (if_idle, expired) {
             (false, _) => json!({}),
@@ -815,33 +845,26 @@ impl State {
             .any(|t| t.turn.is_some() && t.owners.contains(&client))
     }
 
-    /// Remembers a turn that failed for the account's usage limit: app-server v2 `turn/completed`
-    /// with `turn.status: "failed"` and `turn.error.codexErrorInfo: "usageLimitExceeded"`.
+    /// Remembers a turn that failed for the account's usage limit.
     fn note_usage_limit(&mut self, client: ClientId, thread: &str, params: Option<&Value>) {
-        let Some(turn) = params.and_then(|v| v.get("turn")) else {
-            return;
-        };
-        let error = turn.get("error");
-        let info = error.and_then(|e| e.get("codexErrorInfo"));
-        let is_limit = match info {
-            Some(Value::String(s)) => s == p::USAGE_LIMIT_EXCEEDED,
-            // Variants with data serialize as {"variant": {...}}.
-            Some(Value::Object(m)) => m.contains_key(p::USAGE_LIMIT_EXCEEDED),
-            _ => false,
-        };
-        if turn.get("status").and_then(Value::as_str) != Some("failed") || !is_limit {
+        if !p::is_usage_limit_turn(params) {
             return;
         }
+        let turn = params.and_then(|v| v.get("turn"));
+        let text = |pointer: &str| {
+            turn.and_then(|t| t.pointer(pointer))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
         if self.usage_limit_hits.len() >= USAGE_LIMIT_HITS {
             self.usage_limit_hits.pop_front();
         }
-        let pid = self.clients.get(&client).and_then(|c| c.peer_pid);
-        self.usage_limit_hits.push_back(json!({
-            "pid": pid,
-            "threadId": thread,
-            "turnId": turn.get("id"),
-            "message": error.and_then(|e| e.get("message")),
-        }));
+        self.usage_limit_hits.push_back(p::UsageLimitHit {
+            pid: self.clients.get(&client).and_then(|c| c.peer_pid),
+            thread_id: Some(thread.to_string()),
+            turn_id: text("/id"),
+            message: text("/error/message"),
+        });
     }
 
     /// A turn no connected client owns: stop it. Its thread stays known (owned by nobody, so
@@ -864,7 +887,7 @@ impl State {
     }
 
     fn check_drained(&mut self) {
-        if self.phase == Phase::Draining && self.is_idle() {
+        if self.phase == Phase::Draining && self.is_unused() {
             self.stop(StopReason::IdleExit);
         }
     }
@@ -929,16 +952,15 @@ impl State {
     }
 
     fn touch(&mut self, now: Instant) {
-        self.idle_since = if self.is_idle() && self.phase != Phase::Starting {
-            self.idle_since.or(Some(now))
+        self.unused_since = if self.is_unused() && self.phase != Phase::Starting {
+            self.unused_since.or(Some(now))
         } else {
             None
         };
-        let working = self.requests_in_flight() || self.turns_in_flight() > 0;
-        self.free_since = if working {
-            None
+        self.quiet_since = if self.is_quiet() {
+            self.quiet_since.or(Some(now))
         } else {
-            self.free_since.or(Some(now))
+            None
         };
     }
 
@@ -1125,7 +1147,7 @@ mod tests {
             "item/agentMessage/delta"
         );
         assert_eq!(s.phase(), Phase::Starting);
-        assert_eq!(s.idle_since(), None, "not idle before ready");
+        assert_eq!(s.unused_since(), None, "not idle before ready");
         let out = s.on_app_server_message(Message::ok(json!(1), json!({"codexHome": "/h"})), t0);
         assert!(matches!(out[0], Action::Ready(_)));
         assert!(
@@ -1435,6 +1457,14 @@ mod tests {
         assert_eq!(st["clients"], 1, "the asker aside");
         assert_eq!(st["busy"], true, "A is connected");
         assert_eq!(st["endpoint"], "unix:/tmp/s");
+        let unset: Vec<&String> = st
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| v.is_null())
+            .map(|(k, _)| k)
+            .collect();
+        assert!(unset.is_empty(), "ours fills in every field: {unset:?}");
         s.on_disconnect(A, t0);
         let later = t0 + Duration::from_secs(5);
         let st = status_of(&mut s, B, later);
@@ -1477,7 +1507,7 @@ mod tests {
     fn shutdown_if_idle_counts_every_connected_client() {
         let (mut s, t0) = serving();
         let if_idle = json!({"ifIdle": true});
-        // A is connected between two requests: that is not idle (issue 14, item 1).
+        // A is connected between two requests: that is not idle.
         s.on_client_message(A, req(1, "initialize", json!({})), t0);
         let out = s.on_client_message(B, req(1, "broker/shutdown", if_idle.clone()), t0);
         assert_eq!(
@@ -1582,25 +1612,25 @@ mod tests {
     #[test]
     fn idle_means_no_client_and_nothing_in_flight() {
         let (mut s, t0) = serving();
-        assert_eq!(s.idle_since(), None);
+        assert_eq!(s.unused_since(), None);
         open_thread(&mut s, t0, A, "t1", "/w");
         start_stream(&mut s, t0, A, "t1");
         let up = only_upstream(&s.on_client_message(B, req(1, "account/read", json!({})), t0));
         s.on_disconnect(B, t0);
         let interrupt = only_upstream(&s.on_disconnect(A, t0));
         assert_eq!(
-            s.idle_since(),
+            s.unused_since(),
             None,
             "B's request and A's interrupted turn are in flight"
         );
         let t1 = t0 + Duration::from_millis(5);
         s.on_app_server_message(Message::ok(json!(up), json!({})), t1);
         s.on_app_server_message(Message::ok(json!(interrupt), json!({})), t1);
-        assert_eq!(s.idle_since(), None, "A's turn has not ended yet");
+        assert_eq!(s.unused_since(), None, "A's turn has not ended yet");
         s.on_app_server_message(turn_completed("t1", "turn-t1"), t1);
-        assert_eq!(s.idle_since(), Some(t1));
+        assert_eq!(s.unused_since(), Some(t1));
         s.on_connect(C, t1);
-        assert_eq!(s.idle_since(), None);
+        assert_eq!(s.unused_since(), None);
     }
 
     #[test]

@@ -20,7 +20,45 @@ fn clock_now() -> u64 {
     clock::now().max(0) as u64
 }
 
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// What a broker was found doing. Its name in `--json` and the table is a stable interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum State {
+    Idle,
+    Busy,
+    /// It did not answer in time.
+    Hung,
+    /// Idle, but its account logged in again since it started.
+    StaleLogin,
+    Stopped,
+    /// Served by another user's process: nothing was sent to it.
+    Refused,
+    Unknown,
+}
+
+impl State {
+    fn name(self) -> &'static str {
+        match self {
+            State::Idle => "idle",
+            State::Busy => "busy",
+            State::Hung => "hung",
+            State::StaleLogin => "stale-login",
+            State::Stopped => "stopped",
+            State::Refused => "refused",
+            State::Unknown => "unknown",
+        }
+    }
+
+    /// Still running after a stop: busy, or not answering.
+    fn left_running(self) -> bool {
+        matches!(self, State::Busy | State::Hung)
+    }
+
+    /// Answering, so a stop can be asked of it.
+    fn stoppable(self) -> bool {
+        matches!(self, State::Idle | State::Busy | State::StaleLogin)
+    }
+}
 
 /// One row of `codex-as brokers --json`. Field names are a stable interface.
 #[derive(Debug, Serialize)]
@@ -46,8 +84,7 @@ struct Row {
     endpoint: String,
     age_seconds: Option<u64>,
     idle_seconds: Option<u64>,
-    /// "idle", "busy", "hung" (did not answer), "stale-login", "stopped", "refused", "unknown".
-    state: String,
+    state: State,
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<String>,
     #[serde(skip)]
@@ -67,10 +104,7 @@ pub fn run(args: BrokersArgs) -> anyhow::Result<u8> {
         BrokersAction::Stop(stop) => {
             let rows = runtime.block_on(stop_own(&reg, &accounts, &stop))?;
             print_rows(&rows, args.json, "no codex-as brokers to stop")?;
-            let left = rows
-                .iter()
-                .filter(|r| matches!(r.state.as_str(), "busy" | "hung"))
-                .count();
+            let left = rows.iter().filter(|r| r.state.left_running()).count();
             // `--all` promised to stop everything of ours: say so when it could not.
             if stop.all && left > 0 {
                 eprintln!(
@@ -93,10 +127,13 @@ fn account_for(accounts: &Accounts, home: &std::path::Path) -> Option<String> {
 
 async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
     let mut rows = Vec::new();
-    for id in reg.ids() {
+    for probe in pool::probe_all(reg, client::PROBE_TIMEOUT).await {
+        let pool::Probe {
+            id,
+            endpoint,
+            answer,
+        } = probe;
         let record = reg.record(&id);
-        let endpoint = format!("unix:{}", reg.socket_path(&id).display());
-        let probe = client::status(&endpoint, PROBE_TIMEOUT).await;
         let mut row = Row {
             owner: "codex-as",
             account: record.as_ref().map(|r| r.account.clone()),
@@ -106,21 +143,19 @@ async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
             clients: None,
             threads_in_flight: None,
             pid: record.as_ref().map(|r| r.pid),
-            endpoint: endpoint.clone(),
+            endpoint,
             age_seconds: record
                 .as_ref()
                 .map(|r| clock_now().saturating_sub(r.started_at)),
             idle_seconds: None,
-            state: "unknown".into(),
+            state: State::Unknown,
             note: None,
             id: Some(id.clone()),
         };
-        match probe {
+        match answer {
             Ok(st) => {
                 let home = st.codex_home.as_deref().map(PathBuf::from);
-                let stale = home.as_deref().is_some_and(|h| {
-                    crate::account::identity::auth_fingerprint(h) != pool::fingerprint_of(&st)
-                });
+                let stale = pool::login_replaced(&st);
                 row.account = home
                     .as_deref()
                     .and_then(|h| account_for(accounts, h))
@@ -136,13 +171,12 @@ async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
                     .or(row.age_seconds);
                 row.idle_seconds = st.idle_seconds;
                 row.state = if st.busy {
-                    "busy"
+                    State::Busy
                 } else if stale {
-                    "stale-login"
+                    State::StaleLogin
                 } else {
-                    "idle"
-                }
-                .into();
+                    State::Idle
+                };
                 if stale && st.busy {
                     row.note = Some(
                         "its account logged in again since it started; replaced once idle".into(),
@@ -154,9 +188,9 @@ async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
                 reg.forget_if_dead(&id);
                 continue;
             }
-            Err(ClientError::Timeout(_)) => row.state = "hung".into(),
+            Err(ClientError::Timeout(_)) => row.state = State::Hung,
             Err(e @ ClientError::Foreign { .. }) => {
-                row.state = "refused".into();
+                row.state = State::Refused;
                 row.note = Some(e.to_string());
             }
             Err(e) => row.note = Some(e.to_string()),
@@ -186,11 +220,10 @@ fn plugin_rows(accounts: &Accounts) -> Vec<Row> {
             age_seconds: b.age_seconds,
             idle_seconds: None,
             state: if b.refused.is_some() {
-                "refused"
+                State::Refused
             } else {
-                "unknown"
-            }
-            .into(),
+                State::Unknown
+            },
             note: Some(match b.refused {
                 Some(r) => format!("{}: {r}", b.state_dir.display()),
                 None => format!(
@@ -215,24 +248,21 @@ async fn stop_own(
     let mut rows = own_rows(reg, accounts).await;
     loop {
         let mut pending = false;
-        for row in rows
-            .iter_mut()
-            .filter(|r| matches!(r.state.as_str(), "idle" | "busy" | "stale-login"))
-        {
-            match client::shutdown_if_idle(&row.endpoint, PROBE_TIMEOUT).await {
+        for row in rows.iter_mut().filter(|r| r.state.stoppable()) {
+            match client::shutdown_if_idle(&row.endpoint, client::PROBE_TIMEOUT).await {
                 Ok(true) => {
-                    row.state = "stopped".into();
+                    row.state = State::Stopped;
                     row.note = None;
                     if let Some(id) = &row.id {
                         reg.forget(id);
                     }
                 }
                 Ok(false) => {
-                    row.state = "busy".into();
+                    row.state = State::Busy;
                     pending = true;
                 }
-                Err(ClientError::NotRunning { .. }) => row.state = "stopped".into(),
-                Err(_) => row.state = "hung".into(),
+                Err(ClientError::NotRunning { .. }) => row.state = State::Stopped,
+                Err(_) => row.state = State::Hung,
             }
         }
         if !pending || !args.all || Instant::now() >= deadline {
@@ -241,15 +271,15 @@ async fn stop_own(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     for row in &mut rows {
-        match row.state.as_str() {
-            "busy" => {
+        match row.state {
+            State::Busy => {
                 row.note = Some(if args.all {
                     "still busy at --timeout: left running".into()
                 } else {
                     "busy: left running (`--all` waits for it to finish)".into()
                 })
             }
-            "hung" => row.note = Some("did not answer: left alone".into()),
+            State::Hung => row.note = Some("did not answer: left alone".into()),
             _ => {}
         }
     }
@@ -298,7 +328,7 @@ fn print_rows(rows: &[Row], json: bool, empty: &str) -> anyhow::Result<()> {
             "{:<9} {:<12} {:<12} {:>8} {:>7} {:>7} {:>6} {:>6}  {}",
             r.owner,
             r.account.as_deref().unwrap_or("?"),
-            r.state,
+            r.state.name(),
             r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             fmt_n(r.clients),
             fmt_n(r.threads_in_flight),
@@ -315,4 +345,18 @@ fn print_rows(rows: &[Row], json: bool, empty: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_has_one_name_in_the_table_and_in_json() {
+        use State::*;
+        for s in [Idle, Busy, Hung, StaleLogin, Stopped, Refused, Unknown] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.name());
+        }
+        assert_eq!(StaleLogin.name(), "stale-login");
+    }
 }

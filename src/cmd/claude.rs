@@ -165,11 +165,11 @@ fn broker_here(home: &Path) -> Option<(String, client::Status)> {
     let key = Registry::key(home);
     runtime.block_on(async {
         for id in reg.ids_for_key(&key) {
-            let endpoint = format!("unix:{}", reg.socket_path(&id).display());
-            if let Ok(st) = client::status(&endpoint, std::time::Duration::from_secs(2)).await
+            let probe = pool::Probe::of(&reg, &id, client::PROBE_TIMEOUT).await;
+            if let Ok(st) = probe.answer
                 && pool::serves(&st, home)
             {
-                return Some((endpoint, st));
+                return Some((probe.endpoint, st));
             }
         }
         None

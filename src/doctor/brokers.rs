@@ -2,15 +2,12 @@
 //! brokers still running on a login their account has since replaced.
 
 use std::os::unix::fs::MetadataExt;
-use std::time::Duration;
 
 use super::{Report, q};
 use crate::account::Accounts;
 use crate::broker::client::{self, ClientError};
 use crate::broker::registry::Registry;
 use crate::broker::{pool, runtime_dir};
-
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn check(accounts: &Accounts, report: &mut Report) {
     let dir = runtime_dir::chosen();
@@ -59,21 +56,16 @@ pub fn check(accounts: &Accounts, report: &mut Report) {
         return;
     };
     let mut live = 0;
-    for id in reg.ids() {
-        let endpoint = format!("unix:{}", reg.socket_path(&id).display());
-        let record = reg.record(&id);
-        let account = record
-            .as_ref()
-            .map(|r| r.account.clone())
+    for probe in rt.block_on(pool::probe_all(&reg, client::PROBE_TIMEOUT)) {
+        let id = &probe.id;
+        let account = reg
+            .record(id)
+            .map(|r| r.account)
             .unwrap_or_else(|| "?".into());
-        match rt.block_on(client::status(&endpoint, PROBE_TIMEOUT)) {
+        match probe.answer {
             Ok(st) => {
                 live += 1;
-                let stale = st.codex_home.as_deref().is_some_and(|h| {
-                    crate::account::identity::auth_fingerprint(std::path::Path::new(h))
-                        != pool::fingerprint_of(&st)
-                });
-                if stale {
+                if pool::login_replaced(&st) {
                     report.finding(
                         "brokers",
                         format!("broker of '{account}'"),

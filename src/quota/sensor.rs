@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::Source;
 use super::record::{LimitHit, Record, Store};
 use super::snapshot::{self, Shape};
-use super::{Source, signals};
 use crate::broker::protocol::{self, Message};
 
 const UPDATED: &str = "account/rateLimits/updated";
@@ -75,7 +75,7 @@ impl Sensor {
             }
             Message::Notification { method, params }
                 if method == protocol::TURN_COMPLETED
-                    && signals::is_usage_limit_turn(params.as_ref()) =>
+                    && crate::broker::protocol::is_usage_limit_turn(params.as_ref()) =>
             {
                 let message = params
                     .as_ref()

@@ -26,25 +26,8 @@
 //!   result.stderr`), or `errorMessage` when the run threw. The same text is what the companion
 //!   prints on stdout, whether it used the broker or its own directly spawned app-server.
 
-// The `codexErrorInfo` value itself is a protocol constant: `broker::protocol::USAGE_LIMIT_EXCEEDED`
-// (codex-as's broker records turns that fail with it; see `broker::state`).
-
-/// True when a turn ended failed for the usage limit: app-server v2 `turn/completed` params with
-/// `turn.status: "failed"` and `turn.error.codexErrorInfo: "usageLimitExceeded"` (variants with
-/// data serialize as `{"usageLimitExceeded": {...}}`).
-pub fn is_usage_limit_turn(params: Option<&serde_json::Value>) -> bool {
-    use serde_json::Value;
-    let Some(turn) = params.and_then(|v| v.get("turn")) else {
-        return false;
-    };
-    let info = turn.get("error").and_then(|e| e.get("codexErrorInfo"));
-    let is_limit = match info {
-        Some(Value::String(s)) => s == crate::broker::protocol::USAGE_LIMIT_EXCEEDED,
-        Some(Value::Object(m)) => m.contains_key(crate::broker::protocol::USAGE_LIMIT_EXCEEDED),
-        _ => false,
-    };
-    is_limit && turn.get("status").and_then(Value::as_str) == Some("failed")
-}
+// Whether a turn failed for the usage limit is part of the wire format:
+// `broker::protocol::is_usage_limit_turn`, used by codex-as's broker and the quota sensor alike.
 
 /// How the texts of Codex's quota errors begin.
 pub const MESSAGE_PREFIXES: &[&str] = &[

@@ -6,7 +6,6 @@
 //! its account is chosen before it starts, and it is exec'd.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use super::args::RunArgs;
 use super::launch::{self, Launch};
@@ -177,7 +176,7 @@ fn attempt(accounts: &Accounts, account: &Account, args: &RunArgs) -> anyhow::Re
 fn broker_usage_limit(endpoint: &str, pid: u32) -> Option<String> {
     let runtime = runtime::current_thread().ok()?;
     let status = runtime
-        .block_on(client::status(endpoint, Duration::from_secs(2)))
+        .block_on(client::status(endpoint, client::PROBE_TIMEOUT))
         .ok()?;
     status
         .usage_limit_hits

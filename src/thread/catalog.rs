@@ -24,6 +24,10 @@ pub struct Entry {
     pub last_activity: Option<String>,
     /// What the user first typed in the thread.
     pub first_prompt: Option<String>,
+    /// The newest copy's `session_meta` payload (source, originator, cli_version,
+    /// model_provider, timestamp, forked_from_id...), without its bulky base instructions and
+    /// tools: what a `thread/list` item is made of.
+    pub meta: Option<Value>,
 }
 
 /// A thread's copies: (index of the home, its main rollout there).
@@ -77,6 +81,7 @@ pub fn list(homes: &[&Path], limit: usize) -> Result<Vec<Entry>, ThreadError> {
             cwd: s.cwd,
             last_activity: s.last_activity,
             first_prompt: s.first_prompt,
+            meta: s.meta,
         });
     }
     Ok(out)
@@ -107,6 +112,7 @@ fn last_timestamp(path: &Path) -> Option<String> {
 
 struct Summary {
     lines: usize,
+    meta: Option<Value>,
     cwd: Option<String>,
     last_activity: Option<String>,
     first_prompt: Option<String>,
@@ -114,12 +120,19 @@ struct Summary {
 
 fn summary(path: &Path) -> Result<Summary, ThreadError> {
     let r = Rollout::read(path)?;
-    let cwd = lines::session_meta(r.line(0))
+    let mut meta = lines::session_meta(r.line(0));
+    if let Some(m) = meta.as_mut().and_then(Value::as_object_mut) {
+        m.remove("base_instructions");
+        m.remove("dynamic_tools");
+    }
+    let cwd = meta
+        .as_ref()
         .and_then(|m| m.get("cwd").and_then(Value::as_str).map(str::to_string));
     let last_activity = (0..r.len()).rev().find_map(|i| timestamp(r.line(i)));
     let first_prompt = (0..r.len()).find_map(|i| user_prompt(r.line(i)));
     Ok(Summary {
         lines: lines::kept(&r).lines.len(),
+        meta,
         cwd,
         last_activity,
         first_prompt,
@@ -191,7 +204,7 @@ mod tests {
     fn thread(id: &str, cwd: &str, prompt: &str, last: &str) -> String {
         format!(
             concat!(
-                r#"{{"timestamp":"2026-11-28T10:00:00.000Z","ordinal":0,"type":"session_meta","payload":{{"id":"{id}","cwd":"{cwd}"}}}}"#,
+                r#"{{"timestamp":"2026-11-28T10:00:00.000Z","ordinal":0,"type":"session_meta","payload":{{"id":"{id}","cwd":"{cwd}","base_instructions":{{"text":"long"}}}}}}"#,
                 "\n",
                 r#"{{"timestamp":"2026-11-28T10:00:01.000Z","ordinal":1,"type":"response_item","payload":{{"type":"message","role":"user","content":[{{"type":"input_text","text":"<environment_context>x</environment_context>"}}]}}}}"#,
                 "\n",
@@ -233,6 +246,9 @@ mod tests {
         );
         assert_eq!(list[0].first_prompt.as_deref(), Some("fix the bug"));
         assert_eq!(list[0].cwd.as_deref(), Some("/w/a"));
+        let meta = list[0].meta.as_ref().unwrap();
+        assert_eq!(meta["id"], A);
+        assert!(meta.get("base_instructions").is_none(), "{meta}");
         assert_eq!(list[1].id, B);
         assert_eq!(list[1].homes, vec![1]);
         assert_eq!(list[1].first_prompt.as_deref(), Some("write docs"));

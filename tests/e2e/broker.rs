@@ -1200,3 +1200,150 @@ fn clients_past_the_cap_are_answered_busy_until_a_place_frees_up() {
     let mut next = b.connect();
     assert!(next.call("account/read", json!({})).get("result").is_some());
 }
+
+/// The descriptors a process has open.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// A flood of idle connections costs the broker the clients it serves and a few spare places,
+/// not a descriptor each: the rest wait in the listen backlog, and the clients it serves are
+/// still answered.
+#[test]
+fn a_flood_of_idle_connections_waits_in_the_backlog() {
+    const FLOOD: usize = 600;
+    const MAX_CLIENTS: usize = 64;
+    // The broker's SPARE_PLACES: connections past the cap that it holds to answer them busy.
+    const SPARE: usize = 8;
+    let sb = Sandbox::new();
+    let b = start_ready(&sb, &sb.mkdir("home"), &["--max-clients", "64"]);
+    let mut a = b.connect();
+    assert_eq!(a.status()["connections"], 1);
+    let quiet = open_fds(b.pid());
+    let flood: Vec<UnixStream> = (0..FLOOD)
+        .map(|_| UnixStream::connect(&b.sock).unwrap())
+        .collect();
+    let st = a.wait_status("full", |st| st["connections"] == MAX_CLIENTS + SPARE);
+    // Whatever else it could still accept would have been by now.
+    std::thread::sleep(Duration::from_millis(200));
+    let fds = open_fds(b.pid());
+    eprintln!(
+        "{FLOOD} idle connections against --max-clients {MAX_CLIENTS}: {fds} descriptors open \
+         ({quiet} with one client), {} connections held",
+        st["connections"]
+    );
+    assert!(fds <= 2 * MAX_CLIENTS, "{fds} descriptors open");
+    assert_eq!(a.status()["connections"], MAX_CLIENTS + SPARE);
+    assert!(a.call("fake/whoami", json!({}))["result"]["pid"].is_u64());
+    // The flood leaves; those that waited in the backlog are let in and go, and a newcomer is
+    // served.
+    drop(flood);
+    a.wait_status("the flood gone", |st| st["clients"] == 0);
+    assert!(b.connect().call("fake/whoami", json!({}))["result"]["pid"].is_u64());
+}
+
+/// A client that sends a line past the limit (64 MiB) is disconnected, and the log says which
+/// and why; the others are served meanwhile.
+#[test]
+fn a_line_too_long_from_a_client_drops_it_and_says_why() {
+    let sb = Sandbox::new();
+    let b = start_ready(&sb, &sb.mkdir("home"), &[]);
+    let mut other = b.connect();
+    let mut hog = b.connect();
+    let mut w = hog.w.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let chunk = vec![b'x'; 1 << 20];
+        (0..70).all(|_| w.write_all(&chunk).is_ok())
+    });
+    let mut calls = 0;
+    while calls == 0 || !sender.is_finished() {
+        assert!(other.call("fake/whoami", json!({}))["result"]["pid"].is_u64());
+        calls += 1;
+    }
+    let sent_all = sender.join().unwrap();
+    assert_eq!(hog.recv(), None, "the broker closed the connection");
+    let log = b.stderr();
+    assert!(
+        log.contains("sent a line longer than 64 MiB (") && log.contains("disconnecting it"),
+        "{log}"
+    );
+    eprintln!(
+        "{calls} calls answered while 70 MiB were sent (all written: {sent_all}); log: {}",
+        log.lines()
+            .find(|l| l.contains("64 MiB"))
+            .unwrap_or_default()
+    );
+    assert!(other.call("fake/whoami", json!({}))["result"]["pid"].is_u64());
+}
+
+/// A line past the limit from the app-server is dropped and said to be too long; a request
+/// whose answer it was fails, and the broker goes on serving.
+#[test]
+fn a_line_too_long_from_the_app_server_fails_only_its_request() {
+    let sb = Sandbox::new();
+    let b = start_ready(&sb, &sb.mkdir("home"), &[]);
+    let mut c = b.connect();
+    let r = c.call("fake/huge", json!({}));
+    let msg = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("too long"), "{r}");
+    assert!(
+        b.stderr().contains("codex app-server sent a line too long"),
+        "{}",
+        b.stderr()
+    );
+    assert!(!b.stderr().contains("unexpectedly"), "{}", b.stderr());
+    assert!(c.call("fake/whoami", json!({}))["result"]["pid"].is_u64());
+}
+
+/// Out of descriptors, the broker stops accepting for a while, longer each time accepting fails
+/// again, and serves its clients meanwhile (it used to sleep in its event loop, stalling them);
+/// once some leave, it accepts the others.
+#[test]
+fn out_of_descriptors_it_backs_off_and_serves_the_others() {
+    const LIMIT: u64 = 40;
+    let sb = Sandbox::new();
+    let b = start_ready(&sb, &sb.mkdir("home"), &[]);
+    let mut a = b.connect();
+    assert_eq!(a.status()["connections"], 1);
+    let limit = nix::libc::rlimit {
+        rlim_cur: LIMIT,
+        rlim_max: LIMIT,
+    };
+    // SAFETY: one rlimit owned by this frame, for a child of this process.
+    let set = unsafe {
+        nix::libc::prlimit(
+            b.pid() as i32,
+            nix::libc::RLIMIT_NOFILE,
+            &limit,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(set, 0, "{}", io::Error::last_os_error());
+    let mut crowd: Vec<UnixStream> = (0..LIMIT)
+        .map(|_| UnixStream::connect(&b.sock).unwrap())
+        .collect();
+    let deadline = Instant::now() + HANG_GUARD;
+    while !b.stderr().contains("accept failed") {
+        assert!(
+            Instant::now() < deadline,
+            "no accept failed: {}",
+            b.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let started = Instant::now();
+    for _ in 0..30 {
+        assert!(a.call("fake/whoami", json!({}))["result"]["pid"].is_u64());
+    }
+    let took = started.elapsed();
+    eprintln!("30 calls answered in {took:?} while accepting failed");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    let log = b.stderr();
+    assert!(log.contains("accepting again in"), "{log}");
+    // The first ones were accepted; the last ones still wait in the backlog.
+    crowd.drain(..LIMIT as usize / 2);
+    let st = a.wait_status("the others accepted", |st| {
+        st["connections"] == 1 + LIMIT / 2
+    });
+    assert_eq!(st["clients"], LIMIT / 2);
+}

@@ -89,6 +89,18 @@ fn put(home: &Path, rel: &str, text: &str) {
     std::fs::write(p, text).unwrap();
 }
 
+/// The real 0.171 rollout of the fixtures, decompressed.
+fn real_rollout() -> String {
+    use std::io::Read;
+    let f = std::fs::File::open(fixtures().join("codex-rollouts/rollout-0.171.jsonl.zst")).unwrap();
+    let mut out = String::new();
+    ruzstd::decoding::StreamingDecoder::new(f)
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    out
+}
+
 /// A small xorshift generator: the kill points differ from run to run, and the seed is printed.
 struct Rng(u64);
 impl Rng {
@@ -240,19 +252,7 @@ fn threads_lists_every_account_s_threads_and_carry_moves_one() {
     let sb = Sandbox::with_shell_accounts();
     let alice = sb.home().join("alice-home");
     let bob = sb.home().join(".codex-bob");
-    let real = std::process::Command::new("zstd")
-        .args(["-dc"])
-        .arg(fixtures().join("codex-rollouts/rollout-0.171.jsonl.zst"))
-        .output();
-    // Decompressed by codex-as itself when zstd is not installed: carry reads .zst sources.
-    match real {
-        Ok(o) if o.status.success() => put(&alice, REL, &String::from_utf8(o.stdout).unwrap()),
-        _ => {
-            let p = alice.join(format!("{REL}.zst"));
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::copy(fixtures().join("codex-rollouts/rollout-0.171.jsonl.zst"), p).unwrap();
-        }
-    }
+    put(&alice, REL, &real_rollout());
     let other = [
         line(0, "session_meta", json!({"id": OTHER, "cwd": "/w/other"})),
         line(1, "event_msg", json!({"type": "item_completed", "item": {"type": "UserMessage", "content": [{"type": "text", "text": "write the docs"}]}})),
@@ -312,4 +312,147 @@ fn threads_lists_every_account_s_threads_and_carry_moves_one() {
         .args(["thread", "carry", "../../etc", "--to", "bob"]));
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stderr.contains("not a thread id"), "{}", out.stderr);
+}
+
+/// `codex app-server` on stdio, for a few calls that need no model.
+struct AppServer {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+    next: u64,
+}
+
+impl AppServer {
+    fn start(sb: &Sandbox, codex: &Path, home: &Path) -> AppServer {
+        let mut cmd = sb.command(codex);
+        cmd.arg("app-server")
+            .env("CODEX_HOME", home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0);
+        let mut child = cmd.spawn().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut s = AppServer {
+            child,
+            stdin,
+            lines,
+            next: 1,
+        };
+        let init = s.call(
+            "initialize",
+            json!({"clientInfo": {"name": "t", "version": "0"}}),
+        );
+        assert!(init.get("result").is_some(), "{init}");
+        s.send(json!({"method": "initialized"}));
+        s
+    }
+
+    fn send(&mut self, v: Value) {
+        use std::io::Write;
+        writeln!(self.stdin, "{v}").unwrap();
+    }
+
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next;
+        self.next += 1;
+        self.send(json!({"id": id, "method": method, "params": params}));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                break;
+            };
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if v.get("id") == Some(&json!(id)) && v.get("method").is_none() {
+                return v;
+            }
+        }
+        panic!("no answer to {method}");
+    }
+}
+
+impl Drop for AppServer {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+/// The real fixture's provider, so the real app-server accepts its threads (no model is asked).
+const MOCK_PROVIDER: &str = "model = \"gpt-5.5\"\nmodel_provider = \"mock\"\n\n[model_providers.mock]\nname = \"mock\"\nbase_url = \"http://127.0.0.1:9/v1\"\nwire_api = \"responses\"\nrequires_openai_auth = true\nrequest_max_retries = 0\nstream_max_retries = 0\n";
+
+/// A fork made by the real app-server names its parent with a byte offset (`history_base`);
+/// carried to another account with the parent's encrypted reasoning left out, the real
+/// app-server there resumes it with the inherited turn, which it could not with the offset
+/// unchanged ("cutoff byte offset is past the source rollout").
+#[test]
+fn a_fork_carried_with_its_parent_resumes_on_the_real_app_server() {
+    for codex in crate::support::real_codexes() {
+        eprintln!("-- against {}", codex.display());
+        let sb = Sandbox::with_shell_accounts();
+        let alice = sb.home().join("alice-home");
+        let bob = sb.home().join(".codex-bob");
+        for h in [&alice, &bob] {
+            put(h, "config.toml", MOCK_PROVIDER);
+        }
+        // The real 0.171 rollout with an encrypted reasoning item in its turn.
+        let mut parent = String::new();
+        for (n, l) in real_rollout().lines().enumerate() {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v["ordinal"] = json!(parent.lines().count());
+            parent += &(v.to_string() + "\n");
+            if n == 9 {
+                let r = json!({"timestamp": v["timestamp"], "ordinal": parent.lines().count(), "type": "response_item", "payload": {"type": "reasoning", "id": "rs_1", "summary": [], "content": null, "encrypted_content": format!("gAAAAB{}", "q".repeat(500))}});
+                parent += &(r.to_string() + "\n");
+            }
+        }
+        put(&alice, REL, &parent);
+
+        let child = {
+            let mut a = AppServer::start(&sb, &codex, &alice);
+            let fork = a.call("thread/fork", json!({"threadId": ID}));
+            fork["result"]["thread"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{fork}"))
+                .to_string()
+        };
+        let out = run(sb
+            .codex_as()
+            .args(["thread", "carry", &child, "--from", "alice", "--to", "bob"]));
+        out.ok();
+        let parent_b = std::fs::read_to_string(bob.join(REL)).unwrap();
+        assert!(
+            !parent_b.contains("gAAAAB"),
+            "the parent's encrypted reasoning was carried"
+        );
+
+        let mut b = AppServer::start(&sb, &codex, &bob);
+        let p = b.call("thread/resume", json!({"threadId": ID}));
+        assert!(p.get("result").is_some(), "{p}");
+        let c = b.call("thread/resume", json!({"threadId": child}));
+        assert!(
+            c.get("result").is_some(),
+            "the carried fork does not resume: {c}"
+        );
+        let turns = c["result"]["thread"]["turns"]
+            .as_array()
+            .map_or(0, Vec::len);
+        assert_eq!(turns, 1, "the fork lost its inherited turn: {c}");
+    }
 }
