@@ -625,8 +625,11 @@ mod tests {
         }
     }
 
+    /// (thread, from, to, drop_turn) of each carry asked for.
+    type Carry = (String, PathBuf, PathBuf, Option<String>);
+
     #[derive(Default)]
-    struct Carried(RefCell<Vec<(String, PathBuf, PathBuf, Option<String>)>>);
+    struct Carried(RefCell<Vec<Carry>>);
 
     impl Threads for Rc<Carried> {
         fn newest_home(&self, _id: &str, _homes: &[PathBuf]) -> anyhow::Result<Option<usize>> {
