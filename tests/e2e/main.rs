@@ -19,6 +19,7 @@ mod completions;
 mod fallback;
 mod first_hour;
 mod harden;
+mod model_stub;
 mod plugin_fixture;
 mod quick_start;
 mod quota_sources;
