@@ -192,6 +192,28 @@ fn a_turn_that_hits_the_limit_goes_on_on_the_next_account() {
             "the next turn ran on b"
         );
         assert_eq!(w.stub.turn_requests(KEY_A).len(), 2, "and not on a");
+
+        // Every account out: the failure reaches the companion, and the answer is the
+        // fallback's own, naming each account.
+        w.stub.set_limited(KEY_A, true);
+        w.stub.set_limited(KEY_B, true);
+        let out = w.run(&["a,b", "task", "--resume-last", "anyone?"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(75), "{} {err}", stdout(&out));
+        assert!(err.contains("every account is out of quota"), "{err}");
+        for name in ["a", "b"] {
+            assert!(
+                err.lines().any(|l| l
+                    .trim_start()
+                    .starts_with(&format!("{name}: usage limit reached"))),
+                "{err}"
+            );
+        }
+        let on_b = w.stub.turn_requests(KEY_B);
+        let asked = on_b
+            .iter()
+            .filter(|b| user_texts(b).last().map(String::as_str) == Some("anyone?"));
+        assert_eq!(asked.count(), 1, "b was asked once, not once per attempt");
     }
 }
 
