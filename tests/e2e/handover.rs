@@ -253,3 +253,25 @@ fn a_background_task_that_hits_the_limit_goes_on_on_the_next_account() {
         assert_eq!(log.matches(NOTICE).count(), 1, "{log}");
     }
 }
+
+#[test]
+fn a_review_that_hits_the_limit_starts_again_on_the_next_account() {
+    for codex in real_codexes() {
+        eprintln!("-- against {}", codex.display());
+        let Some(w) = World::new(&codex) else { return };
+        std::fs::write(w.ws.join("notes.txt"), "a change to review\n").unwrap();
+        w.stub.set_limited(KEY_A, true);
+        let out = w.run(&["a,b", "review"]);
+        let err = stderr(&out);
+        assert!(out.status.success(), "{} {err}", stdout(&out));
+        let notice = "codex-as: a: usage limit reached; the thread moved to 'b' and the review starts again there";
+        assert_eq!(err.matches(notice).count(), 1, "one notice: {err}");
+        assert_eq!(w.stub.turn_requests(KEY_A).len(), 1, "a refused it once");
+        assert_eq!(w.stub.turn_requests(KEY_B).len(), 1, "b reviewed once");
+        assert!(
+            stdout(&out).contains("echo:"),
+            "b's review reached the companion: {}",
+            stdout(&out)
+        );
+    }
+}
