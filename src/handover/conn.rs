@@ -48,6 +48,8 @@ pub struct Moved {
     pub message: String,
     pub notice: String,
     pub at: i64,
+    /// From the failure reaching the relay to the turn started on the next account.
+    pub took_ms: u64,
 }
 
 /// What every connection of one relay shares.
@@ -443,6 +445,7 @@ impl Conn {
     /// The watched turn failed for the usage limit: carry its thread to the next account,
     /// resume it there and start the same turn again, its ids mapped to the client's.
     async fn hand_over(&mut self, message: &str) -> anyhow::Result<()> {
+        let began = std::time::Instant::now();
         let shared = self.shared.clone();
         let Some(turn) = &self.turn else {
             anyhow::bail!("no turn of this connection is in flight");
@@ -543,6 +546,7 @@ impl Conn {
         self.account = next;
         self.link = Some(link);
         self.backlog.extend(backlog);
+        let took_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
         let client_thread = self.map.client_of(&thread);
         let line = notice::text(&from_name, &to_name, review);
         eprintln!("{line}");
@@ -567,6 +571,7 @@ impl Conn {
                 message: message.to_string(),
                 notice: line,
                 at: crate::sys::clock::now(),
+                took_ms,
             },
         );
         Ok(())
