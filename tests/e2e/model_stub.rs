@@ -231,13 +231,11 @@ fn real_codex_replays_a_failed_turn_once_on_a_copy_without_it() {
         let sb = Sandbox::new();
         let stub = ModelStub::start(&sb);
         let work = sb.mkdir("work");
-        let homes = ["a", "b"].map(|n| sb.mkdir(n));
-        let keys = ["sk-a", "sk-b"];
-        for (home, key) in homes.iter().zip(keys) {
-            stub.account_home(home, key);
-        }
+        let accounts = stub.accounts(&sb, &["alice", "bob"]);
+        let homes = [&accounts[0].home, &accounts[1].home];
+        let keys = [accounts[0].key.as_str(), accounts[1].key.as_str()];
 
-        let mut a = AppServer::start(&sb, &codex, &homes[0], "stub-test");
+        let mut a = AppServer::start(&sb, &codex, homes[0], "stub-test");
         let thread = a.start_thread(&work);
         let thread_id = thread["thread"]["id"].as_str().unwrap().to_owned();
         let rollout = std::path::PathBuf::from(thread["thread"]["path"].as_str().unwrap());
@@ -258,9 +256,9 @@ fn real_codex_replays_a_failed_turn_once_on_a_copy_without_it() {
             .map(|l| format!("{l}\n"))
             .collect();
         assert!(!copy.contains("replay me"));
-        put(&homes[1], rollout.strip_prefix(&homes[0]).unwrap(), &copy);
+        put(homes[1], rollout.strip_prefix(homes[0]).unwrap(), &copy);
 
-        let mut b = AppServer::start(&sb, &codex, &homes[1], "stub-test");
+        let mut b = AppServer::start(&sb, &codex, homes[1], "stub-test");
         let resumed = b.ok("thread/resume", json!({"threadId": thread_id}));
         let turns = resumed["thread"]["turns"].as_array().unwrap();
         assert_eq!(turns.len(), 1, "{resumed}");

@@ -173,6 +173,36 @@ impl ModelStub {
     }
 }
 
+/// An account of the sandbox whose home the stub serves.
+#[derive(Clone, Debug)]
+pub struct StubAccount {
+    pub name: String,
+    /// `~/.codex-NAME` (a conventional account: codex-as finds it without a config entry).
+    pub home: PathBuf,
+    /// `sk-NAME`: its requests show in the stub's log as `fingerprint(key)`.
+    pub key: String,
+}
+
+impl ModelStub {
+    /// Conventional accounts `~/.codex-NAME`, each logged in with key `sk-NAME` and served by
+    /// this stub.
+    pub fn accounts(&self, sb: &Sandbox, names: &[&str]) -> Vec<StubAccount> {
+        names
+            .iter()
+            .map(|name| {
+                let home = sb.account_dir(name);
+                let key = format!("sk-{name}");
+                self.account_home(&home, &key);
+                StubAccount {
+                    name: (*name).to_owned(),
+                    home,
+                    key,
+                }
+            })
+            .collect()
+    }
+}
+
 /// auth.json exactly as `codex login --with-api-key` leaves it (0.169 and 0.171): pretty
 /// printed, no trailing newline, mode 0600.
 pub fn write_api_key_login(home: &Path, key: &str) {
