@@ -171,7 +171,7 @@ function _codex_as() {
         elif [[ ${cur} == *,* ]]; then
             __codex_as_list "${cur}"
         else
-            __codex_as_offer "${cur}" 'add' 'remove' 'list' 'which' 'pin' 'claude' 'login' 'env' 'brokers' 'init' 'use' 'completions' 'quota' 'doctor' 'statusline' auto
+            __codex_as_offer "${cur}" 'add' 'remove' 'list' 'which' 'pin' 'claude' 'login' 'env' 'brokers' 'init' 'use' 'completions' 'quota' 'threads' 'doctor' 'statusline' auto
             __codex_as_value account "${cur}"
         fi
         return 0
@@ -190,6 +190,7 @@ function _codex_as() {
         'use') __codex_as_sub none '--unset --help -h' 'account' ;;
         'completions') __codex_as_sub none '--help -h' 'bash|zsh|fish' ;;
         'quota') __codex_as_sub none '--json --fresh --help -h' '' ;;
+        'threads') __codex_as_sub none '--json --limit=any --help -h' '' ;;
         'doctor') __codex_as_sub none '--json --help -h' '' ;;
         'statusline') __codex_as_sub none '--short --help -h' '' ;;
         -*) ;;

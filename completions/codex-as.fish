@@ -152,6 +152,7 @@ function __codex_as_complete
         printf '%s\t%s\n' 'use' 'Switch this shell to an account (needs `codex-as init` loaded in the shell)'
         printf '%s\t%s\n' 'completions' 'Print the completion script for a shell (`codex-as init` already loads it)'
         printf '%s\t%s\n' 'quota' 'Each account\'s 5-hour and weekly usage, and the order `auto` would try them in'
+        printf '%s\t%s\n' 'threads' 'Recent Codex threads across all accounts: id, the accounts holding it, folder, last activity'
         printf '%s\t%s\n' 'doctor' 'Check the whole setup; for each problem, say what is wrong and the command that fixes it'
         printf '%s\t%s\n' 'statusline' 'One line for Claude Code\'s statusLine (reads its JSON on stdin): the folder\'s account and its quota'
         __codex_as_accounts
@@ -185,6 +186,8 @@ function __codex_as_complete
             __codex_as_sub none '--help -h' 'bash|zsh|fish'
         case 'quota'
             __codex_as_sub none '--json --fresh --help -h' ''
+        case 'threads'
+            __codex_as_sub none '--json --limit=any --help -h' ''
         case 'doctor'
             __codex_as_sub none '--json --help -h' ''
         case 'statusline'

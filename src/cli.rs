@@ -114,6 +114,14 @@ pub enum Command {
         after_help = "Examples:\n  codex-as quota\n  codex-as quota --json | jq '.accounts[] | {name, headroomPercent}'"
     )]
     Quota(QuotaArgs),
+    /// Recent Codex threads across all accounts: id, the accounts holding it, folder, last activity
+    #[command(
+        after_help = "Examples:\n  codex-as threads\n  codex-as threads --json --limit 100 | jq '.threads[] | {id, accounts}'\n\nA thread moves to another account when a run there resumes it; the account holding\nits newest copy comes first."
+    )]
+    Threads(ThreadsArgs),
+    /// Codex threads between accounts (internal)
+    #[command(hide = true, subcommand)]
+    Thread(ThreadCommand),
     /// Check the whole setup; for each problem, say what is wrong and the command that fixes it
     #[command(
         after_help = "Examples:\n  codex-as doctor\n  codex-as doctor --json | jq '.findings[] | .fix'\n\nExit status: 0 when nothing needs doing, 1 when something does."
@@ -201,6 +209,37 @@ pub struct DoctorArgs {
     /// Machine-readable output: {"ok", "findings": [{area, subject, problem, fix}], "notes"}
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ThreadsArgs {
+    /// Machine-readable output: {"threads": [{id, accounts, newest, folder, lastActivity, firstPrompt, path}]}
+    #[arg(long)]
+    pub json: bool,
+    /// How many threads to show, most recently active first
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ThreadCommand {
+    /// Carry a thread from one account's home to another's, so a run there resumes it
+    Carry(ThreadCarryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ThreadCarryArgs {
+    /// The thread id
+    pub id: String,
+    /// The account holding it [default: the account holding its newest copy]
+    #[arg(long, value_name = "NAME")]
+    pub from: Option<String>,
+    /// The account to carry it to
+    #[arg(long, value_name = "NAME")]
+    pub to: String,
+    /// A failed turn left out of the copy (its input is replayed there)
+    #[arg(long, value_name = "TURN_ID")]
+    pub drop_turn: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -20,8 +20,6 @@ mod quota;
 mod run;
 mod shell;
 mod sys;
-// Used by the broker and the relay, which reach main separately.
-#[allow(dead_code)]
 mod thread;
 
 fn main() -> ExitCode {

@@ -20,6 +20,8 @@ pub const RESERVED: &[&str] = &[
     "relay",
     "remove",
     "statusline",
+    "thread",
+    "threads",
     "use",
     "version",
     "which",

@@ -16,6 +16,8 @@ mod relay;
 mod remove;
 mod run;
 mod statusline;
+mod thread;
+mod threads;
 mod use_;
 mod which;
 
@@ -40,6 +42,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Use(a) => use_::run(a),
         Command::Completions(a) => completions::run(a),
         Command::Quota(a) => quota::run(a),
+        Command::Threads(a) => threads::run(a),
+        Command::Thread(c) => thread::run(c),
         Command::Doctor(a) => doctor::run(a),
         Command::Statusline(a) => statusline::run(a),
         Command::Run(args) => run::run(args),

@@ -25,11 +25,9 @@ impl Rollout {
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
         let mut lines = Vec::new();
         let mut start = 0;
-        for (i, b) in bytes.iter().enumerate() {
-            if *b == b'\n' {
-                lines.push(start..i + 1);
-                start = i + 1;
-            }
+        for i in memchr::memchr_iter(b'\n', &bytes) {
+            lines.push(start..i + 1);
+            start = i + 1;
         }
         Self { bytes, lines }
     }
@@ -80,22 +78,16 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ThreadError> {
     Ok(out)
 }
 
-/// `needle` in `hay`, searched from its first byte.
+/// `needle` in `hay`.
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     find(hay, needle).is_some()
 }
 
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let (&first, rest) = needle.split_first()?;
-    let mut at = 0;
-    while let Some(i) = hay.get(at..)?.iter().position(|b| *b == first) {
-        let start = at + i;
-        if hay.get(start + 1..start + needle.len()) == Some(rest) {
-            return Some(start);
-        }
-        at = start + 1;
+    if needle.is_empty() {
+        return None;
     }
-    None
+    memchr::memmem::find(hay, needle)
 }
 
 fn parse(line: &[u8]) -> Option<Value> {
