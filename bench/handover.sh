@@ -51,6 +51,8 @@ for n in ${BENCH_ITEMS:-10 1000 10000}; do
     (
         export HOME="$D/h" TMPDIR="$D/tmp" XDG_CONFIG_HOME="$D/cfg" CODEX_AS_RUNTIME_DIR="$D/rt"
         export CODEX_AS_CODEX="$codex" CODEX_AS_PLUGIN_ROOT="$plugin"
+        # The companion looks for `codex` on PATH itself.
+        PATH="$(dirname "$codex"):$PATH"
         mkdir -p "$HOME" "$TMPDIR" "$D/ws"
         git -C "$D/ws" init -q
         node "$STUB" --port 0 --url-file "$D/url" --limited "$D/limited" --log "$D/log" \
@@ -81,12 +83,18 @@ for n in ${BENCH_ITEMS:-10 1000 10000}; do
         node -e '
             const fs = require("fs");
             const [path, n] = [process.argv[1], Number(process.argv[2])];
+            // Codex 0.171 numbers its records (paginated rollouts): the padding goes on counting.
+            const lines = fs.readFileSync(path, "utf8").trimEnd().split("\n");
+            let ordinal = JSON.parse(lines[lines.length - 1]).ordinal;
             let out = "";
             for (let i = 0; i < n; i++) {
                 const role = i % 2 ? "assistant" : "user";
                 const type = i % 2 ? "output_text" : "input_text";
-                out += JSON.stringify({ timestamp: new Date().toISOString(), type: "response_item",
-                    payload: { type: "message", role, content: [{ type, text: `item ${i} of the padding` }] } }) + "\n";
+                const rec = { timestamp: new Date().toISOString() };
+                if (typeof ordinal === "number") rec.ordinal = ++ordinal;
+                rec.type = "response_item";
+                rec.payload = { type: "message", role, content: [{ type, text: `item ${i} of the padding` }] };
+                out += JSON.stringify(rec) + "\n";
             }
             fs.appendFileSync(path, out);' "$rollout" "$n"
         # The baseline: a plain resume of the same thread on an account that has not loaded it.
@@ -97,12 +105,13 @@ for n in ${BENCH_ITEMS:-10 1000 10000}; do
                 const b=JSON.parse(s).find(b=>b.account==="c"&&b.owner==="codex-as");console.log(b.endpoint)})')
         base=$(node "$client" "$ep" thread/resume "{\"threadId\":\"$thread\",\"cwd\":\"$D/ws\"}" | cut -d' ' -f1)
         echo sk-a >>"$D/limited"
-        "$BIN" a,b task --resume-last "what was it?" >/dev/null 2>&1
+        "$BIN" a,b task --resume-last "what was it?" >"$D/out" 2>&1 || { cat "$D/out" >&2; cat "$D"/rt/rl-*.log >&2; exit 1; }
         relay=$(ls "$D"/rt/rl-*.sock)
         took=$(node "$client" "unix:$relay" broker/status '{}' | sed 's/^[0-9]* //' |
             node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).handovers[0].tookMs))')
         ratio=$(node -e "console.log(($took / Math.max($base, 1)).toFixed(2))")
         printf '%-8s %-16s %-18s %s\n' "$n" "$base" "$took" "${ratio}x"
+        [ -z "${BENCH_VERBOSE:-}" ] || grep -h "handover done" "$D"/rt/rl-*.log
     )
     rm -rf "$D"
 done

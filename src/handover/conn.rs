@@ -130,6 +130,9 @@ struct Conn {
     watch: Watch,
     map: IdMap,
     next_id: u64,
+    /// The link to the account a failure would move on to, opened while the turn runs, so a
+    /// handover does not wait for that account's broker to start.
+    standby: Option<(usize, tokio::task::JoinHandle<anyhow::Result<Link>>)>,
 }
 
 pub async fn serve(shared: Rc<Shared>, key: String, stream: UnixStream) {
@@ -157,6 +160,7 @@ pub async fn serve(shared: Rc<Shared>, key: String, stream: UnixStream) {
         watch: Watch::default(),
         map: IdMap::default(),
         next_id: 1,
+        standby: None,
     };
     let mut reader = BufReader::new(read);
     loop {
@@ -227,6 +231,7 @@ impl Conn {
         if self.link.is_none() {
             let account = &self.shared.route.accounts[self.account];
             self.link = Some(self.shared.upstream.open(account).await?);
+            self.warm_next();
         }
         Ok(())
     }
@@ -433,8 +438,41 @@ impl Conn {
                     client_review_thread: review,
                     tried: vec![self.account],
                 }));
+                self.warm_next();
             }
         }
+    }
+
+    /// Opens the link a handover of the running turn would use, in the background.
+    fn warm_next(&mut self) {
+        let tried = self
+            .turn
+            .as_ref()
+            .map_or_else(|| vec![self.account], |t| t.tried.clone());
+        let shared = self.shared.clone();
+        let next = route::next_after(shared.route.len(), self.account, &tried, &*shared.usable);
+        match (next, &self.standby) {
+            (Some(k), Some((s, _))) if *s == k => {}
+            (Some(k), _) => {
+                let task = tokio::task::spawn_local(async move {
+                    shared.upstream.open(&shared.route.accounts[k]).await
+                });
+                self.standby = Some((k, task));
+            }
+            (None, _) => self.standby = None,
+        }
+    }
+
+    /// The link to route account `k`: the one opened in advance, else a new one.
+    async fn link_to(&mut self, k: usize) -> anyhow::Result<Link> {
+        if let Some((s, task)) = self.standby.take()
+            && s == k
+            && let Ok(Ok(link)) = task.await
+        {
+            return Ok(link);
+        }
+        let shared = self.shared.clone();
+        shared.upstream.open(&shared.route.accounts[k]).await
     }
 
     fn own_id(&mut self) -> String {
@@ -446,6 +484,8 @@ impl Conn {
     /// resume it there and start the same turn again, its ids mapped to the client's.
     async fn hand_over(&mut self, message: &str) -> anyhow::Result<()> {
         let began = std::time::Instant::now();
+        // When each step ended, for the relay's log.
+        let mut steps: Vec<(&str, std::time::Duration)> = Vec::new();
         let shared = self.shared.clone();
         let Some(turn) = &self.turn else {
             anyhow::bail!("no turn of this connection is in flight");
@@ -468,7 +508,7 @@ impl Conn {
         let mut link = if self.ephemeral {
             // Nothing on disk to carry (the companion's reviews): the same thread is started
             // afresh there and the turn restarted on it, under the ids the client knows.
-            let mut link = shared.upstream.open(&shared.route.accounts[next]).await?;
+            let mut link = self.link_to(next).await?;
             let params = self.open.clone().unwrap_or_else(|| json!({}));
             let sid = self.own_id();
             let started = link
@@ -495,7 +535,9 @@ impl Conn {
             shared
                 .threads
                 .carry(&thread, &from, &to, drop_turn.as_deref())?;
-            let mut link = shared.upstream.open(&shared.route.accounts[next]).await?;
+            steps.push(("carry", began.elapsed()));
+            let mut link = self.link_to(next).await?;
+            steps.push(("link", began.elapsed()));
             let resume = rewrite::resume_params(self.open.as_ref(), &thread);
             let rid = self.own_id();
             link.request(
@@ -517,6 +559,7 @@ impl Conn {
         };
         self.map.to_upstream(&mut params);
         let sid = self.own_id();
+        steps.push(("open", began.elapsed()));
         let result = link
             .request(&sid, &method, params, HANDOVER_STEP_TIMEOUT, &mut backlog)
             .await?;
@@ -545,8 +588,17 @@ impl Conn {
         let to_name = self.account_name(next);
         self.account = next;
         self.link = Some(link);
+        self.warm_next();
         self.backlog.extend(backlog);
         let took_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let timing: Vec<String> = steps
+            .iter()
+            .map(|(step, at)| format!("{step} {}ms", at.as_millis()))
+            .collect();
+        eprintln!(
+            "codex-as relay: handover done in {took_ms}ms ({}, turn started)",
+            timing.join(", ")
+        );
         let client_thread = self.map.client_of(&thread);
         let line = notice::text(&from_name, &to_name, review);
         eprintln!("{line}");
@@ -826,7 +878,10 @@ mod tests {
                 let on_b: Vec<_> = log.iter().filter(|(n, _, _)| n == "b").collect();
                 let calls: Vec<&str> = on_b.iter().map(|(_, m, _)| m.as_str()).collect();
                 assert_eq!(calls, ["thread/resume", "turn/start"]);
-                assert_eq!(on_b[0].2, json!({"cwd": "/w", "threadId": "th"}));
+                assert_eq!(
+                    on_b[0].2,
+                    json!({"cwd": "/w", "threadId": "th", "excludeTurns": true})
+                );
                 assert_eq!(on_b[1].2["input"][0]["text"], "hi");
                 let moved = shared.moves.borrow();
                 assert_eq!(moved.len(), 1);

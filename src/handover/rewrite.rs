@@ -249,7 +249,8 @@ fn replace(v: &mut Value, swap: &dyn Fn(&str) -> Option<String>) {
 }
 
 /// `thread/resume` params for the next account, from the params that opened the thread there
-/// first (`thread/start` or `thread/resume`): the settings both take, and the thread's id.
+/// first (`thread/start` or `thread/resume`): the settings both take, the thread's id, and no
+/// history in the answer.
 pub fn resume_params(open: Option<&Value>, thread: &str) -> Value {
     const SHARED: [&str; 11] = [
         "approvalPolicy",
@@ -273,6 +274,9 @@ pub fn resume_params(open: Option<&Value>, thread: &str) -> Value {
         }
     }
     out.insert("threadId".into(), Value::String(thread.to_string()));
+    // The relay only needs the thread loaded there; the history stays out of the answer (0.169
+    // and 0.171 both take this).
+    out.insert("excludeTurns".into(), Value::Bool(true));
     Value::Object(out)
 }
 
@@ -398,8 +402,11 @@ mod tests {
             "ephemeral": false, "serviceName": "x", "threadSource": "y"});
         assert_eq!(
             resume_params(Some(&start), "th"),
-            json!({"approvalPolicy": "never", "cwd": "/w", "sandbox": "read-only", "threadId": "th"})
+            json!({"approvalPolicy": "never", "cwd": "/w", "sandbox": "read-only", "threadId": "th", "excludeTurns": true})
         );
-        assert_eq!(resume_params(None, "th"), json!({"threadId": "th"}));
+        assert_eq!(
+            resume_params(None, "th"),
+            json!({"threadId": "th", "excludeTurns": true})
+        );
     }
 }

@@ -68,6 +68,23 @@ pub async fn serve(opts: Options) -> anyhow::Result<()> {
     let local = tokio::task::LocalSet::new();
     local
         .run_until(async {
+            // The brokers a connection starts on and hands over to first are started now, so
+            // that neither a first turn nor a handover waits for an app-server to start.
+            let warm: Vec<usize> = (0..shared.route.len())
+                .filter(|i| (shared.usable)(*i))
+                .take(2)
+                .collect();
+            for k in warm {
+                let shared = shared.clone();
+                tokio::task::spawn_local(async move {
+                    if let Err(e) = shared.upstream.open(&shared.route.accounts[k]).await {
+                        eprintln!(
+                            "codex-as relay: cannot warm up '{}': {e:#}",
+                            shared.route.accounts[k].name
+                        );
+                    }
+                });
+            }
             loop {
                 let idle_deadline = match (opts.idle_exit, idle_since) {
                     (Some(after), Some(since)) => Some(since + after),
