@@ -462,20 +462,6 @@ fn start_client(id: ClientId, stream: UnixStream, events: UnboundedSender<Event>
     }
 }
 
-/// Tells the spawner the broker is ready: one line, then end of file.
-fn signal_ready(fd: Option<OwnedFd>) {
-    if let Some(fd) = fd {
-        let mut f = File::from(fd);
-        let _ = f.write_all(b"ready\n");
-    }
-}
-
-/// An absolute working directory for the app-server, checked to exist.
-pub fn resolve_cwd(cwd: Option<&Path>) -> Result<PathBuf, BrokerError> {
-    let raw = cwd.map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    std::fs::canonicalize(&raw).map_err(|source| BrokerError::Cwd { dir: raw, source })
-}
-
 /// The inherited readiness pipe `--ready-fd N` names, owned and kept from every child.
 pub fn take_ready_fd(fd: i32) -> Result<OwnedFd, BrokerError> {
     use nix::fcntl::{FcntlArg, FdFlag, fcntl};
@@ -493,4 +479,18 @@ pub fn take_ready_fd(fd: i32) -> Result<OwnedFd, BrokerError> {
     };
     fcntl(&owned, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|_| BrokerError::ReadyFd(fd))?;
     Ok(owned)
+}
+
+/// Tells the spawner the broker is ready: one line, then end of file.
+fn signal_ready(fd: Option<OwnedFd>) {
+    if let Some(fd) = fd {
+        let mut f = File::from(fd);
+        let _ = f.write_all(b"ready\n");
+    }
+}
+
+/// An absolute working directory for the app-server, checked to exist.
+pub fn resolve_cwd(cwd: Option<&Path>) -> Result<PathBuf, BrokerError> {
+    let raw = cwd.map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    std::fs::canonicalize(&raw).map_err(|source| BrokerError::Cwd { dir: raw, source })
 }
