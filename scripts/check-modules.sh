@@ -40,6 +40,15 @@ if ! loops=$(printf '%s\n' "$edges" | tsort 2>&1 >/dev/null) || [ -n "$loops" ];
     status=1
 fi
 
+# The relay sits between the run path and the folders it uses: only `run`, `cmd` and `claude`
+# (a Claude Code session's relay) may import it.
+above=$(printf '%s\n' "$edges" | awk '$2 == "handover" && $1 != "run" && $1 != "cmd" && $1 != "claude"')
+if [ -n "$above" ]; then
+    echo "src/handover/ imported from below it:"
+    printf '%s\n' "$above" | sed 's/^/  /'
+    status=1
+fi
+
 # thread/ is pure file work on Codex homes: it may use sys/ and error only.
 thread_deps=$(printf '%s\n' "$edges" | awk '$1 == "thread" && $2 != "sys" && $2 != "error" { print "  thread -> " $2 }')
 if [ -n "$thread_deps" ]; then

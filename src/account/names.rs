@@ -21,6 +21,7 @@ pub const RESERVED: &[&str] = &[
     "login",
     "pin",
     "quota",
+    "relay",
     "remove",
     RESUME,
     "statusline",

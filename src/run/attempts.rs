@@ -2,8 +2,11 @@
 //! another, as `fallback::policy` decides. This module only carries the decisions out: it
 //! gathers what the policy needs to know (surveys, how each attempt ended, the broker's and the
 //! companion's records of a usage limit), runs each attempt as a watched child, and prints the
-//! notes. A `--background` companion run cannot be watched to its end, so it gets no fallback:
-//! its account is chosen before it starts, and it is exec'd.
+//! notes. A companion attempt talks to the relay of the accounts left (`handover`), which moves
+//! a turn that runs out mid-way to the next account on the same thread; the attempt then covers
+//! every account the relay went through, and the relay's notice is printed here. A
+//! `--background` companion run cannot be watched to its end: its first account is chosen
+//! before it starts, the relay hands it over later, and it is exec'd.
 
 use std::path::{Path, PathBuf};
 
@@ -15,8 +18,9 @@ use crate::broker::{client, protocol};
 use crate::fallback::child::{self, Ended};
 use crate::fallback::policy::{self, End, Fallback, Outcome, Step};
 use crate::fallback::{jobs, landed};
-use crate::quota::signals;
+use crate::handover;
 use crate::quota::survey::{self, Survey};
+use crate::quota::{choose, signals};
 use crate::sys::clock::now;
 use crate::sys::runtime;
 
@@ -52,13 +56,20 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
             s.refresh(accounts, t, max_age);
             s
         };
+        let order = fallback.order.clone();
         let (account, note) = fallback.pick_before_start(&args.spec, fresh, threshold, t)?;
         eprintln!("{note}");
-        return Err(launch::prepare(accounts, &account, args)?.exec());
+        let from = order
+            .iter()
+            .position(|a| a.name == account.name)
+            .unwrap_or(0);
+        return Err(launch::prepare(accounts, &account, Some(&order[from..]), args)?.exec());
     }
 
     let everyone = accounts.all();
-    for i in 0..fallback.order.len() {
+    // Accounts an attempt already used (itself, and those its relay went through).
+    let mut done = vec![false; fallback.order.len()];
+    while let Some(i) = done.iter().position(|d| !d) {
         let account = fallback.order[i].clone();
         // A Ctrl-C between attempts (while the next account's broker starts, say) is an
         // interrupt like any other: nothing more runs.
@@ -77,7 +88,11 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
                 (h, newest)
             })
             .collect();
-        let attempt = match attempt(accounts, &account, args) {
+        let route: Vec<Account> = (i..done.len())
+            .filter(|k| !done[*k])
+            .map(|k| fallback.order[k].clone())
+            .collect();
+        let attempt = match attempt(accounts, &account, &route, args) {
             Ok(a) => a,
             Err(e) => {
                 // Not a quota failure (no plugin, a broker that would not start, a command
@@ -88,6 +103,47 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
                 return Err(e);
             }
         };
+        done[i] = true;
+        // The relay may have run the turn elsewhere: where the thread lived, and then on each
+        // account it handed the turn over to, every one it left being out of quota.
+        let names: Vec<String> = fallback.order.iter().map(|a| a.name.clone()).collect();
+        let position = |name: &str| names.iter().position(|n| n == name);
+        let ran_first = attempt
+            .relay
+            .handovers
+            .first()
+            .map(|h| h.from.clone())
+            .or_else(|| attempt.relay.failed_on.clone());
+        if let Some(first) = ran_first.filter(|f| *f != account.name) {
+            let s = Survey::of(account.clone());
+            let t = now();
+            match choose::skip_reason(&s.candidate(), threshold, t) {
+                Some(skip) => fallback.passed_over(i, skip.describe(t), skip.is_quota()),
+                None => fallback.passed_over(i, format!("the thread was on '{first}'"), false),
+            }
+        }
+        let mut last = i;
+        for moved in &attempt.relay.handovers {
+            eprintln!("{}", moved.notice);
+            if let Some(from) = position(&moved.from) {
+                done[from] = true;
+                let s = Survey::of(fallback.order[from].clone());
+                fallback.handed_over(
+                    from,
+                    policy::out_of_quota(&moved.message, s.reading(), threshold, now()),
+                );
+            }
+            if let Some(to) = position(&moved.to) {
+                done[to] = true;
+                last = to;
+            }
+        }
+        if let Some(k) = attempt.relay.failed_on.as_deref().and_then(position) {
+            done[k] = true;
+            last = k;
+        }
+        let i = last;
+        let account = fallback.order[i].clone();
         let outcome = match child::signal_of(&attempt.ended.status) {
             Some(sig) => Outcome::Killed(sig),
             None => {
@@ -131,10 +187,17 @@ struct Attempt {
     ended: Ended,
     usage_limit: Option<String>,
     thread_ids: Vec<String>,
+    /// What the relay did with the attempt's turns (nothing without a relay).
+    relay: handover::Report,
 }
 
-fn attempt(accounts: &Accounts, account: &Account, args: &RunArgs) -> anyhow::Result<Attempt> {
-    let launch: Launch = launch::prepare(accounts, account, args)?;
+fn attempt(
+    accounts: &Accounts,
+    account: &Account,
+    route: &[Account],
+    args: &RunArgs,
+) -> anyhow::Result<Attempt> {
+    let launch: Launch = launch::prepare(accounts, account, Some(route), args)?;
     let cmd = launch.command()?;
     let program = launch.program.to_string_lossy();
     match &launch.companion {
@@ -149,10 +212,16 @@ fn attempt(accounts: &Accounts, account: &Account, args: &RunArgs) -> anyhow::Re
                 // record covers turns the companion ran on its own app-server.
                 broker_usage_limit(&companion.endpoint, ended.pid).or(found.usage_limit)
             };
+            let relay = if companion.relay {
+                handover::report(&companion.endpoint, ended.pid)
+            } else {
+                handover::Report::default()
+            };
             Ok(Attempt {
                 usage_limit,
                 thread_ids: found.thread_ids,
                 ended,
+                relay,
             })
         }
         None => {
@@ -167,6 +236,7 @@ fn attempt(accounts: &Accounts, account: &Account, args: &RunArgs) -> anyhow::Re
                     .filter(|_| !ended.status.success()),
                 thread_ids: Vec::new(),
                 ended,
+                relay: handover::Report::default(),
             })
         }
     }

@@ -18,6 +18,7 @@ mod companion;
 mod completions;
 mod fallback;
 mod first_hour;
+mod handover;
 mod harden;
 mod model_stub;
 mod plugin_fixture;
