@@ -16,12 +16,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::account::directory::{self, Why};
+use crate::account::directory::{self, DirectoryAccount, Why};
 use crate::account::env::EnvPlan;
 use crate::account::{Account, Accounts};
 use crate::broker::lease;
 use crate::broker::pool as broker_pool;
 use crate::claude::env_file;
+use crate::fallback;
 use crate::plugin::{locate as plugin, workspace};
 use crate::sys::{fsutil, runtime, tools};
 
@@ -170,6 +171,9 @@ struct Settled {
 fn settle(dir: &Path, session: Option<&str>) -> anyhow::Result<Settled> {
     let accounts = Accounts::load()?;
     let chosen = directory::for_directory(dir, &accounts)?;
+    if chosen.spec.one().is_none() {
+        return settle_route(&accounts, &chosen, dir, session);
+    }
     let account = chosen.account(&accounts)?;
     // A session's commands need the plugin; say so now rather than at the first /codex command.
     plugin::locate(None, &accounts.config, &accounts.home_dir)?;
@@ -188,6 +192,57 @@ fn settle(dir: &Path, session: Option<&str>) -> anyhow::Result<Settled> {
         endpoint,
         why,
     })
+}
+
+/// A folder on a list or `auto`: the session's plugin calls go to the handover relay for that
+/// route, which runs each turn on the route's account and moves the thread on when one runs out,
+/// exactly as `codex-as work,personal task ...` does.
+fn settle_route(
+    accounts: &Accounts,
+    chosen: &DirectoryAccount,
+    dir: &Path,
+    session: Option<&str>,
+) -> anyhow::Result<Settled> {
+    let route = fallback::here::order(accounts, &chosen.spec, chosen.route(accounts)?);
+    plugin::locate(None, &accounts.config, &accounts.home_dir)?;
+    // CODEX_HOME is the route's first account's home, not whichever account the relay is on:
+    // turns reach Codex through the relay, which picks the account per connection, so this
+    // home serves only what bypasses it (the companion's own `codex app-server` when the relay
+    // is gone, `codex` typed in the session). That must be an account of the route, never the
+    // one Claude Code was launched with, and the same one at every session start (the env file
+    // is rewritten on resume and compact), which the route's first account is while the pin
+    // stays as it is.
+    let first = route
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("'{}' names no account to run as", chosen.label()))?;
+    let endpoint = ensure_relay(accounts, &route, dir)?;
+    if let Some(session) = session {
+        let key = lease::account_key(&first.canonical_home());
+        lease::take(&key, session, lease::hook_owner())
+            .context("cannot record this session's lease on the broker")?;
+    }
+    let names = chosen.label();
+    let why = match &chosen.why {
+        Why::Session => format!("'{names}', named when Claude Code was started"),
+        other => format!("'{names}', chosen by {other}"),
+    };
+    Ok(Settled {
+        plan: EnvPlan::for_route(&first, &chosen.spec),
+        endpoint,
+        why,
+    })
+}
+
+/// The endpoint the session's companion calls for `route`.
+fn ensure_relay(accounts: &Accounts, route: &[Account], dir: &Path) -> anyhow::Result<String> {
+    let chosen = fallback::here::one(
+        accounts,
+        &crate::account::spec::AccountSpec::List(route.iter().map(|a| a.name.clone()).collect()),
+        route.to_vec(),
+        fallback::here::Readings::OnDisk,
+    )?;
+    ensure_broker(accounts, &chosen.account, dir)
 }
 
 /// The endpoint of a codex-as broker serving `account` for `dir`'s workspace (the existing

@@ -10,6 +10,7 @@ use crate::broker::client;
 use crate::broker::lease;
 use crate::broker::pool;
 use crate::broker::registry::Registry;
+use crate::claude::in_use::{self, How};
 use crate::claude::{hook, settings};
 use crate::cli::{ClaudeCommand, ClaudeScope};
 use crate::error::status;
@@ -113,23 +114,38 @@ fn show_status() -> anyhow::Result<u8> {
             return Ok(status::FAILURE);
         }
     };
-    let account = match chosen.account(&accounts) {
+    let now_on = match in_use::of(&accounts, &chosen, &here) {
         Ok(a) => a,
         Err(e) => {
-            crate::outln!("account: '{}', but it cannot be used: {e}", chosen.name)?;
+            crate::outln!(
+                "account: '{}', but it cannot be used: {e:#}",
+                chosen.label()
+            )?;
             crate::outln!(
                 "  sessions started here refuse to run /codex:* commands until this is fixed"
             )?;
             return Ok(status::FAILURE);
         }
     };
+    let account = &now_on.account;
     let home = account.canonical_home();
-    crate::outln!(
-        "account: {} ({})\n  chosen by: {}",
-        account.name,
-        home.display(),
-        chosen.why
-    )?;
+    if now_on.how == How::Named {
+        crate::outln!(
+            "account: {} ({})\n  chosen by: {}",
+            account.name,
+            home.display(),
+            chosen.why
+        )?;
+    } else {
+        crate::outln!(
+            "account: {} (sessions here hand a turn over to the next account when one reaches its usage limit)\n  in use: {} ({}): {}\n  chosen by: {}",
+            chosen.label(),
+            account.name,
+            home.display(),
+            now_on.describe(&chosen),
+            chosen.why
+        )?;
+    }
     match broker_here(&home) {
         Some((endpoint, st)) => crate::outln!(
             "broker: up at {endpoint} (pid {}, {} client(s), {})",
