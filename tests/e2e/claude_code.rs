@@ -912,6 +912,137 @@ fn the_folders_account_for_codex_as_commands() {
     );
 }
 
+/// The status line for `dir`, from Claude Code's JSON input.
+fn statusline(w: &World, dir: &Path, extra: &[&str]) -> String {
+    let mut c = w.sb.codex_as();
+    w.claude_env(&mut c);
+    c.current_dir(w.sb.path()).arg("statusline").args(extra);
+    let input = serde_json::json!({"cwd": dir, "workspace": {"current_dir": dir}});
+    let out = output_with_stdin(&mut c, input.to_string().as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+/// A project pinned to a list: `pin`, `which`, `claude status` and the status line show the list
+/// and the account in use (no relay runs yet: its first usable account, said as such); a
+/// session there carries the list and the route's first account's home.
+#[test]
+fn a_project_on_a_list_shows_the_list_and_the_account_in_use() {
+    let Some(w) = World::new() else { return };
+    let out = w.cas_in(&w.pa, &["pin", "alice, bob"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).ends_with("now names 'alice,bob'\n"),
+        "{}",
+        stdout(&out)
+    );
+    let which = |dir: &Path| {
+        let out = w.cas_in(dir, &["which"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let first_usable = "(no relay for 'alice,bob' is running; this is its first usable account, where work starts)";
+    let text = which(&w.pa);
+    assert!(text.starts_with("alice,bob  (a list: its first usable account, the next when one reaches its usage limit)\n"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "\n  in use: alice  {}  {first_usable}\n",
+            w.home("alice").display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "chosen by: {}/.codex-account line 2",
+            w.pa.display()
+        )),
+        "{text}"
+    );
+    let line = statusline(&w, &w.pa, &[]);
+    assert!(
+        line.starts_with("alice,bob → alice (first usable) · "),
+        "{line}"
+    );
+    let line = statusline(&w, &w.pa, &["--short"]);
+    assert!(line.starts_with("alice,bob → alice"), "{line}");
+    assert!(!line.contains("first usable"), "{line}");
+    let status = stdout(&w.cas_in(&w.pa, &["claude", "status"]));
+    assert!(
+        status.contains("account: alice,bob (sessions here hand a turn over to the next account when one reaches its usage limit)\n"),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!(
+            "in use: alice ({}): no relay",
+            w.home("alice").display()
+        )),
+        "{status}"
+    );
+
+    // alice logged out: bob is where work would start.
+    let auth = w.home("alice").join("auth.json");
+    let saved = std::fs::read(&auth).unwrap();
+    std::fs::remove_file(&auth).unwrap();
+    assert!(which(&w.pa).contains("in use: bob  "), "{}", which(&w.pa));
+    let line = statusline(&w, &w.pa, &[]);
+    assert!(line.starts_with("alice,bob → bob (first usable)"), "{line}");
+    std::fs::write(&auth, saved).unwrap();
+
+    // An unknown name is the file's mistake, on every reader.
+    std::fs::write(w.pa.join(".codex-account"), "alice, bbo\n").unwrap();
+    let out = w.cas_in(&w.pa, &["which"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("did you mean 'bob'"),
+        "{}",
+        stderr(&out)
+    );
+    let line = statusline(&w, &w.pa, &[]);
+    assert!(
+        line.starts_with("codex-as: ") && line.contains(".codex-account"),
+        "{line}"
+    );
+    assert_eq!(line.lines().count(), 1, "{line}");
+
+    let out = w.cas_in(&w.pa, &["pin", "auto"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = which(&w.pa);
+    assert!(
+        text.starts_with("auto  (auto: the account with the most quota left"),
+        "{text}"
+    );
+
+    // A session in the folder: the list rides along, CODEX_HOME is the route's first account's.
+    let out = w.cas_in(&w.pa, &["pin", "alice,bob"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = w.session(SESSION_A);
+    w.start(&s, &w.pa);
+    let env = std::fs::read_to_string(s.dir.join("sessionstart-hook-0.sh")).unwrap();
+    assert!(
+        env.contains("export CODEX_AS_ACCOUNT='alice,bob'\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains(&format!(
+            "export CODEX_HOME='{}'\n",
+            w.home("alice").display()
+        )),
+        "{env}"
+    );
+    let out = w.bash(&s, &w.pa, "codex-as which");
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("alice,bob  (a list"),
+        "{text}{}",
+        stderr(&out)
+    );
+    assert!(
+        text.contains("chosen by: CODEX_AS_ACCOUNT is set"),
+        "{text}"
+    );
+    w.end(&s, &w.pa);
+}
+
 /// The real Claude Code CLI, when installed (CODEX_AS_CLAUDE_CODE, else where .ci/run puts it).
 fn real_claude_code() -> Option<PathBuf> {
     let explicit = std::env::var_os("CODEX_AS_CLAUDE_CODE")
