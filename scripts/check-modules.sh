@@ -40,6 +40,15 @@ if ! loops=$(printf '%s\n' "$edges" | tsort 2>&1 >/dev/null) || [ -n "$loops" ];
     status=1
 fi
 
+# The relay sits between the run path and the folders it uses: only `run`, `cmd` and `claude`
+# (a Claude Code session's relay) may import it.
+above=$(printf '%s\n' "$edges" | awk '$2 == "handover" && $1 != "run" && $1 != "cmd" && $1 != "claude"')
+if [ -n "$above" ]; then
+    echo "src/handover/ imported from below it:"
+    printf '%s\n' "$above" | sed 's/^/  /'
+    status=1
+fi
+
 siblings=$(find cmd -name '*.rs' ! -name mod.rs | sort | while read -r f; do
     awk '/#\[cfg\(test\)\]/ { exit } { print }' "$f" |
         grep -n -E 'super::[a-z_]+|crate::cmd::' | sed "s|^|src/$f:|" || true

@@ -88,6 +88,9 @@ pub enum Command {
     /// codex-as's own app-server broker (internal)
     #[command(hide = true, subcommand)]
     Broker(BrokerCommand),
+    /// The relay that hands a job over to the next account of a list (internal)
+    #[command(hide = true, subcommand)]
+    Relay(RelayCommand),
     /// Show the brokers keeping accounts' app-servers warm, or stop codex-as's idle ones
     #[command(
         after_help = "Examples:\n  codex-as brokers\n  codex-as brokers stop            stop idle codex-as brokers now\n  codex-as brokers stop --all      also wait for busy ones to finish, then stop them"
@@ -277,6 +280,28 @@ pub struct BrokerServeArgs {
     /// Clients served at once; the next ones are answered busy (-32001)
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_clients: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RelayCommand {
+    /// Relay companions to the accounts of a route, handing a turn over on a usage limit
+    Serve(RelayServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RelayServeArgs {
+    /// The accounts, in order: a,b,c
+    #[arg(long, value_name = "ACCOUNTS")]
+    pub route: String,
+    /// Where to listen: unix:PATH
+    #[arg(long, value_name = "ENDPOINT")]
+    pub endpoint: String,
+    /// Exit after this long with no client connected (500ms, 90s, 30m, 2h)
+    #[arg(long, value_name = "DURATION", value_parser = crate::sys::duration::parse)]
+    pub idle_exit: Option<std::time::Duration>,
+    /// Inherited file descriptor to write "ready" to once clients can be served
+    #[arg(long, value_name = "N")]
+    pub ready_fd: Option<i32>,
 }
 
 #[derive(Debug, Args)]

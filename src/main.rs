@@ -11,6 +11,7 @@ mod doctor;
 mod error;
 mod exit;
 mod fallback;
+mod handover;
 mod help;
 #[cfg(test)]
 mod manpage;

@@ -17,6 +17,7 @@ pub const RESERVED: &[&str] = &[
     "login",
     "pin",
     "quota",
+    "relay",
     "remove",
     "statusline",
     "use",

@@ -328,7 +328,7 @@ fn record(id: String, req: &Request<'_>, endpoint: &str, status: &Status) -> Rec
 /// The broker must outlive codex-as and never be anyone's child: codex-as execs the companion
 /// next, and node would not reap it. So the spawned process forks once more and exits, the
 /// broker (its child) gets a session of its own, and readiness comes through an inherited pipe.
-fn detach(cmd: &mut Command, ready_fd: i32) {
+pub fn detach(cmd: &mut Command, ready_fd: i32) {
     use std::os::unix::process::CommandExt;
     // SAFETY: between fork and exec only async-signal-safe calls are made (fork, _exit, setsid,
     // fcntl), and nothing is allocated.
@@ -348,7 +348,7 @@ fn detach(cmd: &mut Command, ready_fd: i32) {
     }
 }
 
-fn last_line(path: &Path) -> Option<String> {
+pub fn last_line(path: &Path) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     text.lines()
         .rev()

@@ -475,3 +475,22 @@ pub fn resolve_cwd(cwd: Option<&Path>) -> Result<PathBuf, BrokerError> {
     let raw = cwd.map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     std::fs::canonicalize(&raw).map_err(|source| BrokerError::Cwd { dir: raw, source })
 }
+
+/// The inherited readiness pipe `--ready-fd N` names, owned and kept from every child.
+pub fn take_ready_fd(fd: i32) -> Result<OwnedFd, BrokerError> {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    if fd < 3 {
+        return Err(BrokerError::ReadyFd(fd));
+    }
+    // SAFETY: nothing else in this process knows this descriptor: it was inherited for this
+    // one purpose, and it is checked to be open before being owned.
+    let owned = unsafe {
+        use std::os::fd::FromRawFd;
+        if nix::libc::fcntl(fd, nix::libc::F_GETFD) < 0 {
+            return Err(BrokerError::ReadyFd(fd));
+        }
+        OwnedFd::from_raw_fd(fd)
+    };
+    fcntl(&owned, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|_| BrokerError::ReadyFd(fd))?;
+    Ok(owned)
+}

@@ -1,10 +1,8 @@
 //! `codex-as broker ...`: codex-as's own app-server broker, for codex-as's own use.
 
-use std::os::fd::{FromRawFd, OwnedFd};
-
+use crate::broker::client;
 use crate::broker::serve::{self, Options};
 use crate::broker::state::StopReason;
-use crate::broker::{BrokerError, client};
 use crate::cli::{BrokerCommand, BrokerServeArgs};
 use crate::error::{UsageError, status};
 
@@ -45,7 +43,7 @@ pub fn run(cmd: BrokerCommand) -> anyhow::Result<u8> {
 fn serve_cmd(args: BrokerServeArgs) -> anyhow::Result<u8> {
     // First of all, so that no child (the app-server) inherits the ready pipe and keeps the
     // spawner from seeing end of file if the broker dies.
-    let ready = args.ready_fd.map(take_ready_fd).transpose()?;
+    let ready = args.ready_fd.map(serve::take_ready_fd).transpose()?;
     if !args.endpoint.starts_with("unix:") || args.endpoint.len() <= "unix:".len() {
         return Err(UsageError::new(format!(
             "--endpoint {:?}: expected unix:PATH",
@@ -81,21 +79,4 @@ fn quota_sensor() -> serve::Observer {
         .unwrap_or_default();
     let mut sensor = crate::quota::sensor::Sensor::for_home(&home);
     Box::new(move |msg| sensor.observe(msg))
-}
-
-fn take_ready_fd(fd: i32) -> Result<OwnedFd, BrokerError> {
-    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
-    if fd < 3 {
-        return Err(BrokerError::ReadyFd(fd));
-    }
-    // SAFETY: nothing else in this process knows this descriptor: it was inherited for this
-    // one purpose, and it is checked to be open before being owned.
-    let owned = unsafe {
-        if nix::libc::fcntl(fd, nix::libc::F_GETFD) < 0 {
-            return Err(BrokerError::ReadyFd(fd));
-        }
-        OwnedFd::from_raw_fd(fd)
-    };
-    fcntl(&owned, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|_| BrokerError::ReadyFd(fd))?;
-    Ok(owned)
 }

@@ -12,6 +12,7 @@ mod list;
 mod login;
 mod pin;
 mod quota;
+mod relay;
 mod remove;
 mod run;
 mod statusline;
@@ -33,6 +34,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Login(a) => login::run(a),
         Command::Env(a) => env::run(a),
         Command::Broker(c) => broker::run(c),
+        Command::Relay(c) => relay::run(c),
         Command::Brokers(a) => brokers::run(a),
         Command::Init(a) => init::run(a),
         Command::Use(a) => use_::run(a),

@@ -11,8 +11,9 @@
 //!   account's quota on it.
 //! - When nothing is left: exit 75 ([`Exhausted`]) when any account was out of quota, else
 //!   "no account to run as" ([`NoneUsable`]).
-//! - `--background` gets no fallback: the account is chosen before start (the first by headroom
-//!   for `auto`, the first of a list not known to be unusable).
+//! - `--background` is not watched: the account is chosen before start (the first by headroom
+//!   for `auto`, the first of a list not known to be unusable); the accounts after it take over
+//!   through the relay (`handover`) when it runs out mid-turn.
 
 use std::path::PathBuf;
 
@@ -222,6 +223,13 @@ impl Fallback {
         }
     }
 
+    /// A relay handed the turn of `order[i]` over to the next account when `order[i]` ran out
+    /// (`handover`): it counts as out of quota, as a failed attempt would.
+    pub fn handed_over(&mut self, i: usize, why: String) {
+        let name = self.order[i].name.clone();
+        self.skip(&name, why, true);
+    }
+
     /// Nothing (more) to try: every account out of quota (exit 75) when any was, else none
     /// usable at all.
     pub fn give_up(self) -> anyhow::Error {
@@ -250,7 +258,7 @@ impl Fallback {
         };
         let note = self.note(
             &account.name,
-            "--background: chosen before start; a background job gets no fallback",
+            "--background: chosen before start; a usage limit hands the job over to the next account",
         );
         Ok((account, note))
     }
@@ -557,7 +565,7 @@ mod tests {
             "accounts after the chosen one are not surveyed"
         );
         assert!(
-            note.starts_with("codex-as: ran as 'ok' (--background: chosen before start; a background job gets no fallback); skipped 'out' (not logged in), 'full' (5-hour window at 99%"),
+            note.starts_with("codex-as: ran as 'ok' (--background: chosen before start; a usage limit hands the job over to the next account); skipped 'out' (not logged in), 'full' (5-hour window at 99%"),
             "{note}"
         );
         // All unusable, one for its quota: exit 75, as for a watched run.

@@ -124,18 +124,23 @@ pub fn workspace_root(cwd: &Path) -> PathBuf {
 
 /// The plugin's state root: `$CLAUDE_PLUGIN_DATA/state`, else node's `os.tmpdir()`/codex-companion.
 pub fn plugin_state_root() -> PathBuf {
-    if let Some(d) = std::env::var_os("CLAUDE_PLUGIN_DATA").filter(|v| !v.is_empty()) {
+    plugin_state_root_in(&|k| std::env::var(k).ok())
+}
+
+/// [`plugin_state_root`] for another process's environment (`var` reads one of its variables).
+pub fn plugin_state_root_in(var: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(d) = var("CLAUDE_PLUGIN_DATA").filter(|v| !v.is_empty()) {
         return PathBuf::from(d).join("state");
     }
-    node_tmpdir().join("codex-companion")
+    node_tmpdir_in(var).join("codex-companion")
 }
 
 /// Node's `os.tmpdir()` on POSIX: the first non-empty of TMPDIR, TMP, TEMP, else /tmp, with one
 /// trailing slash removed unless the value is `/`.
-pub fn node_tmpdir() -> PathBuf {
+fn node_tmpdir_in(var: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     let raw = ["TMPDIR", "TMP", "TEMP"]
         .iter()
-        .filter_map(|k| std::env::var(k).ok())
+        .filter_map(|k| var(k))
         .find(|v| !v.is_empty())
         .unwrap_or_else(|| "/tmp".into());
     let trimmed = if raw.len() > 1 {

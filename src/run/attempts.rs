@@ -2,8 +2,11 @@
 //! another, as `fallback::policy` decides. This module only carries the decisions out: it
 //! gathers what the policy needs to know (surveys, how each attempt ended, the broker's and the
 //! companion's records of a usage limit), runs each attempt as a watched child, and prints the
-//! notes. A `--background` companion run cannot be watched to its end, so it gets no fallback:
-//! its account is chosen before it starts, and it is exec'd.
+//! notes. A companion attempt talks to the relay of the accounts left (`handover`), which moves
+//! a turn that runs out mid-way to the next account on the same thread; the attempt then covers
+//! every account the relay went through, and the relay's notice is printed here. A
+//! `--background` companion run cannot be watched to its end: its first account is chosen
+//! before it starts, the relay hands it over later, and it is exec'd.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +19,7 @@ use crate::broker::{client, protocol};
 use crate::fallback::child::{self, Ended};
 use crate::fallback::policy::{self, End, Fallback, Outcome, Step};
 use crate::fallback::{jobs, landed};
+use crate::handover;
 use crate::quota::signals;
 use crate::quota::survey::{self, Survey};
 use crate::sys::clock::now;
@@ -53,13 +57,19 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
             s.refresh(accounts, t, max_age);
             s
         };
+        let order = fallback.order.clone();
         let (account, note) = fallback.pick_before_start(&args.spec, fresh, threshold, t)?;
         eprintln!("{note}");
-        return Err(launch::prepare(accounts, &account, args)?.exec());
+        let from = order
+            .iter()
+            .position(|a| a.name == account.name)
+            .unwrap_or(0);
+        return Err(launch::prepare(accounts, &account, Some(&order[from..]), args)?.exec());
     }
 
     let everyone = accounts.all();
-    for i in 0..fallback.order.len() {
+    let mut i = 0;
+    while i < fallback.order.len() {
         let account = fallback.order[i].clone();
         // A Ctrl-C between attempts (while the next account's broker starts, say) is an
         // interrupt like any other: nothing more runs.
@@ -78,7 +88,8 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
                 (h, newest)
             })
             .collect();
-        let attempt = match attempt(accounts, &account, args) {
+        let route = fallback.order[i..].to_vec();
+        let attempt = match attempt(accounts, &account, &route, args) {
             Ok(a) => a,
             Err(e) => {
                 // Not a quota failure (no plugin, a broker that would not start, a command
@@ -89,6 +100,26 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
                 return Err(e);
             }
         };
+        // The relay went on with the turn on later accounts: each one it left ran out.
+        for moved in &attempt.handovers {
+            eprintln!("{}", moved.notice);
+            let Some(from) = fallback.order[i..]
+                .iter()
+                .position(|a| a.name == moved.from)
+                .map(|k| i + k)
+            else {
+                continue;
+            };
+            let s = Survey::of(fallback.order[from].clone());
+            fallback.handed_over(
+                from,
+                policy::out_of_quota(&moved.message, s.reading(), threshold, now()),
+            );
+            if let Some(to) = fallback.order[i..].iter().position(|a| a.name == moved.to) {
+                i += to;
+            }
+        }
+        let account = fallback.order[i].clone();
         let outcome = match child::signal_of(&attempt.ended.status) {
             Some(sig) => Outcome::Killed(sig),
             None => {
@@ -124,6 +155,7 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
                 }
             }
         }
+        i += 1;
     }
     Err(fallback.give_up())
 }
@@ -132,10 +164,17 @@ struct Attempt {
     ended: Ended,
     usage_limit: Option<String>,
     thread_ids: Vec<String>,
+    /// What the relay moved on to later accounts, in order.
+    handovers: Vec<handover::Handover>,
 }
 
-fn attempt(accounts: &Accounts, account: &Account, args: &RunArgs) -> anyhow::Result<Attempt> {
-    let launch: Launch = launch::prepare(accounts, account, args)?;
+fn attempt(
+    accounts: &Accounts,
+    account: &Account,
+    route: &[Account],
+    args: &RunArgs,
+) -> anyhow::Result<Attempt> {
+    let launch: Launch = launch::prepare(accounts, account, Some(route), args)?;
     let cmd = launch.command()?;
     let program = launch.program.to_string_lossy();
     match &launch.companion {
@@ -150,10 +189,16 @@ fn attempt(accounts: &Accounts, account: &Account, args: &RunArgs) -> anyhow::Re
                 // record covers turns the companion ran on its own app-server.
                 broker_usage_limit(&companion.endpoint, ended.pid).or(found.usage_limit)
             };
+            let handovers = if companion.relay {
+                handover::handovers_of(&companion.endpoint, ended.pid)
+            } else {
+                Vec::new()
+            };
             Ok(Attempt {
                 usage_limit,
                 thread_ids: found.thread_ids,
                 ended,
+                handovers,
             })
         }
         None => {
@@ -168,6 +213,7 @@ fn attempt(accounts: &Accounts, account: &Account, args: &RunArgs) -> anyhow::Re
                     .filter(|_| !ended.status.success()),
                 thread_ids: Vec::new(),
                 ended,
+                handovers: Vec::new(),
             })
         }
     }

@@ -9,6 +9,7 @@ use anyhow::Context;
 use crate::account::env::EnvPlan;
 use crate::account::{Account, Accounts};
 use crate::broker::pool;
+use crate::handover;
 use crate::plugin::{locate, workspace};
 use crate::sys::{fsutil, runtime, tools};
 
@@ -22,13 +23,17 @@ pub struct Prepared {
     pub plan: EnvPlan,
     /// The plugin's state folder for this workspace (where it keeps `jobs/`).
     pub state_dir: PathBuf,
-    /// The codex-as broker the companion is pinned to.
+    /// The codex-as broker the companion is pinned to, or the relay of its route.
     pub endpoint: String,
+    pub relay: bool,
 }
 
+/// With a `route` of more than one account the companion talks to the route's relay, which
+/// hands a turn that runs out of quota over to the next account (`handover`).
 pub fn prepare(
     accounts: &Accounts,
     account: &Account,
+    route: Option<&[Account]>,
     plugin_root: Option<&Path>,
     args: Vec<OsString>,
 ) -> anyhow::Result<Prepared> {
@@ -48,7 +53,11 @@ pub fn prepare(
     let ws = fsutil::canonical(&workspace::workspace_root(&cwd));
     let state_dir = check_plugin_state(&ws)?;
 
-    let endpoint = runtime::current_thread()?.block_on(pool::ensure_for(accounts, account, &ws))?;
+    let relay = route.is_some_and(|r| r.len() > 1);
+    let endpoint = match route {
+        Some(r) if relay => handover::ensure(accounts, r, &ws)?,
+        _ => runtime::current_thread()?.block_on(pool::ensure_for(accounts, account, &ws))?,
+    };
     let mut plan = EnvPlan::for_account(account);
     plan.set
         .push((ENDPOINT_ENV.to_string(), endpoint.clone().into()));
@@ -60,6 +69,7 @@ pub fn prepare(
         plan,
         state_dir,
         endpoint,
+        relay,
     })
 }
 

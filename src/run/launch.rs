@@ -26,16 +26,26 @@ pub struct Launch {
 pub struct CompanionRun {
     /// The plugin's state folder for this workspace (where it keeps `jobs/`).
     pub state_dir: PathBuf,
-    /// The codex-as broker the companion is pinned to.
+    /// The codex-as broker the companion is pinned to, or the relay of its route.
     pub endpoint: String,
+    /// Whether `endpoint` is a relay (`handover`).
+    pub relay: bool,
 }
 
-pub fn prepare(accounts: &Accounts, account: &Account, args: &RunArgs) -> anyhow::Result<Launch> {
+/// `route`: the accounts a companion's turn may be handed over to, this one first (a list or
+/// `auto`); None for a pin.
+pub fn prepare(
+    accounts: &Accounts,
+    account: &Account,
+    route: Option<&[Account]>,
+    args: &RunArgs,
+) -> anyhow::Result<Launch> {
     Ok(match &args.mode {
         Mode::Companion { args: cargs } => {
             let p = companion::prepare(
                 accounts,
                 account,
+                route,
                 args.plugin_root.as_deref(),
                 cargs.clone(),
             )?;
@@ -47,6 +57,7 @@ pub fn prepare(accounts: &Accounts, account: &Account, args: &RunArgs) -> anyhow
                 companion: Some(CompanionRun {
                     state_dir: p.state_dir,
                     endpoint: p.endpoint,
+                    relay: p.relay,
                 }),
             }
         }

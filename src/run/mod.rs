@@ -35,7 +35,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             if let Mode::Companion { args: cargs } = &args.mode {
                 preflight::refuse_logged_out(&account, cargs)?;
             }
-            let launch = launch::prepare(&accounts, &account, &args)?;
+            let launch = launch::prepare(&accounts, &account, None, &args)?;
             if launch.companion.is_some() {
                 return advised::run(launch, &account.name);
             }

@@ -1,0 +1,537 @@
+//! One client connection of the relay: the companion's JSON-RPC relayed line by line to the
+//! upstream of the account the connection runs on, with the handover when a turn fails for the
+//! usage limit and the route has a next usable account.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::io::BufReader;
+use tokio::net::UnixStream;
+use tokio::sync::mpsc::{self, UnboundedSender};
+
+use super::notice;
+use super::rewrite::{self, IdMap, Verdict, Watch};
+use super::route::{self, Route};
+use super::threads::Threads;
+use super::upstream::{Link, Upstream};
+use crate::broker::{lines, protocol};
+
+/// How long the next account may take to resume the thread, and to start the turn again.
+const HANDOVER_STEP_TIMEOUT: Duration = Duration::from_secs(120);
+/// What the relay keeps of past events for its status.
+const KEEP: usize = 64;
+
+/// A turn that failed for the usage limit and went through to its client.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hit {
+    pub pid: Option<u32>,
+    pub thread_id: Option<String>,
+    pub turn_id: Option<String>,
+    pub account: String,
+    pub message: String,
+}
+
+/// A turn handed over from one account to the next.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Moved {
+    pub pid: Option<u32>,
+    pub thread_id: String,
+    pub from: String,
+    pub to: String,
+    pub message: String,
+    pub notice: String,
+    pub at: i64,
+}
+
+/// What every connection of one relay shares.
+pub struct Shared {
+    pub route: Route,
+    pub upstream: Box<dyn Upstream>,
+    pub threads: Box<dyn Threads>,
+    /// Whether route account `i` may take work now (quota, login).
+    pub usable: Box<dyn Fn(usize) -> bool>,
+    pub hits: RefCell<VecDeque<Hit>>,
+    pub moves: RefCell<VecDeque<Moved>>,
+    /// Connections with a turn in flight.
+    pub busy: RefCell<usize>,
+}
+
+impl Shared {
+    fn remember<T>(list: &RefCell<VecDeque<T>>, item: T) {
+        let mut l = list.borrow_mut();
+        if l.len() == KEEP {
+            l.pop_front();
+        }
+        l.push_back(item);
+    }
+
+    /// `broker/status` of a relay: codex-as's own shape where it has one (`usageLimitHits`,
+    /// read by the fallback after its companion ends), plus the handovers.
+    pub fn status(&self, key: &str) -> Value {
+        json!({
+            "busy": *self.busy.borrow() > 0,
+            "broker": "codex-as-relay",
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "route": key,
+            "accounts": self.route.accounts.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
+            "usageLimitHits": self.hits.borrow().iter().collect::<Vec<_>>(),
+            "handovers": self.moves.borrow().iter().collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// A request of the client's, forwarded, whose answer the relay needs to see.
+enum Pending {
+    /// `thread/start` or `thread/resume`: its params open the thread again elsewhere.
+    Open { params: Value },
+    /// `turn/start` or `review/start`: replayed on the next account when it fails for the limit.
+    Stream { method: String, params: Value },
+}
+
+/// The turn in flight on this connection, as the client knows it.
+struct Turn {
+    method: String,
+    params: Value,
+    /// The thread the turn runs on (`params.threadId`).
+    thread: String,
+    /// The turn id the client got.
+    client_turn: String,
+    /// The detached review thread the client got, when it is not `thread`.
+    client_review_thread: Option<String>,
+    /// Route accounts this turn ran on.
+    tried: Vec<usize>,
+}
+
+struct Conn {
+    shared: Rc<Shared>,
+    key: String,
+    pid: Option<u32>,
+    to_client: UnboundedSender<String>,
+    account: usize,
+    link: Option<Link>,
+    /// Upstream lines received during a handover, relayed next.
+    backlog: VecDeque<String>,
+    pending: HashMap<String, Pending>,
+    /// The params that opened the connection's thread, and its id.
+    open: Option<Value>,
+    turn: Option<Turn>,
+    watch: Watch,
+    map: IdMap,
+    next_id: u64,
+}
+
+pub async fn serve(shared: Rc<Shared>, key: String, stream: UnixStream) {
+    let pid = stream
+        .peer_cred()
+        .ok()
+        .and_then(|c| c.pid())
+        .and_then(|p| u32::try_from(p).ok());
+    let (read, write) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let writer = tokio::task::spawn_local(lines::write_lines(write, rx));
+    let first = route::first(shared.route.len(), &*shared.usable);
+    let mut c = Conn {
+        shared,
+        key,
+        pid,
+        to_client: tx,
+        account: first,
+        link: None,
+        backlog: VecDeque::new(),
+        pending: HashMap::new(),
+        open: None,
+        turn: None,
+        watch: Watch::default(),
+        map: IdMap::default(),
+        next_id: 1,
+    };
+    let mut reader = BufReader::new(read);
+    loop {
+        if let Some(line) = c.backlog.pop_front() {
+            c.on_upstream(line).await;
+            continue;
+        }
+        let from_upstream = async {
+            match c.link.as_mut() {
+                Some(l) => l.rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            line = lines::read_line(&mut reader) => match line {
+                Ok(Some(l)) if l.trim().is_empty() => {}
+                Ok(Some(l)) => c.on_client(l).await,
+                _ => break,
+            },
+            line = from_upstream => match line {
+                Some(l) => c.on_upstream(l).await,
+                // The broker went away: so does this connection (the companion sees it end, as
+                // it would with its broker).
+                None => break,
+            },
+        }
+    }
+    c.set_turn(None);
+    drop(c);
+    let _ = writer.await;
+}
+
+fn id_key(id: &Value) -> String {
+    id.to_string()
+}
+
+impl Conn {
+    fn send_client(&self, msg: &Value) {
+        let _ = self.to_client.send(msg.to_string());
+    }
+
+    fn answer(&self, id: Value, result: Value) {
+        self.send_client(&json!({"id": id, "result": result}));
+    }
+
+    fn fail(&self, id: Value, message: String) {
+        self.send_client(
+            &json!({"id": id, "error": {"code": protocol::SERVER_ERROR, "message": message}}),
+        );
+    }
+
+    fn set_turn(&mut self, turn: Option<Turn>) {
+        let was = self.turn.is_some();
+        self.turn = turn;
+        let mut busy = self.shared.busy.borrow_mut();
+        match (was, self.turn.is_some()) {
+            (false, true) => *busy += 1,
+            (true, false) => *busy = busy.saturating_sub(1),
+            _ => {}
+        }
+    }
+
+    fn account_name(&self, i: usize) -> String {
+        self.shared.route.accounts[i].name.clone()
+    }
+
+    async fn ensure_link(&mut self) -> anyhow::Result<()> {
+        if self.link.is_none() {
+            let account = &self.shared.route.accounts[self.account];
+            self.link = Some(self.shared.upstream.open(account).await?);
+        }
+        Ok(())
+    }
+
+    async fn on_client(&mut self, line: String) {
+        let Ok(mut msg) = serde_json::from_str::<Value>(&line) else {
+            self.send_client(&json!({"id": null, "error": {"code": protocol::PARSE_ERROR, "message": "Invalid JSON"}}));
+            return;
+        };
+        let method = msg
+            .get("method")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let id = msg.get("id").cloned();
+        let params = msg.get("params").cloned().unwrap_or(Value::Null);
+        match (method.as_deref(), id) {
+            (Some(protocol::INITIALIZE), Some(id)) => {
+                return self.answer(id, protocol::client_initialize_result());
+            }
+            (Some(protocol::INITIALIZED), None) => return,
+            (Some(protocol::BROKER_STATUS), Some(id)) => {
+                return self.answer(id, self.shared.status(&self.key));
+            }
+            // The relay lives by its idle exit; a session's end stops nobody else's work.
+            (Some(protocol::BROKER_SHUTDOWN), Some(id)) => return self.answer(id, json!({})),
+            (Some("thread/resume"), Some(id)) => {
+                self.place_resume(&params);
+                self.pending.insert(
+                    id_key(&id),
+                    Pending::Open {
+                        params: params.clone(),
+                    },
+                );
+            }
+            (Some("thread/start"), Some(id)) => {
+                self.pending.insert(
+                    id_key(&id),
+                    Pending::Open {
+                        params: params.clone(),
+                    },
+                );
+            }
+            (Some(m @ ("turn/start" | "review/start")), Some(id)) => {
+                self.pending.insert(
+                    id_key(&id),
+                    Pending::Stream {
+                        method: m.to_string(),
+                        params: params.clone(),
+                    },
+                );
+            }
+            _ => {}
+        }
+        if let Err(e) = self.ensure_link().await {
+            let name = self.account_name(self.account);
+            if let Some(id) = msg.get("id").cloned() {
+                self.pending.remove(&id_key(&id));
+                self.fail(id, format!("codex-as relay: account '{name}': {e:#}"));
+            }
+            return;
+        }
+        self.map.to_upstream(&mut msg);
+        if let Some(link) = &self.link {
+            link.send(&msg);
+        }
+    }
+
+    /// A thread resumed here runs on the route account holding its newest copy (so later turns
+    /// of a moved thread stay where it moved), unless this connection already runs a turn.
+    fn place_resume(&mut self, params: &Value) {
+        if self.turn.is_some() {
+            return;
+        }
+        let Some(thread) = params.get("threadId").and_then(Value::as_str) else {
+            return;
+        };
+        let newest = match self
+            .shared
+            .threads
+            .newest_home(thread, self.shared.route.homes())
+        {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("codex-as relay: where is thread {thread}? {e:#}");
+                None
+            }
+        };
+        let to = route::for_resume(newest, self.account, &*self.shared.usable);
+        if to != self.account {
+            self.account = to;
+            self.link = None;
+        }
+    }
+
+    async fn on_upstream(&mut self, line: String) {
+        let Ok(mut msg) = serde_json::from_str::<Value>(&line) else {
+            return;
+        };
+        let is_response = msg.get("method").is_none();
+        if is_response {
+            if let Some(id) = msg.get("id").cloned() {
+                self.on_response(&id, &msg);
+            }
+            self.map.to_client(&mut msg);
+            return self.send_client(&msg);
+        }
+        match self.watch.on_upstream(msg) {
+            Verdict::Forward(out) => {
+                for mut m in out {
+                    self.after_forward(&m);
+                    self.map.to_client(&mut m);
+                    self.send_client(&m);
+                }
+            }
+            Verdict::Hold => {}
+            Verdict::HandOver { message } => {
+                if let Err(e) = self.hand_over(&message).await {
+                    eprintln!("codex-as relay: no handover: {e:#}");
+                    self.let_failure_through(message);
+                }
+            }
+        }
+    }
+
+    fn after_forward(&mut self, m: &Value) {
+        if self.watch.watching().is_none()
+            && m.get("method").and_then(Value::as_str) == Some(protocol::TURN_COMPLETED)
+            && self.turn.is_some()
+        {
+            self.set_turn(None);
+        }
+    }
+
+    fn let_failure_through(&mut self, message: String) {
+        let held = self.watch.release();
+        let (thread, turn) = held
+            .last()
+            .map(|m| {
+                (
+                    rewrite::thread_id(m).map(str::to_string),
+                    rewrite::turn_id(m).map(str::to_string),
+                )
+            })
+            .unwrap_or_default();
+        Shared::remember(
+            &self.shared.hits,
+            Hit {
+                pid: self.pid,
+                thread_id: thread,
+                turn_id: turn,
+                account: self.account_name(self.account),
+                message,
+            },
+        );
+        for mut m in held {
+            self.map.to_client(&mut m);
+            self.send_client(&m);
+        }
+        self.set_turn(None);
+    }
+
+    fn on_response(&mut self, id: &Value, msg: &Value) {
+        let Some(pending) = self.pending.remove(&id_key(id)) else {
+            return;
+        };
+        let Some(result) = msg.get("result").filter(|_| msg.get("error").is_none()) else {
+            return;
+        };
+        match pending {
+            Pending::Open { params } => {
+                if result
+                    .pointer("/thread/id")
+                    .and_then(Value::as_str)
+                    .is_some()
+                {
+                    self.open = Some(params);
+                }
+            }
+            Pending::Stream { method, params } => {
+                let (Some(thread), Some(turn)) = (
+                    params.get("threadId").and_then(Value::as_str),
+                    result.pointer("/turn/id").and_then(Value::as_str),
+                ) else {
+                    return;
+                };
+                let review = result
+                    .get("reviewThreadId")
+                    .and_then(Value::as_str)
+                    .filter(|r| *r != thread)
+                    .map(str::to_string);
+                let watched = review.clone().unwrap_or_else(|| thread.to_string());
+                self.watch.start(&watched, turn);
+                self.map = IdMap::default();
+                self.set_turn(Some(Turn {
+                    method,
+                    thread: thread.to_string(),
+                    params,
+                    client_turn: turn.to_string(),
+                    client_review_thread: review,
+                    tried: vec![self.account],
+                }));
+            }
+        }
+    }
+
+    fn own_id(&mut self) -> String {
+        self.next_id += 1;
+        format!("codex-as-relay-{}", self.next_id)
+    }
+
+    /// The watched turn failed for the usage limit: carry its thread to the next account,
+    /// resume it there and start the same turn again, its ids mapped to the client's.
+    async fn hand_over(&mut self, message: &str) -> anyhow::Result<()> {
+        let shared = self.shared.clone();
+        let Some(turn) = &self.turn else {
+            anyhow::bail!("no turn of this connection is in flight");
+        };
+        let Some(next) = route::next_after(
+            shared.route.len(),
+            self.account,
+            &turn.tried,
+            &*shared.usable,
+        ) else {
+            anyhow::bail!("no usable account is left on the route");
+        };
+        let (_, failed_turn) = self
+            .watch
+            .watching()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .unwrap_or_default();
+        let thread = turn.thread.clone();
+        // A turn on the thread itself (a task, an inline review) left its failed input in the
+        // rollout; a detached review's failure is in the review thread, not carried.
+        let drop_turn = turn.client_review_thread.is_none().then_some(failed_turn);
+        let from = shared.route.home(self.account).to_path_buf();
+        let to: PathBuf = shared.route.home(next).to_path_buf();
+        shared
+            .threads
+            .carry(&thread, &from, &to, drop_turn.as_deref())?;
+        let mut link = shared.upstream.open(&shared.route.accounts[next]).await?;
+        let mut backlog = Vec::new();
+        let resume = rewrite::resume_params(self.open.as_ref(), &thread);
+        let rid = self.own_id();
+        link.request(
+            &rid,
+            "thread/resume",
+            resume,
+            HANDOVER_STEP_TIMEOUT,
+            &mut backlog,
+        )
+        .await?;
+        // Whatever the resume itself announced is about the thread's state there, not news
+        // for a client whose turn is still running.
+        backlog.clear();
+        let (method, params) = match &self.turn {
+            Some(t) => (t.method.clone(), t.params.clone()),
+            None => anyhow::bail!("the turn ended meanwhile"),
+        };
+        let sid = self.own_id();
+        let result = link
+            .request(&sid, &method, params, HANDOVER_STEP_TIMEOUT, &mut backlog)
+            .await?;
+        let Some(new_turn) = result.pointer("/turn/id").and_then(Value::as_str) else {
+            anyhow::bail!("{method} on the next account gave no turn id");
+        };
+        let Some(turn) = self.turn.as_mut() else {
+            anyhow::bail!("the turn ended meanwhile");
+        };
+        self.map.add(new_turn, &turn.client_turn);
+        let new_review = result.get("reviewThreadId").and_then(Value::as_str);
+        let watched = match (new_review, &turn.client_review_thread) {
+            (Some(r), Some(orig)) => {
+                self.map.add(r, orig);
+                r.to_string()
+            }
+            _ => thread.clone(),
+        };
+        turn.tried.push(next);
+        let review = turn.method == "review/start";
+        self.watch.start(&watched, new_turn);
+        let from_name = self.account_name(self.account);
+        let to_name = self.account_name(next);
+        self.account = next;
+        self.link = Some(link);
+        self.backlog.extend(backlog);
+        let line = notice::text(&from_name, &to_name, review);
+        eprintln!("{line}");
+        let cwd = self
+            .open
+            .as_ref()
+            .and_then(|p| p.get("cwd"))
+            .and_then(Value::as_str)
+            .map(PathBuf::from);
+        if let Some(log) = cwd.and_then(|c| notice::job_log(self.pid, &c, &thread))
+            && let Err(e) = notice::append(&log, &line)
+        {
+            eprintln!("codex-as relay: cannot write to {}: {e}", log.display());
+        }
+        Shared::remember(
+            &shared.moves,
+            Moved {
+                pid: self.pid,
+                thread_id: thread,
+                from: from_name,
+                to: to_name,
+                message: message.to_string(),
+                notice: line,
+                at: crate::sys::clock::now(),
+            },
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,37 @@
+//! What the relay asks of the thread files: which route home holds a thread's newest copy, and
+//! carrying a thread into another home without its failed turn. Behind a trait so the relay's
+//! logic is tested without homes; [`Files`] is the real one, over `thread::carry`.
+
+use std::path::{Path, PathBuf};
+
+pub trait Threads {
+    /// The index in `homes` of the home holding the newest copy of thread `id`, if any does.
+    fn newest_home(&self, id: &str, homes: &[PathBuf]) -> anyhow::Result<Option<usize>>;
+    /// Makes `to` hold thread `id` as `from` has it, minus the turn `drop_turn`.
+    fn carry(
+        &self,
+        id: &str,
+        from: &Path,
+        to: &Path,
+        drop_turn: Option<&str>,
+    ) -> anyhow::Result<()>;
+}
+
+/// The account homes' real files.
+pub struct Files;
+
+impl Threads for Files {
+    fn newest_home(&self, _id: &str, _homes: &[PathBuf]) -> anyhow::Result<Option<usize>> {
+        Ok(None)
+    }
+
+    fn carry(
+        &self,
+        id: &str,
+        _from: &Path,
+        _to: &Path,
+        _drop_turn: Option<&str>,
+    ) -> anyhow::Result<()> {
+        anyhow::bail!("cannot carry thread {id}: this build has no thread carrying")
+    }
+}
