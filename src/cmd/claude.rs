@@ -10,10 +10,11 @@ use crate::broker::client;
 use crate::broker::lease;
 use crate::broker::pool;
 use crate::broker::registry::Registry;
-use crate::claude::in_use::{self, How};
+use crate::claude::in_use::{self, How, InUse};
 use crate::claude::{hook, settings};
 use crate::cli::{ClaudeCommand, ClaudeScope};
 use crate::error::status;
+use crate::handover;
 use crate::plugin::workspace;
 use crate::sys::runtime;
 
@@ -114,7 +115,7 @@ fn show_status() -> anyhow::Result<u8> {
             return Ok(status::FAILURE);
         }
     };
-    let now_on = match in_use::of(&accounts, &chosen, &here) {
+    let now_on = match in_use::of(&accounts, &chosen) {
         Ok(a) => a,
         Err(e) => {
             crate::outln!(
@@ -146,6 +147,9 @@ fn show_status() -> anyhow::Result<u8> {
             chosen.why
         )?;
     }
+    if now_on.how != How::Named {
+        return show_relay(&now_on);
+    }
     match broker_here(&home) {
         Some((endpoint, st)) => crate::outln!(
             "broker: up at {endpoint} (pid {}, {} client(s), {})",
@@ -158,6 +162,25 @@ fn show_status() -> anyhow::Result<u8> {
     if let Ok(runtime) = crate::broker::runtime_dir::ensure() {
         let n = lease::holders(&runtime, &lease::account_key(&home)).len();
         crate::outln!("sessions holding {}'s broker: {n}", account.name)?;
+    }
+    Ok(status::OK)
+}
+
+/// A folder on a list or `auto`: its sessions talk to the route's relay, not to one broker.
+fn show_relay(now_on: &InUse) -> anyhow::Result<u8> {
+    let How::Relay(relay) = &now_on.how else {
+        crate::outln!("relay: not running (the next session start here starts it)")?;
+        return Ok(status::OK);
+    };
+    crate::outln!(
+        "relay: up at {} (pid {}, route {})",
+        relay.endpoint,
+        relay.pid.map_or("?".into(), |p| p.to_string()),
+        relay.accounts.join(",")
+    )?;
+    if let Ok(runtime) = crate::broker::runtime_dir::ensure() {
+        let n = lease::holders(&runtime, &handover::serve::lease_key(&relay.key)).len();
+        crate::outln!("sessions holding the relay: {n}")?;
     }
     Ok(status::OK)
 }

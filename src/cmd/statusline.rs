@@ -29,7 +29,7 @@ pub fn run(args: StatuslineArgs) -> anyhow::Result<u8> {
     let dir = input_dir().unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
     let found = directory::for_directory(&dir, &accounts)
         .map_err(anyhow::Error::from)
-        .and_then(|d| Ok((in_use::of(&accounts, &d, &dir)?, d)));
+        .and_then(|d| Ok((in_use::of(&accounts, &d)?, d)));
     let (now_on, chosen) = match found {
         Ok(found) => found,
         Err(e) => {

@@ -34,7 +34,7 @@ pub fn run(args: WhichArgs) -> anyhow::Result<u8> {
 fn this_folder(accounts: &Accounts) -> anyhow::Result<u8> {
     let here = std::env::current_dir().context("cannot read the current folder")?;
     let chosen = directory::for_directory(&here, accounts)?;
-    let now = in_use::of(accounts, &chosen, &here)?;
+    let now = in_use::of(accounts, &chosen)?;
     let account = &now.account;
     if now.how == How::Named {
         crate::outln!(

@@ -1029,6 +1029,39 @@ fn a_project_on_a_list_shows_the_list_and_the_account_in_use() {
         )),
         "{env}"
     );
+    // The companion's endpoint is the route's relay, which the session holds.
+    let endpoint = env
+        .lines()
+        .find_map(|l| l.strip_prefix("export CODEX_COMPANION_APP_SERVER_ENDPOINT="))
+        .map(|v| v.trim_matches('\'').to_string())
+        .unwrap_or_else(|| panic!("no endpoint in {env}"));
+    let socket = endpoint.strip_prefix("unix:").unwrap();
+    assert!(
+        Path::new(socket)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("rl-"),
+        "{endpoint}"
+    );
+    let mut c = w.sb.codex_as();
+    w.claude_env(&mut c);
+    let st = c
+        .args(["broker", "status", "--endpoint", &endpoint])
+        .output()
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&st), stderr(&st)));
+    assert_eq!(st["broker"], "codex-as-relay", "{st}");
+    let status = stdout(&w.cas_in(&w.pa, &["claude", "status"]));
+    assert!(
+        status.contains(&format!("relay: up at {endpoint} (pid "))
+            && status.contains(", route alice,bob)\n"),
+        "{status}"
+    );
+    assert!(status.contains("sessions holding the relay: 1"), "{status}");
+    let line = statusline(&w, &w.pa, &[]);
+    assert!(line.starts_with("alice,bob → alice · "), "{line}");
     let out = w.bash(&s, &w.pa, "codex-as which");
     let text = stdout(&out);
     assert!(
@@ -1037,10 +1070,45 @@ fn a_project_on_a_list_shows_the_list_and_the_account_in_use() {
         stderr(&out)
     );
     assert!(
+        text.contains("in use: alice  ")
+            && text.contains("(the relay for 'alice,bob' starts work on it)"),
+        "{text}"
+    );
+    assert!(
         text.contains("chosen by: CODEX_AS_ACCOUNT is set"),
         "{text}"
     );
     w.end(&s, &w.pa);
+    let status = stdout(&w.cas_in(&w.pa, &["claude", "status"]));
+    assert!(status.contains("sessions holding the relay: 0"), "{status}");
+}
+
+/// The relay a session on a list talks to stays up while the session lives, however long it
+/// idles between two /codex commands (its `setup` and `cancel` do not fall back when the
+/// endpoint is gone); once the session ends it exits idle like a broker.
+#[test]
+fn a_sessions_relay_outlives_its_idle_time_while_the_session_lives() {
+    let Some(w) = World::new() else { return };
+    w.sb.write_config("[broker]\nidle_exit = \"1s\"\n");
+    let out = w.cas_in(&w.pa, &["pin", "alice,bob"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = w.session(SESSION_A);
+    w.start(&s, &w.pa);
+    let status = stdout(&w.cas_in(&w.pa, &["claude", "status"]));
+    let pid: u32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("relay: up at "))
+        .and_then(|l| l.split("(pid ").nth(1))
+        .and_then(|l| l.split(',').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no relay pid in {status}"));
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert!(alive(pid), "the relay exited under a live session");
+    w.end(&s, &w.pa);
+    assert!(
+        wait_until(15, || !alive(pid)),
+        "the relay stayed up after the session ended"
+    );
 }
 
 /// The real Claude Code CLI, when installed (CODEX_AS_CLAUDE_CODE, else where .ci/run puts it).
