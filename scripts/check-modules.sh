@@ -49,6 +49,14 @@ if [ -n "$above" ]; then
     status=1
 fi
 
+# thread/ is pure file work on Codex homes: it may use sys/ and error only.
+thread_deps=$(printf '%s\n' "$edges" | awk '$1 == "thread" && $2 != "sys" && $2 != "error" { print "  thread -> " $2 }')
+if [ -n "$thread_deps" ]; then
+    echo "src/thread/ may depend on sys and error only:"
+    printf '%s\n' "$thread_deps"
+    status=1
+fi
+
 siblings=$(find cmd -name '*.rs' ! -name mod.rs | sort | while read -r f; do
     awk '/#\[cfg\(test\)\]/ { exit } { print }' "$f" |
         grep -n -E 'super::[a-z_]+|crate::cmd::' | sed "s|^|src/$f:|" || true
@@ -58,5 +66,5 @@ if [ -n "$siblings" ]; then
     printf '%s\n' "$siblings" | sed 's/^/  /'
     status=1
 fi
-[ "$status" = 0 ] && echo "src/: no import circle between top-level modules; no cmd/ file imports a sibling"
+[ "$status" = 0 ] && echo "src/: no import circle between top-level modules; no cmd/ file imports a sibling; thread/ uses only sys and error"
 exit "$status"

@@ -535,3 +535,275 @@ impl Conn {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::path::{Path, PathBuf};
+    use std::rc::Rc;
+
+    use serde_json::{Value, json};
+    use tokio::io::{AsyncWriteExt, BufReader};
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::account::{Account, FoundBy};
+    use crate::handover::upstream::{Link, Opening};
+
+    /// A scripted app-server per account: account 0 runs out on its first turn, the others
+    /// finish theirs. Every request it gets is logged as (account, method, params).
+    struct Script {
+        log: Rc<RefCell<Vec<(String, String, Value)>>>,
+        out_of_quota: Vec<&'static str>,
+    }
+
+    impl Upstream for Script {
+        fn open<'a>(&'a self, account: &'a Account) -> Opening<'a> {
+            let name = account.name.clone();
+            let log = self.log.clone();
+            let out = self.out_of_quota.contains(&name.as_str());
+            Box::pin(async move {
+                let (to_up, mut up_rx) = mpsc::unbounded_channel::<String>();
+                let (up_tx, from_up) = mpsc::unbounded_channel::<String>();
+                let task = tokio::task::spawn_local(async move {
+                    let mut turns = 0;
+                    while let Some(line) = up_rx.recv().await {
+                        let v: Value = serde_json::from_str(&line).unwrap();
+                        let Some(method) = v["method"].as_str() else {
+                            continue;
+                        };
+                        log.borrow_mut().push((
+                            name.clone(),
+                            method.to_string(),
+                            v["params"].clone(),
+                        ));
+                        let id = v["id"].clone();
+                        let send = |m: Value| up_tx.send(m.to_string()).unwrap();
+                        match method {
+                            "initialize" => send(json!({"id": id, "result": {}})),
+                            "thread/start" | "thread/resume" => {
+                                send(json!({"id": id, "result": {"thread": {"id": "th"}}}))
+                            }
+                            "turn/start" => {
+                                turns += 1;
+                                let turn = format!("{name}-turn{turns}");
+                                send(
+                                    json!({"id": id, "result": {"turn": {"id": turn, "status": "inProgress"}}}),
+                                );
+                                send(
+                                    json!({"method": "turn/started", "params": {"threadId": "th", "turn": {"id": turn}}}),
+                                );
+                                if out {
+                                    send(
+                                        json!({"method": "thread/status/changed", "params": {"threadId": "th", "status": {"type": "systemError"}}}),
+                                    );
+                                    send(
+                                        json!({"method": "error", "params": {"threadId": "th", "turnId": turn, "willRetry": false,
+                                        "error": {"message": "You've hit your usage limit.", "codexErrorInfo": "usageLimitExceeded"}}}),
+                                    );
+                                    send(
+                                        json!({"method": "turn/completed", "params": {"threadId": "th",
+                                        "turn": {"id": turn, "status": "failed", "error": {"message": "You've hit your usage limit.", "codexErrorInfo": "usageLimitExceeded"}}}}),
+                                    );
+                                } else {
+                                    send(
+                                        json!({"method": "item/completed", "params": {"threadId": "th", "turnId": turn,
+                                        "item": {"type": "agentMessage", "text": format!("done by {name}")}}}),
+                                    );
+                                    send(
+                                        json!({"method": "turn/completed", "params": {"threadId": "th",
+                                        "turn": {"id": turn, "status": "completed"}}}),
+                                    );
+                                }
+                            }
+                            _ => send(json!({"id": id, "result": {}})),
+                        }
+                    }
+                });
+                Ok(Link::new(from_up, to_up, vec![task]))
+            })
+        }
+    }
+
+    /// (thread, from, to, drop_turn) of each carry asked for.
+    type Carry = (String, PathBuf, PathBuf, Option<String>);
+
+    #[derive(Default)]
+    struct Carried(RefCell<Vec<Carry>>);
+
+    impl Threads for Rc<Carried> {
+        fn newest_home(&self, _id: &str, _homes: &[PathBuf]) -> anyhow::Result<Option<usize>> {
+            Ok(None)
+        }
+        fn carry(
+            &self,
+            id: &str,
+            from: &Path,
+            to: &Path,
+            drop_turn: Option<&str>,
+        ) -> anyhow::Result<()> {
+            self.0.borrow_mut().push((
+                id.into(),
+                from.into(),
+                to.into(),
+                drop_turn.map(String::from),
+            ));
+            Ok(())
+        }
+    }
+
+    fn account(name: &str) -> Account {
+        Account {
+            name: name.into(),
+            home: PathBuf::from(format!("/nonexistent/relay-conn/{name}")),
+            found_by: FoundBy::Convention,
+            pass_env: Vec::new(),
+        }
+    }
+
+    /// Runs one companion-like exchange (initialize, thread/start, turn/start) through a relay
+    /// connection and returns every message the client got up to its turn's completion.
+    async fn one_turn(
+        names: &[&str],
+        out_of_quota: Vec<&'static str>,
+    ) -> (
+        Vec<Value>,
+        Vec<(String, String, Value)>,
+        Rc<Carried>,
+        Rc<Shared>,
+    ) {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let carried = Rc::new(Carried::default());
+        let shared = Rc::new(Shared {
+            route: Route::new(names.iter().map(|n| account(n)).collect()),
+            upstream: Box::new(Script {
+                log: log.clone(),
+                out_of_quota,
+            }),
+            threads: Box::new(carried.clone()),
+            usable: Box::new(|_| true),
+            hits: RefCell::default(),
+            moves: RefCell::default(),
+            busy: RefCell::new(0),
+        });
+        let (client, server) = UnixStream::pair().unwrap();
+        tokio::task::spawn_local(serve(shared.clone(), "k".into(), server));
+        let (r, mut w) = client.into_split();
+        let mut r = BufReader::new(r);
+        for m in [
+            json!({"id": 1, "method": "initialize", "params": {}}),
+            json!({"method": "initialized"}),
+            json!({"id": 2, "method": "thread/start", "params": {"cwd": "/w", "ephemeral": false}}),
+            json!({"id": 3, "method": "turn/start", "params": {"threadId": "th", "input": [{"type": "text", "text": "hi"}]}}),
+        ] {
+            w.write_all(format!("{m}\n").as_bytes()).await.unwrap();
+        }
+        let mut got = Vec::new();
+        while let Some(line) = lines::read_line(&mut r).await.unwrap() {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            let done = v["method"] == "turn/completed";
+            got.push(v);
+            if done {
+                break;
+            }
+        }
+        let log = log.borrow().clone();
+        (got, log, carried, shared)
+    }
+
+    fn methods(got: &[Value]) -> Vec<String> {
+        got.iter()
+            .map(|v| {
+                v["method"]
+                    .as_str()
+                    .map_or_else(|| format!("answer {}", v["id"]), String::from)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_turn_that_runs_out_finishes_on_the_next_account_under_its_own_id() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let (got, log, carried, shared) = one_turn(&["a", "b"], vec!["a"]).await;
+                assert_eq!(
+                    methods(&got),
+                    [
+                        "answer 1",
+                        "answer 2",
+                        "answer 3",
+                        "turn/started",
+                        "turn/started",
+                        "item/completed",
+                        "turn/completed"
+                    ],
+                    "no error, no failed completion, no systemError: {got:?}"
+                );
+                // Every turn notification carries the id the client's turn/start got.
+                for v in &got[3..] {
+                    assert_eq!(rewrite::turn_id(v), Some("a-turn1"), "{v}");
+                }
+                assert_eq!(got[6]["params"]["turn"]["status"], "completed");
+                assert_eq!(got[5]["params"]["item"]["text"], "done by b");
+                // The thread moved without the failed turn, was resumed on b with the start's
+                // settings, and the same input was sent once there.
+                assert_eq!(
+                    carried.0.borrow().clone(),
+                    [(
+                        "th".to_string(),
+                        PathBuf::from("/nonexistent/relay-conn/a"),
+                        PathBuf::from("/nonexistent/relay-conn/b"),
+                        Some("a-turn1".to_string())
+                    )]
+                );
+                let on_b: Vec<_> = log.iter().filter(|(n, _, _)| n == "b").collect();
+                let calls: Vec<&str> = on_b.iter().map(|(_, m, _)| m.as_str()).collect();
+                assert_eq!(calls, ["thread/resume", "turn/start"]);
+                assert_eq!(on_b[0].2, json!({"cwd": "/w", "threadId": "th"}));
+                assert_eq!(on_b[1].2["input"][0]["text"], "hi");
+                let moved = shared.moves.borrow();
+                assert_eq!(moved.len(), 1);
+                assert_eq!(
+                    moved[0].notice,
+                    "codex-as: a: usage limit reached; the thread moved to 'b' and the turn goes on there"
+                );
+                assert!(shared.hits.borrow().is_empty());
+                assert_eq!(*shared.busy.borrow(), 0);
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn with_nobody_left_the_failure_goes_through_whole() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let (got, _, _, shared) = one_turn(&["a", "b"], vec!["a", "b"]).await;
+                assert_eq!(
+                    methods(&got),
+                    [
+                        "answer 1",
+                        "answer 2",
+                        "answer 3",
+                        "turn/started",
+                        "turn/started",
+                        "thread/status/changed",
+                        "error",
+                        "turn/completed"
+                    ]
+                );
+                for v in &got[3..] {
+                    if let Some(t) = rewrite::turn_id(v) {
+                        assert_eq!(t, "a-turn1", "{v}");
+                    }
+                }
+                assert_eq!(got[7]["params"]["turn"]["status"], "failed");
+                let hits = shared.hits.borrow();
+                assert_eq!(hits.len(), 1);
+                assert_eq!(hits[0].account, "b");
+                assert_eq!(shared.moves.borrow().len(), 1, "a to b, then nothing");
+            })
+            .await;
+    }
+}

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::thread::carry::{self, CarryOptions};
+
 pub trait Threads {
     /// The index in `homes` of the home holding the newest copy of thread `id`, if any does.
     fn newest_home(&self, id: &str, homes: &[PathBuf]) -> anyhow::Result<Option<usize>>;
@@ -17,21 +19,27 @@ pub trait Threads {
     ) -> anyhow::Result<()>;
 }
 
-/// The account homes' real files.
+/// The account homes' real files (`thread::carry`).
 pub struct Files;
 
 impl Threads for Files {
-    fn newest_home(&self, _id: &str, _homes: &[PathBuf]) -> anyhow::Result<Option<usize>> {
-        Ok(None)
+    fn newest_home(&self, id: &str, homes: &[PathBuf]) -> anyhow::Result<Option<usize>> {
+        let refs: Vec<&Path> = homes.iter().map(PathBuf::as_path).collect();
+        let newest = carry::newest_home(id, &refs)?;
+        Ok(newest.and_then(|n| refs.iter().position(|h| *h == n)))
     }
 
     fn carry(
         &self,
         id: &str,
-        _from: &Path,
-        _to: &Path,
-        _drop_turn: Option<&str>,
+        from: &Path,
+        to: &Path,
+        drop_turn: Option<&str>,
     ) -> anyhow::Result<()> {
-        anyhow::bail!("cannot carry thread {id}: this build has no thread carrying")
+        let opts = CarryOptions {
+            drop_turn: drop_turn.map(str::to_string),
+        };
+        carry::carry(id, from, to, &opts)?;
+        Ok(())
     }
 }

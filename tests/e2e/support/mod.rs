@@ -2,6 +2,8 @@
 //! real peers (plugin releases, Codex CLIs) are, and the independent oracles.
 #![allow(dead_code)]
 
+pub mod app_server;
+pub mod model_stub;
 pub mod oracle;
 pub mod peers;
 pub mod proc;
@@ -9,6 +11,8 @@ pub mod sandbox;
 pub mod shell;
 pub mod skip;
 
+pub use app_server::AppServer;
+pub use model_stub::ModelStub;
 pub use peers::{for_each_plugin, for_each_plugin_version, have_node, real_codexes};
 pub use proc::{
     alive, files_under, have, installed, output_timeout, output_with_stdin, processes_with_env,

@@ -1,0 +1,233 @@
+//! A usage limit in the middle of a turn is handed over, not failed: the real plugin 1.0.5 and
+//! the real `codex app-server` (every version of `support::real_codexes()`), whose account
+//! homes use the local model stub; one account's key is made to hit the usage limit mid-thread.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::support::model_stub::fingerprint;
+use crate::support::{ModelStub, Sandbox, real_codexes, stderr, stdout, wait_until};
+
+const KEY_A: &str = "sk-handover-a";
+const KEY_B: &str = "sk-handover-b";
+const NOTICE: &str =
+    "codex-as: a: usage limit reached; the thread moved to 'b' and the turn goes on there";
+
+struct World {
+    sb: Sandbox,
+    stub: ModelStub,
+    plugin: PathBuf,
+    ws: PathBuf,
+}
+
+impl World {
+    fn new(codex: &Path) -> Option<World> {
+        let plugin = crate::support::peers::current_plugin()?;
+        let sb = Sandbox::new();
+        sb.with_codex(codex);
+        let stub = ModelStub::start(&sb);
+        stub.account_home(&sb.account_dir("a"), KEY_A);
+        stub.account_home(&sb.account_dir("b"), KEY_B);
+        let ws = sb.mkdir("ws");
+        let git = Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(&ws)
+            .status();
+        assert!(git.is_ok_and(|s| s.success()), "git init");
+        Some(World {
+            ws: std::fs::canonicalize(ws).unwrap(),
+            sb,
+            stub,
+            plugin: plugin.root,
+        })
+    }
+
+    fn home(&self, account: &str) -> PathBuf {
+        std::fs::canonicalize(self.sb.home().join(format!(".codex-{account}"))).unwrap()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut c = self.sb.codex_as();
+        c.env("CODEX_AS_PLUGIN_ROOT", &self.plugin)
+            .env("CODEX_AS_RUNTIME_DIR", self.sb.path().join("rt"))
+            .current_dir(&self.ws)
+            .args(args);
+        c.output().unwrap()
+    }
+
+    /// The plugin's job records for the workspace, oldest first.
+    fn jobs(&self) -> Vec<Value> {
+        let mut jobs: Vec<Value> = self
+            .sb
+            .find("jobs")
+            .into_iter()
+            .flat_map(|d| std::fs::read_dir(d).unwrap().flatten())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            // The plugin writes its records in place: one may be half written right now.
+            .filter_map(|p| serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok())
+            .collect();
+        jobs.sort_by_key(|j| j["createdAt"].as_str().unwrap_or_default().to_string());
+        jobs
+    }
+}
+
+/// Whether `home` has a rollout of `thread`.
+fn holds(home: &Path, thread: &str) -> bool {
+    let mut stack = vec![home.join("sessions")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if p.is_dir() {
+                stack.push(p);
+            } else if name.starts_with("rollout-") && name.contains(thread) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// What people typed, in a request to the model.
+fn user_texts(body: &Value) -> Vec<String> {
+    body["input"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["type"] == "message" && i["role"] == "user")
+        .flat_map(|i| i["content"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["text"].as_str().map(str::to_owned))
+        .filter(|t| !t.trim_start().starts_with('<'))
+        .collect()
+}
+
+/// Encrypted reasoning another key made, in a request.
+fn foreign_reasoning(body: &Value, of_key: &str) -> Vec<String> {
+    let tag = format!("stub-enc:{}:", fingerprint(of_key));
+    body["input"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["type"] == "reasoning")
+        .filter_map(|i| i["encrypted_content"].as_str())
+        .filter(|e| e.starts_with(&tag))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// a's thread with one turn, then a runs out.
+fn thread_on_a_then_a_is_out(w: &World) -> String {
+    let out = w.run(&["a", "task", "remember the word PAPAYA"]);
+    assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("echo: remember the word PAPAYA"),
+        "{}",
+        stdout(&out)
+    );
+    let jobs = w.jobs();
+    let thread = jobs.last().unwrap()["threadId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.stub.set_limited(KEY_A, true);
+    thread
+}
+
+/// b's last request holds the earlier turn and the new input once each, and nothing of a's
+/// encrypted reasoning.
+fn check_b_request(w: &World, new_input: &str) {
+    let bodies = w.stub.turn_requests(KEY_B);
+    assert_eq!(bodies.len(), 1, "b asked the model once: {bodies:?}");
+    assert_eq!(
+        user_texts(&bodies[0]),
+        ["remember the word PAPAYA", new_input],
+        "earlier turn and new input, each once"
+    );
+    assert_eq!(foreign_reasoning(&bodies[0], KEY_A), Vec::<String>::new());
+    let on_a = w.stub.turn_requests(KEY_A);
+    assert_eq!(on_a.len(), 2, "a: the first turn, then the one refused");
+}
+
+#[test]
+fn a_turn_that_hits_the_limit_goes_on_on_the_next_account() {
+    for codex in real_codexes() {
+        eprintln!("-- against {}", codex.display());
+        let Some(w) = World::new(&codex) else { return };
+        let thread = thread_on_a_then_a_is_out(&w);
+
+        let out = w.run(&["a,b", "task", "--resume-last", "what was the word?"]);
+        let err = stderr(&out);
+        assert!(out.status.success(), "{} {err}", stdout(&out));
+        assert!(
+            stdout(&out).contains("echo: what was the word? (user turns seen: 2)"),
+            "{}",
+            stdout(&out)
+        );
+        assert_eq!(err.matches(NOTICE).count(), 1, "one notice: {err}");
+        assert!(err.contains("ran as 'b'"), "{err}");
+        assert!(!err.contains("WARNING"), "{err}");
+        check_b_request(&w, "what was the word?");
+
+        // The companion's job record keeps the thread; the thread now lives in b's home too.
+        let jobs = w.jobs();
+        let last = jobs.last().unwrap();
+        assert_eq!(last["threadId"], thread.as_str(), "{last}");
+        assert_eq!(last["status"], "completed", "{last}");
+        assert!(
+            holds(&w.home("b"), &thread),
+            "the thread was carried into b's home"
+        );
+
+        // Later turns of the moved thread stay on b, even with a usable again.
+        w.stub.set_limited(KEY_A, false);
+        let out = w.run(&["a,b", "task", "--resume-last", "and now?"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("usage limit"), "{}", stderr(&out));
+        assert_eq!(
+            w.stub.turn_requests(KEY_B).len(),
+            2,
+            "the next turn ran on b"
+        );
+        assert_eq!(w.stub.turn_requests(KEY_A).len(), 2, "and not on a");
+    }
+}
+
+#[test]
+fn a_background_task_that_hits_the_limit_goes_on_on_the_next_account() {
+    for codex in real_codexes() {
+        eprintln!("-- against {}", codex.display());
+        let Some(w) = World::new(&codex) else { return };
+        let thread = thread_on_a_then_a_is_out(&w);
+
+        let out = w.run(&[
+            "a,b",
+            "task",
+            "--background",
+            "--resume-last",
+            "the word again?",
+        ]);
+        assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+        let done = || {
+            w.jobs()
+                .last()
+                .is_some_and(|j| j["status"] == "completed" || j["status"] == "failed")
+                && w.jobs().len() == 2
+        };
+        assert!(
+            wait_until(60, done),
+            "the background job ended: {:?}",
+            w.jobs()
+        );
+        let jobs = w.jobs();
+        let job = jobs.last().unwrap();
+        assert_eq!(job["status"], "completed", "{job}");
+        assert_eq!(job["threadId"], thread.as_str(), "{job}");
+        check_b_request(&w, "the word again?");
+        // The notice is in the job's log, where /codex:status shows it, once.
+        let log = std::fs::read_to_string(job["logFile"].as_str().unwrap()).unwrap();
+        assert_eq!(log.matches(NOTICE).count(), 1, "{log}");
+    }
+}
