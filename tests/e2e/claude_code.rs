@@ -1128,6 +1128,37 @@ fn real_claude_code() -> Option<PathBuf> {
     found
 }
 
+/// Runs the real Claude Code in `dir` with the plugin from `--plugin-dir`, launched with another
+/// account's CODEX_HOME, its model API at `api` (a port nobody listens on: it gives up at once),
+/// and `args`; stream-json output. Fails the test when it does not exit within 90 s.
+fn run_real_claude(w: &World, claude: &Path, dir: &Path, api: &str, args: &[&str]) -> Output {
+    let mut c = w.sb.command(claude);
+    w.claude_env(&mut c);
+    c.current_dir(dir)
+        .env("CODEX_HOME", w.sb.account_dir("other"))
+        .env("ANTHROPIC_API_KEY", "dummy")
+        .env("ANTHROPIC_BASE_URL", api)
+        .env("CLAUDE_CODE_MAX_RETRIES", "0")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .arg("--plugin-dir")
+        .arg(&w.plugin)
+        .args(args)
+        .args(["--output-format", "stream-json", "--verbose"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let pid = child.id();
+    let finished = wait_until(90, || {
+        !alive(pid) || matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !finished {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(finished, "claude did not exit: {}", stderr(&out));
+    out
+}
+
 /// Through the real Claude Code, offline: `codex-as claude install`, then `claude -p
 /// "/codex:cancel JOB"` in the project pinned to alice, launched with another account's
 /// CODEX_HOME. Claude Code runs our SessionStart hook, sources its env file for the command's
@@ -1159,30 +1190,13 @@ fn real_claude_code_runs_a_codex_command_on_the_projects_account() {
         w.home("alice")
     );
 
-    let mut c = w.sb.command(&claude);
-    w.claude_env(&mut c);
-    c.current_dir(&w.pa)
-        .env("CODEX_HOME", w.sb.account_dir("other"))
-        .env("ANTHROPIC_API_KEY", "dummy")
-        .env("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
-        .env("CLAUDE_CODE_MAX_RETRIES", "0")
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .arg("--plugin-dir")
-        .arg(&w.plugin)
-        .args(["-p", &format!("/codex:cancel {job}")])
-        .args(["--output-format", "stream-json", "--verbose"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let pid = child.id();
-    let finished = wait_until(90, || {
-        !alive(pid) || matches!(child.try_wait(), Ok(Some(_)))
-    });
-    if !finished {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(finished, "claude did not exit: {}", stderr(&out));
+    let out = run_real_claude(
+        &w,
+        &claude,
+        &w.pa,
+        "http://127.0.0.1:9",
+        &["-p", &format!("/codex:cancel {job}")],
+    );
     let stream = stdout(&out);
     let hooks: Vec<serde_json::Value> = stream
         .lines()
@@ -1215,4 +1229,102 @@ fn real_claude_code_runs_a_codex_command_on_the_projects_account() {
         w.log()
     );
     assert_eq!(w.holders("alice"), 0, "SessionEnd released the lease");
+}
+
+/// Claude Code's stored copies of the env files the hooks wrote (`~/.claude/session-env/`).
+fn stored_env_files(w: &World) -> Vec<(PathBuf, String)> {
+    crate::support::files_under(&w.sb.home().join(".claude/session-env"))
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            (p, text)
+        })
+        .collect()
+}
+
+/// Through the real Claude Code, offline, in a project pinned to `alice, bob`: our SessionStart
+/// hook gives the session the route's relay, and the `!` line of `/codex:cancel` reaches the
+/// background job (started on the list, through the same relay) on alice's app-server.
+#[test]
+fn real_claude_code_in_a_project_on_a_list_talks_to_the_relay() {
+    let Some(w) = World::new() else { return };
+    let Some(claude) = real_claude_code() else {
+        return;
+    };
+    let out = w.cas_in(&w.pa, &["pin", "alice, bob"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = w.cas_in(&w.pa, &["claude", "install"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plugin_data = w.sb.home().join(".claude/plugins/data/codex-inline");
+    std::fs::create_dir_all(&plugin_data).unwrap();
+    let mut c = w.sb.codex_as();
+    w.claude_env(&mut c);
+    let out = c
+        .current_dir(&w.pa)
+        .env("CLAUDE_PLUGIN_DATA", &plugin_data)
+        .args(["task", "--background", "list-claude-job [[hang]]"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let job = World::job_id(&out);
+    assert_eq!(
+        w.wait_served("turn/start", "list-claude-job"),
+        w.home("alice")
+    );
+
+    let out = run_real_claude(
+        &w,
+        &claude,
+        &w.pa,
+        "http://127.0.0.1:9",
+        &["-p", &format!("/codex:cancel {job}")],
+    );
+    let stream = stdout(&out);
+    let ours: Vec<(PathBuf, String)> = stored_env_files(&w)
+        .into_iter()
+        .filter(|(_, t)| t.contains("codex-as: this Claude Code session's Codex account"))
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}\n{stream}");
+    let env = &ours[0].1;
+    let endpoint = env
+        .lines()
+        .find_map(|l| l.strip_prefix("export CODEX_COMPANION_APP_SERVER_ENDPOINT="))
+        .map(|v| v.trim_matches('\'').to_string())
+        .unwrap_or_else(|| panic!("no endpoint in {env}"));
+    let relay = w.runtime_dir().join("rl-");
+    assert!(
+        endpoint.starts_with(&format!("unix:{}", relay.display())),
+        "the session's endpoint is the route's relay: {endpoint}"
+    );
+    assert!(
+        env.contains("export CODEX_AS_ACCOUNT='alice,bob'\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains(&format!(
+            "export CODEX_HOME='{}'\n",
+            w.home("alice").display()
+        )),
+        "{env}"
+    );
+    let interrupts: Vec<PathBuf> = w
+        .log()
+        .into_iter()
+        .filter(|l| l.method == "turn/interrupt")
+        .map(|l| l.codex_home)
+        .collect();
+    assert_eq!(
+        interrupts,
+        [w.home("alice")],
+        "the `!` line's cancel went through the relay to alice's app-server: {stream}"
+    );
+    let status = stdout(&w.cas_in(&w.pa, &["claude", "status"]));
+    assert!(
+        status.contains(&format!("relay: up at {endpoint} ")),
+        "{status}"
+    );
+    assert!(
+        status.contains("sessions holding the relay: 0"),
+        "SessionEnd released the lease: {status}"
+    );
 }
