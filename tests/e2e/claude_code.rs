@@ -1328,3 +1328,101 @@ fn real_claude_code_in_a_project_on_a_list_talks_to_the_relay() {
         "SessionEnd released the lease: {status}"
     );
 }
+
+const KEY_A: &str = "sk-session-a";
+const KEY_B: &str = "sk-session-b";
+
+/// What people typed, in a request to the model stub.
+fn user_texts(body: &serde_json::Value) -> Vec<String> {
+    body["input"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["type"] == "message" && i["role"] == "user")
+        .flat_map(|i| i["content"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["text"].as_str().map(str::to_owned))
+        .filter(|t| !t.trim_start().starts_with('<'))
+        .collect()
+}
+
+/// A Claude Code session in a project pinned to `a, b`, on the real `codex app-server` (every
+/// version of CODEX_AS_REAL_CODEX) whose homes use the local model stub: `/codex:rescue` runs a
+/// turn on a; a runs out; the rescue's follow-up (`--resume-last`, which the rescue agent adds
+/// for "continue") finishes on b, on the same thread, with the earlier turn and the new input
+/// in b's request once each, and the user told once, in the job's log `/codex:status` shows.
+#[test]
+fn a_session_on_a_list_finishes_rescue_on_the_next_account_when_the_first_runs_out() {
+    for codex in real_codexes() {
+        eprintln!("-- against {}", codex.display());
+        let Some(w) = World::new() else { return };
+        w.sb.with_codex(&codex);
+        let stub = crate::support::ModelStub::start(&w.sb);
+        stub.account_home(&w.sb.account_dir("a"), KEY_A);
+        stub.account_home(&w.sb.account_dir("b"), KEY_B);
+        let dir = w.project("pab", "a, b");
+        let s = w.session(SESSION_A);
+        w.start(&s, &dir);
+        let rescue = |words: &str| {
+            let line = format!("{} {words}", w.line("agents/codex-rescue.md", "task", ""));
+            let out = w.bash(&s, &dir, &line);
+            assert!(
+                out.status.success(),
+                "rescue {words}: {}{}",
+                stdout(&out),
+                stderr(&out)
+            );
+            out
+        };
+        let out = rescue("\"remember the word PAPAYA\"");
+        assert!(
+            stdout(&out).contains("echo: remember the word PAPAYA"),
+            "{}",
+            stdout(&out)
+        );
+        assert_eq!(
+            stub.turn_requests(KEY_A).len(),
+            1,
+            "the first turn ran on a"
+        );
+        stub.set_limited(KEY_A, true);
+
+        let out = rescue("--resume-last \"what was the word?\"");
+        assert!(
+            stdout(&out).contains("echo: what was the word? (user turns seen: 2)"),
+            "{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let on_b = stub.turn_requests(KEY_B);
+        assert_eq!(on_b.len(), 1, "b asked the model once");
+        assert_eq!(
+            user_texts(&on_b[0]),
+            ["remember the word PAPAYA", "what was the word?"],
+            "the earlier turn and the new input, each once"
+        );
+        assert_eq!(
+            stub.turn_requests(KEY_A).len(),
+            2,
+            "a: the first turn, then the refused one"
+        );
+
+        // The plugin's job records: the follow-up kept the thread, and completed.
+        let mut jobs: Vec<serde_json::Value> =
+            w.sb.find("jobs")
+                .into_iter()
+                .flat_map(|d| std::fs::read_dir(d).unwrap().flatten())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .filter_map(|p| serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok())
+                .collect();
+        jobs.sort_by_key(|j| j["createdAt"].as_str().unwrap_or_default().to_string());
+        assert_eq!(jobs.len(), 2, "{jobs:?}");
+        assert_eq!(jobs[1]["threadId"], jobs[0]["threadId"], "{jobs:?}");
+        assert_eq!(jobs[1]["status"], "completed", "{:?}", jobs[1]);
+        let log = std::fs::read_to_string(jobs[1]["logFile"].as_str().unwrap()).unwrap();
+        let notice =
+            "codex-as: a: usage limit reached; the thread moved to 'b' and the turn goes on there";
+        assert_eq!(log.matches(notice).count(), 1, "{log}");
+        w.end(&s, &dir);
+    }
+}
