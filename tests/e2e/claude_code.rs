@@ -1426,3 +1426,148 @@ fn a_session_on_a_list_finishes_rescue_on_the_next_account_when_the_first_runs_o
         w.end(&s, &dir);
     }
 }
+
+/// The Anthropic API stand-in (tests/fixtures/anthropic-stub.mjs), killed with the sandbox.
+struct AnthropicStub {
+    url: String,
+    script: PathBuf,
+    log: PathBuf,
+}
+
+impl AnthropicStub {
+    fn start(w: &World) -> AnthropicStub {
+        let dir = w.sb.mkdir("anthropic-stub");
+        let (url_file, script, log) = (
+            dir.join("url"),
+            dir.join("script.json"),
+            dir.join("log.jsonl"),
+        );
+        std::fs::write(&script, "{}").unwrap();
+        let child =
+            w.sb.command("node")
+                .arg(crate::support::fixtures().join("anthropic-stub.mjs"))
+                .arg("--url-file")
+                .arg(&url_file)
+                .arg("--log")
+                .arg(&log)
+                .arg("--script")
+                .arg(&script)
+                .arg("--parent-pid")
+                .arg(std::process::id().to_string())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+        w.sb.adopt(child);
+        assert!(
+            wait_until(20, || url_file.exists()),
+            "the Anthropic stub did not start"
+        );
+        AnthropicStub {
+            url: std::fs::read_to_string(&url_file).unwrap(),
+            script,
+            log,
+        }
+    }
+
+    /// What the main agent hands the rescue subagent, and the one command the subagent runs.
+    fn script(&self, prompt: &str, bash: &str) {
+        let v = serde_json::json!({"prompt": prompt, "bash": bash});
+        std::fs::write(&self.script, v.to_string()).unwrap();
+    }
+
+    fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+/// Through the real Claude Code (offline: its model API is a local stand-in that makes the main
+/// agent call the `codex:codex-rescue` subagent and the subagent make its one Bash call) in a
+/// project pinned to `a, b`, on the real codex app-server whose homes use the model stub, with
+/// a's key out of quota: `/codex:rescue`'s task finishes on b, and Claude Code gets its output.
+#[test]
+fn real_claude_code_rescue_finishes_on_b_when_a_is_out() {
+    let Some(w) = World::new() else { return };
+    let Some(claude) = real_claude_code() else {
+        return;
+    };
+    let Some(codex) = real_codexes().into_iter().last() else {
+        return;
+    };
+    w.sb.with_codex(&codex);
+    let stub = crate::support::ModelStub::start(&w.sb);
+    stub.account_home(&w.sb.account_dir("a"), KEY_A);
+    stub.account_home(&w.sb.account_dir("b"), KEY_B);
+    let dir = w.project("pab", "a, b");
+    let out = w.cas_in(&dir, &["claude", "install"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stub.set_limited(KEY_A, true);
+    let anthropic = AnthropicStub::start(&w);
+    let task = "find the flaky test";
+    let bash = format!(
+        "{} \"{task}\"",
+        w.line("agents/codex-rescue.md", "task", "")
+    );
+    anthropic.script(&format!("--fresh {task}"), &bash);
+
+    let out = run_real_claude(
+        &w,
+        &claude,
+        &dir,
+        &anthropic.url,
+        &[
+            "-p",
+            &format!("/codex:rescue --fresh {task}"),
+            "--allowedTools",
+            "Bash(node:*)",
+        ],
+    );
+    let stream = stdout(&out);
+    let asked = anthropic.requests();
+    // The subagent's Bash call ran: its tool result came back to the model.
+    let results: Vec<String> = asked
+        .iter()
+        .flat_map(|r| {
+            r["body"]["messages"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+        .filter(|b| b["type"] == "tool_result")
+        .map(|b| b["content"].to_string())
+        .collect();
+    assert!(
+        results.iter().any(|r| r.contains(&format!("echo: {task}"))),
+        "no Codex answer came back to Claude Code: {results:?}\n{stream}\n{}",
+        stderr(&out)
+    );
+    let on_b = stub.turn_requests(KEY_B);
+    assert_eq!(on_b.len(), 1, "b ran the turn once: {stream}");
+    assert_eq!(user_texts(&on_b[0]), [task], "its input once");
+    assert_eq!(
+        stub.turn_requests(KEY_A).len(),
+        1,
+        "a was asked once, and refused"
+    );
+    // The relay the session used says where the work went; a is known to be out, so new work
+    // starts on b too.
+    let out = w.cas_in(&dir, &["which"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("in use: b  {}  ", w.home("b").display())),
+        "{text}{}",
+        stderr(&out)
+    );
+    assert!(
+        text.contains(
+            "(the relay for 'a,b' starts work on it; it last moved a turn from 'a' to 'b')"
+        ),
+        "{text}"
+    );
+    let line = statusline(&w, &dir, &[]);
+    assert!(line.starts_with("a,b → b · "), "{line}");
+}
