@@ -18,6 +18,8 @@ Examples:
   codex-as work -- sh -c 'cd api && codex exec \"…\"'
                                             a compound command, all of it as 'work'
   codex-as work --cwd ~/src/api -- codex    change directory first
+  codex-as work resume --last               the Codex TUI as 'work' on this folder's latest
+                                            thread, whichever account started it
   codex-as pin work                         this folder (and below) uses 'work' ...
   codex-as task \"…\"                         ... so a command naming no account runs as it
   codex-as claude install                   Claude Code's /codex:* commands on each

@@ -19,6 +19,7 @@ pub const RESERVED: &[&str] = &[
     "quota",
     "relay",
     "remove",
+    "resume",
     "statusline",
     "use",
     "version",

@@ -42,6 +42,16 @@
 //! 16 MiB wait for it, as if it had left. If the app-server dies, every client with a turn in
 //! flight gets the failed-turn ending (an `error`, then `turn/completed` with status `failed`).
 //!
+//! ## Threads of other accounts
+//!
+//! A client's `thread/resume` of a thread whose newest copy is in another account's home (every
+//! account codex-as knows, read at each request) is carried into the broker's home first, then
+//! forwarded; a copy that cannot be (two copies that diverged, a failed write) gets an error
+//! answer naming both files and never reaches the app-server. The first page of a `thread/list`
+//! also shows the other accounts' threads that match its filters. The file work runs off the
+//! event loop; that client's later lines wait for it, in order, and other clients go on
+//! (`threads`).
+//!
 //! ## Idle, shutdown and being found
 //!
 //! Idle means: no client connected, no request and no turn in flight, and no lease held. Only
@@ -89,6 +99,7 @@ pub mod registry;
 pub mod runtime_dir;
 pub mod serve;
 pub mod state;
+pub mod threads;
 
 use std::path::PathBuf;
 

@@ -24,8 +24,10 @@ use super::app_server::{self, AppServer, Output};
 use super::endpoint;
 use super::presence::{Files, close_listener, keep_findable};
 use super::protocol::Message;
+use super::protocol::{self as p};
 use super::registry::Registry;
 use super::state::{Action, ClientId, Facts, Limits, Phase, State, StopReason};
+use super::threads::{self, Prepared};
 use super::{lease, lines};
 use crate::account::identity::{self, Identity};
 
@@ -50,6 +52,12 @@ enum Event {
     ClientLine(ClientId, String),
     ClientClosed(ClientId),
     AppServer(Output),
+    /// The file work for a client's request is done (see [`threads`]): `line` goes on.
+    Prepared {
+        client: ClientId,
+        line: String,
+        outcome: Prepared,
+    },
 }
 
 struct ClientHandle {
@@ -109,6 +117,13 @@ struct Io {
     home: PathBuf,
     ready_fd: Option<OwnedFd>,
     ready: bool,
+    /// Clients with file work running for one of their requests (a thread carried in from
+    /// another home, say), and their lines that came after it: a client's requests keep their
+    /// order, and every other client goes on meanwhile.
+    held: HashMap<ClientId, VecDeque<String>>,
+    /// Threads of other homes to merge into the answer to a client's `thread/list`, by the
+    /// client and its request id, with the request's params.
+    lists: HashMap<(ClientId, String), (Value, Vec<Value>)>,
 }
 
 impl Io {
@@ -117,19 +132,23 @@ impl Io {
         let mut actions = VecDeque::from(actions);
         while let Some(action) = actions.pop_front() {
             match action {
-                Action::ToClient(id, msg) => {
+                Action::ToClient(id, mut msg) => {
                     let Some(c) = self.clients.get(&id) else {
                         continue;
                     };
+                    if let Message::Response { id: rid, outcome } = &mut msg
+                        && let Some((params, extra)) = self.lists.remove(&(id, rid.to_string()))
+                        && let Ok(result) = outcome
+                    {
+                        *result = threads::merge_list(std::mem::take(result), extra, &params);
+                    }
                     let line = msg.to_value().to_string();
                     let queued = c.queued.load(Ordering::Acquire);
                     if queued > 0 && queued + line.len() > MAX_QUEUED_BYTES {
                         eprintln!(
                             "codex-as broker: client {id} stopped reading ({queued} bytes unread); disconnecting it"
                         );
-                        if let Some(c) = self.clients.remove(&id) {
-                            c.abort();
-                        }
+                        self.forget(id);
                         actions.extend(state.on_disconnect(id, Instant::now()));
                         continue;
                     }
@@ -144,8 +163,10 @@ impl Io {
                         .get("codexHome")
                         .and_then(Value::as_str)
                         .map(PathBuf::from);
-                    let home = reported.as_deref().unwrap_or(&self.home);
-                    state.set_identity(Identity::of_home(home));
+                    if let Some(home) = reported {
+                        self.home = home;
+                    }
+                    state.set_identity(Identity::of_home(&self.home));
                     signal_ready(self.ready_fd.take());
                     self.ready = true;
                 }
@@ -185,10 +206,104 @@ impl Io {
             .collect();
         let mut actions = Vec::new();
         for id in gone {
-            if let Some(c) = self.clients.remove(&id) {
-                c.abort();
-            }
+            self.forget(id);
             actions.extend(state.on_disconnect(id, Instant::now()));
+        }
+        actions
+    }
+
+    /// A client that is gone: its connection, its held lines, its pending list merges.
+    fn forget(&mut self, id: ClientId) {
+        if let Some(c) = self.clients.remove(&id) {
+            c.abort();
+        }
+        self.held.remove(&id);
+        self.lists.retain(|(c, _), _| *c != id);
+    }
+
+    /// A line from a client: queued behind file work still running for that client, started
+    /// on file work of its own (off the event loop), or handed to the state machine.
+    fn client_line(
+        &mut self,
+        state: &mut State,
+        listener: Option<&UnixListener>,
+        lease_held: &dyn Fn() -> bool,
+        id: ClientId,
+        line: String,
+    ) -> Vec<Action> {
+        if let Some(queue) = self.held.get_mut(&id) {
+            queue.push_back(line);
+            return Vec::new();
+        }
+        let msg = Message::parse(&line);
+        if let Ok(Message::Request { method, params, .. }) = &msg
+            && self.ready
+            && threads::needs_preparing(method, params.as_ref())
+        {
+            self.held.insert(id, VecDeque::new());
+            let own = self.home.clone();
+            let (method, params) = (method.clone(), params.clone());
+            let events = self.events.clone();
+            tokio::task::spawn_blocking(move || {
+                let outcome = threads::prepare(&own, &method, params.as_ref());
+                let _ = events.send(Event::Prepared {
+                    client: id,
+                    line,
+                    outcome,
+                });
+            });
+            return Vec::new();
+        }
+        let mut actions = Vec::new();
+        if matches!(&msg, Ok(Message::Request { method, .. }) if method == p::BROKER_SHUTDOWN) {
+            // Judged against everything that is here now: queued clients count, clients that
+            // already left do not.
+            self.accept_queued(state, listener);
+            actions = self.drop_hung_up(state, id);
+            state.set_lease_held(lease_held());
+        }
+        actions.extend(state.on_client_message(id, msg, Instant::now()));
+        actions
+    }
+
+    /// The file work for a client's request is done: the request is answered or forwarded,
+    /// then the client's lines that waited for it go on, in order.
+    fn prepared(
+        &mut self,
+        state: &mut State,
+        listener: Option<&UnixListener>,
+        lease_held: &dyn Fn() -> bool,
+        client: ClientId,
+        line: String,
+        outcome: Prepared,
+    ) -> Vec<Action> {
+        // A client that left meanwhile: nothing to answer (a carry already done stays done).
+        let Some(mut queued) = self.held.remove(&client) else {
+            return Vec::new();
+        };
+        let mut actions = Vec::new();
+        let msg = Message::parse(&line);
+        match (outcome, &msg) {
+            (Prepared::Refuse(why), Ok(Message::Request { id, .. })) => {
+                actions.push(Action::ToClient(
+                    client,
+                    Message::err(id.clone(), p::SERVER_ERROR, why),
+                ));
+            }
+            (Prepared::Refuse(_), _) => {}
+            (Prepared::List(extra), Ok(Message::Request { id, params, .. })) => {
+                let params = params.clone().unwrap_or(Value::Null);
+                self.lists.insert((client, id.to_string()), (params, extra));
+                actions.extend(state.on_client_message(client, msg, Instant::now()));
+            }
+            _ => actions.extend(state.on_client_message(client, msg, Instant::now())),
+        }
+        while let Some(next) = queued.pop_front() {
+            actions.extend(self.client_line(state, listener, lease_held, client, next));
+            if let Some(held) = self.held.get_mut(&client) {
+                held.extend(queued.drain(..));
+                break;
+            }
         }
         actions
     }
@@ -296,6 +411,8 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
         home,
         ready_fd: opts.ready.take(),
         ready: false,
+        held: HashMap::new(),
+        lists: HashMap::new(),
     };
 
     let mut app_exit: Option<ExitStatus> = None;
@@ -324,17 +441,13 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
             _ = sighup.recv() => actions = state.on_stop(StopReason::Signal),
             Some(event) = events.recv() => match event {
                 Event::ClientLine(id, line) => {
-                    if line.contains(super::protocol::BROKER_SHUTDOWN) {
-                        // Judged against everything that is here now: queued clients count,
-                        // clients that already left do not.
-                        io.accept_queued(&mut state, listener.as_ref());
-                        actions = io.drop_hung_up(&mut state, id);
-                        state.set_lease_held(lease_held());
-                    }
-                    actions.extend(state.on_client_message(id, Message::parse(&line), now()));
+                    actions = io.client_line(&mut state, listener.as_ref(), &lease_held, id, line);
+                }
+                Event::Prepared { client, line, outcome } => {
+                    actions = io.prepared(&mut state, listener.as_ref(), &lease_held, client, line, outcome);
                 }
                 Event::ClientClosed(id) => {
-                    io.clients.remove(&id);
+                    io.forget(id);
                     actions = state.on_disconnect(id, now());
                 }
                 Event::AppServer(Output::Line(line)) => match Message::parse(&line) {

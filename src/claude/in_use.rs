@@ -18,7 +18,7 @@ use crate::account::spec::AccountSpec;
 use crate::account::{Account, Accounts};
 use crate::broker::{client, protocol, runtime_dir};
 use crate::fallback::here::{self, Readings};
-use crate::handover::Handover;
+use crate::handover::spawn::Handover;
 use crate::handover::route::Route;
 
 /// How long a relay may take to say what it is: the status line runs on every refresh.

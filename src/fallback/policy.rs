@@ -230,6 +230,13 @@ impl Fallback {
         self.skip(&name, why, true);
     }
 
+    /// `order[i]` was not run at all (its relay ran the thread where it lived): said in the
+    /// notes like any skip.
+    pub fn passed_over(&mut self, i: usize, why: String, quota: bool) {
+        let name = self.order[i].name.clone();
+        self.skip(&name, why, quota);
+    }
+
     /// Nothing (more) to try: every account out of quota (exit 75) when any was, else none
     /// usable at all.
     pub fn give_up(self) -> anyhow::Error {

@@ -91,7 +91,7 @@ impl Shared {
 /// A request of the client's, forwarded, whose answer the relay needs to see.
 enum Pending {
     /// `thread/start` or `thread/resume`: its params open the thread again elsewhere.
-    Open { params: Value },
+    Open { params: Value, start: bool },
     /// `turn/start` or `review/start`: replayed on the next account when it fails for the limit.
     Stream { method: String, params: Value },
 }
@@ -120,8 +120,10 @@ struct Conn {
     /// Upstream lines received during a handover, relayed next.
     backlog: VecDeque<String>,
     pending: HashMap<String, Pending>,
-    /// The params that opened the connection's thread, and its id.
+    /// The params that opened the connection's thread, and whether that was a `thread/start`
+    /// of an ephemeral thread (no rollout: nothing to carry, a new one is started instead).
     open: Option<Value>,
+    ephemeral: bool,
     turn: Option<Turn>,
     watch: Watch,
     map: IdMap,
@@ -148,6 +150,7 @@ pub async fn serve(shared: Rc<Shared>, key: String, stream: UnixStream) {
         backlog: VecDeque::new(),
         pending: HashMap::new(),
         open: None,
+        ephemeral: false,
         turn: None,
         watch: Watch::default(),
         map: IdMap::default(),
@@ -253,6 +256,7 @@ impl Conn {
                     id_key(&id),
                     Pending::Open {
                         params: params.clone(),
+                        start: false,
                     },
                 );
             }
@@ -261,6 +265,7 @@ impl Conn {
                     id_key(&id),
                     Pending::Open {
                         params: params.clone(),
+                        start: true,
                     },
                 );
             }
@@ -391,22 +396,26 @@ impl Conn {
             return;
         };
         match pending {
-            Pending::Open { params } => {
+            Pending::Open { params, start } => {
                 if result
                     .pointer("/thread/id")
                     .and_then(Value::as_str)
                     .is_some()
                 {
+                    self.ephemeral =
+                        start && params.get("ephemeral").and_then(Value::as_bool) == Some(true);
                     self.open = Some(params);
                 }
             }
             Pending::Stream { method, params } => {
-                let (Some(thread), Some(turn)) = (
+                let (Some(client_thread), Some(turn)) = (
                     params.get("threadId").and_then(Value::as_str),
                     result.pointer("/turn/id").and_then(Value::as_str),
                 ) else {
                     return;
                 };
+                // The upstream's id for it (another one after a fresh-thread handover).
+                let thread = &self.map.upstream_of(client_thread);
                 let review = result
                     .get("reviewThreadId")
                     .and_then(Value::as_str)
@@ -414,7 +423,6 @@ impl Conn {
                     .map(str::to_string);
                 let watched = review.clone().unwrap_or_else(|| thread.to_string());
                 self.watch.start(&watched, turn);
-                self.map = IdMap::default();
                 self.set_turn(Some(Turn {
                     method,
                     thread: thread.to_string(),
@@ -453,33 +461,58 @@ impl Conn {
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .unwrap_or_default();
         let thread = turn.thread.clone();
-        // A turn on the thread itself (a task, an inline review) left its failed input in the
-        // rollout; a detached review's failure is in the review thread, not carried.
-        let drop_turn = turn.client_review_thread.is_none().then_some(failed_turn);
-        let from = shared.route.home(self.account).to_path_buf();
-        let to: PathBuf = shared.route.home(next).to_path_buf();
-        shared
-            .threads
-            .carry(&thread, &from, &to, drop_turn.as_deref())?;
-        let mut link = shared.upstream.open(&shared.route.accounts[next]).await?;
         let mut backlog = Vec::new();
-        let resume = rewrite::resume_params(self.open.as_ref(), &thread);
-        let rid = self.own_id();
-        link.request(
-            &rid,
-            "thread/resume",
-            resume,
-            HANDOVER_STEP_TIMEOUT,
-            &mut backlog,
-        )
-        .await?;
+        let mut link = if self.ephemeral {
+            // Nothing on disk to carry (the companion's reviews): the same thread is started
+            // afresh there and the turn restarted on it, under the ids the client knows.
+            let mut link = shared.upstream.open(&shared.route.accounts[next]).await?;
+            let params = self.open.clone().unwrap_or_else(|| json!({}));
+            let sid = self.own_id();
+            let started = link
+                .request(
+                    &sid,
+                    "thread/start",
+                    params,
+                    HANDOVER_STEP_TIMEOUT,
+                    &mut backlog,
+                )
+                .await?;
+            let Some(new_thread) = started.pointer("/thread/id").and_then(Value::as_str) else {
+                anyhow::bail!("thread/start on the next account gave no thread id");
+            };
+            let client_thread = self.map.client_of(&thread);
+            self.map.add(new_thread, &client_thread);
+            link
+        } else {
+            // A turn on the thread itself (a task, an inline review) left its failed input in
+            // the rollout; a detached review's failure is in the review thread, not carried.
+            let drop_turn = turn.client_review_thread.is_none().then_some(failed_turn);
+            let from = shared.route.home(self.account).to_path_buf();
+            let to: PathBuf = shared.route.home(next).to_path_buf();
+            shared
+                .threads
+                .carry(&thread, &from, &to, drop_turn.as_deref())?;
+            let mut link = shared.upstream.open(&shared.route.accounts[next]).await?;
+            let resume = rewrite::resume_params(self.open.as_ref(), &thread);
+            let rid = self.own_id();
+            link.request(
+                &rid,
+                "thread/resume",
+                resume,
+                HANDOVER_STEP_TIMEOUT,
+                &mut backlog,
+            )
+            .await?;
+            link
+        };
         // Whatever the resume itself announced is about the thread's state there, not news
         // for a client whose turn is still running.
         backlog.clear();
-        let (method, params) = match &self.turn {
+        let (method, mut params) = match &self.turn {
             Some(t) => (t.method.clone(), t.params.clone()),
             None => anyhow::bail!("the turn ended meanwhile"),
         };
+        self.map.to_upstream(&mut params);
         let sid = self.own_id();
         let result = link
             .request(&sid, &method, params, HANDOVER_STEP_TIMEOUT, &mut backlog)
@@ -491,14 +524,17 @@ impl Conn {
             anyhow::bail!("the turn ended meanwhile");
         };
         self.map.add(new_turn, &turn.client_turn);
+        // The thread the turn runs on there (another id after a fresh start).
+        let source = self.map.upstream_of(&self.map.client_of(&thread));
         let new_review = result.get("reviewThreadId").and_then(Value::as_str);
         let watched = match (new_review, &turn.client_review_thread) {
             (Some(r), Some(orig)) => {
                 self.map.add(r, orig);
                 r.to_string()
             }
-            _ => thread.clone(),
+            _ => source.clone(),
         };
+        turn.thread = source;
         turn.tried.push(next);
         let review = turn.method == "review/start";
         self.watch.start(&watched, new_turn);
@@ -507,6 +543,7 @@ impl Conn {
         self.account = next;
         self.link = Some(link);
         self.backlog.extend(backlog);
+        let client_thread = self.map.client_of(&thread);
         let line = notice::text(&from_name, &to_name, review);
         eprintln!("{line}");
         let cwd = self
@@ -515,7 +552,7 @@ impl Conn {
             .and_then(|p| p.get("cwd"))
             .and_then(Value::as_str)
             .map(PathBuf::from);
-        if let Some(log) = cwd.and_then(|c| notice::job_log(self.pid, &c, &thread))
+        if let Some(log) = cwd.and_then(|c| notice::job_log(self.pid, &c, &client_thread))
             && let Err(e) = notice::append(&log, &line)
         {
             eprintln!("codex-as relay: cannot write to {}: {e}", log.display());
@@ -524,7 +561,7 @@ impl Conn {
             &shared.moves,
             Moved {
                 pid: self.pid,
-                thread_id: thread,
+                thread_id: client_thread,
                 from: from_name,
                 to: to_name,
                 message: message.to_string(),
@@ -582,36 +619,46 @@ mod tests {
                         match method {
                             "initialize" => send(json!({"id": id, "result": {}})),
                             "thread/start" | "thread/resume" => {
-                                send(json!({"id": id, "result": {"thread": {"id": "th"}}}))
+                                // An ephemeral thread gets an id of this app-server's own.
+                                let th = if v["params"]["ephemeral"] == true {
+                                    format!("{name}-th")
+                                } else {
+                                    "th".to_string()
+                                };
+                                send(json!({"id": id, "result": {"thread": {"id": th}}}))
                             }
-                            "turn/start" => {
+                            "turn/start" | "review/start" => {
                                 turns += 1;
+                                let th = v["params"]["threadId"].as_str().unwrap().to_string();
                                 let turn = format!("{name}-turn{turns}");
+                                let mut result =
+                                    json!({"turn": {"id": turn, "status": "inProgress"}});
+                                if method == "review/start" {
+                                    result["reviewThreadId"] = json!(th);
+                                }
+                                send(json!({"id": id, "result": result}));
                                 send(
-                                    json!({"id": id, "result": {"turn": {"id": turn, "status": "inProgress"}}}),
+                                    json!({"method": "turn/started", "params": {"threadId": th, "turn": {"id": turn}}}),
                                 );
-                                send(
-                                    json!({"method": "turn/started", "params": {"threadId": "th", "turn": {"id": turn}}}),
-                                );
+                                let limit = json!({"message": "You've hit your usage limit.", "codexErrorInfo": "usageLimitExceeded"});
                                 if out {
                                     send(
-                                        json!({"method": "thread/status/changed", "params": {"threadId": "th", "status": {"type": "systemError"}}}),
+                                        json!({"method": "thread/status/changed", "params": {"threadId": th, "status": {"type": "systemError"}}}),
                                     );
                                     send(
-                                        json!({"method": "error", "params": {"threadId": "th", "turnId": turn, "willRetry": false,
-                                        "error": {"message": "You've hit your usage limit.", "codexErrorInfo": "usageLimitExceeded"}}}),
+                                        json!({"method": "error", "params": {"threadId": th, "turnId": turn, "willRetry": false, "error": limit}}),
                                     );
                                     send(
-                                        json!({"method": "turn/completed", "params": {"threadId": "th",
-                                        "turn": {"id": turn, "status": "failed", "error": {"message": "You've hit your usage limit.", "codexErrorInfo": "usageLimitExceeded"}}}}),
+                                        json!({"method": "turn/completed", "params": {"threadId": th,
+                                        "turn": {"id": turn, "status": "failed", "error": limit}}}),
                                     );
                                 } else {
                                     send(
-                                        json!({"method": "item/completed", "params": {"threadId": "th", "turnId": turn,
+                                        json!({"method": "item/completed", "params": {"threadId": th, "turnId": turn,
                                         "item": {"type": "agentMessage", "text": format!("done by {name}")}}}),
                                     );
                                     send(
-                                        json!({"method": "turn/completed", "params": {"threadId": "th",
+                                        json!({"method": "turn/completed", "params": {"threadId": th,
                                         "turn": {"id": turn, "status": "completed"}}}),
                                     );
                                 }
@@ -661,17 +708,31 @@ mod tests {
         }
     }
 
-    /// Runs one companion-like exchange (initialize, thread/start, turn/start) through a relay
-    /// connection and returns every message the client got up to its turn's completion.
-    async fn one_turn(
-        names: &[&str],
-        out_of_quota: Vec<&'static str>,
-    ) -> (
+    type Exchange = (
         Vec<Value>,
         Vec<(String, String, Value)>,
         Rc<Carried>,
         Rc<Shared>,
-    ) {
+    );
+
+    /// Runs one companion-like exchange (initialize, thread/start, turn/start) through a relay
+    /// connection and returns every message the client got up to its turn's completion.
+    async fn one_turn(names: &[&str], out_of_quota: Vec<&'static str>) -> Exchange {
+        one_exchange(
+            names,
+            out_of_quota,
+            json!({"cwd": "/w", "ephemeral": false}),
+            json!({"id": 3, "method": "turn/start", "params": {"threadId": "th", "input": [{"type": "text", "text": "hi"}]}}),
+        )
+        .await
+    }
+
+    async fn one_exchange(
+        names: &[&str],
+        out_of_quota: Vec<&'static str>,
+        start: Value,
+        stream: Value,
+    ) -> Exchange {
         let log = Rc::new(RefCell::new(Vec::new()));
         let carried = Rc::new(Carried::default());
         let shared = Rc::new(Shared {
@@ -693,8 +754,8 @@ mod tests {
         for m in [
             json!({"id": 1, "method": "initialize", "params": {}}),
             json!({"method": "initialized"}),
-            json!({"id": 2, "method": "thread/start", "params": {"cwd": "/w", "ephemeral": false}}),
-            json!({"id": 3, "method": "turn/start", "params": {"threadId": "th", "input": [{"type": "text", "text": "hi"}]}}),
+            json!({"id": 2, "method": "thread/start", "params": start}),
+            stream,
         ] {
             w.write_all(format!("{m}\n").as_bytes()).await.unwrap();
         }
@@ -803,6 +864,35 @@ mod tests {
                 assert_eq!(hits.len(), 1);
                 assert_eq!(hits[0].account, "b");
                 assert_eq!(shared.moves.borrow().len(), 1, "a to b, then nothing");
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_review_on_an_ephemeral_thread_starts_again_on_the_next_account() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let (got, log, carried, _) = one_exchange(
+                    &["a", "b"],
+                    vec!["a"],
+                    json!({"cwd": "/w", "sandbox": "read-only", "ephemeral": true}),
+                    json!({"id": 3, "method": "review/start", "params": {"threadId": "a-th", "delivery": "inline", "target": {"type": "uncommittedChanges"}}}),
+                )
+                .await;
+                assert!(carried.0.borrow().is_empty(), "nothing on disk to carry");
+                let on_b: Vec<_> = log.iter().filter(|(n, _, _)| n == "b").collect();
+                let calls: Vec<&str> = on_b.iter().map(|(_, m, _)| m.as_str()).collect();
+                assert_eq!(calls, ["thread/start", "review/start"]);
+                assert_eq!(on_b[0].2["ephemeral"], true);
+                assert_eq!(on_b[1].2["threadId"], "b-th", "the new thread there");
+                assert_eq!(on_b[1].2["target"]["type"], "uncommittedChanges");
+                for v in &got[3..] {
+                    assert_eq!(rewrite::thread_id(v), Some("a-th"), "{v}");
+                    assert_eq!(rewrite::turn_id(v), Some("a-turn1"), "{v}");
+                }
+                assert_eq!(got.last().unwrap()["params"]["turn"]["status"], "completed");
+                assert!(got.iter().all(|v| v["method"] != "error"), "{got:?}");
             })
             .await;
     }

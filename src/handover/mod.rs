@@ -43,7 +43,7 @@ use std::path::Path;
 
 use crate::account::{Account, Accounts};
 
-pub use spawn::{Handover, handovers_of};
+pub use spawn::{Report, report};
 
 /// The endpoint of a running relay for `route`, started when none is live. `ws` is the
 /// workspace the caller works in (the relay itself serves every workspace: each thread names

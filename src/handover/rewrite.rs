@@ -188,6 +188,23 @@ impl IdMap {
         }
     }
 
+    /// The latest upstream id standing for the client's `id` (itself when none does).
+    pub fn upstream_of(&self, id: &str) -> String {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(_, c)| c == id)
+            .map_or_else(|| id.to_string(), |(up, _)| up.clone())
+    }
+
+    /// The client's id for the upstream `id` (itself when it is not mapped).
+    pub fn client_of(&self, id: &str) -> String {
+        self.pairs
+            .iter()
+            .find(|(up, _)| up == id)
+            .map_or_else(|| id.to_string(), |(_, c)| c.clone())
+    }
+
     /// Every string that is an upstream id becomes the client's id.
     pub fn to_client(&self, v: &mut Value) {
         if self.pairs.is_empty() {

@@ -92,15 +92,19 @@ pub fn for_resume(newest: Option<usize>, current: usize, usable: impl Fn(usize) 
     }
 }
 
-/// The account a failed turn moves on to: the next in route order after `current`, never one
-/// already tried for this turn, never one known to be unusable.
+/// The account a failed turn moves on to: the next in route order after `current` (then,
+/// wrapping round, those before it: a thread that lived on a later account may go back to an
+/// earlier one that was never tried), never one already tried for this turn, never one known
+/// to be unusable.
 pub fn next_after(
     n: usize,
     current: usize,
     tried: &[usize],
     usable: impl Fn(usize) -> bool,
 ) -> Option<usize> {
-    (current + 1..n).find(|i| !tried.contains(i) && usable(*i))
+    (current + 1..n)
+        .chain(0..current.min(n))
+        .find(|i| !tried.contains(i) && usable(*i))
 }
 
 #[cfg(test)]
@@ -126,9 +130,11 @@ mod tests {
         assert_eq!(next_after(3, 0, &[0, 1], all), Some(2));
         assert_eq!(next_after(3, 0, &[0], |i| i != 1), Some(2));
         assert_eq!(next_after(3, 0, &[0], |i| i == 0), None);
-        // Never backwards: an earlier account was out before this one started.
+        // Round to the start only for accounts this turn never ran on.
         assert_eq!(next_after(3, 1, &[1], all), Some(2));
-        assert_eq!(next_after(2, 1, &[1], all), None);
+        assert_eq!(next_after(2, 1, &[1], all), Some(0));
+        assert_eq!(next_after(2, 1, &[0, 1], all), None);
+        assert_eq!(next_after(3, 2, &[2], |i| i != 0), Some(1));
     }
 
     #[test]

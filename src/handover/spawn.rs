@@ -134,10 +134,27 @@ async fn start(
     Ok(())
 }
 
-/// The handovers the relay at `endpoint` made for the client process `pid`.
-pub fn handovers_of(endpoint: &str, pid: u32) -> Vec<Handover> {
+/// What a relay did for one client process.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Its turns handed over, in order.
+    pub handovers: Vec<Handover>,
+    /// The account on which its last turn failed for the usage limit with nobody left to take
+    /// it over (the failure went through to the client).
+    pub failed_on: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct Hit {
+    pid: Option<u32>,
+    account: String,
+}
+
+/// What the relay at `endpoint` did for the client process `pid` (empty when it cannot say).
+pub fn report(endpoint: &str, pid: u32) -> Report {
     let Ok(rt) = crate::sys::runtime::current_thread() else {
-        return Vec::new();
+        return Report::default();
     };
     let st = rt.block_on(async {
         let mut conn = client::connect(endpoint, PROBE_TIMEOUT).await.ok()?;
@@ -145,10 +162,23 @@ pub fn handovers_of(endpoint: &str, pid: u32) -> Vec<Handover> {
             .await
             .ok()
     });
-    st.and_then(|s| s.get("handovers").cloned())
-        .and_then(|h| serde_json::from_value::<Vec<Handover>>(h).ok())
+    let Some(st) = st else {
+        return Report::default();
+    };
+    let list = |key: &str| st.get(key).cloned().unwrap_or_else(|| json!([]));
+    let handovers = serde_json::from_value::<Vec<Handover>>(list("handovers"))
         .unwrap_or_default()
         .into_iter()
         .filter(|h| h.pid == Some(pid))
-        .collect()
+        .collect();
+    let failed_on = serde_json::from_value::<Vec<Hit>>(list("usageLimitHits"))
+        .unwrap_or_default()
+        .into_iter()
+        .rev()
+        .find(|h| h.pid == Some(pid))
+        .map(|h| h.account);
+    Report {
+        handovers,
+        failed_on,
+    }
 }

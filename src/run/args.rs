@@ -15,6 +15,19 @@ pub struct RunArgs {
     pub spec: AccountSpec,
     pub plugin_root: Option<PathBuf>,
     pub mode: Mode,
+    /// `resume [ID | --last]`: the thread to carry into the account's home before the mode's
+    /// `codex resume` runs (see `run::resume`).
+    pub resume: Option<ResumeTarget>,
+}
+
+/// codex-as's own word after an account: the Codex TUI on a thread of any account's home.
+pub const RESUME: &str = "resume";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResumeTarget {
+    Id(String),
+    /// The most recent thread of the folder across every account.
+    Last,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -68,6 +81,7 @@ pub fn names_no_account(raw: &[OsString]) -> bool {
             || first.starts_with("--cwd=")
             || first.starts_with("--plugin-root=")
             || locate::COMMANDS.contains(&first)
+            || first == RESUME
             // `codex-as help` stays codex-as's own (an unknown-command error pointing at --help).
             || (locate::INTERNAL_COMMANDS.contains(&first) && first != "help")
     })
@@ -115,6 +129,25 @@ pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
                     "unknown option '{text}' for `codex-as {account}`: options of the command go after it (or after `--`)"
                 )));
             }
+            RESUME => {
+                let mut rest: Vec<OsString> = it.collect();
+                let target = match rest.first().and_then(|a| a.to_str()) {
+                    Some("--last") => {
+                        rest.remove(0);
+                        Some(ResumeTarget::Last)
+                    }
+                    Some(id) if !id.starts_with('-') => Some(ResumeTarget::Id(id.to_string())),
+                    _ => None,
+                };
+                let mut command = vec![OsString::from("codex"), OsString::from(RESUME)];
+                command.extend(rest);
+                return Ok(RunArgs {
+                    spec: AccountSpec::parse(&account)?,
+                    plugin_root,
+                    mode: Mode::Exec { cwd, command },
+                    resume: target,
+                });
+            }
             _ if locate::COMMANDS.contains(&text.as_str())
                 || locate::INTERNAL_COMMANDS.contains(&text.as_str()) =>
             {
@@ -129,6 +162,7 @@ pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
                     spec: AccountSpec::parse(&account)?,
                     plugin_root,
                     mode: Mode::Companion { args },
+                    resume: None,
                 });
             }
             _ => {
@@ -151,6 +185,7 @@ pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
         spec: AccountSpec::parse(&account)?,
         plugin_root,
         mode: Mode::Exec { cwd, command },
+        resume: None,
     })
 }
 
@@ -167,6 +202,22 @@ mod tests {
             cwd: cwd.map(PathBuf::from),
             command: os(cmd),
         }
+    }
+
+    #[test]
+    fn resume_is_the_codex_tui_on_a_thread_of_any_account() {
+        let a = parse(os(&["w", "resume", "01a2-x", "go on"])).unwrap();
+        assert_eq!(a.resume, Some(ResumeTarget::Id("01a2-x".into())));
+        assert_eq!(a.mode, exec(None, &["codex", "resume", "01a2-x", "go on"]));
+        let a = parse(os(&["w", "--cwd", "/p", "resume", "--last"])).unwrap();
+        assert_eq!(a.resume, Some(ResumeTarget::Last));
+        assert_eq!(a.mode, exec(Some("/p"), &["codex", "resume"]));
+        let a = parse(os(&["w", "resume"])).unwrap();
+        assert_eq!(a.resume, None, "codex's own picker");
+        assert_eq!(a.mode, exec(None, &["codex", "resume"]));
+        assert!(names_no_account(&os(&["resume", "--last"])));
+        let a = parse_unnamed(os(&["resume", "--last"])).unwrap();
+        assert_eq!(a.resume, Some(ResumeTarget::Last));
     }
 
     #[test]

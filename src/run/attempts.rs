@@ -20,8 +20,8 @@ use crate::fallback::child::{self, Ended};
 use crate::fallback::policy::{self, End, Fallback, Outcome, Step};
 use crate::fallback::{jobs, landed};
 use crate::handover;
-use crate::quota::signals;
 use crate::quota::survey::{self, Survey};
+use crate::quota::{choose, signals};
 use crate::sys::clock::now;
 use crate::sys::runtime;
 
@@ -68,8 +68,9 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
     }
 
     let everyone = accounts.all();
-    let mut i = 0;
-    while i < fallback.order.len() {
+    // Accounts an attempt already used (itself, and those its relay went through).
+    let mut done = vec![false; fallback.order.len()];
+    while let Some(i) = done.iter().position(|d| !d) {
         let account = fallback.order[i].clone();
         // A Ctrl-C between attempts (while the next account's broker starts, say) is an
         // interrupt like any other: nothing more runs.
@@ -88,7 +89,10 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
                 (h, newest)
             })
             .collect();
-        let route = fallback.order[i..].to_vec();
+        let route: Vec<Account> = (i..done.len())
+            .filter(|k| !done[*k])
+            .map(|k| fallback.order[k].clone())
+            .collect();
         let attempt = match attempt(accounts, &account, &route, args) {
             Ok(a) => a,
             Err(e) => {
@@ -100,25 +104,46 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
                 return Err(e);
             }
         };
-        // The relay went on with the turn on later accounts: each one it left ran out.
-        for moved in &attempt.handovers {
-            eprintln!("{}", moved.notice);
-            let Some(from) = fallback.order[i..]
-                .iter()
-                .position(|a| a.name == moved.from)
-                .map(|k| i + k)
-            else {
-                continue;
-            };
-            let s = Survey::of(fallback.order[from].clone());
-            fallback.handed_over(
-                from,
-                policy::out_of_quota(&moved.message, s.reading(), threshold, now()),
-            );
-            if let Some(to) = fallback.order[i..].iter().position(|a| a.name == moved.to) {
-                i += to;
+        done[i] = true;
+        // The relay may have run the turn elsewhere: where the thread lived, and then on each
+        // account it handed the turn over to, every one it left being out of quota.
+        let names: Vec<String> = fallback.order.iter().map(|a| a.name.clone()).collect();
+        let position = |name: &str| names.iter().position(|n| n == name);
+        let ran_first = attempt
+            .relay
+            .handovers
+            .first()
+            .map(|h| h.from.clone())
+            .or_else(|| attempt.relay.failed_on.clone());
+        if let Some(first) = ran_first.filter(|f| *f != account.name) {
+            let s = Survey::of(account.clone());
+            let t = now();
+            match choose::skip_reason(&s.candidate(), threshold, t) {
+                Some(skip) => fallback.passed_over(i, skip.describe(t), skip.is_quota()),
+                None => fallback.passed_over(i, format!("the thread was on '{first}'"), false),
             }
         }
+        let mut last = i;
+        for moved in &attempt.relay.handovers {
+            eprintln!("{}", moved.notice);
+            if let Some(from) = position(&moved.from) {
+                done[from] = true;
+                let s = Survey::of(fallback.order[from].clone());
+                fallback.handed_over(
+                    from,
+                    policy::out_of_quota(&moved.message, s.reading(), threshold, now()),
+                );
+            }
+            if let Some(to) = position(&moved.to) {
+                done[to] = true;
+                last = to;
+            }
+        }
+        if let Some(k) = attempt.relay.failed_on.as_deref().and_then(position) {
+            done[k] = true;
+            last = k;
+        }
+        let i = last;
         let account = fallback.order[i].clone();
         let outcome = match child::signal_of(&attempt.ended.status) {
             Some(sig) => Outcome::Killed(sig),
@@ -155,7 +180,6 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
                 }
             }
         }
-        i += 1;
     }
     Err(fallback.give_up())
 }
@@ -164,8 +188,8 @@ struct Attempt {
     ended: Ended,
     usage_limit: Option<String>,
     thread_ids: Vec<String>,
-    /// What the relay moved on to later accounts, in order.
-    handovers: Vec<handover::Handover>,
+    /// What the relay did with the attempt's turns (nothing without a relay).
+    relay: handover::Report,
 }
 
 fn attempt(
@@ -189,16 +213,16 @@ fn attempt(
                 // record covers turns the companion ran on its own app-server.
                 broker_usage_limit(&companion.endpoint, ended.pid).or(found.usage_limit)
             };
-            let handovers = if companion.relay {
-                handover::handovers_of(&companion.endpoint, ended.pid)
+            let relay = if companion.relay {
+                handover::report(&companion.endpoint, ended.pid)
             } else {
-                Vec::new()
+                handover::Report::default()
             };
             Ok(Attempt {
                 usage_limit,
                 thread_ids: found.thread_ids,
                 ended,
-                handovers,
+                relay,
             })
         }
         None => {
@@ -213,7 +237,7 @@ fn attempt(
                     .filter(|_| !ended.status.success()),
                 thread_ids: Vec::new(),
                 ended,
-                handovers: Vec::new(),
+                relay: handover::Report::default(),
             })
         }
     }

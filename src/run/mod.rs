@@ -11,6 +11,7 @@ mod attempts;
 mod companion;
 mod launch;
 mod preflight;
+mod resume;
 pub mod unknown;
 
 use anyhow::Context;
@@ -21,7 +22,7 @@ use crate::fallback::here::{self as folder, Readings};
 use crate::fallback::policy::Route;
 use args::{Mode, RunArgs};
 
-pub fn run(args: RunArgs) -> anyhow::Result<u8> {
+pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
     if let Mode::Companion { args: cargs } = &args.mode
         && crate::plugin::help::wants_help(cargs)
     {
@@ -32,6 +33,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     match Route::of(&args.spec) {
         Route::Pin(name) => {
             let account = accounts.require(name)?;
+            resume::prepare(&accounts, &account, &mut args)?;
             if let Mode::Companion { args: cargs } = &args.mode {
                 preflight::refuse_logged_out(&account, cargs)?;
             }
@@ -41,6 +43,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             }
             Err(launch.exec())
         }
+        Route::Fallback if args.resume.is_some() => Err(crate::error::UsageError::new(
+            "`resume` runs the Codex TUI as one account: `codex-as NAME resume ...`",
+        )
+        .into()),
         Route::Fallback => attempts::run(&accounts, &args),
     }
 }

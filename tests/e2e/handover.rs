@@ -192,6 +192,28 @@ fn a_turn_that_hits_the_limit_goes_on_on_the_next_account() {
             "the next turn ran on b"
         );
         assert_eq!(w.stub.turn_requests(KEY_A).len(), 2, "and not on a");
+
+        // Every account out: the failure reaches the companion, and the answer is the
+        // fallback's own, naming each account.
+        w.stub.set_limited(KEY_A, true);
+        w.stub.set_limited(KEY_B, true);
+        let out = w.run(&["a,b", "task", "--resume-last", "anyone?"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(75), "{} {err}", stdout(&out));
+        assert!(err.contains("every account is out of quota"), "{err}");
+        for name in ["a", "b"] {
+            assert!(
+                err.lines().any(|l| l
+                    .trim_start()
+                    .starts_with(&format!("{name}: usage limit reached"))),
+                "{err}"
+            );
+        }
+        let on_b = w.stub.turn_requests(KEY_B);
+        let asked = on_b
+            .iter()
+            .filter(|b| user_texts(b).last().map(String::as_str) == Some("anyone?"));
+        assert_eq!(asked.count(), 1, "b was asked once, not once per attempt");
     }
 }
 
@@ -229,5 +251,27 @@ fn a_background_task_that_hits_the_limit_goes_on_on_the_next_account() {
         // The notice is in the job's log, where /codex:status shows it, once.
         let log = std::fs::read_to_string(job["logFile"].as_str().unwrap()).unwrap();
         assert_eq!(log.matches(NOTICE).count(), 1, "{log}");
+    }
+}
+
+#[test]
+fn a_review_that_hits_the_limit_starts_again_on_the_next_account() {
+    for codex in real_codexes() {
+        eprintln!("-- against {}", codex.display());
+        let Some(w) = World::new(&codex) else { return };
+        std::fs::write(w.ws.join("notes.txt"), "a change to review\n").unwrap();
+        w.stub.set_limited(KEY_A, true);
+        let out = w.run(&["a,b", "review"]);
+        let err = stderr(&out);
+        assert!(out.status.success(), "{} {err}", stdout(&out));
+        let notice = "codex-as: a: usage limit reached; the thread moved to 'b' and the review starts again there";
+        assert_eq!(err.matches(notice).count(), 1, "one notice: {err}");
+        assert_eq!(w.stub.turn_requests(KEY_A).len(), 1, "a refused it once");
+        assert_eq!(w.stub.turn_requests(KEY_B).len(), 1, "b reviewed once");
+        assert!(
+            stdout(&out).contains("echo:"),
+            "b's review reached the companion: {}",
+            stdout(&out)
+        );
     }
 }

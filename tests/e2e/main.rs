@@ -27,3 +27,4 @@ mod quota_sources;
 mod run_as;
 mod shell_init;
 mod shell_lint;
+mod threads_across;
