@@ -18,8 +18,8 @@ use crate::account::spec::AccountSpec;
 use crate::account::{Account, Accounts};
 use crate::broker::{client, protocol, runtime_dir};
 use crate::fallback::here::{self, Readings};
-use crate::handover::spawn::Handover;
 use crate::handover::route::Route;
+use crate::handover::spawn::Handover;
 
 /// How long a relay may take to say what it is: the status line runs on every refresh.
 const ASK_TIMEOUT: Duration = Duration::from_millis(800);

@@ -130,14 +130,7 @@ fn show_status() -> anyhow::Result<u8> {
     };
     let account = &now_on.account;
     let home = account.canonical_home();
-    if now_on.how == How::Named {
-        crate::outln!(
-            "account: {} ({})\n  chosen by: {}",
-            account.name,
-            home.display(),
-            chosen.why
-        )?;
-    } else {
+    if now_on.how != How::Named {
         crate::outln!(
             "account: {} (sessions here hand a turn over to the next account when one reaches its usage limit)\n  in use: {} ({}): {}\n  chosen by: {}",
             chosen.label(),
@@ -146,10 +139,14 @@ fn show_status() -> anyhow::Result<u8> {
             now_on.describe(&chosen),
             chosen.why
         )?;
-    }
-    if now_on.how != How::Named {
         return show_relay(&now_on);
     }
+    crate::outln!(
+        "account: {} ({})\n  chosen by: {}",
+        account.name,
+        home.display(),
+        chosen.why
+    )?;
     match broker_here(&home) {
         Some((endpoint, st)) => crate::outln!(
             "broker: up at {endpoint} (pid {}, {} client(s), {})",
