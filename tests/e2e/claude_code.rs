@@ -541,6 +541,70 @@ fn a_cwd_change_moves_the_session_to_the_other_account() {
     assert_eq!(w.holders("alice"), 0, "and left alice");
 }
 
+/// A `cd` from a project on one account into one pinned to a list moves the session to the
+/// list's relay (its lease too), and back: the CwdChanged env file is rewritten each time.
+#[test]
+fn a_cwd_change_into_a_project_on_a_list_moves_the_session_to_its_relay() {
+    let Some(w) = World::new() else { return };
+    let list = w.project("pab", "bob, alice");
+    let s = w.session(SESSION_A);
+    w.start(&s, &w.pa);
+    assert_eq!(w.holders("alice"), 1);
+    let relay_holders = || {
+        let status = stdout(&w.cas_in(&list, &["claude", "status"]));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("sessions holding the relay: "))
+            .map(|n| n.trim().parse::<usize>().unwrap())
+            .unwrap_or_else(|| panic!("no relay holders in {status}"))
+    };
+    let out = w.hook(
+        &s,
+        "CwdChanged",
+        &w.pa,
+        serde_json::json!({"old_cwd": w.pa, "new_cwd": list}),
+    );
+    assert_eq!(stdout(&out), "");
+    let env = std::fs::read_to_string(s.dir.join("cwdchanged-hook-0.sh")).unwrap();
+    assert!(
+        env.contains("export CODEX_AS_ACCOUNT='bob,alice'\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains(&format!(
+            "export CODEX_HOME='{}'\n",
+            w.home("bob").display()
+        )),
+        "the list's first account's home: {env}"
+    );
+    let line = format!(
+        "{} \"moved-to-the-list\"",
+        w.line("agents/codex-rescue.md", "task", "")
+    );
+    let out = w.bash(&s, &list, &line);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        w.served("turn/start", "moved-to-the-list"),
+        Some(w.home("bob")),
+        "the relay starts work on the list's first account"
+    );
+    assert_eq!(relay_holders(), 1, "the lease moved to the relay");
+    assert_eq!(w.holders("alice"), 0, "and left alice's broker");
+
+    let out = w.hook(
+        &s,
+        "CwdChanged",
+        &list,
+        serde_json::json!({"old_cwd": list, "new_cwd": w.pa}),
+    );
+    assert_eq!(stdout(&out), "");
+    let env = std::fs::read_to_string(s.dir.join("cwdchanged-hook-0.sh")).unwrap();
+    assert!(env.contains("export CODEX_AS_ACCOUNT='alice'\n"), "{env}");
+    assert_eq!(relay_holders(), 0);
+    assert_eq!(w.holders("alice"), 1);
+    w.end(&s, &w.pa);
+}
+
 /// A Claude Code started with `codex-as bob -- claude` stays on bob in alice's project, and a
 /// folder change does not move it: naming an account wins.
 #[test]
