@@ -143,7 +143,7 @@ function __codex_as_complete
         printf '%s\t%s\n' 'remove' 'Remove an account from the config (its home folder is never deleted)'
         printf '%s\t%s\n' 'list' 'List accounts: name, home, whether it exists, how it is logged in'
         printf '%s\t%s\n' 'which' 'Print an account\'s home folder; with no name, which account this folder uses and why'
-        printf '%s\t%s\n' 'pin' 'Pin this folder (and below) to an account: writes ./.codex-account, meant to be committed'
+        printf '%s\t%s\n' 'pin' 'Pin this folder (and below) to an account, a list or auto: writes ./.codex-account, meant to be committed'
         printf '%s\t%s\n' 'claude' 'Put Claude Code\'s /codex:* commands on each project\'s account (hooks in Claude\'s settings)'
         printf '%s\t%s\n' 'login' 'Create an account\'s home when missing and run `codex login` as it'
         printf '%s\t%s\n' 'env' 'Print shell code that switches the current shell to an account'

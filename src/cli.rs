@@ -69,9 +69,9 @@ pub enum Command {
         after_help = "Examples:\n  ls \"$(codex-as which work)\"/sessions\n  codex-as which            this folder's account, and the file or config line that chose it"
     )]
     Which(WhichArgs),
-    /// Pin this folder (and below) to an account: writes ./.codex-account, meant to be committed
+    /// Pin this folder (and below) to an account, a list or auto: writes ./.codex-account, meant to be committed
     #[command(
-        after_help = "Examples:\n  codex-as pin work          then `codex-as task ...` here runs as 'work'\n  codex-as pin --unset       remove ./.codex-account\n\nFor folders you cannot add a file to, map them in the config instead:\n  [directories]\n  \"~/work/acme\" = \"work\""
+        after_help = "Examples:\n  codex-as pin work            then `codex-as task ...` here runs as 'work'\n  codex-as pin work,personal   ... as 'work', going on as 'personal' when work runs out\n  codex-as pin auto            ... as the account with the most quota left\n  codex-as pin --unset         remove ./.codex-account\n\nFor folders you cannot add a file to, map them in the config instead:\n  [directories]\n  \"~/work/acme\" = \"work\"\n  \"~/oss\" = \"work, personal\""
     )]
     Pin(PinArgs),
     /// Put Claude Code's /codex:* commands on each project's account (hooks in Claude's settings)
@@ -151,9 +151,9 @@ pub struct WhichArgs {
 
 #[derive(Debug, Args)]
 pub struct PinArgs {
-    /// Account name
-    #[arg(required_unless_present = "unset", conflicts_with = "unset")]
-    pub name: Option<String>,
+    /// Account name, list (work,personal) or auto
+    #[arg(num_args = 1.., required_unless_present = "unset", conflicts_with = "unset")]
+    pub name: Vec<String>,
     /// Remove this folder's .codex-account
     #[arg(long)]
     pub unset: bool,

@@ -10,6 +10,7 @@ use std::ops::Range;
 
 use toml_edit::{Item, Table, Value};
 
+use crate::account::spec::AccountSpec;
 use crate::account::{DEFAULT, names};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,21 +229,30 @@ pub fn check(text: &str, known_account: &dyn Fn(&str) -> bool) -> Vec<Finding> {
         }
     }
 
-    // `[directories]`: folder = account. A name that is no account is only a warning here: the
-    // folder's commands say it loudly when they run there.
+    // `[directories]`: folder = account, list (`"work, personal"`) or `auto`. A name that is no
+    // account is only a warning here: the folder's commands say it loudly when they run there.
     if let Some(dirs) = w.table(root, "directories") {
         for (folder, item) in dirs.iter() {
             let key = format!("directories.{folder}");
-            if let Some(name) = w.string(&key, item)
-                && !known_account(name)
-                && !configured(name)
-            {
-                w.at(
-                    Severity::Warning,
-                    &key,
-                    item.span(),
-                    format!("'{name}' is not an account (see `codex-as list`)"),
-                );
+            let Some(value) = w.string(&key, item) else {
+                continue;
+            };
+            let spec = match AccountSpec::parse(value) {
+                Ok(spec) => spec,
+                Err(e) => {
+                    w.at(Severity::Warning, &key, item.span(), e.0);
+                    continue;
+                }
+            };
+            for name in spec.names() {
+                if !known_account(name) && !configured(name) {
+                    w.at(
+                        Severity::Warning,
+                        &key,
+                        item.span(),
+                        format!("'{name}' is not an account (see `codex-as list`)"),
+                    );
+                }
             }
         }
     }
@@ -351,6 +361,32 @@ mod tests {
         assert!(example.contains("[quota]"), "{example}");
         let found = check(example, &|_| true);
         assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn directories_take_a_list_or_auto_and_name_each_unknown_account() {
+        let text = "[directories]\n\"/a\" = \"default, wrok\"\n\"/b\" = \"auto\"\n\"/c\" = \"default,default\"\n\"/d\" = \"default\"\n";
+        let found = check(text, &|n| n == DEFAULT);
+        let got: Vec<(String, usize, String)> = found
+            .iter()
+            .map(|f| (f.key.clone(), f.line, f.message.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "directories./a".into(),
+                    2,
+                    "'wrok' is not an account (see `codex-as list`)".into()
+                ),
+                (
+                    "directories./c".into(),
+                    4,
+                    "account 'default' appears twice in 'default,default'".into()
+                ),
+            ]
+        );
+        assert!(found.iter().all(|f| f.severity == Severity::Warning));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Which account a folder uses, and why: the one rule every codex-as command that names no
 //! account follows (`codex-as task`, `codex-as -- CMD`, `which`, the Claude Code hook, the
-//! status line).
+//! status line). What is found is an [`AccountSpec`]: one account, or, from a pin file, a
+//! `[directories]` entry or a Claude Code session on one, a list (`work, personal`) or `auto`.
+//! Choosing one account of a list needs the quota rules, so that is `fallback::here`'s job.
 //!
 //! In order:
 //! 1. `CODEX_AS_ACCOUNT` in the environment: the process was started by `codex-as NAME -- ...`
@@ -20,6 +22,7 @@ use super::config::{self, Config};
 use super::env::ACCOUNT_MARKER;
 use super::login_state::{self, LoginState};
 use super::pin_file::{self, Pin, PinError};
+use super::spec::AccountSpec;
 use super::{Account, AccountError, Accounts, DEFAULT};
 use crate::sys::fsutil;
 
@@ -77,7 +80,7 @@ impl Why {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectoryAccount {
-    pub name: String,
+    pub spec: AccountSpec,
     pub why: Why,
 }
 
@@ -89,6 +92,12 @@ pub enum DirectoryError {
         "{ACCOUNT_MARKER}={value:?} in the environment is not an account name ({reason}): unset it, or `codex-as use --unset`"
     )]
     BadSession { value: String, reason: String },
+    #[error("[directories] \"{key}\" in {}: {reason}; fix the entry", .config.display())]
+    BadEntry {
+        config: PathBuf,
+        key: String,
+        reason: String,
+    },
     #[error("{why} names the account '{name}', which {problem}: fix {file}{hint}", file = .why.file().map(|p| p.display().to_string()).unwrap_or_default())]
     Unusable {
         name: String,
@@ -96,6 +105,10 @@ pub enum DirectoryError {
         problem: String,
         hint: String,
     },
+    #[error(
+        "{why} names '{spec}', which is not one account: it is chosen among them where it runs"
+    )]
+    NotOne { spec: String, why: Why },
     #[error("{ACCOUNT_MARKER}={name} in the environment: {source}")]
     SessionAccount { name: String, source: AccountError },
     #[error("CODEX_HOME={} in the environment is not the home of any codex-as account: add it (`codex-as add NAME --home {}`), pin this folder (`codex-as pin NAME`), or unset CODEX_HOME", .0.display(), .0.display())]
@@ -118,28 +131,39 @@ pub fn resolve(
     session: Option<&str>,
     codex_home: Option<&Path>,
 ) -> Result<DirectoryAccount, DirectoryError> {
-    if let Some(name) = session {
-        super::names::check(name).map_err(|reason| DirectoryError::BadSession {
-            value: name.to_string(),
+    if let Some(value) = session {
+        // A Claude Code session on a folder pinned to a list carries the list (see
+        // `claude::hook`): `codex-as task` typed in that session runs as the list too.
+        let bad = |reason: String| DirectoryError::BadSession {
+            value: value.to_string(),
             reason,
-        })?;
+        };
+        let spec = AccountSpec::parse(value).map_err(|e| bad(e.0))?;
+        for name in spec.names() {
+            super::names::check(name).map_err(bad)?;
+        }
         return Ok(DirectoryAccount {
-            name: name.to_string(),
+            spec,
             why: Why::Session,
         });
     }
     let dir = fsutil::canonical(dir);
     let entry = config_entry(&dir, &accounts.config, &accounts.home_dir);
     let floor = entry.as_ref().map_or(0, |(depth, _, _)| *depth);
-    if let Some(Pin { path, name, line }) = pin_file::find_deeper_than(&dir, floor)? {
+    if let Some(Pin { path, spec, line }) = pin_file::find_deeper_than(&dir, floor)? {
         return Ok(DirectoryAccount {
-            name,
+            spec,
             why: Why::PinFile { path, line },
         });
     }
-    if let Some((_, key, name)) = entry {
+    if let Some((_, key, value)) = entry {
+        let spec = AccountSpec::parse(&value).map_err(|e| DirectoryError::BadEntry {
+            config: accounts.config_path.clone(),
+            key: key.clone(),
+            reason: e.0,
+        })?;
         return Ok(DirectoryAccount {
-            name,
+            spec,
             why: Why::Config {
                 config: accounts.config_path.clone(),
                 key,
@@ -153,14 +177,14 @@ pub fn resolve(
             .find(|a| super::same_home(&a.home, home))
             .ok_or_else(|| DirectoryError::UnknownCodexHome(home.to_path_buf()))?;
         return Ok(DirectoryAccount {
-            name: account.name,
+            spec: AccountSpec::One(account.name),
             why: Why::CodexHome {
                 home: home.to_path_buf(),
             },
         });
     }
     Ok(DirectoryAccount {
-        name: DEFAULT.into(),
+        spec: AccountSpec::One(DEFAULT.into()),
         why: Why::Default,
     })
 }
@@ -179,68 +203,109 @@ fn config_entry(dir: &Path, config: &Config, home: &Path) -> Option<(usize, Stri
 }
 
 impl DirectoryAccount {
-    /// The account itself, ready to run as. A pin or config entry naming an account that is
-    /// unknown, has no home, or is logged out is an error naming the file to fix: running as
-    /// any other account instead would be the silent switch codex-as exists to prevent.
+    /// The account, list or `auto` as the user wrote it (`work,personal`), for messages.
+    pub fn label(&self) -> String {
+        self.spec.to_string()
+    }
+
+    /// The account itself, ready to run as, when the folder names one. A pin or config entry
+    /// naming an account that is unknown, has no home, or is logged out is an error naming the
+    /// file to fix: running as any other account instead would be the silent switch codex-as
+    /// exists to prevent. A list or `auto` is [`DirectoryAccount::route`]'s, then
+    /// `fallback::here`'s.
     pub fn account(&self, accounts: &Accounts) -> Result<Account, DirectoryError> {
+        match &self.spec {
+            AccountSpec::One(name) => self.one(accounts, name),
+            AccountSpec::List(_) | AccountSpec::Auto => Err(DirectoryError::NotOne {
+                spec: self.label(),
+                why: self.why.clone(),
+            }),
+        }
+    }
+
+    /// Every account the folder may run as, in the spec's order: one, a list's (each known and
+    /// with a home, or an error naming the file, as for one), or for `auto` all of them. Whether
+    /// each is logged in or has quota left is for the fallback rules to weigh, as for
+    /// `codex-as work,personal ...`.
+    pub fn route(&self, accounts: &Accounts) -> Result<Vec<Account>, DirectoryError> {
+        match &self.spec {
+            AccountSpec::One(name) => Ok(vec![self.one(accounts, name)?]),
+            AccountSpec::List(names) => names
+                .iter()
+                .map(|name| self.member(accounts, name))
+                .collect(),
+            AccountSpec::Auto => Ok(accounts.all()),
+        }
+    }
+
+    fn unusable(&self, name: &str, problem: String, hint: String) -> DirectoryError {
+        DirectoryError::Unusable {
+            name: name.to_string(),
+            why: self.why.clone(),
+            problem,
+            hint,
+        }
+    }
+
+    /// A name of the spec, known and with a home.
+    fn member(&self, accounts: &Accounts, name: &str) -> Result<Account, DirectoryError> {
         match &self.why {
-            Why::Session | Why::CodexHome { .. } => {
+            Why::Session | Why::CodexHome { .. } | Why::Default => {
                 accounts
-                    .require(&self.name)
+                    .require(name)
                     .map_err(|source| DirectoryError::SessionAccount {
-                        name: self.name.clone(),
-                        source,
-                    })
-            }
-            Why::Default => {
-                accounts
-                    .require(DEFAULT)
-                    .map_err(|source| DirectoryError::SessionAccount {
-                        name: DEFAULT.into(),
+                        name: name.to_string(),
                         source,
                     })
             }
             Why::PinFile { .. } | Why::Config { .. } => {
-                let unusable = |problem: String, hint: String| DirectoryError::Unusable {
-                    name: self.name.clone(),
-                    why: self.why.clone(),
-                    problem,
-                    hint,
-                };
-                let account = accounts.resolve(&self.name).map_err(|e| match e {
-                    AccountError::Unknown { suggestion, .. } => unusable(
+                let account = accounts.resolve(name).map_err(|e| match e {
+                    AccountError::Unknown { suggestion, .. } => self.unusable(
+                        name,
                         "codex-as does not know".into(),
                         match suggestion {
                             Some(s) => format!(" (did you mean '{s}'?)"),
-                            None => format!(
-                                ", or create the account with `codex-as login {}`",
-                                self.name
-                            ),
+                            None => format!(", or create the account with `codex-as login {name}`"),
                         },
                     ),
-                    other => unusable(other.to_string(), String::new()),
+                    other => self.unusable(name, other.to_string(), String::new()),
                 })?;
-                if !account.exists() && self.name != DEFAULT {
-                    return Err(unusable(
+                if !account.exists() && name != DEFAULT {
+                    return Err(self.unusable(
+                        name,
                         format!("has no home at {}", account.home.display()),
-                        format!(", or run `codex-as login {}`", self.name),
-                    ));
-                }
-                if account.exists() && login_state::read(&account.home) == LoginState::LoggedOut {
-                    return Err(unusable(
-                        "is not logged in".into(),
-                        format!(", or run `codex-as login {}`", self.name),
+                        format!(", or run `codex-as login {name}`"),
                     ));
                 }
                 Ok(account)
             }
         }
     }
+
+    /// The one account named: a member that must also be logged in when a file chose it.
+    fn one(&self, accounts: &Accounts, name: &str) -> Result<Account, DirectoryError> {
+        let account = self.member(accounts, name)?;
+        if matches!(self.why, Why::PinFile { .. } | Why::Config { .. })
+            && account.exists()
+            && login_state::read(&account.home) == LoginState::LoggedOut
+        {
+            return Err(self.unusable(
+                name,
+                "is not logged in".into(),
+                format!(", or run `codex-as login {name}`"),
+            ));
+        }
+        Ok(account)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn one(name: &str) -> AccountSpec {
+        AccountSpec::One(name.into())
+    }
 
     struct World {
         _d: tempfile::TempDir,
@@ -275,22 +340,22 @@ mod tests {
     fn nothing_chosen_is_the_default() {
         let w = world("");
         let a = resolve(&w.root.join("src"), &w.accounts, None, None).unwrap();
-        assert_eq!((a.name.as_str(), a.why), ("default", Why::Default));
+        assert_eq!((a.label().as_str(), a.why), ("default", Why::Default));
     }
 
     #[test]
     fn the_nearest_pin_wins_and_says_where_it_is() {
         let w = world("");
-        pin_file::write(&w.root.join("src"), "alice").unwrap();
-        pin_file::write(&w.root.join("src/acme/api"), "bob").unwrap();
+        pin_file::write(&w.root.join("src"), &one("alice")).unwrap();
+        pin_file::write(&w.root.join("src/acme/api"), &one("bob")).unwrap();
         let a = resolve(&w.root.join("src/acme/api/deep"), &w.accounts, None, None).unwrap();
-        assert_eq!(a.name, "bob");
+        assert_eq!(a.label(), "bob");
         assert_eq!(
             a.why.file(),
             Some(w.root.join("src/acme/api/.codex-account").as_path())
         );
         let a = resolve(&w.root.join("src/acme"), &w.accounts, None, None).unwrap();
-        assert_eq!(a.name, "alice");
+        assert_eq!(a.label(), "alice");
     }
 
     #[test]
@@ -307,17 +372,17 @@ mod tests {
         );
         // The longest config prefix wins among config entries.
         let a = resolve(&w.root.join("src/acme/api"), &accounts, None, None).unwrap();
-        assert_eq!(a.name, "bob");
+        assert_eq!(a.label(), "bob");
         assert!(matches!(&a.why, Why::Config { key, .. } if key.ends_with("/src/acme")));
         // A pin deeper than the entry wins.
-        pin_file::write(&w.root.join("src/acme/api"), "alice").unwrap();
+        pin_file::write(&w.root.join("src/acme/api"), &one("alice")).unwrap();
         let a = resolve(&w.root.join("src/acme/api/deep"), &accounts, None, None).unwrap();
-        assert_eq!(a.name, "alice");
+        assert_eq!(a.label(), "alice");
         // A pin in the same folder as an entry loses; one above it is not even read.
-        pin_file::write(&w.root.join("src/acme"), "alice").unwrap();
+        pin_file::write(&w.root.join("src/acme"), &one("alice")).unwrap();
         std::fs::write(w.root.join("src/.codex-account"), "two\nnames\n").unwrap();
         let a = resolve(&w.root.join("src/acme"), &accounts, None, None).unwrap();
-        assert_eq!(a.name, "bob");
+        assert_eq!(a.label(), "bob");
     }
 
     #[test]
@@ -326,15 +391,15 @@ mod tests {
         let link = w.root.join("link");
         std::os::unix::fs::symlink(w.root.join("src/acme"), &link).unwrap();
         let a = resolve(&link.join("api"), &w.accounts, None, None).unwrap();
-        assert_eq!(a.name, "bob");
+        assert_eq!(a.label(), "bob");
     }
 
     #[test]
     fn the_session_wins_over_everything() {
         let w = world("");
-        pin_file::write(&w.root.join("src"), "alice").unwrap();
+        pin_file::write(&w.root.join("src"), &one("alice")).unwrap();
         let a = resolve(&w.root.join("src"), &w.accounts, Some("bob"), None).unwrap();
-        assert_eq!((a.name.as_str(), a.why), ("bob", Why::Session));
+        assert_eq!((a.label().as_str(), a.why), ("bob", Why::Session));
         assert!(resolve(&w.root, &w.accounts, Some("a b"), None).is_err());
     }
 
@@ -343,11 +408,15 @@ mod tests {
         let w = world("");
         let bob = w.accounts.home_dir.join(".codex-bob");
         let a = resolve(&w.root.join("src"), &w.accounts, None, Some(&bob)).unwrap();
-        assert_eq!(a.name, "bob");
+        assert_eq!(a.label(), "bob");
         assert!(matches!(a.why, Why::CodexHome { .. }));
-        pin_file::write(&w.root.join("src"), "alice").unwrap();
+        pin_file::write(&w.root.join("src"), &one("alice")).unwrap();
         let a = resolve(&w.root.join("src"), &w.accounts, None, Some(&bob)).unwrap();
-        assert_eq!(a.name, "alice", "a pin wins over an inherited CODEX_HOME");
+        assert_eq!(
+            a.label(),
+            "alice",
+            "a pin wins over an inherited CODEX_HOME"
+        );
         let e = resolve(&w.root, &w.accounts, None, Some(Path::new("/nowhere/x")))
             .unwrap_err()
             .to_string();
@@ -358,7 +427,7 @@ mod tests {
     fn unknown_or_logged_out_pins_name_the_file_to_fix() {
         let w = world("");
         let dir = w.root.join("src");
-        pin_file::write(&dir, "alcie").unwrap();
+        pin_file::write(&dir, &one("alcie")).unwrap();
         let d = resolve(&dir, &w.accounts, None, None).unwrap();
         let e = d.account(&w.accounts).unwrap_err().to_string();
         assert!(
@@ -366,13 +435,81 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("did you mean 'alice'"), "{e}");
-        pin_file::write(&dir, "carol").unwrap();
+        pin_file::write(&dir, &one("carol")).unwrap();
         let d = resolve(&dir, &w.accounts, None, None).unwrap();
         let e = d.account(&w.accounts).unwrap_err().to_string();
         assert!(e.contains("is not logged in"), "{e}");
         assert!(e.contains("codex-as login carol"), "{e}");
-        pin_file::write(&dir, "bob").unwrap();
+        pin_file::write(&dir, &one("bob")).unwrap();
         let d = resolve(&dir, &w.accounts, None, None).unwrap();
         assert_eq!(d.account(&w.accounts).unwrap().name, "bob");
+    }
+
+    #[test]
+    fn a_list_or_auto_from_a_pin_an_entry_or_the_session() {
+        let w = world("");
+        let dir = w.root.join("src");
+        let list = AccountSpec::parse("bob, alice").unwrap();
+        pin_file::write(&dir, &list).unwrap();
+        let d = resolve(&dir, &w.accounts, None, None).unwrap();
+        assert_eq!(
+            (d.spec.clone(), d.label()),
+            (list.clone(), "bob,alice".into())
+        );
+        let route: Vec<String> = d
+            .route(&w.accounts)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(route, ["bob", "alice"], "the list's order");
+        // One account is chosen among them elsewhere (quota rules), never silently here.
+        let e = d.account(&w.accounts).unwrap_err().to_string();
+        assert!(
+            e.contains("names 'bob,alice', which is not one account"),
+            "{e}"
+        );
+        // A logged-out member is the fallback rules' to skip; an unknown one is the file's fault.
+        pin_file::write(&dir, &AccountSpec::parse("carol,bob").unwrap()).unwrap();
+        let d = resolve(&dir, &w.accounts, None, None).unwrap();
+        assert_eq!(d.route(&w.accounts).unwrap().len(), 2);
+        pin_file::write(&dir, &AccountSpec::parse("bob,alcie").unwrap()).unwrap();
+        let d = resolve(&dir, &w.accounts, None, None).unwrap();
+        let e = d.route(&w.accounts).unwrap_err().to_string();
+        assert!(e.contains("names the account 'alcie'"), "{e}");
+        assert!(e.contains("did you mean 'alice'"), "{e}");
+        assert!(
+            e.contains(&format!("{}/.codex-account", dir.display())),
+            "{e}"
+        );
+
+        pin_file::write(&dir, &AccountSpec::Auto).unwrap();
+        let d = resolve(&dir, &w.accounts, None, None).unwrap();
+        assert_eq!(d.spec, AccountSpec::Auto);
+        assert_eq!(d.route(&w.accounts).unwrap().len(), w.accounts.all().len());
+
+        let text = format!(
+            "[directories]\n\"{0}/src/acme\" = \"alice, bob\"\n\"{0}/src/acme/api\" = \"alice,,bob\"\n",
+            w.root.display()
+        );
+        let accounts = Accounts::new(
+            Config::parse(&text).unwrap(),
+            w.root.join("config.toml"),
+            w.accounts.home_dir.clone(),
+        );
+        let d = resolve(&w.root.join("src/acme"), &accounts, None, None).unwrap();
+        assert_eq!(d.label(), "alice,bob");
+        assert!(matches!(d.why, Why::Config { .. }));
+        let e = resolve(&w.root.join("src/acme/api"), &accounts, None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/src/acme/api\" in"), "{e}");
+        assert!(e.contains("empty name"), "{e}");
+
+        // A session started on a list carries it.
+        let d = resolve(&dir, &w.accounts, Some("alice,bob"), None).unwrap();
+        assert_eq!((d.label(), d.why), ("alice,bob".into(), Why::Session));
+        assert!(resolve(&dir, &w.accounts, Some("alice,a b"), None).is_err());
+        assert!(resolve(&dir, &w.accounts, Some("alice,,bob"), None).is_err());
     }
 }

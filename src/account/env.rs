@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::process::Command;
 
+use crate::account::spec::AccountSpec;
 use crate::account::{Account, DEFAULT};
 
 pub const CODEX_HOME: &str = "CODEX_HOME";
@@ -88,6 +89,18 @@ impl EnvPlan {
         EnvPlan { set, unset }
     }
 
+    /// A Claude Code session on a list or `auto`: `first`'s environment, with `spec` as the
+    /// marker, so that codex-as run inside the session (`which`, `codex-as task`) sees the list.
+    pub fn for_route(first: &Account, spec: &AccountSpec) -> EnvPlan {
+        let mut plan = EnvPlan::for_account(first);
+        for (name, value) in plan.set.iter_mut() {
+            if name == ACCOUNT_MARKER {
+                *value = spec.to_string().into();
+            }
+        }
+        plan
+    }
+
     pub fn apply(&self, cmd: &mut Command) {
         for name in &self.unset {
             cmd.env_remove(name);
@@ -133,6 +146,20 @@ mod tests {
             !plan.unset.contains(&"OPENAI_API_KEY".to_string()),
             "pass_env keeps it"
         );
+    }
+
+    #[test]
+    fn a_route_marks_its_spec_on_the_first_accounts_home() {
+        let d = tempfile::tempdir().unwrap();
+        let spec = AccountSpec::parse("alice,bob").unwrap();
+        let plan = EnvPlan::for_route(&account("alice", d.path(), &[]), &spec);
+        let one = EnvPlan::for_account(&account("alice", d.path(), &[]));
+        assert_eq!(plan.set[0], one.set[0]);
+        assert_eq!(
+            plan.set[1],
+            (ACCOUNT_MARKER.to_string(), "alice,bob".into())
+        );
+        assert_eq!(plan.unset, one.unset);
     }
 
     #[test]

@@ -1,12 +1,16 @@
 //! The `.codex-account` pin file: which account a project uses, committed with it.
 //!
 //! The format is made to be edited by hand and to survive a commit: the first line that is not
-//! blank and not a `#` comment is the account name (trimmed); any other such line is an error
-//! naming the file and the line, so a merge that leaves two names is never half-read.
+//! blank and not a `#` comment is the account (trimmed): one name, a list to fall back along
+//! (`work, personal`), or `auto`, as on the command line (`account::spec`). Any other such line
+//! is an error naming the file and the line, so a merge that leaves two names is never
+//! half-read.
 
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use super::spec::AccountSpec;
 
 pub const FILE_NAME: &str = ".codex-account";
 
@@ -17,7 +21,7 @@ pub enum PinError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}: line {line}: only one account name may be given (found {found:?} after {first:?}); keep one line, or delete the file with `codex-as pin --unset`", .path.display())]
+    #[error("{}: line {line}: only one line may name the account (found {found:?} after {first:?}); keep one line (a list is written on one: `work, personal`), or delete the file with `codex-as pin --unset`", .path.display())]
     ExtraLine {
         path: PathBuf,
         line: usize,
@@ -26,6 +30,8 @@ pub enum PinError {
     },
     #[error("{} names no account: write one account name in it, or delete it", .path.display())]
     Empty { path: PathBuf },
+    #[error("{}: {reason}; fix the file", .path.display())]
+    BadSpec { path: PathBuf, reason: String },
     #[error("{}: account name '{name}' {reason}; fix the file", .path.display())]
     BadName {
         path: PathBuf,
@@ -41,11 +47,11 @@ pub enum PinError {
     },
 }
 
-/// A pin file that was read: where it is and the account it names.
+/// A pin file that was read: where it is and the account (or list, or `auto`) it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pin {
     pub path: PathBuf,
-    pub name: String,
+    pub spec: AccountSpec,
     /// 1-based line of the name, for messages.
     pub line: usize,
 }
@@ -112,46 +118,52 @@ fn untrusted(meta: &std::fs::Metadata) -> Option<String> {
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<Pin, PinError> {
-    let mut found: Option<Pin> = None;
+    let mut found: Option<(usize, &str)> = None;
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        if let Some(first) = &found {
+        if let Some((_, first)) = found {
             return Err(PinError::ExtraLine {
                 path: path.to_path_buf(),
                 line: i + 1,
-                first: first.name.clone(),
+                first: first.to_string(),
                 found: line.to_string(),
             });
         }
-        found = Some(Pin {
-            path: path.to_path_buf(),
-            name: line.to_string(),
-            line: i + 1,
-        });
+        found = Some((i + 1, line));
     }
-    let pin = found.ok_or_else(|| PinError::Empty {
+    let (line, raw) = found.ok_or_else(|| PinError::Empty {
         path: path.to_path_buf(),
     })?;
-    crate::account::names::check(&pin.name).map_err(|reason| PinError::BadName {
+    let spec = AccountSpec::parse(raw).map_err(|e| PinError::BadSpec {
         path: path.to_path_buf(),
-        name: pin.name.clone(),
-        reason,
+        reason: e.0,
     })?;
-    Ok(pin)
+    for name in spec.names() {
+        crate::account::names::check(name).map_err(|reason| PinError::BadName {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            reason,
+        })?;
+    }
+    Ok(Pin {
+        path: path.to_path_buf(),
+        spec,
+        line,
+    })
 }
 
-/// The text `codex-as pin NAME` writes.
-pub fn render(name: &str) -> String {
+/// The text `codex-as pin SPEC` writes.
+pub fn render(spec: &AccountSpec) -> String {
     format!(
-        "# The Codex account for this folder and below (codex-as: `codex-as which` explains).\n{name}\n"
+        "# The Codex account for this folder and below (codex-as: `codex-as which` explains).\n{spec}\n"
     )
 }
 
-/// Writes `dir/.codex-account` naming `name`, atomically, mode 0644: it is meant to be committed.
-pub fn write(dir: &Path, name: &str) -> Result<PathBuf, PinError> {
+/// Writes `dir/.codex-account` naming `spec`, atomically, mode 0644: it is meant to be committed.
+pub fn write(dir: &Path, spec: &AccountSpec) -> Result<PathBuf, PinError> {
     let path = dir.join(FILE_NAME);
     let err = |source| PinError::Write {
         path: path.clone(),
@@ -163,7 +175,7 @@ pub fn write(dir: &Path, name: &str) -> Result<PathBuf, PinError> {
         .permissions(std::fs::Permissions::from_mode(0o644))
         .tempfile_in(dir)
         .map_err(err)?;
-    tmp.write_all(render(name).as_bytes()).map_err(err)?;
+    tmp.write_all(render(spec).as_bytes()).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(&path).map_err(|e| err(e.error))?;
     Ok(path)
@@ -211,8 +223,34 @@ mod tests {
     fn reads_the_first_name_and_skips_comments_and_blanks() {
         let p = Path::new("/x/.codex-account");
         let pin = parse(p, "# work projects\n\n  alice  \n# trailing comment\n").unwrap();
-        assert_eq!(pin.name, "alice");
+        assert_eq!(pin.spec, AccountSpec::One("alice".into()));
         assert_eq!(pin.line, 3);
+    }
+
+    #[test]
+    fn a_list_or_auto_is_one_line() {
+        let p = Path::new("/x/.codex-account");
+        let list = AccountSpec::List(vec!["work".into(), "personal".into()]);
+        for text in [
+            "work, personal\n",
+            "work,personal",
+            "# both\n work ,personal \n",
+        ] {
+            assert_eq!(parse(p, text).unwrap().spec, list, "{text:?}");
+        }
+        assert_eq!(parse(p, "auto\n").unwrap().spec, AccountSpec::Auto);
+        let e = parse(p, "work,,personal\n").unwrap_err().to_string();
+        assert!(e.starts_with("/x/.codex-account: account list"), "{e}");
+        assert!(e.contains("empty name"), "{e}");
+        let e = parse(p, "work, auto\n").unwrap_err().to_string();
+        assert!(e.contains("use it alone"), "{e}");
+        let e = parse(p, "work, -x\n").unwrap_err().to_string();
+        assert!(e.contains("account name '-x'"), "{e}");
+        let e = parse(p, "work\npersonal\n").unwrap_err().to_string();
+        assert!(e.contains("a list is written on one"), "{e}");
+        // What `pin` writes reads back as the same spec.
+        let back = parse(p, &render(&list)).unwrap();
+        assert_eq!((back.spec, back.line), (list, 2));
     }
 
     #[test]
@@ -233,7 +271,7 @@ mod tests {
         let root = std::fs::canonicalize(d.path()).unwrap();
         let deep = root.join("a/b");
         std::fs::create_dir_all(&deep).unwrap();
-        let path = write(&root, "bob").unwrap();
+        let path = write(&root, &AccountSpec::One("bob".into())).unwrap();
         assert_eq!(
             std::fs::metadata(&path).unwrap().mode() & 0o777,
             0o644,
@@ -241,11 +279,13 @@ mod tests {
         );
         let pin = find(&deep).unwrap().unwrap();
         assert_eq!(
-            (pin.name.as_str(), pin.path.as_path()),
+            (pin.spec.to_string().as_str(), pin.path.as_path()),
             ("bob", path.as_path())
         );
         assert_eq!(remove(&deep).unwrap(), Removed::NoFile);
-        assert!(matches!(remove(&root).unwrap(), Removed::Removed(p) if p.name == "bob"));
+        assert!(
+            matches!(remove(&root).unwrap(), Removed::Removed(p) if p.spec.one() == Some("bob"))
+        );
         assert_eq!(find(&deep).unwrap(), None);
     }
 

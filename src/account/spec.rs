@@ -46,6 +46,35 @@ impl AccountSpec {
         }
         Ok(AccountSpec::List(names))
     }
+
+    /// The names it gives, in order (none for `auto`, which means every account).
+    pub fn names(&self) -> Vec<&str> {
+        match self {
+            AccountSpec::One(n) => vec![n.as_str()],
+            AccountSpec::List(names) => names.iter().map(String::as_str).collect(),
+            AccountSpec::Auto => Vec::new(),
+        }
+    }
+
+    /// The one account it names, when it names exactly one.
+    pub fn one(&self) -> Option<&str> {
+        match self {
+            AccountSpec::One(n) => Some(n),
+            AccountSpec::List(_) | AccountSpec::Auto => None,
+        }
+    }
+}
+
+/// As a user writes it on the command line (`alice`, `alice,bob`, `auto`): [`AccountSpec::parse`]
+/// reads it back.
+impl std::fmt::Display for AccountSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AccountSpec::One(n) => f.write_str(n),
+            AccountSpec::List(names) => f.write_str(&names.join(",")),
+            AccountSpec::Auto => f.write_str(AUTO),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -61,6 +90,11 @@ mod tests {
             parse("alice, bob").unwrap(),
             AccountSpec::List(vec!["alice".into(), "bob".into()])
         );
+        assert_eq!(
+            parse("alice,bob").unwrap(),
+            parse(" alice ,bob ").unwrap(),
+            "spaces around a name do not count"
+        );
         assert!(parse("alice,,bob").unwrap_err().0.contains("empty name"));
         assert!(parse("alice,auto").unwrap_err().0.contains("use it alone"));
         assert!(
@@ -69,5 +103,22 @@ mod tests {
                 .0
                 .contains("appears twice")
         );
+    }
+
+    #[test]
+    fn displays_as_it_parses_back() {
+        for (text, shown) in [
+            ("alice", "alice"),
+            ("alice, bob", "alice,bob"),
+            ("auto", "auto"),
+        ] {
+            let spec = AccountSpec::parse(text).unwrap();
+            assert_eq!(spec.to_string(), shown);
+            assert_eq!(AccountSpec::parse(shown).unwrap(), spec);
+        }
+        let list = AccountSpec::parse("b,a").unwrap();
+        assert_eq!((list.names(), list.one()), (vec!["b", "a"], None));
+        assert_eq!(AccountSpec::Auto.names(), Vec::<&str>::new());
+        assert_eq!(AccountSpec::parse("a").unwrap().one(), Some("a"));
     }
 }

@@ -3,7 +3,9 @@
 //! SessionStart (startup, resume, clear, compact) and CwdChanged: resolve the folder's account
 //! (`account::directory`), make sure a codex-as broker serves it, take the session's lease on it,
 //! and rewrite this hook's `CLAUDE_ENV_FILE` so every later Bash command and `!` line of the
-//! session runs on that account, pinned to that broker. SessionEnd: release the lease.
+//! session runs on that account, pinned to that broker. A folder on a list or `auto` gets the
+//! handover relay of its route instead (`handover`), leased the same way: the session's turns
+//! then go on on the next account when one runs out. SessionEnd: release the lease.
 //!
 //! Failures never leave the session on another account: the env file then holds exports that
 //! make every plugin call fail with the reason, and the hook prints it for the user
@@ -16,12 +18,15 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::account::directory::{self, Why};
+use crate::account::directory::{self, DirectoryAccount, Why};
 use crate::account::env::EnvPlan;
 use crate::account::{Account, Accounts};
 use crate::broker::lease;
 use crate::broker::pool as broker_pool;
 use crate::claude::env_file;
+use crate::fallback;
+use crate::handover;
+use crate::handover::route::Route;
 use crate::plugin::{locate as plugin, workspace};
 use crate::sys::{fsutil, runtime, tools};
 
@@ -170,6 +175,9 @@ struct Settled {
 fn settle(dir: &Path, session: Option<&str>) -> anyhow::Result<Settled> {
     let accounts = Accounts::load()?;
     let chosen = directory::for_directory(dir, &accounts)?;
+    if chosen.spec.one().is_none() {
+        return settle_route(&accounts, &chosen, dir, session);
+    }
     let account = chosen.account(&accounts)?;
     // A session's commands need the plugin; say so now rather than at the first /codex command.
     plugin::locate(None, &accounts.config, &accounts.home_dir)?;
@@ -185,6 +193,59 @@ fn settle(dir: &Path, session: Option<&str>) -> anyhow::Result<Settled> {
     };
     Ok(Settled {
         plan: EnvPlan::for_account(&account),
+        endpoint,
+        why,
+    })
+}
+
+/// A folder on a list or `auto`: the session's plugin calls go to the handover relay for that
+/// route, which runs each turn on the route's account and moves the thread on when one runs out,
+/// exactly as `codex-as work,personal task ...` does.
+fn settle_route(
+    accounts: &Accounts,
+    chosen: &DirectoryAccount,
+    dir: &Path,
+    session: Option<&str>,
+) -> anyhow::Result<Settled> {
+    let route = fallback::here::order(accounts, &chosen.spec, chosen.route(accounts)?);
+    plugin::locate(None, &accounts.config, &accounts.home_dir)?;
+    // CODEX_HOME is the route's first account's home (a list's first name, `auto`'s best by
+    // headroom as the session starts), not whichever account the relay is on: turns reach
+    // Codex through the relay, which picks the account for each connection and moves threads
+    // between homes itself, so this home serves only what bypasses it (the companion's own
+    // `codex app-server` when the relay is gone, `codex` typed in the session). That must be an
+    // account of the route, never the one Claude Code was launched with; the first is where
+    // the route begins, and a list's first stays the same at every session start (the env
+    // file is rewritten on resume and compact) whatever the quota does meanwhile.
+    let first = route
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("'{}' names no account to run as", chosen.label()))?;
+    let relay = Route::new(route);
+    let endpoint = if relay.len() > 1 {
+        let ws = fsutil::canonical(&workspace::workspace_root(dir));
+        tools::codex()?;
+        handover::ensure(accounts, &relay.accounts, &ws)?
+    } else {
+        // Two names for one home: one account, no one to hand over to.
+        ensure_broker(accounts, &first, dir)?
+    };
+    if let Some(session) = session {
+        let key = if relay.len() > 1 {
+            handover::serve::lease_key(&relay.key())
+        } else {
+            lease::account_key(&first.canonical_home())
+        };
+        lease::take(&key, session, lease::hook_owner())
+            .context("cannot record this session's lease on its relay")?;
+    }
+    let names = chosen.label();
+    let why = match &chosen.why {
+        Why::Session => format!("'{names}', named when Claude Code was started"),
+        other => format!("'{names}', chosen by {other}"),
+    };
+    Ok(Settled {
+        plan: EnvPlan::for_route(&first, &chosen.spec),
         endpoint,
         why,
     })

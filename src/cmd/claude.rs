@@ -10,9 +10,11 @@ use crate::broker::client;
 use crate::broker::lease;
 use crate::broker::pool;
 use crate::broker::registry::Registry;
+use crate::claude::in_use::{self, How, InUse};
 use crate::claude::{hook, settings};
 use crate::cli::{ClaudeCommand, ClaudeScope};
 use crate::error::status;
+use crate::handover;
 use crate::plugin::workspace;
 use crate::sys::runtime;
 
@@ -113,17 +115,32 @@ fn show_status() -> anyhow::Result<u8> {
             return Ok(status::FAILURE);
         }
     };
-    let account = match chosen.account(&accounts) {
+    let now_on = match in_use::of(&accounts, &chosen) {
         Ok(a) => a,
         Err(e) => {
-            crate::outln!("account: '{}', but it cannot be used: {e}", chosen.name)?;
+            crate::outln!(
+                "account: '{}', but it cannot be used: {e:#}",
+                chosen.label()
+            )?;
             crate::outln!(
                 "  sessions started here refuse to run /codex:* commands until this is fixed"
             )?;
             return Ok(status::FAILURE);
         }
     };
+    let account = &now_on.account;
     let home = account.canonical_home();
+    if now_on.how != How::Named {
+        crate::outln!(
+            "account: {} (sessions here hand a turn over to the next account when one reaches its usage limit)\n  in use: {} ({}): {}\n  chosen by: {}",
+            chosen.label(),
+            account.name,
+            home.display(),
+            now_on.describe(&chosen),
+            chosen.why
+        )?;
+        return show_relay(&now_on);
+    }
     crate::outln!(
         "account: {} ({})\n  chosen by: {}",
         account.name,
@@ -142,6 +159,25 @@ fn show_status() -> anyhow::Result<u8> {
     if let Ok(runtime) = crate::broker::runtime_dir::ensure() {
         let n = lease::holders(&runtime, &lease::account_key(&home)).len();
         crate::outln!("sessions holding {}'s broker: {n}", account.name)?;
+    }
+    Ok(status::OK)
+}
+
+/// A folder on a list or `auto`: its sessions talk to the route's relay, not to one broker.
+fn show_relay(now_on: &InUse) -> anyhow::Result<u8> {
+    let How::Relay(relay) = &now_on.how else {
+        crate::outln!("relay: not running (the next session start here starts it)")?;
+        return Ok(status::OK);
+    };
+    crate::outln!(
+        "relay: up at {} (pid {}, route {})",
+        relay.endpoint,
+        relay.pid.map_or("?".into(), |p| p.to_string()),
+        relay.accounts.join(",")
+    )?;
+    if let Ok(runtime) = crate::broker::runtime_dir::ensure() {
+        let n = lease::holders(&runtime, &handover::serve::lease_key(&relay.key)).len();
+        crate::outln!("sessions holding the relay: {n}")?;
     }
     Ok(status::OK)
 }

@@ -1,6 +1,7 @@
 //! `codex-as statusline [--short]`: one line for Claude Code's `statusLine` setting (or a shell
 //! prompt): the directory's account and its quota, from what is already on disk (the broker's
 //! record and the session files). No network, no broker, no process: it runs on every refresh.
+//! A folder on a list or `auto` shows it and the account in use: `work,personal → personal`.
 //!
 //! Claude Code passes a JSON object on stdin; the directory is `workspace.current_dir`, else
 //! `cwd`, else `workspace.project_dir`, else the current folder (stdin may also be empty or a
@@ -13,6 +14,7 @@ use serde_json::Value;
 
 use crate::account::Accounts;
 use crate::account::directory;
+use crate::claude::in_use::{self, How};
 use crate::cli::StatuslineArgs;
 use crate::error::status;
 use crate::quota::summary;
@@ -25,21 +27,30 @@ const MAX_INPUT: u64 = 1 << 20;
 pub fn run(args: StatuslineArgs) -> anyhow::Result<u8> {
     let accounts = Accounts::load()?;
     let dir = input_dir().unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
-    let account = match directory::for_directory(&dir, &accounts).and_then(|d| d.account(&accounts))
-    {
-        Ok(a) => a,
+    let found = directory::for_directory(&dir, &accounts)
+        .map_err(anyhow::Error::from)
+        .and_then(|d| Ok((in_use::of(&accounts, &d)?, d)));
+    let (now_on, chosen) = match found {
+        Ok(found) => found,
         Err(e) => {
             // A pin naming an unknown account, say: shown where the account would be (one line),
             // never a failed status line.
+            let e = format!("{e:#}").replace('\n', " ");
             crate::outln!("codex-as: {e}")?;
             return Ok(status::OK);
         }
     };
-    let s = Survey::of(account);
-    crate::outln!(
-        "{}",
-        summary::line(&s.account.name, s.reading(), now(), args.short)
-    )?;
+    let name = match now_on.how {
+        How::Named => now_on.account.name.clone(),
+        _ => format!(
+            "{} → {}{}",
+            chosen.label(),
+            now_on.account.name,
+            if args.short { "" } else { now_on.tag() }
+        ),
+    };
+    let s = Survey::of(now_on.account);
+    crate::outln!("{}", summary::line(&name, s.reading(), now(), args.short))?;
     Ok(status::OK)
 }
 

@@ -212,6 +212,42 @@ pub fn check_folder(accounts: &Accounts, report: &mut Report) {
             format!("this folder's account cannot be used: {e}"),
             "codex-as pin NAME   # or fix the file it names; `codex-as list` shows the accounts",
         ),
+        Ok(da) if da.spec.one().is_none() => {
+            // A list or `auto`: every name must be an account with a home (an unknown one is the
+            // file's mistake); those not logged in are only skipped, so that is a note.
+            match da.route(accounts) {
+                Err(e) => report.finding(
+                    "accounts",
+                    format!("{}", da.why),
+                    format!("this folder's accounts cannot be used: {e}"),
+                    "codex-as pin NAME[,NAME...]   # or fix the file it names; `codex-as list` shows the accounts",
+                ),
+                Ok(route) => {
+                    let out: Vec<&str> = route
+                        .iter()
+                        .filter(|a| login_state::read(&a.canonical_home()) == LoginState::LoggedOut)
+                        .map(|a| a.name.as_str())
+                        .collect();
+                    let mut note = format!("this folder uses '{}' ({})", da.label(), da.why);
+                    if !out.is_empty() && out.len() == route.len() {
+                        report.finding(
+                            "accounts",
+                            format!("{}", da.why),
+                            format!(
+                                "none of this folder's accounts '{}' is logged in: `codex-as task` here cannot start",
+                                da.label()
+                            ),
+                            format!("codex-as login {}", out[0]),
+                        );
+                        return;
+                    }
+                    if !out.is_empty() {
+                        note.push_str(&format!("; not logged in, so skipped: {}", out.join(", ")));
+                    }
+                    report.note("accounts", note);
+                }
+            }
+        }
         Ok(da) => {
             let account = match da.account(accounts) {
                 Ok(a) => a,

@@ -252,37 +252,15 @@ impl Fallback {
         }
     }
 
-    /// `--background`: one account chosen before start, and the note that says so. `auto`
-    /// takes the first by headroom; a list the first not known to be unusable, each surveyed
-    /// by `survey` only until one is found.
+    /// `--background`: one account chosen before start, and the note that says so.
     pub fn pick_before_start(
         mut self,
         spec: &AccountSpec,
-        mut survey: impl FnMut(Account) -> Survey,
+        survey: impl FnMut(Account) -> Survey,
         threshold: f64,
         now: i64,
     ) -> Result<(Account, String), anyhow::Error> {
-        let order = std::mem::take(&mut self.order);
-        let chosen = match spec {
-            AccountSpec::List(_) => {
-                let mut pick = None;
-                for a in order {
-                    let s = survey(a);
-                    match choose::skip_reason(&s.candidate(), threshold, now) {
-                        None => {
-                            pick = Some(s.account);
-                            break;
-                        }
-                        Some(skip) => {
-                            self.skip(&s.account.name, skip.describe(now), skip.is_quota())
-                        }
-                    }
-                }
-                pick
-            }
-            AccountSpec::Auto | AccountSpec::One(_) => order.into_iter().next(),
-        };
-        let Some(account) = chosen else {
+        let Some(account) = self.pick_first(spec, survey, threshold, now) else {
             return Err(self.give_up());
         };
         let note = self.note(
@@ -290,6 +268,39 @@ impl Fallback {
             "--background: chosen before start; a usage limit hands the job over to the next account",
         );
         Ok((account, note))
+    }
+
+    /// One account, chosen before anything runs: `auto` takes the first by headroom; a list the
+    /// first not known to be unusable, each surveyed by `survey` only until one is found (those
+    /// passed over are recorded as skipped). None when nothing is left ([`Fallback::give_up`]).
+    pub fn pick_first(
+        &mut self,
+        spec: &AccountSpec,
+        mut survey: impl FnMut(Account) -> Survey,
+        threshold: f64,
+        now: i64,
+    ) -> Option<Account> {
+        let order = std::mem::take(&mut self.order);
+        match spec {
+            AccountSpec::List(_) => {
+                for a in order {
+                    let s = survey(a);
+                    match choose::skip_reason(&s.candidate(), threshold, now) {
+                        None => return Some(s.account),
+                        Some(skip) => {
+                            self.skip(&s.account.name, skip.describe(now), skip.is_quota())
+                        }
+                    }
+                }
+                None
+            }
+            AccountSpec::Auto | AccountSpec::One(_) => order.into_iter().next(),
+        }
+    }
+
+    /// Whether any account was passed over (for a note worth printing).
+    pub fn skipped_any(&self) -> bool {
+        !self.skipped.is_empty()
     }
 }
 

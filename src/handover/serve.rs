@@ -1,12 +1,13 @@
 //! The relay process: listens on its private socket, serves each connection on its own task
 //! (`conn`), tells its spawner when it is ready, and exits once idle for `idle_exit` (no client
-//! connected) or on SIGTERM/SIGINT/SIGHUP.
+//! connected, no lease held) or on SIGTERM/SIGINT/SIGHUP.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::OwnedFd;
+use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use super::route::{self, Route};
 use super::threads::Files;
 use super::upstream::Brokers;
 use crate::account::Accounts;
-use crate::broker::endpoint;
+use crate::broker::{endpoint, lease};
 
 pub struct Options {
     pub endpoint: String,
@@ -27,6 +28,14 @@ pub struct Options {
     pub idle_exit: Option<Duration>,
     /// Written `ready\n` once clients can be served, then closed.
     pub ready: Option<OwnedFd>,
+}
+
+/// The lease key of the relay of the route `route_key` (`broker::lease`): a Claude Code session
+/// whose folder names the route holds it, so that the relay its env file names does not exit
+/// idle between two plugin commands (the plugin's `setup` and `cancel` do not fall back when
+/// their endpoint is gone, and its tasks would fall back to one account with no handover).
+pub fn lease_key(route_key: &str) -> String {
+    format!("rl-{route_key}")
 }
 
 /// How often the relay checks that its socket is still the one it bound.
@@ -41,6 +50,8 @@ pub async fn serve(opts: Options) -> anyhow::Result<()> {
     std_listener.set_nonblocking(true)?;
     let listener = UnixListener::from_std(std_listener)?;
     let key = opts.route.key();
+    let runtime = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let lease = lease_key(&key);
     let threshold = opts.accounts.config.quota.threshold();
     let accounts_of_route = opts.route.accounts.clone();
     let shared = Rc::new(Shared {
@@ -119,7 +130,7 @@ pub async fn serve(opts: Options) -> anyhow::Result<()> {
                         }
                     }
                     _ = sleep_until(idle_deadline), if idle_deadline.is_some() => {
-                        if *open.borrow() == 0 {
+                        if *open.borrow() == 0 && !lease::held(&runtime, &lease) {
                             break;
                         }
                         idle_since = None;

@@ -18,6 +18,7 @@ use anyhow::Context;
 
 use crate::account::spec::AccountSpec;
 use crate::account::{Accounts, directory};
+use crate::fallback::here::{self as folder, Readings};
 use crate::fallback::policy::Route;
 use args::{Mode, RunArgs};
 
@@ -25,11 +26,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
     if let Mode::Companion { args: cargs } = &args.mode
         && crate::plugin::help::wants_help(cargs)
     {
-        let spec = match &args.spec {
-            AccountSpec::One(n) => n.clone(),
-            AccountSpec::List(names) => names.join(","),
-            AccountSpec::Auto => crate::account::spec::AUTO.to_string(),
-        };
+        let spec = args.spec.to_string();
         return preflight::companion_help(&spec, args.plugin_root.as_deref(), cargs);
     }
     let accounts = Accounts::load()?;
@@ -55,14 +52,35 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
 }
 
 /// A command that named no account (`codex-as task ...`, `codex-as -- CMD`): it runs as the
-/// account of the folder it works in, as a pin. A pin file or config entry naming an unusable
-/// account is an error naming that file; nothing falls back to another account.
+/// account of the folder it works in. A pin file or config entry naming an unusable account is
+/// an error naming that file; nothing falls back to an account the folder did not name.
+///
+/// A folder on a list or `auto`: a companion command runs as that list exactly as `codex-as
+/// work,personal task ...` does (fallback, handover); a program (`-- CMD`) runs on one account,
+/// the first usable (`fallback::here`), as it would under `--background`.
 pub fn run_here(mut args: RunArgs) -> anyhow::Result<u8> {
     let here = std::env::current_dir().context("cannot read the current folder")?;
     let accounts = Accounts::load()?;
-    let account =
-        directory::for_directory(&args.mode.work_dir(&here), &accounts)?.account(&accounts)?;
-    args.spec = AccountSpec::One(account.name.clone());
-    // From here it is a pin like any other: the same preflight, and the companion watched.
+    let chosen = directory::for_directory(&args.mode.work_dir(&here), &accounts)?;
+    match (&chosen.spec, &args.mode) {
+        (AccountSpec::One(_), _) => {
+            let account = chosen.account(&accounts)?;
+            args.spec = AccountSpec::One(account.name);
+        }
+        (_, Mode::Companion { .. }) => {
+            // Checked here so that an unknown name is reported with the file that names it.
+            chosen.route(&accounts)?;
+            args.spec = chosen.spec.clone();
+        }
+        (_, Mode::Exec { .. }) => {
+            let route = chosen.route(&accounts)?;
+            let pick = folder::one(&accounts, &chosen.spec, route, Readings::Fresh)?;
+            if let Some(note) = pick.note {
+                eprintln!("{note}");
+            }
+            args.spec = AccountSpec::One(pick.account.name);
+        }
+    }
+    // From here it is like any other run: the same preflight, the companion watched.
     run(args)
 }

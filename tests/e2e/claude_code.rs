@@ -541,6 +541,70 @@ fn a_cwd_change_moves_the_session_to_the_other_account() {
     assert_eq!(w.holders("alice"), 0, "and left alice");
 }
 
+/// A `cd` from a project on one account into one pinned to a list moves the session to the
+/// list's relay (its lease too), and back: the CwdChanged env file is rewritten each time.
+#[test]
+fn a_cwd_change_into_a_project_on_a_list_moves_the_session_to_its_relay() {
+    let Some(w) = World::new() else { return };
+    let list = w.project("pab", "bob, alice");
+    let s = w.session(SESSION_A);
+    w.start(&s, &w.pa);
+    assert_eq!(w.holders("alice"), 1);
+    let relay_holders = || {
+        let status = stdout(&w.cas_in(&list, &["claude", "status"]));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("sessions holding the relay: "))
+            .map(|n| n.trim().parse::<usize>().unwrap())
+            .unwrap_or_else(|| panic!("no relay holders in {status}"))
+    };
+    let out = w.hook(
+        &s,
+        "CwdChanged",
+        &w.pa,
+        serde_json::json!({"old_cwd": w.pa, "new_cwd": list}),
+    );
+    assert_eq!(stdout(&out), "");
+    let env = std::fs::read_to_string(s.dir.join("cwdchanged-hook-0.sh")).unwrap();
+    assert!(
+        env.contains("export CODEX_AS_ACCOUNT='bob,alice'\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains(&format!(
+            "export CODEX_HOME='{}'\n",
+            w.home("bob").display()
+        )),
+        "the list's first account's home: {env}"
+    );
+    let line = format!(
+        "{} \"moved-to-the-list\"",
+        w.line("agents/codex-rescue.md", "task", "")
+    );
+    let out = w.bash(&s, &list, &line);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        w.served("turn/start", "moved-to-the-list"),
+        Some(w.home("bob")),
+        "the relay starts work on the list's first account"
+    );
+    assert_eq!(relay_holders(), 1, "the lease moved to the relay");
+    assert_eq!(w.holders("alice"), 0, "and left alice's broker");
+
+    let out = w.hook(
+        &s,
+        "CwdChanged",
+        &list,
+        serde_json::json!({"old_cwd": list, "new_cwd": w.pa}),
+    );
+    assert_eq!(stdout(&out), "");
+    let env = std::fs::read_to_string(s.dir.join("cwdchanged-hook-0.sh")).unwrap();
+    assert!(env.contains("export CODEX_AS_ACCOUNT='alice'\n"), "{env}");
+    assert_eq!(relay_holders(), 0);
+    assert_eq!(w.holders("alice"), 1);
+    w.end(&s, &w.pa);
+}
+
 /// A Claude Code started with `codex-as bob -- claude` stays on bob in alice's project, and a
 /// folder change does not move it: naming an account wins.
 #[test]
@@ -912,6 +976,205 @@ fn the_folders_account_for_codex_as_commands() {
     );
 }
 
+/// The status line for `dir`, from Claude Code's JSON input.
+fn statusline(w: &World, dir: &Path, extra: &[&str]) -> String {
+    let mut c = w.sb.codex_as();
+    w.claude_env(&mut c);
+    c.current_dir(w.sb.path()).arg("statusline").args(extra);
+    let input = serde_json::json!({"cwd": dir, "workspace": {"current_dir": dir}});
+    let out = output_with_stdin(&mut c, input.to_string().as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+/// A project pinned to a list: `pin`, `which`, `claude status` and the status line show the list
+/// and the account in use (no relay runs yet: its first usable account, said as such); a
+/// session there carries the list and the route's first account's home.
+#[test]
+fn a_project_on_a_list_shows_the_list_and_the_account_in_use() {
+    let Some(w) = World::new() else { return };
+    let out = w.cas_in(&w.pa, &["pin", "alice, bob"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).ends_with("now names 'alice,bob'\n"),
+        "{}",
+        stdout(&out)
+    );
+    let which = |dir: &Path| {
+        let out = w.cas_in(dir, &["which"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let first_usable = "(no relay for 'alice,bob' is running; this is its first usable account, where work starts)";
+    let text = which(&w.pa);
+    assert!(text.starts_with("alice,bob  (a list: its first usable account, the next when one reaches its usage limit)\n"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "\n  in use: alice  {}  {first_usable}\n",
+            w.home("alice").display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "chosen by: {}/.codex-account line 2",
+            w.pa.display()
+        )),
+        "{text}"
+    );
+    let line = statusline(&w, &w.pa, &[]);
+    assert!(
+        line.starts_with("alice,bob → alice (first usable) · "),
+        "{line}"
+    );
+    let line = statusline(&w, &w.pa, &["--short"]);
+    assert!(line.starts_with("alice,bob → alice"), "{line}");
+    assert!(!line.contains("first usable"), "{line}");
+    let status = stdout(&w.cas_in(&w.pa, &["claude", "status"]));
+    assert!(
+        status.contains("account: alice,bob (sessions here hand a turn over to the next account when one reaches its usage limit)\n"),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!(
+            "in use: alice ({}): no relay",
+            w.home("alice").display()
+        )),
+        "{status}"
+    );
+
+    // alice logged out: bob is where work would start.
+    let auth = w.home("alice").join("auth.json");
+    let saved = std::fs::read(&auth).unwrap();
+    std::fs::remove_file(&auth).unwrap();
+    assert!(which(&w.pa).contains("in use: bob  "), "{}", which(&w.pa));
+    let line = statusline(&w, &w.pa, &[]);
+    assert!(line.starts_with("alice,bob → bob (first usable)"), "{line}");
+    std::fs::write(&auth, saved).unwrap();
+
+    // An unknown name is the file's mistake, on every reader.
+    std::fs::write(w.pa.join(".codex-account"), "alice, bbo\n").unwrap();
+    let out = w.cas_in(&w.pa, &["which"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("did you mean 'bob'"),
+        "{}",
+        stderr(&out)
+    );
+    let line = statusline(&w, &w.pa, &[]);
+    assert!(
+        line.starts_with("codex-as: ") && line.contains(".codex-account"),
+        "{line}"
+    );
+    assert_eq!(line.lines().count(), 1, "{line}");
+
+    let out = w.cas_in(&w.pa, &["pin", "auto"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = which(&w.pa);
+    assert!(
+        text.starts_with("auto  (auto: the account with the most quota left"),
+        "{text}"
+    );
+
+    // A session in the folder: the list rides along, CODEX_HOME is the route's first account's.
+    let out = w.cas_in(&w.pa, &["pin", "alice,bob"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = w.session(SESSION_A);
+    w.start(&s, &w.pa);
+    let env = std::fs::read_to_string(s.dir.join("sessionstart-hook-0.sh")).unwrap();
+    assert!(
+        env.contains("export CODEX_AS_ACCOUNT='alice,bob'\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains(&format!(
+            "export CODEX_HOME='{}'\n",
+            w.home("alice").display()
+        )),
+        "{env}"
+    );
+    // The companion's endpoint is the route's relay, which the session holds.
+    let endpoint = env
+        .lines()
+        .find_map(|l| l.strip_prefix("export CODEX_COMPANION_APP_SERVER_ENDPOINT="))
+        .map(|v| v.trim_matches('\'').to_string())
+        .unwrap_or_else(|| panic!("no endpoint in {env}"));
+    let socket = endpoint.strip_prefix("unix:").unwrap();
+    assert!(
+        Path::new(socket)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("rl-"),
+        "{endpoint}"
+    );
+    let mut c = w.sb.codex_as();
+    w.claude_env(&mut c);
+    let st = c
+        .args(["broker", "status", "--endpoint", &endpoint])
+        .output()
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&st), stderr(&st)));
+    assert_eq!(st["broker"], "codex-as-relay", "{st}");
+    let status = stdout(&w.cas_in(&w.pa, &["claude", "status"]));
+    assert!(
+        status.contains(&format!("relay: up at {endpoint} (pid "))
+            && status.contains(", route alice,bob)\n"),
+        "{status}"
+    );
+    assert!(status.contains("sessions holding the relay: 1"), "{status}");
+    let line = statusline(&w, &w.pa, &[]);
+    assert!(line.starts_with("alice,bob → alice · "), "{line}");
+    let out = w.bash(&s, &w.pa, "codex-as which");
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("alice,bob  (a list"),
+        "{text}{}",
+        stderr(&out)
+    );
+    assert!(
+        text.contains("in use: alice  ")
+            && text.contains("(the relay for 'alice,bob' starts work on it)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("chosen by: CODEX_AS_ACCOUNT is set"),
+        "{text}"
+    );
+    w.end(&s, &w.pa);
+    let status = stdout(&w.cas_in(&w.pa, &["claude", "status"]));
+    assert!(status.contains("sessions holding the relay: 0"), "{status}");
+}
+
+/// The relay a session on a list talks to stays up while the session lives, however long it
+/// idles between two /codex commands (its `setup` and `cancel` do not fall back when the
+/// endpoint is gone); once the session ends it exits idle like a broker.
+#[test]
+fn a_sessions_relay_outlives_its_idle_time_while_the_session_lives() {
+    let Some(w) = World::new() else { return };
+    w.sb.write_config("[broker]\nidle_exit = \"1s\"\n");
+    let out = w.cas_in(&w.pa, &["pin", "alice,bob"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = w.session(SESSION_A);
+    w.start(&s, &w.pa);
+    let status = stdout(&w.cas_in(&w.pa, &["claude", "status"]));
+    let pid: u32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("relay: up at "))
+        .and_then(|l| l.split("(pid ").nth(1))
+        .and_then(|l| l.split(',').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no relay pid in {status}"));
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert!(alive(pid), "the relay exited under a live session");
+    w.end(&s, &w.pa);
+    assert!(
+        wait_until(15, || !alive(pid)),
+        "the relay stayed up after the session ended"
+    );
+}
+
 /// The real Claude Code CLI, when installed (CODEX_AS_CLAUDE_CODE, else where .ci/run puts it).
 fn real_claude_code() -> Option<PathBuf> {
     let explicit = std::env::var_os("CODEX_AS_CLAUDE_CODE")
@@ -927,6 +1190,37 @@ fn real_claude_code() -> Option<PathBuf> {
         );
     }
     found
+}
+
+/// Runs the real Claude Code in `dir` with the plugin from `--plugin-dir`, launched with another
+/// account's CODEX_HOME, its model API at `api` (a port nobody listens on: it gives up at once),
+/// and `args`; stream-json output. Fails the test when it does not exit within 90 s.
+fn run_real_claude(w: &World, claude: &Path, dir: &Path, api: &str, args: &[&str]) -> Output {
+    let mut c = w.sb.command(claude);
+    w.claude_env(&mut c);
+    c.current_dir(dir)
+        .env("CODEX_HOME", w.sb.account_dir("other"))
+        .env("ANTHROPIC_API_KEY", "dummy")
+        .env("ANTHROPIC_BASE_URL", api)
+        .env("CLAUDE_CODE_MAX_RETRIES", "0")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .arg("--plugin-dir")
+        .arg(&w.plugin)
+        .args(args)
+        .args(["--output-format", "stream-json", "--verbose"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let pid = child.id();
+    let finished = wait_until(90, || {
+        !alive(pid) || matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !finished {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(finished, "claude did not exit: {}", stderr(&out));
+    out
 }
 
 /// Through the real Claude Code, offline: `codex-as claude install`, then `claude -p
@@ -960,30 +1254,13 @@ fn real_claude_code_runs_a_codex_command_on_the_projects_account() {
         w.home("alice")
     );
 
-    let mut c = w.sb.command(&claude);
-    w.claude_env(&mut c);
-    c.current_dir(&w.pa)
-        .env("CODEX_HOME", w.sb.account_dir("other"))
-        .env("ANTHROPIC_API_KEY", "dummy")
-        .env("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
-        .env("CLAUDE_CODE_MAX_RETRIES", "0")
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .arg("--plugin-dir")
-        .arg(&w.plugin)
-        .args(["-p", &format!("/codex:cancel {job}")])
-        .args(["--output-format", "stream-json", "--verbose"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let pid = child.id();
-    let finished = wait_until(90, || {
-        !alive(pid) || matches!(child.try_wait(), Ok(Some(_)))
-    });
-    if !finished {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(finished, "claude did not exit: {}", stderr(&out));
+    let out = run_real_claude(
+        &w,
+        &claude,
+        &w.pa,
+        "http://127.0.0.1:9",
+        &["-p", &format!("/codex:cancel {job}")],
+    );
     let stream = stdout(&out);
     let hooks: Vec<serde_json::Value> = stream
         .lines()
@@ -1016,4 +1293,345 @@ fn real_claude_code_runs_a_codex_command_on_the_projects_account() {
         w.log()
     );
     assert_eq!(w.holders("alice"), 0, "SessionEnd released the lease");
+}
+
+/// Claude Code's stored copies of the env files the hooks wrote (`~/.claude/session-env/`).
+fn stored_env_files(w: &World) -> Vec<(PathBuf, String)> {
+    crate::support::files_under(&w.sb.home().join(".claude/session-env"))
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            (p, text)
+        })
+        .collect()
+}
+
+/// Through the real Claude Code, offline, in a project pinned to `alice, bob`: our SessionStart
+/// hook gives the session the route's relay, and the `!` line of `/codex:cancel` reaches the
+/// background job (started on the list, through the same relay) on alice's app-server.
+#[test]
+fn real_claude_code_in_a_project_on_a_list_talks_to_the_relay() {
+    let Some(w) = World::new() else { return };
+    let Some(claude) = real_claude_code() else {
+        return;
+    };
+    let out = w.cas_in(&w.pa, &["pin", "alice, bob"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = w.cas_in(&w.pa, &["claude", "install"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plugin_data = w.sb.home().join(".claude/plugins/data/codex-inline");
+    std::fs::create_dir_all(&plugin_data).unwrap();
+    let mut c = w.sb.codex_as();
+    w.claude_env(&mut c);
+    let out = c
+        .current_dir(&w.pa)
+        .env("CLAUDE_PLUGIN_DATA", &plugin_data)
+        .args(["task", "--background", "list-claude-job [[hang]]"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let job = World::job_id(&out);
+    assert_eq!(
+        w.wait_served("turn/start", "list-claude-job"),
+        w.home("alice")
+    );
+
+    let out = run_real_claude(
+        &w,
+        &claude,
+        &w.pa,
+        "http://127.0.0.1:9",
+        &["-p", &format!("/codex:cancel {job}")],
+    );
+    let stream = stdout(&out);
+    let ours: Vec<(PathBuf, String)> = stored_env_files(&w)
+        .into_iter()
+        .filter(|(_, t)| t.contains("codex-as: this Claude Code session's Codex account"))
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}\n{stream}");
+    let env = &ours[0].1;
+    let endpoint = env
+        .lines()
+        .find_map(|l| l.strip_prefix("export CODEX_COMPANION_APP_SERVER_ENDPOINT="))
+        .map(|v| v.trim_matches('\'').to_string())
+        .unwrap_or_else(|| panic!("no endpoint in {env}"));
+    let relay = w.runtime_dir().join("rl-");
+    assert!(
+        endpoint.starts_with(&format!("unix:{}", relay.display())),
+        "the session's endpoint is the route's relay: {endpoint}"
+    );
+    assert!(
+        env.contains("export CODEX_AS_ACCOUNT='alice,bob'\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains(&format!(
+            "export CODEX_HOME='{}'\n",
+            w.home("alice").display()
+        )),
+        "{env}"
+    );
+    let interrupts: Vec<PathBuf> = w
+        .log()
+        .into_iter()
+        .filter(|l| l.method == "turn/interrupt")
+        .map(|l| l.codex_home)
+        .collect();
+    assert_eq!(
+        interrupts,
+        [w.home("alice")],
+        "the `!` line's cancel went through the relay to alice's app-server: {stream}"
+    );
+    let status = stdout(&w.cas_in(&w.pa, &["claude", "status"]));
+    assert!(
+        status.contains(&format!("relay: up at {endpoint} ")),
+        "{status}"
+    );
+    assert!(
+        status.contains("sessions holding the relay: 0"),
+        "SessionEnd released the lease: {status}"
+    );
+}
+
+const KEY_A: &str = "sk-session-a";
+const KEY_B: &str = "sk-session-b";
+
+/// What people typed, in a request to the model stub.
+fn user_texts(body: &serde_json::Value) -> Vec<String> {
+    body["input"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["type"] == "message" && i["role"] == "user")
+        .flat_map(|i| i["content"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["text"].as_str().map(str::to_owned))
+        .filter(|t| !t.trim_start().starts_with('<'))
+        .collect()
+}
+
+/// A Claude Code session in a project pinned to `a, b`, on the real `codex app-server` (every
+/// version of CODEX_AS_REAL_CODEX) whose homes use the local model stub: `/codex:rescue` runs a
+/// turn on a; a runs out; the rescue's follow-up (`--resume-last`, which the rescue agent adds
+/// for "continue") finishes on b, on the same thread, with the earlier turn and the new input
+/// in b's request once each, and the user told once, in the job's log `/codex:status` shows.
+#[test]
+fn a_session_on_a_list_finishes_rescue_on_the_next_account_when_the_first_runs_out() {
+    for codex in real_codexes() {
+        eprintln!("-- against {}", codex.display());
+        let Some(w) = World::new() else { return };
+        w.sb.with_codex(&codex);
+        let stub = crate::support::ModelStub::start(&w.sb);
+        stub.account_home(&w.sb.account_dir("a"), KEY_A);
+        stub.account_home(&w.sb.account_dir("b"), KEY_B);
+        let dir = w.project("pab", "a, b");
+        let s = w.session(SESSION_A);
+        w.start(&s, &dir);
+        let rescue = |words: &str| {
+            let line = format!("{} {words}", w.line("agents/codex-rescue.md", "task", ""));
+            let out = w.bash(&s, &dir, &line);
+            assert!(
+                out.status.success(),
+                "rescue {words}: {}{}",
+                stdout(&out),
+                stderr(&out)
+            );
+            out
+        };
+        let out = rescue("\"remember the word PAPAYA\"");
+        assert!(
+            stdout(&out).contains("echo: remember the word PAPAYA"),
+            "{}",
+            stdout(&out)
+        );
+        assert_eq!(
+            stub.turn_requests(KEY_A).len(),
+            1,
+            "the first turn ran on a"
+        );
+        stub.set_limited(KEY_A, true);
+
+        let out = rescue("--resume-last \"what was the word?\"");
+        assert!(
+            stdout(&out).contains("echo: what was the word? (user turns seen: 2)"),
+            "{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let on_b = stub.turn_requests(KEY_B);
+        assert_eq!(on_b.len(), 1, "b asked the model once");
+        assert_eq!(
+            user_texts(&on_b[0]),
+            ["remember the word PAPAYA", "what was the word?"],
+            "the earlier turn and the new input, each once"
+        );
+        assert_eq!(
+            stub.turn_requests(KEY_A).len(),
+            2,
+            "a: the first turn, then the refused one"
+        );
+
+        // The plugin's job records: the follow-up kept the thread, and completed.
+        let mut jobs: Vec<serde_json::Value> =
+            w.sb.find("jobs")
+                .into_iter()
+                .flat_map(|d| std::fs::read_dir(d).unwrap().flatten())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .filter_map(|p| serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok())
+                .collect();
+        jobs.sort_by_key(|j| j["createdAt"].as_str().unwrap_or_default().to_string());
+        assert_eq!(jobs.len(), 2, "{jobs:?}");
+        assert_eq!(jobs[1]["threadId"], jobs[0]["threadId"], "{jobs:?}");
+        assert_eq!(jobs[1]["status"], "completed", "{:?}", jobs[1]);
+        let log = std::fs::read_to_string(jobs[1]["logFile"].as_str().unwrap()).unwrap();
+        let notice =
+            "codex-as: a: usage limit reached; the thread moved to 'b' and the turn goes on there";
+        assert_eq!(log.matches(notice).count(), 1, "{log}");
+        w.end(&s, &dir);
+    }
+}
+
+/// The Anthropic API stand-in (tests/fixtures/anthropic-stub.mjs), killed with the sandbox.
+struct AnthropicStub {
+    url: String,
+    script: PathBuf,
+    log: PathBuf,
+}
+
+impl AnthropicStub {
+    fn start(w: &World) -> AnthropicStub {
+        let dir = w.sb.mkdir("anthropic-stub");
+        let (url_file, script, log) = (
+            dir.join("url"),
+            dir.join("script.json"),
+            dir.join("log.jsonl"),
+        );
+        std::fs::write(&script, "{}").unwrap();
+        let child =
+            w.sb.command("node")
+                .arg(crate::support::fixtures().join("anthropic-stub.mjs"))
+                .arg("--url-file")
+                .arg(&url_file)
+                .arg("--log")
+                .arg(&log)
+                .arg("--script")
+                .arg(&script)
+                .arg("--parent-pid")
+                .arg(std::process::id().to_string())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+        w.sb.adopt(child);
+        assert!(
+            wait_until(20, || url_file.exists()),
+            "the Anthropic stub did not start"
+        );
+        AnthropicStub {
+            url: std::fs::read_to_string(&url_file).unwrap(),
+            script,
+            log,
+        }
+    }
+
+    /// What the main agent hands the rescue subagent, and the one command the subagent runs.
+    fn script(&self, prompt: &str, bash: &str) {
+        let v = serde_json::json!({"prompt": prompt, "bash": bash});
+        std::fs::write(&self.script, v.to_string()).unwrap();
+    }
+
+    fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+/// Through the real Claude Code (offline: its model API is a local stand-in that makes the main
+/// agent call the `codex:codex-rescue` subagent and the subagent make its one Bash call) in a
+/// project pinned to `a, b`, on the real codex app-server whose homes use the model stub, with
+/// a's key out of quota: `/codex:rescue`'s task finishes on b, and Claude Code gets its output.
+#[test]
+fn real_claude_code_rescue_finishes_on_b_when_a_is_out() {
+    let Some(w) = World::new() else { return };
+    let Some(claude) = real_claude_code() else {
+        return;
+    };
+    let Some(codex) = real_codexes().into_iter().last() else {
+        return;
+    };
+    w.sb.with_codex(&codex);
+    let stub = crate::support::ModelStub::start(&w.sb);
+    stub.account_home(&w.sb.account_dir("a"), KEY_A);
+    stub.account_home(&w.sb.account_dir("b"), KEY_B);
+    let dir = w.project("pab", "a, b");
+    let out = w.cas_in(&dir, &["claude", "install"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stub.set_limited(KEY_A, true);
+    let anthropic = AnthropicStub::start(&w);
+    let task = "find the flaky test";
+    let bash = format!(
+        "{} \"{task}\"",
+        w.line("agents/codex-rescue.md", "task", "")
+    );
+    anthropic.script(&format!("--fresh {task}"), &bash);
+
+    let out = run_real_claude(
+        &w,
+        &claude,
+        &dir,
+        &anthropic.url,
+        &[
+            "-p",
+            &format!("/codex:rescue --fresh {task}"),
+            "--allowedTools",
+            "Bash(node:*)",
+        ],
+    );
+    let stream = stdout(&out);
+    let asked = anthropic.requests();
+    // The subagent's Bash call ran: its tool result came back to the model.
+    let results: Vec<String> = asked
+        .iter()
+        .flat_map(|r| {
+            r["body"]["messages"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+        .filter(|b| b["type"] == "tool_result")
+        .map(|b| b["content"].to_string())
+        .collect();
+    assert!(
+        results.iter().any(|r| r.contains(&format!("echo: {task}"))),
+        "no Codex answer came back to Claude Code: {results:?}\n{stream}\n{}",
+        stderr(&out)
+    );
+    let on_b = stub.turn_requests(KEY_B);
+    assert_eq!(on_b.len(), 1, "b ran the turn once: {stream}");
+    assert_eq!(user_texts(&on_b[0]), [task], "its input once");
+    assert_eq!(
+        stub.turn_requests(KEY_A).len(),
+        1,
+        "a was asked once, and refused"
+    );
+    // The relay the session used says where the work went; a is known to be out, so new work
+    // starts on b too.
+    let out = w.cas_in(&dir, &["which"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("in use: b  {}  ", w.home("b").display())),
+        "{text}{}",
+        stderr(&out)
+    );
+    assert!(
+        text.contains(
+            "(the relay for 'a,b' starts work on it; it last moved a turn from 'a' to 'b')"
+        ),
+        "{text}"
+    );
+    let line = statusline(&w, &dir, &[]);
+    assert!(line.starts_with("a,b → b · "), "{line}");
 }

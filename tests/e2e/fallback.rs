@@ -665,3 +665,66 @@ fn a_background_process_holding_stderr_does_not_stall_the_fallback() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(log, "work by alice\nwork by bob\n");
 }
+
+/// A folder pinned to a list: a companion command that names no account runs as the list (the
+/// usage limit hands it on), a program run with `--` runs on one account, the first usable.
+#[test]
+fn a_folder_pinned_to_a_list_runs_as_the_list() {
+    each_plugin(|w| {
+        let out = w.run(&["pin", "alice,", "bob"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            std::fs::read_to_string(w.ws.join(".codex-account"))
+                .unwrap()
+                .lines()
+                .last(),
+            Some("alice,bob")
+        );
+        w.flag("alice", ".fake-usage-limit");
+        let out = w.run(&["task", "pinned list [[delay:10]]"]);
+        assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+        assert_eq!(
+            w.turns(),
+            [
+                (w.home("alice"), "failed".to_string()),
+                (w.home("bob"), "completed".to_string())
+            ]
+        );
+        assert!(stderr(&out).contains("ran as 'bob'"), "{}", stderr(&out));
+    });
+    let w = World::new(None);
+    let out = w.run(&["pin", "alice,bob"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let probe = [
+        "--",
+        "sh",
+        "-c",
+        "printf '%s %s' \"$CODEX_AS_ACCOUNT\" \"$CODEX_HOME\"",
+    ];
+    let out = w.run(&probe);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("alice {}", w.home("alice").display()));
+    assert_eq!(stderr(&out), "", "nothing passed over, nothing said");
+    // Not logged in: passed over, and said so.
+    std::fs::remove_file(w.home("alice").join("auth.json")).unwrap();
+    let out = w.run(&probe);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("bob {}", w.home("bob").display()));
+    assert!(
+        stderr(&out).contains(
+            "ran as 'bob' (the first usable of 'alice,bob'); skipped 'alice' (not logged in)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // An unknown name in the file is the file's mistake, named before anything runs.
+    std::fs::write(w.ws.join(".codex-account"), "alice, bbo\n").unwrap();
+    for args in [&probe[..], &["task", "never"]] {
+        let out = w.run(args);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(err.contains("did you mean 'bob'"), "{err}");
+        assert!(err.contains(".codex-account"), "{err}");
+    }
+    assert!(w.turns().is_empty());
+}

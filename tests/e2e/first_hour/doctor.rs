@@ -408,3 +408,45 @@ fn a_broker_on_a_replaced_login_is_found() {
     assert_eq!(found[0]["area"], "brokers");
     assert_eq!(found[0]["fix"], "codex-as brokers stop");
 }
+
+/// A folder pinned to a list or `auto`: accepted, each name checked; an unknown one is a
+/// finding naming it, a logged-out one only skipped; a `[directories]` list naming nobody warns.
+#[test]
+fn a_folder_on_a_list_is_checked_name_by_name() {
+    let sb = healthy();
+    let pin = sb.path().join(".codex-account");
+    std::fs::write(&pin, "default, alice\n").unwrap();
+    let (code, found, text) = findings(&sb, &[]);
+    assert_eq!((code, found.len()), (Some(0), 0), "{found:?}\n{text}");
+    assert!(text.contains("this folder uses 'default,alice'"), "{text}");
+
+    std::fs::create_dir_all(sb.home().join(".codex-carol")).unwrap();
+    chmod(&sb.home().join(".codex-carol"), 0o700);
+    std::fs::write(&pin, "alice, carol\n").unwrap();
+    let (_, found, text) = findings(&sb, &[]);
+    // carol not being logged in is the accounts check's one finding; the folder only notes it.
+    assert_eq!(found.len(), 1, "{found:?}\n{text}");
+    assert_eq!(found[0]["subject"], "carol", "{found:?}");
+    assert!(text.contains("not logged in, so skipped: carol"), "{text}");
+    std::fs::remove_dir_all(sb.home().join(".codex-carol")).unwrap();
+
+    std::fs::write(&pin, "auto\n").unwrap();
+    let (code, found, text) = findings(&sb, &[]);
+    assert_eq!((code, found.len()), (Some(0), 0), "{found:?}\n{text}");
+    assert!(text.contains("this folder uses 'auto'"), "{text}");
+
+    std::fs::write(&pin, "alice, bbo\n").unwrap();
+    let (code, found, _) = findings(&sb, &[]);
+    assert_eq!((code, found.len()), (Some(1), 1), "{found:?}");
+    let what = found[0].to_string();
+    assert!(
+        what.contains("'bbo'") && what.contains(".codex-account"),
+        "{what}"
+    );
+    std::fs::remove_file(&pin).unwrap();
+
+    sb.write_config("[directories]\n\"/elsewhere\" = \"alice, wrok\"\n");
+    let (_, found, text) = findings(&sb, &[]);
+    let all = format!("{found:?}\n{text}");
+    assert!(all.contains("'wrok' is not an account"), "{all}");
+}
