@@ -72,7 +72,7 @@ impl AppServer {
         };
         let (input, rx) = mpsc::unbounded_channel();
         let unread = Backlog::new(MAX_UNREAD);
-        let writer = tokio::spawn(lines::write_lines(stdin, rx, unread.clone()));
+        let writer = tokio::spawn(lines::write_lines(stdin, rx, Some(unread.clone())));
         let reader = tokio::spawn(async move {
             let mut out = BufReader::new(stdout);
             loop {

@@ -127,18 +127,21 @@ impl Backlog {
     }
 }
 
-/// Writes each queued line until the queue closes, taking its size off `backlog` once written,
-/// then shuts the stream down so the peer sees end of input. Stops early when the peer goes away.
+/// Writes each queued line until the queue closes, taking its size off `backlog` (where the
+/// sender bounds what waits) once written, then shuts the stream down so the peer sees end of
+/// input. Stops early when the peer goes away.
 pub async fn write_lines<W: AsyncWrite + Unpin>(
     mut w: W,
     mut rx: UnboundedReceiver<String>,
-    backlog: Arc<Backlog>,
+    backlog: Option<Arc<Backlog>>,
 ) {
     while let Some(mut line) = rx.recv().await {
         let n = line.len();
         line.push('\n');
         let written = w.write_all(line.as_bytes()).await;
-        backlog.sub(n);
+        if let Some(b) = &backlog {
+            b.sub(n);
+        }
         if written.is_err() {
             return;
         }
@@ -193,7 +196,7 @@ mod tests {
         }
         assert!(!*gate.borrow(), "12 bytes wait");
         let (sink, mut out) = tokio::io::duplex(64);
-        let writer = tokio::spawn(write_lines(sink, rx, backlog.clone()));
+        let writer = tokio::spawn(write_lines(sink, rx, Some(backlog.clone())));
         gate.wait_for(|open| *open).await.unwrap();
         drop(tx);
         writer.await.unwrap();

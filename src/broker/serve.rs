@@ -798,7 +798,7 @@ fn start_client(
     let writer = tokio::spawn(lines::write_lines(
         Shared(stream.clone()),
         rx,
-        queued.clone(),
+        Some(queued.clone()),
     ));
     let read = Shared(stream.clone());
     let reader = tokio::spawn(async move {

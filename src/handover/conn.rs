@@ -143,7 +143,7 @@ pub async fn serve(shared: Rc<Shared>, key: String, stream: UnixStream) {
         .and_then(|p| u32::try_from(p).ok());
     let (read, write) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel();
-    let writer = tokio::task::spawn_local(lines::write_lines(write, rx));
+    let writer = tokio::task::spawn_local(lines::write_lines(write, rx, None));
     let first = route::first(shared.route.len(), &*shared.usable);
     let mut c = Conn {
         shared,

@@ -5,8 +5,8 @@
 
 use serde_json::Value;
 
+use crate::broker::protocol;
 use crate::broker::protocol::{TURN_COMPLETED, USAGE_LIMIT_EXCEEDED};
-use crate::quota::signals;
 
 pub const ERROR: &str = "error";
 pub const THREAD_STATUS_CHANGED: &str = "thread/status/changed";
@@ -61,7 +61,7 @@ pub fn usage_limit_error(msg: &Value) -> Option<String> {
 
 /// The message of a `turn/completed` that failed for the usage limit.
 pub fn usage_limit_completion(msg: &Value) -> Option<String> {
-    if method(msg) != Some(TURN_COMPLETED) || !signals::is_usage_limit_turn(params(msg)) {
+    if method(msg) != Some(TURN_COMPLETED) || !protocol::is_usage_limit_turn(params(msg)) {
         return None;
     }
     Some(

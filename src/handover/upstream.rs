@@ -139,7 +139,7 @@ pub async fn connect(ep: &str) -> anyhow::Result<Link> {
     let (read, write) = stream.into_split();
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let writer = tokio::task::spawn_local(lines::write_lines(write, out_rx));
+    let writer = tokio::task::spawn_local(lines::write_lines(write, out_rx, None));
     let reader = tokio::task::spawn_local(async move {
         let mut r = BufReader::new(read);
         while let Ok(Some(line)) = lines::read_line(&mut r).await {
