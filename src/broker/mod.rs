@@ -87,7 +87,8 @@
 //!  "threadsInFlight":2,"threads":["019a…","019b…"],"workspaces":["/home/u/src/api","/home/u/src/web"],
 //!  "leaseHeld":false,"idleSeconds":0,"cwd":"/home/u/.codex-work",
 //!  "endpoint":"unix:/tmp/codex-as-1000/x.sock","usageLimitHits":[{"pid":4801,
-//!  "threadId":"019b…","turnId":"019c…","message":"You've hit your usage limit."}]}
+//!  "threadId":"019b…","turnId":"019c…","message":"You've hit your usage limit."}],
+//!  "openThreads":["019a…","019b…"]}
 //! ```
 
 pub mod app_server;

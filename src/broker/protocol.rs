@@ -129,6 +129,10 @@ pub struct Status {
     pub endpoint: Option<String>,
     /// Ours: the latest turns that failed for the account's usage limit, newest last.
     pub usage_limit_hits: Vec<UsageLimitHit>,
+    /// Ours: the threads its app-server has open. A newer copy of one of them must not be
+    /// carried into this home: the app-server would go on from the copy it holds in memory and
+    /// write its next turns to the replaced file.
+    pub open_threads: Vec<String>,
 }
 
 impl Status {

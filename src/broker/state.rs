@@ -472,6 +472,11 @@ impl State {
             cwd: Some(f.cwd.clone()),
             endpoint: Some(f.endpoint.clone()),
             usage_limit_hits: self.usage_limit_hits.iter().cloned().collect(),
+            open_threads: {
+                let mut open: Vec<String> = self.loaded.iter().cloned().collect();
+                open.sort();
+                open
+            },
         }
     }
 

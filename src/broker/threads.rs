@@ -103,7 +103,7 @@ pub fn prepare_resume(own: &Path, others: &[PathBuf], id: &str, loaded: bool) ->
     };
     if loaded {
         return Prepared::Refuse(one_line(&format!(
-            "codex-as: thread {id}: a newer copy is in {}, but this account's Codex app-server has its older copy in {} open and would not see the newer turns; resume it once this broker has stopped (`codex-as brokers stop` stops idle ones)",
+            "codex-as: thread {id}: a newer copy is in {}, but this account's Codex app-server has its older copy in {} open and would not see the newer turns; it lets go of a thread about a minute after its last client leaves: try again then",
             from.display(),
             own.display()
         )));

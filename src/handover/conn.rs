@@ -135,6 +135,15 @@ struct Conn {
     standby: Option<(usize, tokio::task::JoinHandle<anyhow::Result<Link>>)>,
 }
 
+/// Whether a broker's `broker/status` answer lists `thread` among the threads its app-server
+/// has open (a broker that does not say is taken as having none open).
+fn status_has_open(status: &Value, thread: &str) -> bool {
+    status
+        .get("openThreads")
+        .and_then(Value::as_array)
+        .is_some_and(|open| open.iter().any(|t| t.as_str() == Some(thread)))
+}
+
 pub async fn serve(shared: Rc<Shared>, key: String, stream: UnixStream) {
     let pid = stream
         .peer_cred()
@@ -532,12 +541,30 @@ impl Conn {
             let drop_turn = turn.client_review_thread.is_none().then_some(failed_turn);
             let from = shared.route.home(self.account).to_path_buf();
             let to: PathBuf = shared.route.home(next).to_path_buf();
+            let mut link = self.link_to(next).await?;
+            steps.push(("link", began.elapsed()));
+            // An app-server that still has an older copy of the thread open (it ran there
+            // before) would go on from that copy and write to the file the carry replaces.
+            let sid = self.own_id();
+            let status = link
+                .request(
+                    &sid,
+                    "broker/status",
+                    json!({}),
+                    HANDOVER_STEP_TIMEOUT,
+                    &mut backlog,
+                )
+                .await?;
+            if status_has_open(&status, &thread) {
+                anyhow::bail!(
+                    "'{}' has thread {thread} open from an earlier turn there; not carrying a newer copy under it",
+                    self.account_name(next)
+                );
+            }
             shared
                 .threads
                 .carry(&thread, &from, &to, drop_turn.as_deref())?;
             steps.push(("carry", began.elapsed()));
-            let mut link = self.link_to(next).await?;
-            steps.push(("link", began.elapsed()));
             let resume = rewrite::resume_params(self.open.as_ref(), &thread);
             let rid = self.own_id();
             link.request(
@@ -649,6 +676,8 @@ mod tests {
     struct Script {
         log: Rc<RefCell<Vec<(String, String, Value)>>>,
         out_of_quota: Vec<&'static str>,
+        /// Accounts whose broker says its app-server has the thread open.
+        thread_open: Vec<&'static str>,
     }
 
     impl Upstream for Script {
@@ -656,6 +685,7 @@ mod tests {
             let name = account.name.clone();
             let log = self.log.clone();
             let out = self.out_of_quota.contains(&name.as_str());
+            let open = self.thread_open.contains(&name.as_str());
             Box::pin(async move {
                 let (to_up, mut up_rx) = mpsc::unbounded_channel::<String>();
                 let (up_tx, from_up) = mpsc::unbounded_channel::<String>();
@@ -675,6 +705,12 @@ mod tests {
                         let send = |m: Value| up_tx.send(m.to_string()).unwrap();
                         match method {
                             "initialize" => send(json!({"id": id, "result": {}})),
+                            "broker/status" => {
+                                let open: Vec<&str> = if open { vec!["th"] } else { vec![] };
+                                send(
+                                    json!({"id": id, "result": {"busy": false, "openThreads": open}}),
+                                )
+                            }
                             "thread/start" | "thread/resume" => {
                                 // An ephemeral thread gets an id of this app-server's own.
                                 let th = if v["params"]["ephemeral"] == true {
@@ -778,6 +814,7 @@ mod tests {
         one_exchange(
             names,
             out_of_quota,
+            Vec::new(),
             json!({"cwd": "/w", "ephemeral": false}),
             json!({"id": 3, "method": "turn/start", "params": {"threadId": "th", "input": [{"type": "text", "text": "hi"}]}}),
         )
@@ -787,6 +824,7 @@ mod tests {
     async fn one_exchange(
         names: &[&str],
         out_of_quota: Vec<&'static str>,
+        thread_open: Vec<&'static str>,
         start: Value,
         stream: Value,
     ) -> Exchange {
@@ -797,6 +835,7 @@ mod tests {
             upstream: Box::new(Script {
                 log: log.clone(),
                 out_of_quota,
+                thread_open,
             }),
             threads: Box::new(carried.clone()),
             usable: Box::new(|_| true),
@@ -877,12 +916,12 @@ mod tests {
                 );
                 let on_b: Vec<_> = log.iter().filter(|(n, _, _)| n == "b").collect();
                 let calls: Vec<&str> = on_b.iter().map(|(_, m, _)| m.as_str()).collect();
-                assert_eq!(calls, ["thread/resume", "turn/start"]);
+                assert_eq!(calls, ["broker/status", "thread/resume", "turn/start"]);
                 assert_eq!(
-                    on_b[0].2,
+                    on_b[1].2,
                     json!({"cwd": "/w", "threadId": "th", "excludeTurns": true})
                 );
-                assert_eq!(on_b[1].2["input"][0]["text"], "hi");
+                assert_eq!(on_b[2].2["input"][0]["text"], "hi");
                 let moved = shared.moves.borrow();
                 assert_eq!(moved.len(), 1);
                 assert_eq!(
@@ -929,6 +968,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn no_newer_copy_is_carried_under_an_app_server_that_has_the_thread_open() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let (got, log, carried, shared) = one_exchange(
+                    &["a", "b"],
+                    vec!["a"],
+                    vec!["b"],
+                    json!({"cwd": "/w", "ephemeral": false}),
+                    json!({"id": 3, "method": "turn/start", "params": {"threadId": "th", "input": [{"type": "text", "text": "hi"}]}}),
+                )
+                .await;
+                assert!(carried.0.borrow().is_empty(), "nothing carried into b");
+                let on_b: Vec<&str> = log
+                    .iter()
+                    .filter(|(n, _, _)| n == "b")
+                    .map(|(_, m, _)| m.as_str())
+                    .collect();
+                assert_eq!(on_b, ["broker/status"], "no resume, no turn on b");
+                // The failure reaches the client whole, so the run's fallback can answer.
+                assert_eq!(got.last().unwrap()["params"]["turn"]["status"], "failed");
+                assert!(got.iter().any(|v| v["method"] == "error"), "{got:?}");
+                assert!(shared.moves.borrow().is_empty());
+            })
+            .await;
+    }
+
+    #[tokio::test]
     async fn a_review_on_an_ephemeral_thread_starts_again_on_the_next_account() {
         let local = tokio::task::LocalSet::new();
         local
@@ -936,6 +1003,7 @@ mod tests {
                 let (got, log, carried, _) = one_exchange(
                     &["a", "b"],
                     vec!["a"],
+                    Vec::new(),
                     json!({"cwd": "/w", "sandbox": "read-only", "ephemeral": true}),
                     json!({"id": 3, "method": "review/start", "params": {"threadId": "a-th", "delivery": "inline", "target": {"type": "uncommittedChanges"}}}),
                 )
