@@ -48,6 +48,8 @@ impl<'a> Route<'a> {
 pub struct Skipped {
     pub name: String,
     pub why: String,
+    /// Already told, in the handover's own notice: the closing note does not say it again.
+    pub told: bool,
 }
 
 /// How an attempt ended, as far as the policy cares.
@@ -130,6 +132,7 @@ impl Fallback {
         self.skipped.push(Skipped {
             name: name.to_string(),
             why,
+            told: false,
         });
     }
 
@@ -158,10 +161,11 @@ impl Fallback {
         if !outcome.is_empty() {
             line.push_str(&format!(" ({outcome})"));
         }
-        if !self.skipped.is_empty() {
+        if self.skipped.iter().any(|s| !s.told) {
             let list: Vec<String> = self
                 .skipped
                 .iter()
+                .filter(|s| !s.told)
                 .map(|s| format!("'{}' ({})", s.name, s.why))
                 .collect();
             line.push_str(&format!("; skipped {}", list.join(", ")));
@@ -228,6 +232,9 @@ impl Fallback {
     pub fn handed_over(&mut self, i: usize, why: String) {
         let name = self.order[i].name.clone();
         self.skip(&name, why, true);
+        if let Some(last) = self.skipped.last_mut() {
+            last.told = true;
+        }
     }
 
     /// `order[i]` was not run at all (its relay ran the thread where it lived): said in the
@@ -405,6 +412,22 @@ mod tests {
     }
 
     const LIMIT: &str = "You've hit your usage limit. Try again at 3:15 PM.";
+
+    #[test]
+    fn a_handover_already_told_is_not_said_again_but_still_counts_as_out_of_quota() {
+        let mut f = Fallback::list(accounts(&["alice", "bob", "carol"]));
+        f.handed_over(0, "usage limit reached".into());
+        assert_eq!(f.note("bob", ""), "codex-as: ran as 'bob'");
+        f.passed_over(2, "not logged in".into(), false);
+        assert_eq!(
+            f.note("bob", ""),
+            "codex-as: ran as 'bob'; skipped 'carol' (not logged in)"
+        );
+        // Nothing left: the answer names every account, the one handed over included.
+        let err = f.give_up().to_string();
+        assert!(err.contains("alice: usage limit reached"), "{err}");
+        assert!(err.contains("carol: not logged in"), "{err}");
+    }
 
     #[test]
     fn a_pin_never_fails_over() {
