@@ -1069,12 +1069,10 @@ fn run() -> Res<()> {
         "codex: {} | runs: {runs} (median) | clock: the model stub's request log",
         codex.display()
     );
-    let mut b = Rpc::app_server(&bench.codex, &bench.env.home("b"), &bench.env)?;
     let mut rows = Vec::new();
     for &n in &sizes {
         eprintln!("{n} items:");
-        // Warm-ups, not counted: b's app-server and broker have resumed one thread of this size.
-        let _ = bench.baseline(&mut b, n);
+        // Warm-up, not counted: b's broker has resumed one thread of this size.
         if let Err(e) = bench.handover(n, "warm-up") {
             eprintln!("  warm-up handover failed: {e}");
         }
@@ -1089,6 +1087,13 @@ fn run() -> Res<()> {
         let mut spans: [Vec<f64>; 5] = Default::default();
         let (mut base_in, mut warm_in) = (0, 0);
         for _ in 0..runs {
+            // A fresh app-server for the baseline each round, as b's broker gets one in every
+            // cold run (an app-server keeps each thread it resumed loaded for a while, and a
+            // long-lived one slows down with them); it resumes a small thread first, unmeasured.
+            let mut b = Rpc::app_server(&bench.codex, &bench.env.home("b"), &bench.env)?;
+            if let Err(e) = bench.baseline(&mut b, 10) {
+                eprintln!("  warm-up of b's app-server failed: {e}");
+            }
             for (k, name) in KINDS.iter().enumerate() {
                 let got = match k {
                     0 => bench.baseline(&mut b, n),
