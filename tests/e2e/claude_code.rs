@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::skip;
+use crate::support::model_stub::{plugin_jobs, user_texts};
 use crate::support::peers::current_plugin;
 use crate::support::{
     BIN, Sandbox, alive, have_node, output_with_stdin, processes_with_env, real_codexes, stderr,
@@ -1396,19 +1397,6 @@ fn real_claude_code_in_a_project_on_a_list_talks_to_the_relay() {
 const KEY_A: &str = "sk-session-a";
 const KEY_B: &str = "sk-session-b";
 
-/// What people typed, in a request to the model stub.
-fn user_texts(body: &serde_json::Value) -> Vec<String> {
-    body["input"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| i["type"] == "message" && i["role"] == "user")
-        .flat_map(|i| i["content"].as_array().cloned().unwrap_or_default())
-        .filter_map(|c| c["text"].as_str().map(str::to_owned))
-        .filter(|t| !t.trim_start().starts_with('<'))
-        .collect()
-}
-
 /// A Claude Code session in a project pinned to `a, b`, on the real `codex app-server` (every
 /// version of CODEX_AS_REAL_CODEX) whose homes use the local model stub: `/codex:rescue` runs a
 /// turn on a; a runs out; the rescue's follow-up (`--resume-last`, which the rescue agent adds
@@ -1471,15 +1459,7 @@ fn a_session_on_a_list_finishes_rescue_on_the_next_account_when_the_first_runs_o
         );
 
         // The plugin's job records: the follow-up kept the thread, and completed.
-        let mut jobs: Vec<serde_json::Value> =
-            w.sb.find("jobs")
-                .into_iter()
-                .flat_map(|d| std::fs::read_dir(d).unwrap().flatten())
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .filter_map(|p| serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok())
-                .collect();
-        jobs.sort_by_key(|j| j["createdAt"].as_str().unwrap_or_default().to_string());
+        let jobs = plugin_jobs(&w.sb);
         assert_eq!(jobs.len(), 2, "{jobs:?}");
         assert_eq!(jobs[1]["threadId"], jobs[0]["threadId"], "{jobs:?}");
         assert_eq!(jobs[1]["status"], "completed", "{:?}", jobs[1]);
