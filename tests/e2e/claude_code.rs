@@ -270,6 +270,15 @@ impl World {
             .map(|l| l.codex_home)
     }
 
+    /// The homes whose app-servers served `method`, in the order they did.
+    fn served_homes(&self, method: &str) -> Vec<PathBuf> {
+        self.log()
+            .into_iter()
+            .filter(|l| l.method == method)
+            .map(|l| l.codex_home)
+            .collect()
+    }
+
     /// Waits for a background job's request to reach an app-server (generous: every test of the
     /// binary runs at once, each with node processes).
     fn wait_served(&self, method: &str, tag: &str) -> PathBuf {
@@ -444,12 +453,7 @@ fn every_codex_command_runs_on_the_projects_account() {
             stdout(&out),
             stderr(&out)
         );
-        let interrupts: Vec<_> = w
-            .log()
-            .into_iter()
-            .filter(|l| l.method == "turn/interrupt")
-            .map(|l| l.codex_home)
-            .collect();
+        let interrupts = w.served_homes("turn/interrupt");
         assert!(
             interrupts.len() > interrupts_before,
             "cancel interrupted the turn"
@@ -1224,6 +1228,38 @@ fn run_real_claude(w: &World, claude: &Path, dir: &Path, api: &str, args: &[&str
     out
 }
 
+/// `codex-as claude install` in the project pinned to alice (`pa`), a background job `TAG
+/// [[hang]]` started there in the plugin state Claude Code gives a --plugin-dir plugin and seen
+/// on alice's app-server, then the real Claude Code's `/codex:cancel JOB` in `pa`: its
+/// stream-json output.
+fn cancel_a_job_through_real_claude(w: &World, claude: &Path, tag: &str) -> String {
+    let out = w.cas_in(&w.pa, &["claude", "install"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plugin_data = w.sb.home().join(".claude/plugins/data/codex-inline");
+    std::fs::create_dir_all(&plugin_data).unwrap();
+    let mut c = w.sb.codex_as();
+    w.claude_env(&mut c);
+    let out = c
+        .current_dir(&w.pa)
+        .env("CLAUDE_PLUGIN_DATA", &plugin_data)
+        .args(["task", "--background"])
+        .arg(format!("{tag} [[hang]]"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let job = World::job_id(&out);
+    assert_eq!(w.wait_served("turn/start", tag), w.home("alice"));
+
+    let out = run_real_claude(
+        w,
+        claude,
+        &w.pa,
+        "http://127.0.0.1:9",
+        &["-p", &format!("/codex:cancel {job}")],
+    );
+    stdout(&out)
+}
+
 /// Through the real Claude Code, offline: `codex-as claude install`, then `claude -p
 /// "/codex:cancel JOB"` in the project pinned to alice, launched with another account's
 /// CODEX_HOME. Claude Code runs our SessionStart hook, sources its env file for the command's
@@ -1235,34 +1271,7 @@ fn real_claude_code_runs_a_codex_command_on_the_projects_account() {
     let Some(claude) = real_claude_code() else {
         return;
     };
-    let out = w.cas_in(&w.pa, &["claude", "install"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    // A job to cancel, in the plugin state Claude Code gives a --plugin-dir plugin.
-    let plugin_data = w.sb.home().join(".claude/plugins/data/codex-inline");
-    std::fs::create_dir_all(&plugin_data).unwrap();
-    let mut c = w.sb.codex_as();
-    w.claude_env(&mut c);
-    let out = c
-        .current_dir(&w.pa)
-        .env("CLAUDE_PLUGIN_DATA", &plugin_data)
-        .args(["task", "--background", "real-claude-job [[hang]]"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let job = World::job_id(&out);
-    assert_eq!(
-        w.wait_served("turn/start", "real-claude-job"),
-        w.home("alice")
-    );
-
-    let out = run_real_claude(
-        &w,
-        &claude,
-        &w.pa,
-        "http://127.0.0.1:9",
-        &["-p", &format!("/codex:cancel {job}")],
-    );
-    let stream = stdout(&out);
+    let stream = cancel_a_job_through_real_claude(&w, &claude, "real-claude-job");
     let hooks: Vec<serde_json::Value> = stream
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -1275,12 +1284,7 @@ fn real_claude_code_runs_a_codex_command_on_the_projects_account() {
             .all(|h| h["exit_code"] == 0 && h["stdout"] == ""),
         "{hooks:?}"
     );
-    let interrupts: Vec<PathBuf> = w
-        .log()
-        .into_iter()
-        .filter(|l| l.method == "turn/interrupt")
-        .map(|l| l.codex_home)
-        .collect();
+    let interrupts = w.served_homes("turn/interrupt");
     assert_eq!(
         interrupts,
         [w.home("alice")],
@@ -1318,33 +1322,7 @@ fn real_claude_code_in_a_project_on_a_list_talks_to_the_relay() {
     };
     let out = w.cas_in(&w.pa, &["pin", "alice, bob"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = w.cas_in(&w.pa, &["claude", "install"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let plugin_data = w.sb.home().join(".claude/plugins/data/codex-inline");
-    std::fs::create_dir_all(&plugin_data).unwrap();
-    let mut c = w.sb.codex_as();
-    w.claude_env(&mut c);
-    let out = c
-        .current_dir(&w.pa)
-        .env("CLAUDE_PLUGIN_DATA", &plugin_data)
-        .args(["task", "--background", "list-claude-job [[hang]]"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let job = World::job_id(&out);
-    assert_eq!(
-        w.wait_served("turn/start", "list-claude-job"),
-        w.home("alice")
-    );
-
-    let out = run_real_claude(
-        &w,
-        &claude,
-        &w.pa,
-        "http://127.0.0.1:9",
-        &["-p", &format!("/codex:cancel {job}")],
-    );
-    let stream = stdout(&out);
+    let stream = cancel_a_job_through_real_claude(&w, &claude, "list-claude-job");
     let ours: Vec<(PathBuf, String)> = stored_env_files(&w)
         .into_iter()
         .filter(|(_, t)| t.contains("codex-as: this Claude Code session's Codex account"))
@@ -1372,12 +1350,7 @@ fn real_claude_code_in_a_project_on_a_list_talks_to_the_relay() {
         )),
         "{env}"
     );
-    let interrupts: Vec<PathBuf> = w
-        .log()
-        .into_iter()
-        .filter(|l| l.method == "turn/interrupt")
-        .map(|l| l.codex_home)
-        .collect();
+    let interrupts = w.served_homes("turn/interrupt");
     assert_eq!(
         interrupts,
         [w.home("alice")],
