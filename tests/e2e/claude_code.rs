@@ -571,17 +571,7 @@ fn a_cwd_change_into_a_project_on_a_list_moves_the_session_to_its_relay() {
     );
     assert_eq!(stdout(&out), "");
     let env = std::fs::read_to_string(s.dir.join("cwdchanged-hook-0.sh")).unwrap();
-    assert!(
-        env.contains("export CODEX_AS_ACCOUNT='bob,alice'\n"),
-        "{env}"
-    );
-    assert!(
-        env.contains(&format!(
-            "export CODEX_HOME='{}'\n",
-            w.home("bob").display()
-        )),
-        "the list's first account's home: {env}"
-    );
+    assert_runs_as(&env, "bob,alice", &w.home("bob"));
     let line = format!(
         "{} \"moved-to-the-list\"",
         w.line("agents/codex-rescue.md", "task", "")
@@ -1087,23 +1077,9 @@ fn a_project_on_a_list_shows_the_list_and_the_account_in_use() {
     let s = w.session(SESSION_A);
     w.start(&s, &w.pa);
     let env = std::fs::read_to_string(s.dir.join("sessionstart-hook-0.sh")).unwrap();
-    assert!(
-        env.contains("export CODEX_AS_ACCOUNT='alice,bob'\n"),
-        "{env}"
-    );
-    assert!(
-        env.contains(&format!(
-            "export CODEX_HOME='{}'\n",
-            w.home("alice").display()
-        )),
-        "{env}"
-    );
+    assert_runs_as(&env, "alice,bob", &w.home("alice"));
     // The companion's endpoint is the route's relay, which the session holds.
-    let endpoint = env
-        .lines()
-        .find_map(|l| l.strip_prefix("export CODEX_COMPANION_APP_SERVER_ENDPOINT="))
-        .map(|v| v.trim_matches('\'').to_string())
-        .unwrap_or_else(|| panic!("no endpoint in {env}"));
+    let endpoint = companion_endpoint(&env);
     let socket = endpoint.strip_prefix("unix:").unwrap();
     assert!(
         Path::new(socket)
@@ -1300,6 +1276,27 @@ fn real_claude_code_runs_a_codex_command_on_the_projects_account() {
     assert_eq!(w.holders("alice"), 0, "SessionEnd released the lease");
 }
 
+/// Asserts that a hook's env file runs the companion as `accounts` (a route) with the route's
+/// first account's `home` as CODEX_HOME.
+fn assert_runs_as(env: &str, accounts: &str, home: &Path) {
+    assert!(
+        env.contains(&format!("export CODEX_AS_ACCOUNT='{accounts}'\n")),
+        "{env}"
+    );
+    assert!(
+        env.contains(&format!("export CODEX_HOME='{}'\n", home.display())),
+        "the route's first account's home: {env}"
+    );
+}
+
+/// The companion's endpoint a hook's env file exports.
+fn companion_endpoint(env: &str) -> String {
+    env.lines()
+        .find_map(|l| l.strip_prefix("export CODEX_COMPANION_APP_SERVER_ENDPOINT="))
+        .map(|v| v.trim_matches('\'').to_string())
+        .unwrap_or_else(|| panic!("no endpoint in {env}"))
+}
+
 /// Claude Code's stored copies of the env files the hooks wrote (`~/.claude/session-env/`).
 fn stored_env_files(w: &World) -> Vec<(PathBuf, String)> {
     crate::support::files_under(&w.sb.home().join(".claude/session-env"))
@@ -1329,27 +1326,13 @@ fn real_claude_code_in_a_project_on_a_list_talks_to_the_relay() {
         .collect();
     assert_eq!(ours.len(), 1, "{ours:?}\n{stream}");
     let env = &ours[0].1;
-    let endpoint = env
-        .lines()
-        .find_map(|l| l.strip_prefix("export CODEX_COMPANION_APP_SERVER_ENDPOINT="))
-        .map(|v| v.trim_matches('\'').to_string())
-        .unwrap_or_else(|| panic!("no endpoint in {env}"));
+    let endpoint = companion_endpoint(env);
     let relay = w.runtime_dir().join("rl-");
     assert!(
         endpoint.starts_with(&format!("unix:{}", relay.display())),
         "the session's endpoint is the route's relay: {endpoint}"
     );
-    assert!(
-        env.contains("export CODEX_AS_ACCOUNT='alice,bob'\n"),
-        "{env}"
-    );
-    assert!(
-        env.contains(&format!(
-            "export CODEX_HOME='{}'\n",
-            w.home("alice").display()
-        )),
-        "{env}"
-    );
+    assert_runs_as(env, "alice,bob", &w.home("alice"));
     let interrupts = w.served_homes("turn/interrupt");
     assert_eq!(
         interrupts,
