@@ -585,6 +585,16 @@ mod tests {
                "createdAt": updated, "updatedAt": updated, "modelProvider": "openai"})
     }
 
+    /// The ids of a list answer's items, in its order.
+    fn ids(list: &Value) -> Vec<&str> {
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap())
+            .collect()
+    }
+
     #[test]
     fn reads_the_thread_id_of_main_rollouts_only() {
         let p = |s: &str| PathBuf::from(format!("/h/sessions/2026/12/05/{s}"));
@@ -672,13 +682,7 @@ mod tests {
             vec![theirs_a, item(B, 20)],
             &json!({"sortKey": "updated_at"}),
         );
-        let ids: Vec<&str> = merged["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["id"].as_str().unwrap())
-            .collect();
-        assert_eq!(ids, [B, A]);
+        assert_eq!(ids(&merged), [B, A]);
         assert_eq!(
             merged["data"][1]["preview"], "p",
             "the app-server's own item wins"
@@ -698,13 +702,7 @@ mod tests {
             vec![item(B, 20), item(c, 5)],
             &json!({"limit": 1, "sortKey": "updated_at"}),
         );
-        let ids: Vec<&str> = merged["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["id"].as_str().unwrap())
-            .collect();
-        assert_eq!(ids, [B, A]);
+        assert_eq!(ids(&merged), [B, A]);
     }
 
     #[test]

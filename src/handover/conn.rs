@@ -810,11 +810,15 @@ mod tests {
 
     /// Runs one companion-like exchange (initialize, thread/start, turn/start) through a relay
     /// connection and returns every message the client got up to its turn's completion.
-    async fn one_turn(names: &[&str], out_of_quota: Vec<&'static str>) -> Exchange {
+    async fn one_turn(
+        names: &[&str],
+        out_of_quota: Vec<&'static str>,
+        thread_open: Vec<&'static str>,
+    ) -> Exchange {
         one_exchange(
             names,
             out_of_quota,
-            Vec::new(),
+            thread_open,
             json!({"cwd": "/w", "ephemeral": false}),
             json!({"id": 3, "method": "turn/start", "params": {"threadId": "th", "input": [{"type": "text", "text": "hi"}]}}),
         )
@@ -868,6 +872,14 @@ mod tests {
         (got, log, carried, shared)
     }
 
+    /// The methods the upstream of `account` was called with, in order.
+    fn calls_on<'a>(log: &'a [(String, String, Value)], account: &str) -> Vec<&'a str> {
+        log.iter()
+            .filter(|(n, _, _)| n == account)
+            .map(|(_, m, _)| m.as_str())
+            .collect()
+    }
+
     fn methods(got: &[Value]) -> Vec<String> {
         got.iter()
             .map(|v| {
@@ -883,7 +895,7 @@ mod tests {
         let local = tokio::task::LocalSet::new();
         local
             .run_until(async {
-                let (got, log, carried, shared) = one_turn(&["a", "b"], vec!["a"]).await;
+                let (got, log, carried, shared) = one_turn(&["a", "b"], vec!["a"], Vec::new()).await;
                 assert_eq!(
                     methods(&got),
                     [
@@ -915,7 +927,7 @@ mod tests {
                     )]
                 );
                 let on_b: Vec<_> = log.iter().filter(|(n, _, _)| n == "b").collect();
-                let calls: Vec<&str> = on_b.iter().map(|(_, m, _)| m.as_str()).collect();
+                let calls = calls_on(&log, "b");
                 assert_eq!(calls, ["broker/status", "thread/resume", "turn/start"]);
                 assert_eq!(
                     on_b[1].2,
@@ -939,7 +951,7 @@ mod tests {
         let local = tokio::task::LocalSet::new();
         local
             .run_until(async {
-                let (got, _, _, shared) = one_turn(&["a", "b"], vec!["a", "b"]).await;
+                let (got, _, _, shared) = one_turn(&["a", "b"], vec!["a", "b"], Vec::new()).await;
                 assert_eq!(
                     methods(&got),
                     [
@@ -972,21 +984,13 @@ mod tests {
         let local = tokio::task::LocalSet::new();
         local
             .run_until(async {
-                let (got, log, carried, shared) = one_exchange(
-                    &["a", "b"],
-                    vec!["a"],
-                    vec!["b"],
-                    json!({"cwd": "/w", "ephemeral": false}),
-                    json!({"id": 3, "method": "turn/start", "params": {"threadId": "th", "input": [{"type": "text", "text": "hi"}]}}),
-                )
-                .await;
+                let (got, log, carried, shared) = one_turn(&["a", "b"], vec!["a"], vec!["b"]).await;
                 assert!(carried.0.borrow().is_empty(), "nothing carried into b");
-                let on_b: Vec<&str> = log
-                    .iter()
-                    .filter(|(n, _, _)| n == "b")
-                    .map(|(_, m, _)| m.as_str())
-                    .collect();
-                assert_eq!(on_b, ["broker/status"], "no resume, no turn on b");
+                assert_eq!(
+                    calls_on(&log, "b"),
+                    ["broker/status"],
+                    "no resume, no turn on b"
+                );
                 // The failure reaches the client whole, so the run's fallback can answer.
                 assert_eq!(got.last().unwrap()["params"]["turn"]["status"], "failed");
                 assert!(got.iter().any(|v| v["method"] == "error"), "{got:?}");
@@ -1010,7 +1014,7 @@ mod tests {
                 .await;
                 assert!(carried.0.borrow().is_empty(), "nothing on disk to carry");
                 let on_b: Vec<_> = log.iter().filter(|(n, _, _)| n == "b").collect();
-                let calls: Vec<&str> = on_b.iter().map(|(_, m, _)| m.as_str()).collect();
+                let calls = calls_on(&log, "b");
                 assert_eq!(calls, ["thread/start", "review/start"]);
                 assert_eq!(on_b[0].2["ephemeral"], true);
                 assert_eq!(on_b[1].2["threadId"], "b-th", "the new thread there");

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::skip;
+use crate::support::model_stub::{plugin_jobs, user_texts};
 use crate::support::peers::current_plugin;
 use crate::support::{
     BIN, Sandbox, alive, have_node, output_with_stdin, processes_with_env, real_codexes, stderr,
@@ -269,6 +270,15 @@ impl World {
             .map(|l| l.codex_home)
     }
 
+    /// The homes whose app-servers served `method`, in the order they did.
+    fn served_homes(&self, method: &str) -> Vec<PathBuf> {
+        self.log()
+            .into_iter()
+            .filter(|l| l.method == method)
+            .map(|l| l.codex_home)
+            .collect()
+    }
+
     /// Waits for a background job's request to reach an app-server (generous: every test of the
     /// binary runs at once, each with node processes).
     fn wait_served(&self, method: &str, tag: &str) -> PathBuf {
@@ -443,12 +453,7 @@ fn every_codex_command_runs_on_the_projects_account() {
             stdout(&out),
             stderr(&out)
         );
-        let interrupts: Vec<_> = w
-            .log()
-            .into_iter()
-            .filter(|l| l.method == "turn/interrupt")
-            .map(|l| l.codex_home)
-            .collect();
+        let interrupts = w.served_homes("turn/interrupt");
         assert!(
             interrupts.len() > interrupts_before,
             "cancel interrupted the turn"
@@ -566,17 +571,7 @@ fn a_cwd_change_into_a_project_on_a_list_moves_the_session_to_its_relay() {
     );
     assert_eq!(stdout(&out), "");
     let env = std::fs::read_to_string(s.dir.join("cwdchanged-hook-0.sh")).unwrap();
-    assert!(
-        env.contains("export CODEX_AS_ACCOUNT='bob,alice'\n"),
-        "{env}"
-    );
-    assert!(
-        env.contains(&format!(
-            "export CODEX_HOME='{}'\n",
-            w.home("bob").display()
-        )),
-        "the list's first account's home: {env}"
-    );
+    assert_runs_as(&env, "bob,alice", &w.home("bob"));
     let line = format!(
         "{} \"moved-to-the-list\"",
         w.line("agents/codex-rescue.md", "task", "")
@@ -1082,23 +1077,9 @@ fn a_project_on_a_list_shows_the_list_and_the_account_in_use() {
     let s = w.session(SESSION_A);
     w.start(&s, &w.pa);
     let env = std::fs::read_to_string(s.dir.join("sessionstart-hook-0.sh")).unwrap();
-    assert!(
-        env.contains("export CODEX_AS_ACCOUNT='alice,bob'\n"),
-        "{env}"
-    );
-    assert!(
-        env.contains(&format!(
-            "export CODEX_HOME='{}'\n",
-            w.home("alice").display()
-        )),
-        "{env}"
-    );
+    assert_runs_as(&env, "alice,bob", &w.home("alice"));
     // The companion's endpoint is the route's relay, which the session holds.
-    let endpoint = env
-        .lines()
-        .find_map(|l| l.strip_prefix("export CODEX_COMPANION_APP_SERVER_ENDPOINT="))
-        .map(|v| v.trim_matches('\'').to_string())
-        .unwrap_or_else(|| panic!("no endpoint in {env}"));
+    let endpoint = companion_endpoint(&env);
     let socket = endpoint.strip_prefix("unix:").unwrap();
     assert!(
         Path::new(socket)
@@ -1223,6 +1204,38 @@ fn run_real_claude(w: &World, claude: &Path, dir: &Path, api: &str, args: &[&str
     out
 }
 
+/// `codex-as claude install` in the project pinned to alice (`pa`), a background job `TAG
+/// [[hang]]` started there in the plugin state Claude Code gives a --plugin-dir plugin and seen
+/// on alice's app-server, then the real Claude Code's `/codex:cancel JOB` in `pa`: its
+/// stream-json output.
+fn cancel_a_job_through_real_claude(w: &World, claude: &Path, tag: &str) -> String {
+    let out = w.cas_in(&w.pa, &["claude", "install"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plugin_data = w.sb.home().join(".claude/plugins/data/codex-inline");
+    std::fs::create_dir_all(&plugin_data).unwrap();
+    let mut c = w.sb.codex_as();
+    w.claude_env(&mut c);
+    let out = c
+        .current_dir(&w.pa)
+        .env("CLAUDE_PLUGIN_DATA", &plugin_data)
+        .args(["task", "--background"])
+        .arg(format!("{tag} [[hang]]"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let job = World::job_id(&out);
+    assert_eq!(w.wait_served("turn/start", tag), w.home("alice"));
+
+    let out = run_real_claude(
+        w,
+        claude,
+        &w.pa,
+        "http://127.0.0.1:9",
+        &["-p", &format!("/codex:cancel {job}")],
+    );
+    stdout(&out)
+}
+
 /// Through the real Claude Code, offline: `codex-as claude install`, then `claude -p
 /// "/codex:cancel JOB"` in the project pinned to alice, launched with another account's
 /// CODEX_HOME. Claude Code runs our SessionStart hook, sources its env file for the command's
@@ -1234,34 +1247,7 @@ fn real_claude_code_runs_a_codex_command_on_the_projects_account() {
     let Some(claude) = real_claude_code() else {
         return;
     };
-    let out = w.cas_in(&w.pa, &["claude", "install"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    // A job to cancel, in the plugin state Claude Code gives a --plugin-dir plugin.
-    let plugin_data = w.sb.home().join(".claude/plugins/data/codex-inline");
-    std::fs::create_dir_all(&plugin_data).unwrap();
-    let mut c = w.sb.codex_as();
-    w.claude_env(&mut c);
-    let out = c
-        .current_dir(&w.pa)
-        .env("CLAUDE_PLUGIN_DATA", &plugin_data)
-        .args(["task", "--background", "real-claude-job [[hang]]"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let job = World::job_id(&out);
-    assert_eq!(
-        w.wait_served("turn/start", "real-claude-job"),
-        w.home("alice")
-    );
-
-    let out = run_real_claude(
-        &w,
-        &claude,
-        &w.pa,
-        "http://127.0.0.1:9",
-        &["-p", &format!("/codex:cancel {job}")],
-    );
-    let stream = stdout(&out);
+    let stream = cancel_a_job_through_real_claude(&w, &claude, "real-claude-job");
     let hooks: Vec<serde_json::Value> = stream
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -1274,12 +1260,7 @@ fn real_claude_code_runs_a_codex_command_on_the_projects_account() {
             .all(|h| h["exit_code"] == 0 && h["stdout"] == ""),
         "{hooks:?}"
     );
-    let interrupts: Vec<PathBuf> = w
-        .log()
-        .into_iter()
-        .filter(|l| l.method == "turn/interrupt")
-        .map(|l| l.codex_home)
-        .collect();
+    let interrupts = w.served_homes("turn/interrupt");
     assert_eq!(
         interrupts,
         [w.home("alice")],
@@ -1293,6 +1274,27 @@ fn real_claude_code_runs_a_codex_command_on_the_projects_account() {
         w.log()
     );
     assert_eq!(w.holders("alice"), 0, "SessionEnd released the lease");
+}
+
+/// Asserts that a hook's env file runs the companion as `accounts` (a route) with the route's
+/// first account's `home` as CODEX_HOME.
+fn assert_runs_as(env: &str, accounts: &str, home: &Path) {
+    assert!(
+        env.contains(&format!("export CODEX_AS_ACCOUNT='{accounts}'\n")),
+        "{env}"
+    );
+    assert!(
+        env.contains(&format!("export CODEX_HOME='{}'\n", home.display())),
+        "the route's first account's home: {env}"
+    );
+}
+
+/// The companion's endpoint a hook's env file exports.
+fn companion_endpoint(env: &str) -> String {
+    env.lines()
+        .find_map(|l| l.strip_prefix("export CODEX_COMPANION_APP_SERVER_ENDPOINT="))
+        .map(|v| v.trim_matches('\'').to_string())
+        .unwrap_or_else(|| panic!("no endpoint in {env}"))
 }
 
 /// Claude Code's stored copies of the env files the hooks wrote (`~/.claude/session-env/`).
@@ -1317,66 +1319,21 @@ fn real_claude_code_in_a_project_on_a_list_talks_to_the_relay() {
     };
     let out = w.cas_in(&w.pa, &["pin", "alice, bob"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = w.cas_in(&w.pa, &["claude", "install"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let plugin_data = w.sb.home().join(".claude/plugins/data/codex-inline");
-    std::fs::create_dir_all(&plugin_data).unwrap();
-    let mut c = w.sb.codex_as();
-    w.claude_env(&mut c);
-    let out = c
-        .current_dir(&w.pa)
-        .env("CLAUDE_PLUGIN_DATA", &plugin_data)
-        .args(["task", "--background", "list-claude-job [[hang]]"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let job = World::job_id(&out);
-    assert_eq!(
-        w.wait_served("turn/start", "list-claude-job"),
-        w.home("alice")
-    );
-
-    let out = run_real_claude(
-        &w,
-        &claude,
-        &w.pa,
-        "http://127.0.0.1:9",
-        &["-p", &format!("/codex:cancel {job}")],
-    );
-    let stream = stdout(&out);
+    let stream = cancel_a_job_through_real_claude(&w, &claude, "list-claude-job");
     let ours: Vec<(PathBuf, String)> = stored_env_files(&w)
         .into_iter()
         .filter(|(_, t)| t.contains("codex-as: this Claude Code session's Codex account"))
         .collect();
     assert_eq!(ours.len(), 1, "{ours:?}\n{stream}");
     let env = &ours[0].1;
-    let endpoint = env
-        .lines()
-        .find_map(|l| l.strip_prefix("export CODEX_COMPANION_APP_SERVER_ENDPOINT="))
-        .map(|v| v.trim_matches('\'').to_string())
-        .unwrap_or_else(|| panic!("no endpoint in {env}"));
+    let endpoint = companion_endpoint(env);
     let relay = w.runtime_dir().join("rl-");
     assert!(
         endpoint.starts_with(&format!("unix:{}", relay.display())),
         "the session's endpoint is the route's relay: {endpoint}"
     );
-    assert!(
-        env.contains("export CODEX_AS_ACCOUNT='alice,bob'\n"),
-        "{env}"
-    );
-    assert!(
-        env.contains(&format!(
-            "export CODEX_HOME='{}'\n",
-            w.home("alice").display()
-        )),
-        "{env}"
-    );
-    let interrupts: Vec<PathBuf> = w
-        .log()
-        .into_iter()
-        .filter(|l| l.method == "turn/interrupt")
-        .map(|l| l.codex_home)
-        .collect();
+    assert_runs_as(env, "alice,bob", &w.home("alice"));
+    let interrupts = w.served_homes("turn/interrupt");
     assert_eq!(
         interrupts,
         [w.home("alice")],
@@ -1395,19 +1352,6 @@ fn real_claude_code_in_a_project_on_a_list_talks_to_the_relay() {
 
 const KEY_A: &str = "sk-session-a";
 const KEY_B: &str = "sk-session-b";
-
-/// What people typed, in a request to the model stub.
-fn user_texts(body: &serde_json::Value) -> Vec<String> {
-    body["input"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| i["type"] == "message" && i["role"] == "user")
-        .flat_map(|i| i["content"].as_array().cloned().unwrap_or_default())
-        .filter_map(|c| c["text"].as_str().map(str::to_owned))
-        .filter(|t| !t.trim_start().starts_with('<'))
-        .collect()
-}
 
 /// A Claude Code session in a project pinned to `a, b`, on the real `codex app-server` (every
 /// version of CODEX_AS_REAL_CODEX) whose homes use the local model stub: `/codex:rescue` runs a
@@ -1471,15 +1415,7 @@ fn a_session_on_a_list_finishes_rescue_on_the_next_account_when_the_first_runs_o
         );
 
         // The plugin's job records: the follow-up kept the thread, and completed.
-        let mut jobs: Vec<serde_json::Value> =
-            w.sb.find("jobs")
-                .into_iter()
-                .flat_map(|d| std::fs::read_dir(d).unwrap().flatten())
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .filter_map(|p| serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok())
-                .collect();
-        jobs.sort_by_key(|j| j["createdAt"].as_str().unwrap_or_default().to_string());
+        let jobs = plugin_jobs(&w.sb);
         assert_eq!(jobs.len(), 2, "{jobs:?}");
         assert_eq!(jobs[1]["threadId"], jobs[0]["threadId"], "{jobs:?}");
         assert_eq!(jobs[1]["status"], "completed", "{:?}", jobs[1]);

@@ -2,76 +2,22 @@
 //! the real `codex app-server` (every version of `support::real_codexes()`), whose account
 //! homes use the local model stub; one account's key is made to hit the usage limit mid-thread.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::model_stub::fingerprint;
-use crate::support::{ModelStub, Sandbox, real_codexes, stderr, stdout, wait_until};
+use crate::support::model_stub::{StubWorld as World, fingerprint, user_texts};
+use crate::support::{real_codexes, stderr, stdout, wait_until};
 
 const KEY_A: &str = "sk-handover-a";
 const KEY_B: &str = "sk-handover-b";
 const NOTICE: &str =
     "codex-as: a: usage limit reached; the thread moved to 'b' and the turn goes on there";
 
-struct World {
-    sb: Sandbox,
-    stub: ModelStub,
-    plugin: PathBuf,
-    ws: PathBuf,
-}
-
-impl World {
-    fn new(codex: &Path) -> Option<World> {
-        let plugin = crate::support::peers::current_plugin()?;
-        let sb = Sandbox::new();
-        sb.with_codex(codex);
-        let stub = ModelStub::start(&sb);
-        stub.account_home(&sb.account_dir("a"), KEY_A);
-        stub.account_home(&sb.account_dir("b"), KEY_B);
-        let ws = sb.mkdir("ws");
-        let git = Command::new("git")
-            .args(["init", "-q"])
-            .current_dir(&ws)
-            .status();
-        assert!(git.is_ok_and(|s| s.success()), "git init");
-        Some(World {
-            ws: std::fs::canonicalize(ws).unwrap(),
-            sb,
-            stub,
-            plugin: plugin.root,
-        })
-    }
-
-    fn home(&self, account: &str) -> PathBuf {
-        std::fs::canonicalize(self.sb.home().join(format!(".codex-{account}"))).unwrap()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut c = self.sb.codex_as();
-        c.env("CODEX_AS_PLUGIN_ROOT", &self.plugin)
-            .env("CODEX_AS_RUNTIME_DIR", self.sb.path().join("rt"))
-            .current_dir(&self.ws)
-            .args(args);
-        c.output().unwrap()
-    }
-
-    /// The plugin's job records for the workspace, oldest first.
-    fn jobs(&self) -> Vec<Value> {
-        let mut jobs: Vec<Value> = self
-            .sb
-            .find("jobs")
-            .into_iter()
-            .flat_map(|d| std::fs::read_dir(d).unwrap().flatten())
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            // The plugin writes its records in place: one may be half written right now.
-            .filter_map(|p| serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok())
-            .collect();
-        jobs.sort_by_key(|j| j["createdAt"].as_str().unwrap_or_default().to_string());
-        jobs
-    }
+/// The world of a run on the route `a, b` with the current real plugin (none: a skip).
+fn world(codex: &Path) -> Option<World> {
+    let plugin = crate::support::peers::current_plugin()?;
+    Some(World::new(codex, &plugin.root, [KEY_A, KEY_B]))
 }
 
 /// Whether `home` has a rollout of `thread`.
@@ -89,19 +35,6 @@ fn holds(home: &Path, thread: &str) -> bool {
         }
     }
     false
-}
-
-/// What people typed, in a request to the model.
-fn user_texts(body: &Value) -> Vec<String> {
-    body["input"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| i["type"] == "message" && i["role"] == "user")
-        .flat_map(|i| i["content"].as_array().cloned().unwrap_or_default())
-        .filter_map(|c| c["text"].as_str().map(str::to_owned))
-        .filter(|t| !t.trim_start().starts_with('<'))
-        .collect()
 }
 
 /// Encrypted reasoning another key made, in a request.
@@ -155,7 +88,7 @@ fn check_b_request(w: &World, new_input: &str) {
 fn a_turn_that_hits_the_limit_goes_on_on_the_next_account() {
     for codex in real_codexes() {
         eprintln!("-- against {}", codex.display());
-        let Some(w) = World::new(&codex) else { return };
+        let Some(w) = world(&codex) else { return };
         let thread = thread_on_a_then_a_is_out(&w);
 
         let out = w.run(&["a,b", "task", "--resume-last", "what was the word?"]);
@@ -221,7 +154,7 @@ fn a_turn_that_hits_the_limit_goes_on_on_the_next_account() {
 fn a_background_task_that_hits_the_limit_goes_on_on_the_next_account() {
     for codex in real_codexes() {
         eprintln!("-- against {}", codex.display());
-        let Some(w) = World::new(&codex) else { return };
+        let Some(w) = world(&codex) else { return };
         let thread = thread_on_a_then_a_is_out(&w);
 
         let out = w.run(&[
@@ -258,7 +191,7 @@ fn a_background_task_that_hits_the_limit_goes_on_on_the_next_account() {
 fn a_review_that_hits_the_limit_starts_again_on_the_next_account() {
     for codex in real_codexes() {
         eprintln!("-- against {}", codex.display());
-        let Some(w) = World::new(&codex) else { return };
+        let Some(w) = world(&codex) else { return };
         std::fs::write(w.ws.join("notes.txt"), "a change to review\n").unwrap();
         w.stub.set_limited(KEY_A, true);
         let out = w.run(&["a,b", "review"]);

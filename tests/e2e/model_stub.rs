@@ -4,20 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::support::app_server::{agent_text, completed_turn};
-use crate::support::model_stub::fingerprint;
+use crate::support::model_stub::{fingerprint, user_texts};
 use crate::support::{AppServer, ModelStub, Sandbox, real_codexes};
-
-fn user_texts(body: &Value) -> Vec<String> {
-    body["input"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| i["type"] == "message" && i["role"] == "user")
-        .flat_map(|i| i["content"].as_array().cloned().unwrap_or_default())
-        .filter_map(|c| c["text"].as_str().map(str::to_owned))
-        .filter(|t| !t.trim_start().starts_with('<'))
-        .collect()
-}
 
 fn is_reasoning(line: &str) -> bool {
     serde_json::from_str::<Value>(line)

@@ -15,102 +15,49 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{
-    ModelStub, Sandbox, files_under, for_each_plugin, real_codexes, stderr, stdout,
-};
+use crate::support::model_stub::{StubWorld as World, user_texts};
+use crate::support::{Sandbox, files_under, for_each_plugin, real_codexes, stderr, stdout};
 
 const KEY_A: &str = "sk-a-stub";
 const KEY_B: &str = "sk-b-stub";
 
-struct World {
-    sb: Sandbox,
-    stub: ModelStub,
-    plugin: PathBuf,
-    ws: PathBuf,
+/// `codex-as ARGS` in the world's workspace, which must succeed.
+fn run(w: &World, args: &[&str]) -> Output {
+    let out = w.run(args);
+    assert!(
+        out.status.success(),
+        "codex-as {args:?}: {} {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    out
 }
 
-impl World {
-    fn new(codex: &Path, plugin: &Path) -> World {
-        let sb = Sandbox::new();
-        sb.with_codex(codex);
-        let stub = ModelStub::start(&sb);
-        stub.account_home(&sb.account_dir("a"), KEY_A);
-        stub.account_home(&sb.account_dir("b"), KEY_B);
-        let ws = sb.mkdir("ws");
-        let git = Command::new("git")
-            .args(["init", "-q"])
-            .current_dir(&ws)
-            .status();
-        assert!(git.is_ok_and(|s| s.success()), "git init");
-        World {
-            ws: std::fs::canonicalize(&ws).unwrap(),
-            sb,
-            stub,
-            plugin: plugin.to_path_buf(),
-        }
-    }
-
-    fn home(&self, account: &str) -> PathBuf {
-        std::fs::canonicalize(self.sb.home().join(format!(".codex-{account}"))).unwrap()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let out = self
-            .sb
-            .codex_as()
-            .env("CODEX_AS_PLUGIN_ROOT", &self.plugin)
-            .env("CODEX_AS_RUNTIME_DIR", self.sb.path().join("rt"))
-            .current_dir(&self.ws)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "codex-as {args:?}: {} {}",
-            stdout(&out),
-            stderr(&out)
-        );
-        out
-    }
-
-    /// The socket of `account`'s codex-as broker.
-    fn broker_socket(&self, account: &str) -> PathBuf {
-        let out = self.run(&["brokers", "--json"]);
-        let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let home = self.home(account).display().to_string();
-        let row = rows
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["owner"] == "codex-as" && r["codexHome"] == home.as_str())
-            .unwrap_or_else(|| panic!("no broker of {account}: {rows}"))
-            .clone();
-        PathBuf::from(
-            row["endpoint"]
-                .as_str()
-                .unwrap()
-                .trim_start_matches("unix:"),
-        )
-    }
-
-    /// The user texts of b's model requests, the last one.
-    fn last_user_texts(&self, key: &str) -> Vec<String> {
-        let bodies = self.stub.turn_requests(key);
-        let last = bodies.last().cloned().unwrap_or(Value::Null);
-        user_texts(&last)
-    }
-}
-
-fn user_texts(body: &Value) -> Vec<String> {
-    body["input"]
+/// The socket of `account`'s codex-as broker.
+fn broker_socket(w: &World, account: &str) -> PathBuf {
+    let out = run(w, &["brokers", "--json"]);
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let home = w.home(account).display().to_string();
+    let row = rows
         .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| i["type"] == "message" && i["role"] == "user")
-        .flat_map(|i| i["content"].as_array().cloned().unwrap_or_default())
-        .filter_map(|c| c["text"].as_str().map(str::to_owned))
-        .filter(|t| !t.trim_start().starts_with('<'))
-        .collect()
+        .unwrap()
+        .iter()
+        .find(|r| r["owner"] == "codex-as" && r["codexHome"] == home.as_str())
+        .unwrap_or_else(|| panic!("no broker of {account}: {rows}"))
+        .clone();
+    PathBuf::from(
+        row["endpoint"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("unix:"),
+    )
+}
+
+/// The user texts of b's model requests, the last one.
+fn last_user_texts(w: &World, key: &str) -> Vec<String> {
+    let bodies = w.stub.turn_requests(key);
+    let last = bodies.last().cloned().unwrap_or(Value::Null);
+    user_texts(&last)
 }
 
 /// Every file under a home's `sessions/` with its bytes.
@@ -208,8 +155,8 @@ fn b_resumes_the_thread_a_started_and_lists_a_threads() {
 }
 
 fn b_continues_a(codex: &Path, plugin: &Path) {
-    let w = World::new(codex, plugin);
-    let out = w.run(&["a", "task", "remember the word PAPAYA"]);
+    let w = World::new(codex, plugin, [KEY_A, KEY_B]);
+    let out = run(&w, &["a", "task", "remember the word PAPAYA"]);
     assert!(
         stdout(&out).contains("echo: remember the word PAPAYA"),
         "{}",
@@ -221,7 +168,7 @@ fn b_continues_a(codex: &Path, plugin: &Path) {
     let a_before = sessions_bytes(&w.home("a"));
 
     // --resume-last on b: the companion finds a's thread (its job record) and resumes it on b.
-    let out = w.run(&["b", "task", "--resume-last", "what was the word?"]);
+    let out = run(&w, &["b", "task", "--resume-last", "what was the word?"]);
     assert!(
         stdout(&out).contains("echo: what was the word? (user turns seen: 2)"),
         "{} {}",
@@ -230,7 +177,7 @@ fn b_continues_a(codex: &Path, plugin: &Path) {
     );
     // b's model request holds a's earlier turn, once, then the new input.
     assert_eq!(
-        w.last_user_texts(KEY_B),
+        last_user_texts(&w, KEY_B),
         ["remember the word PAPAYA", "what was the word?"]
     );
     assert!(
@@ -247,13 +194,13 @@ fn b_continues_a(codex: &Path, plugin: &Path) {
     // item shape, a's name for it), and thread/resume by id brings it over.
     // A second later, so that both sort keys tell the threads apart (they count seconds).
     std::thread::sleep(Duration::from_millis(1100));
-    w.run(&["a", "task", "--fresh", "the word is MANGO"]);
+    run(&w, &["a", "task", "--fresh", "the word is MANGO"]);
     let second = thread_ids(&w.home("a"))
         .into_iter()
         .find(|t| *t != first)
         .expect("a second thread on a");
     let a_before = sessions_bytes(&w.home("a"));
-    let mut b = Client::connect(&w.broker_socket("b"));
+    let mut b = Client::connect(&broker_socket(&w, "b"));
     let list = b.call(
         "thread/list",
         json!({"cwd": w.ws, "limit": 20, "sortKey": "updated_at",
@@ -304,7 +251,7 @@ fn b_continues_a(codex: &Path, plugin: &Path) {
             json!({"threadId": second, "input": [{"type": "text", "text": "and now?"}]}),
         ),
     ]);
-    let mut other = Client::connect(&w.broker_socket("b"));
+    let mut other = Client::connect(&broker_socket(&w, "b"));
     let started = std::time::Instant::now();
     let status = other.call("broker/status", json!({}));
     assert!(status["result"]["pid"].is_u64(), "{status}");
@@ -325,10 +272,10 @@ fn b_continues_a(codex: &Path, plugin: &Path) {
     assert!(turn.get("result").is_some(), "{turn}");
     assert!(thread_ids(&w.home("b")).contains(&second));
     assert!(
-        crate::support::wait_until(30, || w.last_user_texts(KEY_B)
+        crate::support::wait_until(30, || last_user_texts(&w, KEY_B)
             == ["the word is MANGO", "and now?"]),
         "{:?}",
-        w.last_user_texts(KEY_B)
+        last_user_texts(&w, KEY_B)
     );
     assert_eq!(sessions_bytes(&w.home("a")), a_before);
 
@@ -399,7 +346,7 @@ fn b_continues_a(codex: &Path, plugin: &Path) {
     );
     drop(b);
     drop(other);
-    let _ = w.run(&["brokers", "stop", "--all", "--timeout", "10s"]);
+    let _ = run(&w, &["brokers", "stop", "--all", "--timeout", "10s"]);
 }
 
 // ---- `codex-as NAME resume [ID | --last]`: the Codex TUI on a thread of any account ----

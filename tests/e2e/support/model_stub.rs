@@ -9,7 +9,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -201,6 +201,92 @@ impl ModelStub {
             })
             .collect()
     }
+}
+
+/// What people typed, in a request to the model: the user messages' texts, without the
+/// `<...>` context blocks Codex adds.
+pub fn user_texts(body: &Value) -> Vec<String> {
+    body["input"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["type"] == "message" && i["role"] == "user")
+        .flat_map(|i| i["content"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["text"].as_str().map(str::to_owned))
+        .filter(|t| !t.trim_start().starts_with('<'))
+        .collect()
+}
+
+/// Companion runs across two stub-served accounts: a sandbox running `codex`, accounts `a` and
+/// `b` (`~/.codex-a`, `~/.codex-b`) logged in with the two keys, a plugin, and a git workspace
+/// the runs start in.
+pub struct StubWorld {
+    // Dropped before the stub: the sandbox's processes end while their model still answers.
+    pub sb: Sandbox,
+    pub stub: ModelStub,
+    pub plugin: PathBuf,
+    /// The workspace, canonical (the path the plugin and Codex record).
+    pub ws: PathBuf,
+}
+
+impl StubWorld {
+    pub fn new(codex: &Path, plugin: &Path, [key_a, key_b]: [&str; 2]) -> StubWorld {
+        let sb = Sandbox::new();
+        sb.with_codex(codex);
+        let stub = ModelStub::start(&sb);
+        stub.account_home(&sb.account_dir("a"), key_a);
+        stub.account_home(&sb.account_dir("b"), key_b);
+        let ws = sb.mkdir("ws");
+        let git = Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(&ws)
+            .status();
+        assert!(git.is_ok_and(|s| s.success()), "git init");
+        StubWorld {
+            ws: std::fs::canonicalize(&ws).unwrap(),
+            sb,
+            stub,
+            plugin: plugin.to_path_buf(),
+        }
+    }
+
+    /// The home of `account`, canonical.
+    pub fn home(&self, account: &str) -> PathBuf {
+        std::fs::canonicalize(self.sb.home().join(format!(".codex-{account}"))).unwrap()
+    }
+
+    /// `codex-as ARGS` in the workspace with the world's plugin and its own runtime folder,
+    /// whatever its exit.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.sb
+            .codex_as()
+            .env("CODEX_AS_PLUGIN_ROOT", &self.plugin)
+            .env("CODEX_AS_RUNTIME_DIR", self.sb.path().join("rt"))
+            .current_dir(&self.ws)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// The plugin's job records in the sandbox, oldest first.
+    pub fn jobs(&self) -> Vec<Value> {
+        plugin_jobs(&self.sb)
+    }
+}
+
+/// The plugin's job records in `sb`, oldest first.
+pub fn plugin_jobs(sb: &Sandbox) -> Vec<Value> {
+    let mut jobs: Vec<Value> = sb
+        .find("jobs")
+        .into_iter()
+        .flat_map(|d| std::fs::read_dir(d).unwrap().flatten())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        // The plugin writes its records in place: one may be half written right now.
+        .filter_map(|p| serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok())
+        .collect();
+    jobs.sort_by_key(|j| j["createdAt"].as_str().unwrap_or_default().to_string());
+    jobs
 }
 
 /// auth.json exactly as `codex login --with-api-key` leaves it (0.169 and 0.171): pretty
