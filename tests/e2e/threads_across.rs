@@ -311,8 +311,20 @@ fn b_continues_a(codex: &Path, plugin: &Path) {
     assert!(!message.contains('\n'));
     assert!(b_copy(&w) == b_before, "b's copy is left as it was");
 
-    // a's copy is now b's plus one more line: newer, but b's app-server has its own copy open
-    // (it resumed it for the companion), so nothing is carried under it.
+    // This client opens b's copy (the same as a's again) and keeps it: b's app-server has it
+    // open for as long as the client is there, whatever Codex's unload timer does.
+    std::fs::write(&a_copy, b_before.clone().unwrap()).unwrap();
+    let resumed = b.call("thread/resume", json!({"threadId": first, "cwd": w.ws}));
+    assert!(resumed["error"].is_null(), "{resumed}");
+    let status = b.call("broker/status", json!({}));
+    assert!(
+        status["result"]["openThreads"]
+            .as_array()
+            .is_some_and(|open| open.iter().any(|t| t == first.as_str())),
+        "{status}"
+    );
+    // a's copy is now b's plus one more line: newer, but b's app-server has its own copy open,
+    // so nothing is carried under it.
     let mut newer = b_before.clone().unwrap();
     newer.extend_from_slice(
         format!(
