@@ -103,6 +103,9 @@ pub fn run(args: ThreadsArgs) -> anyhow::Result<u8> {
         "{}",
         table::render(&COLUMNS, &cells, crate::sys::term::width())
     )?;
+    crate::outln!(
+        "\n* holds the newest copy; `codex-as NAME resume ID` continues a thread as NAME, wherever it is"
+    )?;
     Ok(status::OK)
 }
 

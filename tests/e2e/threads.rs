@@ -298,8 +298,13 @@ fn threads_lists_every_account_s_threads_and_carry_moves_one() {
     assert_eq!(rollouts_in(&bob).len(), 2);
     let out = run(sb.codex_as().args(["threads", "--limit", "1"]));
     out.ok();
-    let table: Vec<&str> = out.stdout.lines().collect();
+    let table: Vec<&str> = out.stdout.lines().take_while(|l| !l.is_empty()).collect();
     assert_eq!(table.len(), 2, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("\n* holds the newest copy"),
+        "{}",
+        out.stdout
+    );
     assert!(table[0].starts_with("THREAD") && table[0].contains("FIRST PROMPT"));
     assert!(
         table[1].contains(OTHER) && table[1].contains("bob*"),
