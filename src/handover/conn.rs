@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -18,7 +19,9 @@ use super::notice;
 use super::rewrite::{self, IdMap, Verdict, Watch};
 use super::route::{self, Route};
 use super::threads::Threads;
-use super::upstream::{Link, Upstream};
+use super::upstream::{LINK_QUEUE, Link, Upstream};
+use crate::broker::lines::Backlog;
+use crate::broker::serve::MAX_QUEUED_BYTES;
 use crate::broker::{lines, protocol};
 
 /// How long the next account may take to resume the thread, and to start the turn again.
@@ -117,6 +120,9 @@ struct Conn {
     key: String,
     pid: Option<u32>,
     to_client: UnboundedSender<String>,
+    /// Bytes sent to the client and not yet written: past the limit the relay reads its
+    /// upstream no further until the client catches up.
+    unread: Arc<Backlog>,
     account: usize,
     link: Option<Link>,
     /// Upstream lines received during a handover, relayed next.
@@ -154,13 +160,15 @@ pub async fn serve(shared: Rc<Shared>, key: String, stream: UnixStream) {
         .and_then(|p| u32::try_from(p).ok());
     let (read, write) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel();
-    let writer = tokio::task::spawn_local(lines::write_lines(write, rx, None));
+    let unread = Backlog::new(MAX_QUEUED_BYTES);
+    let writer = tokio::task::spawn_local(lines::write_lines(write, rx, Some(unread.clone())));
     let first = route::first(shared.route.len(), &*shared.usable);
     let mut c = Conn {
         shared,
         key,
         pid,
         to_client: tx,
+        unread: unread.clone(),
         account: first,
         link: None,
         backlog: VecDeque::new(),
@@ -174,23 +182,52 @@ pub async fn serve(shared: Rc<Shared>, key: String, stream: UnixStream) {
         standby: None,
         started: std::cell::RefCell::new(None),
     };
-    let mut reader = BufReader::new(read);
+    // Its own task: a line read half way is never lost to another branch of the select below
+    // (read_line is not cancel safe), and a full queue stops the reading.
+    let (client_tx, mut from_client) = mpsc::channel::<String>(LINK_QUEUE);
+    let reader = tokio::task::spawn_local(async move {
+        let mut r = BufReader::new(read);
+        while let Ok(Some(line)) = lines::read_line(&mut r).await {
+            if !line.trim().is_empty() && client_tx.send(line).await.is_err() {
+                return;
+            }
+        }
+    });
     loop {
         if let Some(line) = c.backlog.pop_front() {
             c.on_upstream(line).await;
             continue;
         }
+        // Each side is read only while the other can take what it sends: what waits is bounded
+        // on both sides, and the rest waits in the sockets.
+        let mut client_gate = unread.gate();
+        let mut upstream_gate = c.link.as_ref().map(Link::gate);
+        let client_open = *client_gate.borrow_and_update();
+        let upstream_open = upstream_gate
+            .as_mut()
+            .is_none_or(|g| *g.borrow_and_update());
         let from_upstream = async {
             match c.link.as_mut() {
-                Some(l) => l.rx.recv().await,
-                None => std::future::pending().await,
+                Some(l) if client_open => l.rx.recv().await,
+                _ => std::future::pending().await,
+            }
+        };
+        let reopened = async {
+            match (&mut upstream_gate, upstream_open, client_open) {
+                (Some(g), false, _) => {
+                    let _ = g.changed().await;
+                }
+                (_, _, false) => {
+                    let _ = client_gate.changed().await;
+                }
+                _ => std::future::pending::<()>().await,
             }
         };
         tokio::select! {
-            line = lines::read_line(&mut reader) => match line {
-                Ok(Some(l)) if l.trim().is_empty() => {}
-                Ok(Some(l)) => c.on_client(l).await,
-                _ => break,
+            () = reopened => {}
+            line = from_client.recv(), if upstream_open => match line {
+                Some(l) => c.on_client(l).await,
+                None => break,
             },
             line = from_upstream => match line {
                 Some(l) => c.on_upstream(l).await,
@@ -200,6 +237,7 @@ pub async fn serve(shared: Rc<Shared>, key: String, stream: UnixStream) {
             },
         }
     }
+    reader.abort();
     c.set_turn(None);
     drop(c);
     let _ = writer.await;
@@ -220,7 +258,9 @@ impl Conn {
             }
             *self.started.borrow_mut() = turn;
         }
-        let _ = self.to_client.send(msg.to_string());
+        let line = msg.to_string();
+        self.unread.add(line.len());
+        let _ = self.to_client.send(line);
     }
 
     fn answer(&self, id: Value, result: Value) {
@@ -700,7 +740,7 @@ mod tests {
             let open = self.thread_open.contains(&name.as_str());
             Box::pin(async move {
                 let (to_up, mut up_rx) = mpsc::unbounded_channel::<String>();
-                let (up_tx, from_up) = mpsc::unbounded_channel::<String>();
+                let (up_tx, from_up) = mpsc::channel::<String>(LINK_QUEUE);
                 let task = tokio::task::spawn_local(async move {
                     let mut turns = 0;
                     while let Some(line) = up_rx.recv().await {
@@ -714,7 +754,7 @@ mod tests {
                             v["params"].clone(),
                         ));
                         let id = v["id"].clone();
-                        let send = |m: Value| up_tx.send(m.to_string()).unwrap();
+                        let send = |m: Value| up_tx.try_send(m.to_string()).unwrap();
                         match method {
                             "initialize" => send(json!({"id": id, "result": {}})),
                             "broker/status" => {
@@ -772,7 +812,12 @@ mod tests {
                         }
                     }
                 });
-                Ok(Link::new(from_up, to_up, vec![task]))
+                Ok(Link::new(
+                    from_up,
+                    to_up,
+                    Backlog::new(MAX_QUEUED_BYTES),
+                    vec![task],
+                ))
             })
         }
     }

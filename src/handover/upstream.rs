@@ -6,25 +6,36 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
 use tokio::io::BufReader;
 use tokio::net::UnixStream;
-use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{self, Receiver, UnboundedSender};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::account::{Account, Accounts};
+use crate::broker::lines::Backlog;
+use crate::broker::serve::MAX_QUEUED_BYTES;
 use crate::broker::{endpoint, lines, pool, protocol};
 
 /// How long the upstream may take to answer the relay's own `initialize`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Lines read from an upstream and not yet taken by the relay: past this many its socket is
+/// read no further, so a relay that cannot pass lines on holds them in the broker, which
+/// bounds what waits for a client.
+pub const LINK_QUEUE: usize = 64;
+
 /// One open connection to an upstream: lines in, lines out. Dropping it closes the connection.
 pub struct Link {
-    pub rx: UnboundedReceiver<String>,
+    pub rx: Receiver<String>,
     tx: UnboundedSender<String>,
+    /// Bytes sent and not yet written to the upstream.
+    unsent: Arc<Backlog>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -39,15 +50,29 @@ impl Drop for Link {
 impl Link {
     /// A link over any pair of line channels (the tasks behind them are aborted on drop).
     pub fn new(
-        rx: UnboundedReceiver<String>,
+        rx: Receiver<String>,
         tx: UnboundedSender<String>,
+        unsent: Arc<Backlog>,
         tasks: Vec<JoinHandle<()>>,
     ) -> Link {
-        Link { rx, tx, tasks }
+        Link {
+            rx,
+            tx,
+            unsent,
+            tasks,
+        }
     }
 
     pub fn send(&self, msg: &Value) {
-        let _ = self.tx.send(msg.to_string());
+        let line = msg.to_string();
+        self.unsent.add(line.len());
+        let _ = self.tx.send(line);
+    }
+
+    /// True while what waits to be written to the upstream is under its limit: the relay reads
+    /// its client only then.
+    pub fn gate(&self) -> watch::Receiver<bool> {
+        self.unsent.gate()
     }
 
     /// Sends a request of the relay's own and waits for its answer. Other lines that arrive
@@ -137,16 +162,65 @@ pub async fn connect(ep: &str) -> anyhow::Result<Link> {
         bail!("refusing {ep}: it is served by uid {uid}, not you");
     }
     let (read, write) = stream.into_split();
-    let (in_tx, in_rx) = mpsc::unbounded_channel();
+    let (in_tx, in_rx) = mpsc::channel(LINK_QUEUE);
     let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let writer = tokio::task::spawn_local(lines::write_lines(write, out_rx, None));
+    let unsent = Backlog::new(MAX_QUEUED_BYTES);
+    let writer = tokio::task::spawn_local(lines::write_lines(write, out_rx, Some(unsent.clone())));
     let reader = tokio::task::spawn_local(async move {
         let mut r = BufReader::new(read);
         while let Ok(Some(line)) = lines::read_line(&mut r).await {
-            if !line.trim().is_empty() && in_tx.send(line).is_err() {
+            if !line.trim().is_empty() && in_tx.send(line).await.is_err() {
                 return;
             }
         }
     });
-    Ok(Link::new(in_rx, out_tx, vec![writer, reader]))
+    Ok(Link::new(in_rx, out_tx, unsent, vec![writer, reader]))
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::UnixListener;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_link_reads_no_further_than_its_queue_and_loses_nothing() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("up.sock");
+                let listener = UnixListener::bind(&path).unwrap();
+                let lines = 50_000;
+                let peer = tokio::task::spawn_local(async move {
+                    let (mut s, _) = listener.accept().await.unwrap();
+                    for i in 0..lines {
+                        let line = format!("{{\"method\":\"n\",\"params\":{{\"i\":{i}}}}}\n");
+                        if s.write_all(line.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                let mut link = connect(&format!("unix:{}", path.display())).await.unwrap();
+                // Let the peer write as much as the sockets take while nobody reads the link.
+                for _ in 0..50 {
+                    tokio::task::yield_now().await;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                assert!(
+                    link.rx.len() <= LINK_QUEUE,
+                    "{} lines queued",
+                    link.rx.len()
+                );
+                assert!(!peer.is_finished(), "the peer waits on a full socket");
+                for i in 0..lines {
+                    let line = link.rx.recv().await.unwrap();
+                    let v: Value = serde_json::from_str(&line).unwrap();
+                    assert_eq!(v["params"]["i"], i, "in order, none lost");
+                }
+                peer.await.unwrap();
+            })
+            .await;
+    }
 }

@@ -279,7 +279,7 @@ pub fn plugin_jobs(sb: &Sandbox) -> Vec<Value> {
     let mut jobs: Vec<Value> = sb
         .find("jobs")
         .into_iter()
-        .flat_map(|d| std::fs::read_dir(d).unwrap().flatten())
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         // The plugin writes its records in place: one may be half written right now.

@@ -233,12 +233,17 @@ impl Sandbox {
         let mut found = Vec::new();
         let mut stack = vec![self.root.clone()];
         while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap().flatten() {
+            // Programs still running in the sandbox make and remove folders (temporary files,
+            // a session's folder) while this walks: one gone by now is simply not there.
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
                 let p = e.path();
                 if e.file_name() == name {
                     found.push(p.clone());
                 }
-                if e.file_type().unwrap().is_dir() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
                     stack.push(p);
                 }
             }
