@@ -12,7 +12,7 @@ use crate::broker::pool;
 use crate::broker::registry::Registry;
 use crate::cli::{BrokersAction, BrokersArgs, StopArgs};
 use crate::error::status;
-use crate::plugin::{self, workspace};
+use crate::plugin::{self, roots::StateRoot};
 use crate::sys::{clock, duration};
 
 /// Seconds since the epoch as the records store them (a clock set before 1970 reads as 0).
@@ -87,6 +87,9 @@ struct Row {
     state: State,
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<String>,
+    /// The plugin's: the state folder it was found under, and where that folder comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_root: Option<StateRoot>,
     #[serde(skip)]
     id: Option<String>,
 }
@@ -150,6 +153,7 @@ async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
             idle_seconds: None,
             state: State::Unknown,
             note: None,
+            state_root: None,
             id: Some(id.clone()),
         };
         match answer {
@@ -200,41 +204,76 @@ async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
     rows
 }
 
+/// The plugin's live brokers under every state root, and what was refused (never contacted).
 fn plugin_rows(accounts: &Accounts) -> Vec<Row> {
-    plugin::brokers::scan(&workspace::plugin_state_root(), &accounts.default_home)
-        .into_iter()
-        .filter(|b| b.alive || b.refused.is_some())
-        .map(|b| Row {
-            owner: "plugin",
-            account: b
+    let mut rows = Vec::new();
+    for root in plugin::roots::all(&accounts.home_dir) {
+        if let Some(reason) = &root.refused {
+            rows.push(plugin_row(
+                None,
+                String::new(),
+                None,
+                State::Refused,
+                format!(
+                    "{}: the plugin's state folder cannot be trusted: {reason}",
+                    root.path.display()
+                ),
+                &root,
+            ));
+            continue;
+        }
+        for b in plugin::brokers::scan(&root.path, &accounts.default_home) {
+            if !b.alive && b.refused.is_none() {
+                continue;
+            }
+            let (state, note) = match &b.refused {
+                Some(r) => (State::Refused, format!("{}: {r}", b.state_dir.display())),
+                None => (
+                    State::Unknown,
+                    format!(
+                        "{} (account from {}); codex-as never stops the plugin's brokers",
+                        b.state_dir.display(),
+                        b.home_source
+                    ),
+                ),
+            };
+            let mut row = plugin_row(b.codex_home, b.endpoint, b.pid, state, note, &root);
+            row.account = row
                 .codex_home
                 .as_deref()
-                .and_then(|h| account_for(accounts, h)),
-            codex_home: b.codex_home.clone(),
-            workspace: None,
-            workspaces: Vec::new(),
-            clients: None,
-            threads_in_flight: None,
-            pid: b.pid,
-            endpoint: b.endpoint,
-            age_seconds: b.age_seconds,
-            idle_seconds: None,
-            state: if b.refused.is_some() {
-                State::Refused
-            } else {
-                State::Unknown
-            },
-            note: Some(match b.refused {
-                Some(r) => format!("{}: {r}", b.state_dir.display()),
-                None => format!(
-                    "{} (account from {}); codex-as never stops the plugin's brokers",
-                    b.state_dir.display(),
-                    b.home_source
-                ),
-            }),
-            id: None,
-        })
-        .collect()
+                .and_then(|h| account_for(accounts, h));
+            row.age_seconds = b.age_seconds;
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+fn plugin_row(
+    codex_home: Option<PathBuf>,
+    endpoint: String,
+    pid: Option<u32>,
+    state: State,
+    note: String,
+    root: &StateRoot,
+) -> Row {
+    Row {
+        owner: "plugin",
+        account: None,
+        codex_home,
+        workspace: None,
+        workspaces: Vec::new(),
+        clients: None,
+        threads_in_flight: None,
+        pid,
+        endpoint,
+        age_seconds: None,
+        idle_seconds: None,
+        state,
+        note: Some(note),
+        state_root: Some(root.clone()),
+        id: None,
+    }
 }
 
 async fn stop_own(
@@ -342,6 +381,13 @@ fn print_rows(rows: &[Row], json: bool, empty: &str) -> anyhow::Result<()> {
         )?;
         if let Some(note) = &r.note {
             crate::outln!("          {note}")?;
+        }
+        if let Some(root) = &r.state_root {
+            crate::outln!(
+                "          found under {} ({})",
+                crate::shell::quote::for_terminal(&root.path),
+                root.origin.describe()
+            )?;
         }
     }
     Ok(())

@@ -4,4 +4,5 @@ pub mod advice;
 pub mod brokers;
 pub mod help;
 pub mod locate;
+pub mod roots;
 pub mod workspace;

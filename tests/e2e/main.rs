@@ -21,6 +21,7 @@ mod first_hour;
 mod handover;
 mod harden;
 mod model_stub;
+mod plugin_data;
 mod plugin_fixture;
 mod quick_start;
 mod quota_sources;
