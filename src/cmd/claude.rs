@@ -58,6 +58,11 @@ fn install(scope: &ClaudeScope) -> anyhow::Result<u8> {
     crate::outln!(
         "New Claude Code sessions now run /codex:* commands as each folder's account (`codex-as pin NAME` in a project; `codex-as claude status` to check)."
     )?;
+    if let Some(e) = plugin_missing() {
+        eprintln!(
+            "codex-as: warning: until the Codex plugin is installed, the hook refuses every session: {e:#}"
+        );
+    }
     Ok(status::OK)
 }
 
@@ -107,6 +112,10 @@ fn show_status() -> anyhow::Result<u8> {
     }
     if !any {
         crate::outln!("  not installed: `codex-as claude install` (or --project) to install them")?;
+    }
+    let missing = plugin_missing();
+    if any && let Some(e) = &missing {
+        crate::outln!("plugin: the hooks refuse every session: {e:#}")?;
     }
     let chosen = match directory::for_directory(&here, &accounts) {
         Ok(c) => c,
@@ -160,7 +169,20 @@ fn show_status() -> anyhow::Result<u8> {
         let n = lease::holders(&runtime, &lease::account_key(&home)).len();
         crate::outln!("sessions holding {}'s broker: {n}", account.name)?;
     }
-    Ok(status::OK)
+    Ok(if any && missing.is_some() {
+        status::FAILURE
+    } else {
+        status::OK
+    })
+}
+
+/// Why the plugin the hook hands each session cannot be found, if so.
+fn plugin_missing() -> Option<anyhow::Error> {
+    let accounts = match Accounts::load() {
+        Ok(a) => a,
+        Err(e) => return Some(e),
+    };
+    crate::plugin::locate::locate(None, &accounts.config, &accounts.home_dir).err()
 }
 
 /// A folder on a list or `auto`: its sessions talk to the route's relay, not to one broker.

@@ -427,11 +427,61 @@ fn claude_code_hooks_and_the_keyring_are_reported_as_notes() {
         r#"{"hooks":{"SessionStart":[{"hooks":[{"type":"command","command":"codex-as claude hook session-start"}]}]}}"#,
     )
     .unwrap();
-    let out = doctor(&sb, true).output().unwrap();
+    let out = doctor(&sb, true)
+        .env(
+            "CODEX_AS_PLUGIN_ROOT",
+            crate::support::fixtures().join("plugin"),
+        )
+        .output()
+        .unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let notes = doc["notes"].to_string();
     assert!(notes.contains("codex-as hooks installed in"), "{notes}");
     assert_eq!(out.status.code(), Some(0));
+}
+
+/// Hooks without the plugin refuse every session: `claude install`, `claude status` and
+/// `doctor` all say so.
+#[test]
+fn hooks_without_the_plugin_are_reported_everywhere() {
+    let sb = healthy();
+    let out = sb.run(&["claude", "install"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("the hook refuses every session")
+            && err.contains("the Codex plugin for Claude Code was not found"),
+        "{err}"
+    );
+    let out = sb.run(&["claude", "status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("plugin: the hooks refuse every session"),
+        "{}",
+        stdout(&out)
+    );
+    let (code, found, text) = findings(&sb, &[]);
+    assert_eq!((code, found.len()), (Some(1), 1), "{text}");
+    assert_eq!(found[0]["area"], "claude", "{text}");
+    assert!(
+        found[0]["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("claude plugin install codex@openai-codex"),
+        "{text}"
+    );
+    // With the plugin found, nothing is said.
+    let plugin = crate::support::fixtures().join("plugin");
+    let out = sb
+        .codex_as()
+        .env("CODEX_AS_PLUGIN_ROOT", &plugin)
+        .args(["claude", "install"])
+        .output()
+        .unwrap();
+    assert_eq!((out.status.code(), stderr(&out).as_str()), (Some(0), ""));
+    let plugin = plugin.display().to_string();
+    let (code, found, text) = findings(&sb, &[("CODEX_AS_PLUGIN_ROOT", &plugin)]);
+    assert_eq!((code, found.len()), (Some(0), 0), "{text}");
 }
 
 #[test]
