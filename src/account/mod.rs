@@ -251,8 +251,8 @@ impl Accounts {
         Ok(a)
     }
 
-    /// All accounts Codex may run as: default first, then those in the config's `order`, then
-    /// the rest by name. Accounts whose home is unsafe (see [`home_is_unsafe`]) are left out.
+    /// All accounts Codex may run as: those in the config's `order` (default first unless
+    /// `order` places it), then the rest by name. Accounts whose home is unsafe (see [`home_is_unsafe`]) are left out.
     pub fn all(&self) -> Vec<Account> {
         self.all_with_unsafe()
             .into_iter()
@@ -294,15 +294,21 @@ impl Accounts {
             }
         }
         let mut out = Vec::with_capacity(by_name.len() + 1);
-        out.push(self.configured(DEFAULT).unwrap_or(Account {
+        let mut default = Some(self.configured(DEFAULT).unwrap_or(Account {
             name: DEFAULT.into(),
             home: self.default_home.clone(),
             found_by: FoundBy::Default,
             pass_env: Vec::new(),
         }));
-        // The config's `order` first, then the rest by name.
+        // The config's `order` first, default where it names it (`auto` tries them in this
+        // order at equal headroom), then the rest by name; default leads when `order` omits it.
+        if !self.config.order.iter().any(|n| n == DEFAULT) {
+            out.extend(default.take());
+        }
         for name in &self.config.order {
-            if let Some(a) = by_name.remove(name) {
+            if name == DEFAULT {
+                out.extend(default.take());
+            } else if let Some(a) = by_name.remove(name) {
                 out.push(a);
             }
         }
