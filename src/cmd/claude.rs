@@ -70,7 +70,25 @@ fn uninstall(scope: &ClaudeScope) -> anyhow::Result<u8> {
     let path = target(scope)?;
     let mut value = settings::load(&path)?;
     if settings::uninstall(&mut value) {
-        settings::save(&path, &value)?;
+        // Nothing left but what install made: remove the file (and a project's `.claude/` left
+        // empty) rather than leave `{}` behind for git to show.
+        if value.as_object().is_some_and(|o| o.is_empty()) {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(
+                        anyhow::Error::new(e).context(format!("cannot remove {}", path.display()))
+                    );
+                }
+                _ => {}
+            }
+            if scope.project
+                && let Some(dir) = path.parent()
+            {
+                let _ = std::fs::remove_dir(dir);
+            }
+        } else {
+            settings::save(&path, &value)?;
+        }
         crate::outln!("removed codex-as's session hooks from {}", path.display())?;
     } else {
         crate::outln!("codex-as's session hooks are not in {}", path.display())?;
