@@ -68,6 +68,15 @@ impl fmt::Display for Why {
 }
 
 impl Why {
+    /// What to fix, once [`Why`]'s text has named it.
+    fn what(&self) -> &'static str {
+        match self {
+            Why::PinFile { .. } => "that line",
+            Why::Config { .. } => "that entry",
+            Why::Session | Why::CodexHome { .. } | Why::Default => "it",
+        }
+    }
+
     /// The file a user edits to change the choice, if one made it.
     pub fn file(&self) -> Option<&Path> {
         match self {
@@ -98,7 +107,8 @@ pub enum DirectoryError {
         key: String,
         reason: String,
     },
-    #[error("{why} names the account '{name}', which {problem}: fix {file}{hint}", file = .why.file().map(|p| p.display().to_string()).unwrap_or_default())]
+    // `why` names the file and line already: the fix points back at them.
+    #[error("{why} names the account '{name}', which {problem}: fix {}{hint}", .why.what())]
     Unusable {
         name: String,
         why: Why,
@@ -430,10 +440,10 @@ mod tests {
         pin_file::write(&dir, &one("alcie")).unwrap();
         let d = resolve(&dir, &w.accounts, None, None).unwrap();
         let e = d.account(&w.accounts).unwrap_err().to_string();
-        assert!(
-            e.contains(&format!("{}/.codex-account", dir.display())),
-            "{e}"
-        );
+        let file = format!("{}/.codex-account", dir.display());
+        assert_eq!(e.matches(&file).count(), 1, "the file named once: {e}");
+        assert!(e.contains(&format!("{file} line ")), "{e}");
+        assert!(e.contains("fix that line"), "{e}");
         assert!(e.contains("did you mean 'alice'"), "{e}");
         pin_file::write(&dir, &one("carol")).unwrap();
         let d = resolve(&dir, &w.accounts, None, None).unwrap();
@@ -478,10 +488,10 @@ mod tests {
         let e = d.route(&w.accounts).unwrap_err().to_string();
         assert!(e.contains("names the account 'alcie'"), "{e}");
         assert!(e.contains("did you mean 'alice'"), "{e}");
-        assert!(
-            e.contains(&format!("{}/.codex-account", dir.display())),
-            "{e}"
-        );
+        let file = format!("{}/.codex-account", dir.display());
+        assert_eq!(e.matches(&file).count(), 1, "the file named once: {e}");
+        assert!(e.contains(&format!("{file} line ")), "{e}");
+        assert!(e.contains("fix that line"), "{e}");
 
         pin_file::write(&dir, &AccountSpec::Auto).unwrap();
         let d = resolve(&dir, &w.accounts, None, None).unwrap();

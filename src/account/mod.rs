@@ -51,6 +51,12 @@ pub struct Account {
     pub pass_env: Vec<String>,
 }
 
+/// Something that is not a folder (a file, a link to one) where a home belongs: Codex cannot
+/// use it, nor codex-as create the home there.
+pub fn is_a_file(home: &Path) -> bool {
+    std::fs::symlink_metadata(home).is_ok() && !home.is_dir()
+}
+
 impl Account {
     pub fn exists(&self) -> bool {
         self.home.is_dir()
@@ -82,6 +88,8 @@ pub enum AccountError {
     },
     #[error("account '{name}' has no home at {}: run `codex-as login {name}` to create it and log in", .home.display())]
     MissingHome { name: String, home: PathBuf },
+    #[error("account '{name}': {} is a file, not a folder: an account's home is the folder Codex keeps its login in (move the file away, or `codex-as add {name} --home DIR` with a folder)", .home.display())]
+    HomeIsAFile { name: String, home: PathBuf },
     #[error("account '{name}' is already configured with home {}: `codex-as remove {name}` first to change it", .home.display())]
     AlreadyConfigured { name: String, home: PathBuf },
     #[error("account '{name}' has home {}, which codex-as refuses: {reason}; move the home to a path without it (and `codex-as remove {name}`, then `codex-as add {name} --home NEWPATH`)", .home.display())]
@@ -209,6 +217,12 @@ impl Accounts {
                 pass_env: Vec::new(),
             });
         }
+        if names::check(name).is_ok() && is_a_file(&home) {
+            return Err(AccountError::HomeIsAFile {
+                name: name.to_string(),
+                home,
+            });
+        }
         let all = self.all();
         let suggestion =
             names::suggest(name, all.iter().map(|a| a.name.as_str())).map(String::from);
@@ -222,6 +236,12 @@ impl Accounts {
     /// The default account is exempt: `codex` creates `~/.codex` itself.
     pub fn require(&self, name: &str) -> Result<Account, AccountError> {
         let a = self.resolve(name)?;
+        if is_a_file(&a.home) {
+            return Err(AccountError::HomeIsAFile {
+                name: a.name,
+                home: a.home,
+            });
+        }
         if !a.exists() && name != DEFAULT {
             return Err(AccountError::MissingHome {
                 name: a.name,
@@ -231,8 +251,8 @@ impl Accounts {
         Ok(a)
     }
 
-    /// All accounts Codex may run as: default first, then those in the config's `order`, then
-    /// the rest by name. Accounts whose home is unsafe (see [`home_is_unsafe`]) are left out.
+    /// All accounts Codex may run as: those in the config's `order` (default first unless
+    /// `order` places it), then the rest by name. Accounts whose home is unsafe (see [`home_is_unsafe`]) are left out.
     pub fn all(&self) -> Vec<Account> {
         self.all_with_unsafe()
             .into_iter()
@@ -274,15 +294,21 @@ impl Accounts {
             }
         }
         let mut out = Vec::with_capacity(by_name.len() + 1);
-        out.push(self.configured(DEFAULT).unwrap_or(Account {
+        let mut default = Some(self.configured(DEFAULT).unwrap_or(Account {
             name: DEFAULT.into(),
             home: self.default_home.clone(),
             found_by: FoundBy::Default,
             pass_env: Vec::new(),
         }));
-        // The config's `order` first, then the rest by name.
+        // The config's `order` first, default where it names it (`auto` tries them in this
+        // order at equal headroom), then the rest by name; default leads when `order` omits it.
+        if !self.config.order.iter().any(|n| n == DEFAULT) {
+            out.extend(default.take());
+        }
         for name in &self.config.order {
-            if let Some(a) = by_name.remove(name) {
+            if name == DEFAULT {
+                out.extend(default.take());
+            } else if let Some(a) = by_name.remove(name) {
                 out.push(a);
             }
         }

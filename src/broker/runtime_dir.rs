@@ -19,6 +19,8 @@ const MAX_SOCKET_PATH: usize = 103;
 pub enum RuntimeDirError {
     #[error("refusing {}: {reason}; another local user could plant a broker there (remove it, or set {ENV} to a private folder)", .path.display())]
     Untrusted { path: PathBuf, reason: String },
+    #[error("{} is {kind}, not a folder: codex-as keeps its broker sockets in a private folder there (remove it, or set {ENV} to a private folder)", .path.display())]
+    NotAFolder { path: PathBuf, kind: &'static str },
     #[error("cannot create {}", .path.display())]
     Create {
         path: PathBuf,
@@ -47,6 +49,71 @@ pub fn ensure() -> Result<PathBuf, RuntimeDirError> {
 /// The folder [`ensure`] would use, without creating it (for `doctor`).
 pub fn chosen() -> PathBuf {
     choose()
+}
+
+/// What would make [`ensure_at`] refuse `dir`, found without creating or changing anything (for
+/// `doctor`). A folder others may write is not reported here: [`ensure_at`] replaces it.
+pub fn diagnose(dir: &Path) -> Result<(), RuntimeDirError> {
+    if dir.as_os_str().len() + SOCKET_NAME_ROOM > MAX_SOCKET_PATH {
+        return Err(RuntimeDirError::TooLong {
+            path: dir.to_path_buf(),
+        });
+    }
+    // The nearest thing that exists must be a folder, or nothing can be made below it.
+    for at in dir.ancestors() {
+        if at.as_os_str().is_empty() {
+            continue;
+        }
+        match std::fs::symlink_metadata(at) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                return Err(RuntimeDirError::Untrusted {
+                    path: dir.to_path_buf(),
+                    reason: e.to_string(),
+                });
+            }
+            Ok(meta) => {
+                let ok = if at == dir {
+                    meta.is_dir()
+                } else {
+                    std::fs::metadata(at).is_ok_and(|m| m.is_dir())
+                };
+                if !ok {
+                    return Err(not_a_folder(at, &meta));
+                }
+                if at == dir
+                    && let Some(reason) = fsutil::not_mine(&meta)
+                {
+                    return Err(RuntimeDirError::Untrusted {
+                        path: dir.to_path_buf(),
+                        reason,
+                    });
+                }
+                break;
+            }
+        }
+    }
+    check_ancestors(dir)
+}
+
+fn not_a_folder(path: &Path, meta: &std::fs::Metadata) -> RuntimeDirError {
+    RuntimeDirError::NotAFolder {
+        path: path.to_path_buf(),
+        kind: if meta.file_type().is_symlink() {
+            "a symlink"
+        } else if meta.is_file() {
+            "a file"
+        } else {
+            "something else"
+        },
+    }
 }
 
 fn choose() -> PathBuf {
@@ -92,10 +159,15 @@ pub fn ensure_at(dir: &Path) -> Result<(), RuntimeDirError> {
                 create(dir)?;
                 continue;
             }
-            Err(e) => return Err(untrusted(e.to_string())),
+            Err(e) => {
+                return Err(match diagnose(dir) {
+                    Err(found @ RuntimeDirError::NotAFolder { .. }) => found,
+                    _ => untrusted(e.to_string()),
+                });
+            }
         };
         if !meta.is_dir() {
-            return Err(untrusted("it is not a folder (a symlink or a file)".into()));
+            return Err(not_a_folder(dir, &meta));
         }
         if let Some(reason) = fsutil::not_mine(&meta) {
             return Err(untrusted(reason));
@@ -161,12 +233,17 @@ fn create(dir: &Path) -> Result<(), RuntimeDirError> {
         path: dir.to_path_buf(),
         source,
     };
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new()
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty())
+        && let Err(e) = std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(parent)
-            .map_err(create_err)?;
+    {
+        // A file where a folder above belongs: name it rather than "not a directory".
+        return Err(match diagnose(dir) {
+            Err(found @ RuntimeDirError::NotAFolder { .. }) => found,
+            _ => create_err(e),
+        });
     }
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(create_err(e)),
@@ -266,8 +343,26 @@ mod tests {
             ensure_at(&link)
                 .unwrap_err()
                 .to_string()
-                .contains("not a folder")
+                .contains("is a symlink, not a folder")
         );
+    }
+
+    #[test]
+    fn a_file_in_place_of_the_folder_is_named_as_such() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        for dir in [file.clone(), file.join("codex-as")] {
+            let e = ensure_at(&dir).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("{} is a file, not a folder", file.display())),
+                "{e}"
+            );
+            assert!(!e.contains("plant"), "{e}");
+            let e = diagnose(&dir).unwrap_err().to_string();
+            assert!(e.contains("is a file, not a folder"), "{e}");
+        }
+        diagnose(&d.path().join("missing/codex-as")).unwrap();
     }
 
     #[test]

@@ -69,6 +69,13 @@ pub fn run(args: AddArgs) -> anyhow::Result<u8> {
         ))
         .into());
     }
+    if account::is_a_file(&home) {
+        return Err(AccountError::HomeIsAFile {
+            name: args.name,
+            home,
+        }
+        .into());
+    }
     if let Some(other) = accounts
         .all()
         .into_iter()

@@ -58,6 +58,11 @@ fn install(scope: &ClaudeScope) -> anyhow::Result<u8> {
     crate::outln!(
         "New Claude Code sessions now run /codex:* commands as each folder's account (`codex-as pin NAME` in a project; `codex-as claude status` to check)."
     )?;
+    if let Some(e) = plugin_missing() {
+        eprintln!(
+            "codex-as: warning: until the Codex plugin is installed, the hook refuses every session: {e:#}"
+        );
+    }
     Ok(status::OK)
 }
 
@@ -65,7 +70,25 @@ fn uninstall(scope: &ClaudeScope) -> anyhow::Result<u8> {
     let path = target(scope)?;
     let mut value = settings::load(&path)?;
     if settings::uninstall(&mut value) {
-        settings::save(&path, &value)?;
+        // Nothing left but what install made: remove the file (and a project's `.claude/` left
+        // empty) rather than leave `{}` behind for git to show.
+        if value.as_object().is_some_and(|o| o.is_empty()) {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(
+                        anyhow::Error::new(e).context(format!("cannot remove {}", path.display()))
+                    );
+                }
+                _ => {}
+            }
+            if scope.project
+                && let Some(dir) = path.parent()
+            {
+                let _ = std::fs::remove_dir(dir);
+            }
+        } else {
+            settings::save(&path, &value)?;
+        }
         crate::outln!("removed codex-as's session hooks from {}", path.display())?;
     } else {
         crate::outln!("codex-as's session hooks are not in {}", path.display())?;
@@ -107,6 +130,10 @@ fn show_status() -> anyhow::Result<u8> {
     }
     if !any {
         crate::outln!("  not installed: `codex-as claude install` (or --project) to install them")?;
+    }
+    let missing = plugin_missing();
+    if any && let Some(e) = &missing {
+        crate::outln!("plugin: the hooks refuse every session: {e:#}")?;
     }
     let chosen = match directory::for_directory(&here, &accounts) {
         Ok(c) => c,
@@ -160,7 +187,20 @@ fn show_status() -> anyhow::Result<u8> {
         let n = lease::holders(&runtime, &lease::account_key(&home)).len();
         crate::outln!("sessions holding {}'s broker: {n}", account.name)?;
     }
-    Ok(status::OK)
+    Ok(if any && missing.is_some() {
+        status::FAILURE
+    } else {
+        status::OK
+    })
+}
+
+/// Why the plugin the hook hands each session cannot be found, if so.
+fn plugin_missing() -> Option<anyhow::Error> {
+    let accounts = match Accounts::load() {
+        Ok(a) => a,
+        Err(e) => return Some(e),
+    };
+    crate::plugin::locate::locate(None, &accounts.config, &accounts.home_dir).err()
 }
 
 /// A folder on a list or `auto`: its sessions talk to the route's relay, not to one broker.

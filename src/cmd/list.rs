@@ -93,6 +93,8 @@ pub fn run(args: ListArgs) -> anyhow::Result<u8> {
         let mark = if r.current { '*' } else { ' ' };
         let login = if r.exists {
             r.login.describe()
+        } else if account::is_a_file(&r.home) {
+            "(a file, not a folder: move it away)"
         } else {
             "(no home: `codex-as login` creates it)"
         };

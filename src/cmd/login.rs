@@ -31,6 +31,13 @@ pub fn run(args: LoginArgs) -> anyhow::Result<u8> {
         }
         .into());
     }
+    if crate::account::is_a_file(&account.home) {
+        return Err(AccountError::HomeIsAFile {
+            name: account.name,
+            home: account.home,
+        }
+        .into());
+    }
     let codex = crate::sys::tools::codex()?;
     let source_config = accounts.default_home.join("config.toml");
     if args.copy_config {

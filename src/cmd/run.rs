@@ -18,5 +18,20 @@ pub fn names_no_account(raw: &[OsString]) -> bool {
 
 /// Runs such a command as the account of the folder it works in.
 pub fn run_as_directory_account(raw: Vec<OsString>) -> anyhow::Result<u8> {
-    crate::run::run_here(crate::run::args::parse_unnamed(raw)?)
+    let args = crate::run::args::parse_unnamed(raw).map_err(|e| {
+        // The advice says "this folder's account": name it, when this folder has one.
+        let account = crate::account::Accounts::load().ok().and_then(|accounts| {
+            let cwd = std::env::current_dir().ok()?;
+            crate::account::directory::for_directory(&cwd, &accounts)
+                .ok()
+                .map(|chosen| chosen.label())
+        });
+        match account {
+            Some(name) => {
+                crate::error::UsageError::new(format!("{e} (this folder's account is '{name}')"))
+            }
+            None => e,
+        }
+    })?;
+    crate::run::run_here(args)
 }

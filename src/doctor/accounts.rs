@@ -96,6 +96,18 @@ pub fn check(accounts: &Accounts, report: &mut Report) {
             // Nothing else about it matters until it is moved.
             continue;
         }
+        if crate::account::is_a_file(&a.home) {
+            report.finding(
+                "accounts",
+                a.name.clone(),
+                format!(
+                    "its home {} is a file, not a folder: codex and `codex-as login` fail on it",
+                    a.home.display()
+                ),
+                format!("mv {} {}.bak", q(&a.home), q(&a.home)),
+            );
+            continue;
+        }
         if !a.exists() {
             if a.name == DEFAULT {
                 report.note(

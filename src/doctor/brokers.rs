@@ -11,38 +11,33 @@ use crate::broker::{pool, runtime_dir};
 
 pub fn check(accounts: &Accounts, report: &mut Report) {
     let dir = runtime_dir::chosen();
-    if !dir.exists() {
+    let elsewhere = format!("export {}=\"$HOME/.cache/codex-as-run\"", runtime_dir::ENV);
+    // Read-only: runtime_dir::ensure_at would create the folder or tighten its mode itself.
+    if let Err(e) = runtime_dir::diagnose(&dir) {
+        let fix = match &e {
+            runtime_dir::RuntimeDirError::NotAFolder { path, .. } if path == &dir => {
+                format!("rm {}   # or: {elsewhere}", q(&dir))
+            }
+            _ => elsewhere,
+        };
+        report.finding(
+            "brokers",
+            dir.display().to_string(),
+            format!("every command that needs a broker refuses its runtime folder: {e}"),
+            fix,
+        );
         return;
     }
-    // Read-only: runtime_dir::check_private would tighten the mode itself.
     let Ok(meta) = std::fs::symlink_metadata(&dir) else {
         return;
     };
     let mode = meta.mode() & 0o777;
-    let problem = if !meta.is_dir() {
-        Some((
-            "it is not a folder (a symlink or a file)".to_string(),
-            format!("rm {}", q(&dir)),
-        ))
-    } else if meta.uid() != nix::unistd::getuid().as_raw() {
-        Some((
-            format!("it is owned by uid {}, not you", meta.uid()),
-            format!("export {}=\"$HOME/.cache/codex-as-run\"", runtime_dir::ENV),
-        ))
-    } else if mode & 0o077 != 0 {
-        Some((
-            format!("it is open to other users (mode {mode:o})"),
-            format!("chmod 700 {}", q(&dir)),
-        ))
-    } else {
-        None
-    };
-    if let Some((why, fix)) = problem {
+    if mode & 0o077 != 0 {
         report.finding(
             "brokers",
             dir.display().to_string(),
-            format!("codex-as's runtime folder must be private: {why}; another local user could plant a broker there"),
-            fix,
+            format!("codex-as's runtime folder must be private: it is open to other users (mode {mode:o})"),
+            format!("chmod 700 {}", q(&dir)),
         );
         return;
     }

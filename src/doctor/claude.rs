@@ -1,5 +1,5 @@
 //! Claude Code: whether codex-as's hooks are installed (`codex-as claude hook` in a settings
-//! file), in the user's settings and the project's.
+//! file), in the user's settings and the project's, and whether the plugin they need is found.
 
 use std::path::PathBuf;
 
@@ -7,7 +7,7 @@ use super::Report;
 
 const HOOK_COMMAND: &str = "codex-as claude hook";
 
-pub fn check(report: &mut Report) {
+pub fn check(accounts: Option<&crate::account::Accounts>, report: &mut Report) {
     let mut files: Vec<PathBuf> = Vec::new();
     let user_dir = std::env::var_os("CLAUDE_CONFIG_DIR")
         .filter(|v| !v.is_empty())
@@ -40,5 +40,17 @@ pub fn check(report: &mut Report) {
             "claude",
             format!("codex-as hooks installed in {}", with_hooks.join(", ")),
         );
+        // The hook refuses every session it cannot give the plugin to.
+        if let Some(accounts) = accounts
+            && let Err(e) =
+                crate::plugin::locate::locate(None, &accounts.config, &accounts.home_dir)
+        {
+            report.finding(
+                "claude",
+                "Codex plugin",
+                format!("codex-as hooks are installed but every Claude Code session's hook refuses to start: {e}"),
+                "claude plugin install codex@openai-codex   # or /plugin install codex@openai-codex in Claude Code; or: codex-as claude uninstall",
+            );
+        }
     }
 }

@@ -84,7 +84,7 @@ pub fn examine() -> Report {
         plugin::check(accounts, &mut report);
         brokers::check(accounts, &mut report);
     }
-    claude::check(&mut report);
+    claude::check(accounts.as_ref(), &mut report);
     report.ok = report.findings.is_empty();
     report
 }

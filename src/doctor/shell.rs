@@ -127,17 +127,20 @@ pub fn check(accounts: Option<&Accounts>, report: &mut Report) {
             "shell",
             format!("the {shell} integration is loaded from {}", rc.display()),
         ),
-        Shell::Fish => report.finding(
+        // Optional: every command works without it, so it is a note, not a problem.
+        Shell::Fish => report.note(
             "shell",
-            rc.display().to_string(),
-            "the fish integration is not loaded: no `codex-as use`, no completion",
-            format!("echo 'codex-as init fish | source' >> {}", q(rc)),
+            format!(
+                "the fish integration is not loaded (optional; it gives `codex-as use` and completion): echo 'codex-as init fish | source' >> {}",
+                q(rc)
+            ),
         ),
-        _ => report.finding(
+        _ => report.note(
             "shell",
-            rc.display().to_string(),
-            format!("the {shell} integration is not loaded: no `codex-as use`, no completion"),
-            format!("echo 'eval \"$(codex-as init {shell})\"' >> {}", q(rc)),
+            format!(
+                "the {shell} integration is not loaded (optional; it gives `codex-as use` and completion): echo 'eval \"$(codex-as init {shell})\"' >> {}",
+                q(rc)
+            ),
         ),
     }
 }

@@ -92,16 +92,26 @@ pub fn names_no_account(raw: &[OsString]) -> bool {
 pub fn parse_unnamed(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
     let mut with_name = vec![OsString::from(crate::account::DEFAULT)];
     with_name.extend(raw);
-    parse(with_name)
+    parse_as(with_name, true)
 }
 
 pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
+    parse_as(raw, false)
+}
+
+/// `unnamed`: the account is the folder's, not the placeholder in `raw`, so advice names none.
+fn parse_as(raw: Vec<OsString>, unnamed: bool) -> Result<RunArgs, UsageError> {
     let mut it = raw.into_iter();
     let account = it
         .next()
         .ok_or_else(|| UsageError::new("missing account name (see `codex-as --help`)"))?
         .into_string()
         .map_err(|n| UsageError::new(format!("account name {n:?} is not valid UTF-8")))?;
+    let (cmd, who) = if unnamed {
+        ("codex-as".to_string(), "this folder's account".to_string())
+    } else {
+        (format!("codex-as {account}"), format!("'{account}'"))
+    };
     let mut cwd = None;
     let mut plugin_root = None;
     let value = |it: &mut std::vec::IntoIter<OsString>, flag: &str| {
@@ -112,7 +122,7 @@ pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
     loop {
         let Some(arg) = it.next() else {
             return Err(UsageError::new(format!(
-                "nothing to run as '{account}': give a companion command (`codex-as {account} task \"...\"`) or a program after `--` (`codex-as {account} -- codex`)"
+                "nothing to run as {who}: give a companion command (`{cmd} task \"...\"`) or a program after `--` (`{cmd} -- codex`)"
             )));
         };
         let text = arg.to_string_lossy().into_owned();
@@ -126,7 +136,7 @@ pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
             }
             _ if text.starts_with('-') => {
                 return Err(UsageError::new(format!(
-                    "unknown option '{text}' for `codex-as {account}`: options of the command go after it (or after `--`)"
+                    "unknown option '{text}' for `{cmd}`: options of the command go after it (or after `--`)"
                 )));
             }
             RESUME => {
@@ -153,7 +163,7 @@ pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
             {
                 if cwd.is_some() {
                     return Err(UsageError::new(format!(
-                        "--cwd is for `-- COMMAND`; give the companion its own: `codex-as {account} {text} --cwd DIR ...`"
+                        "--cwd is for `-- COMMAND`; give the companion its own: `{cmd} {text} --cwd DIR ...`"
                     )));
                 }
                 let mut args = vec![arg];
@@ -170,7 +180,7 @@ pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
                     .map(|c| format!("did you mean the companion command '{c}'? "))
                     .unwrap_or_default();
                 return Err(UsageError::new(format!(
-                    "'{text}' is not a companion command: {hint}to run a program as '{account}', write `codex-as {account} -- {text} ...`"
+                    "'{text}' is not a companion command: {hint}to run a program as {who}, write `{cmd} -- {text} ...`"
                 )));
             }
         }
@@ -178,7 +188,7 @@ pub fn parse(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
     let command: Vec<OsString> = it.collect();
     if command.is_empty() {
         return Err(UsageError::new(format!(
-            "nothing to run after `--`: e.g. `codex-as {account} -- codex`"
+            "nothing to run after `--`: e.g. `{cmd} -- codex`"
         )));
     }
     Ok(RunArgs {

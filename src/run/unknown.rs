@@ -1,6 +1,6 @@
 //! A word in command position that is no account but is close to a codex-as command (`lsit`)
-//! is refused before anything else, naming the command (and an account, when one is close
-//! too). Words close to no command keep the account's own error.
+//! or to a companion command (`taks`) is refused before anything else, naming the command (and
+//! an account, when one is close too). Words close to no command keep the account's own error.
 
 use crate::account::spec::AUTO;
 use crate::account::{AccountError, Accounts};
@@ -21,14 +21,23 @@ pub fn check_word(word: &str) -> anyhow::Result<()> {
         .filter(|s| !s.is_hide_set())
         .map(|s| s.get_name())
         .collect();
-    let Some(command) = crate::account::names::suggest(word, commands.iter().copied()) else {
+    let companion = crate::plugin::locate::COMMANDS;
+    let Some(command) =
+        crate::account::names::suggest(word, commands.iter().chain(companion.iter()).copied())
+    else {
         return Ok(());
+    };
+    // `codex-as task ...` with no account runs as the folder's account.
+    let what = if companion.contains(&command) && !commands.contains(&command) {
+        format!("the companion command `codex-as {command} ...` (run as this folder's account)")
+    } else {
+        format!("the command `codex-as {command}`")
     };
     let account = suggestion
         .map(|a| format!(" or the account '{a}' (`codex-as {a} ...`)"))
         .unwrap_or_default();
     Err(UsageError::new(format!(
-        "'{word}' is neither a command nor an account: did you mean the command `codex-as {command}`{account}? (`codex-as --help` lists the commands, `codex-as list` the accounts)"
+        "'{word}' is neither a command nor an account: did you mean {what}{account}? (`codex-as --help` lists the commands, `codex-as list` the accounts)"
     ))
     .into())
 }

@@ -834,12 +834,20 @@ fn install_twice_then_uninstall_restores_the_settings() {
         un[1] = "uninstall";
         let out = w.cas_in(&w.pa, &un);
         assert!(out.status.success(), "{}", stderr(&out));
-        let after: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
-        let expected: serde_json::Value = original
-            .map(|t| serde_json::from_str(&t).unwrap())
-            .unwrap_or_else(|| serde_json::json!({}));
-        assert_eq!(after, expected, "{}", file.display());
+        match original {
+            Some(t) => {
+                let after: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+                let expected: serde_json::Value = serde_json::from_str(&t).unwrap();
+                assert_eq!(after, expected, "{}", file.display());
+            }
+            // What install created is removed, `.claude/` too.
+            None => assert!(
+                !file.parent().unwrap().exists(),
+                "{} left behind",
+                file.display()
+            ),
+        }
     }
     // A hook whose codex-as is gone is reported.
     std::fs::write(

@@ -728,3 +728,33 @@ fn a_folder_pinned_to_a_list_runs_as_the_list() {
     }
     assert!(w.turns().is_empty());
 }
+
+/// `order` naming default last: `auto` tries the accounts in that order when nothing tells them
+/// apart (no quota reading), default included, instead of default first.
+#[test]
+fn auto_follows_an_order_that_places_default() {
+    let sb = Sandbox::new();
+    for dir in [".codex", ".codex-work", ".codex-personal"] {
+        let home = sb.home().join(dir);
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(
+            home.join("auth.json"),
+            r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-test"}"#,
+        )
+        .unwrap();
+    }
+    sb.write_config("order = [\"work\", \"personal\", \"default\"]\n");
+    let out = sb.run(&["quota", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["auto_order"], json!(["work", "personal", "default"]));
+    let out = sb.run(&["auto", "--", "sh", "-c", "echo \"$CODEX_HOME\""]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let work = std::fs::canonicalize(sb.home().join(".codex-work")).unwrap();
+    assert_eq!(
+        std::fs::canonicalize(stdout(&out).trim()).unwrap(),
+        work,
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1,6 +1,7 @@
 //! Writing to a closed pipe (`codex-as list | head -1`) ends quietly: status 0, nothing on
 //! stderr, never a panic. Each command runs with a stdout whose reader is already gone, so its
-//! first write fails, whatever the size of its output.
+//! first write fails, whatever the size of its output. (`doctor` keeps its status: see
+//! first_hour/doctor.rs.)
 
 use crate::support::{Sandbox, stderr};
 
@@ -44,10 +45,8 @@ fn every_printing_command_ends_quietly_on_a_closed_pipe() {
         &["statusline"],
         &["which"],
         &["claude", "status"],
-        &["doctor"],
         &["help"],
         &["help", "quota"],
-        &["doctor", "--json"],
     ];
     for args in commands {
         let out = with_closed_stdout(&sb, args);

@@ -215,18 +215,6 @@ fn each_planted_problem_is_one_finding_with_its_fix() {
             }
         }),
         Box::new(|sb| {
-            std::fs::write(sb.home().join(".bashrc"), "# nothing\n").unwrap();
-            Case {
-                name: "init not loaded",
-                env: vec![],
-                area: "shell",
-                fix: format!(
-                    "echo 'eval \"$(codex-as init bash)\"' >> '{}'",
-                    sb.home().join(".bashrc").display()
-                ),
-            }
-        }),
-        Box::new(|sb| {
             std::fs::remove_file(sb.bin_dir().join("codex")).unwrap();
             Case {
                 name: "codex missing",
@@ -258,6 +246,44 @@ fn each_planted_problem_is_one_finding_with_its_fix() {
                 env: vec![],
                 area: "brokers",
                 fix: format!("chmod 700 '{}'", sb.path().join("run").display()),
+            }
+        }),
+        Box::new(|sb| {
+            // Every command refuses a runtime folder below a folder anyone may rename in.
+            let xdg = sb.path().join("xdg");
+            std::fs::create_dir_all(&xdg).unwrap();
+            chmod(&xdg, 0o777);
+            Case {
+                name: "XDG_RUNTIME_DIR open to everyone",
+                env: vec![
+                    ("CODEX_AS_RUNTIME_DIR", String::new()),
+                    ("XDG_RUNTIME_DIR", xdg.display().to_string()),
+                ],
+                area: "brokers",
+                fix: "export CODEX_AS_RUNTIME_DIR=".into(),
+            }
+        }),
+        Box::new(|sb| {
+            let xdg = sb.path().join("xdg-file");
+            std::fs::write(&xdg, "").unwrap();
+            Case {
+                name: "XDG_RUNTIME_DIR a file",
+                env: vec![
+                    ("CODEX_AS_RUNTIME_DIR", String::new()),
+                    ("XDG_RUNTIME_DIR", xdg.display().to_string()),
+                ],
+                area: "brokers",
+                fix: "export CODEX_AS_RUNTIME_DIR=".into(),
+            }
+        }),
+        Box::new(|sb| {
+            let run = sb.path().join("run-file");
+            std::fs::write(&run, "").unwrap();
+            Case {
+                name: "runtime folder a file",
+                env: vec![("CODEX_AS_RUNTIME_DIR", run.display().to_string())],
+                area: "brokers",
+                fix: format!("rm '{}'", run.display()),
             }
         }),
         Box::new(|sb| {
@@ -309,6 +335,38 @@ fn each_planted_problem_is_one_finding_with_its_fix() {
         assert!(
             !text.contains("sk-inherited") && !text.contains("sk-test"),
             "a secret printed"
+        );
+    }
+}
+
+#[test]
+fn shell_integration_is_optional_a_note_not_a_problem() {
+    let sb = healthy();
+    let rc = sb.home().join(".bashrc");
+    std::fs::write(&rc, "# nothing\n").unwrap();
+    let (code, found, text) = findings(&sb, &[]);
+    assert_eq!((code, found.len()), (Some(0), 0), "{found:?}\n{text}");
+    assert!(
+        text.contains(&format!(
+            "the bash integration is not loaded (optional; it gives `codex-as use` and completion): echo 'eval \"$(codex-as init bash)\"' >> '{}'",
+            rc.display()
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_exit_status_does_not_depend_on_the_reader() {
+    let sb = healthy();
+    chmod(&sb.path().join("run"), 0o755);
+    for json in [false, true] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = doctor(&sb, json).stdout(writer).output().unwrap();
+        assert_eq!(
+            (out.status.code(), stderr(&out).as_str()),
+            (Some(1), ""),
+            "doctor (json: {json}) with a problem, its reader gone"
         );
     }
 }
@@ -369,11 +427,61 @@ fn claude_code_hooks_and_the_keyring_are_reported_as_notes() {
         r#"{"hooks":{"SessionStart":[{"hooks":[{"type":"command","command":"codex-as claude hook session-start"}]}]}}"#,
     )
     .unwrap();
-    let out = doctor(&sb, true).output().unwrap();
+    let out = doctor(&sb, true)
+        .env(
+            "CODEX_AS_PLUGIN_ROOT",
+            crate::support::fixtures().join("plugin"),
+        )
+        .output()
+        .unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let notes = doc["notes"].to_string();
     assert!(notes.contains("codex-as hooks installed in"), "{notes}");
     assert_eq!(out.status.code(), Some(0));
+}
+
+/// Hooks without the plugin refuse every session: `claude install`, `claude status` and
+/// `doctor` all say so.
+#[test]
+fn hooks_without_the_plugin_are_reported_everywhere() {
+    let sb = healthy();
+    let out = sb.run(&["claude", "install"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("the hook refuses every session")
+            && err.contains("the Codex plugin for Claude Code was not found"),
+        "{err}"
+    );
+    let out = sb.run(&["claude", "status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("plugin: the hooks refuse every session"),
+        "{}",
+        stdout(&out)
+    );
+    let (code, found, text) = findings(&sb, &[]);
+    assert_eq!((code, found.len()), (Some(1), 1), "{text}");
+    assert_eq!(found[0]["area"], "claude", "{text}");
+    assert!(
+        found[0]["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("claude plugin install codex@openai-codex"),
+        "{text}"
+    );
+    // With the plugin found, nothing is said.
+    let plugin = crate::support::fixtures().join("plugin");
+    let out = sb
+        .codex_as()
+        .env("CODEX_AS_PLUGIN_ROOT", &plugin)
+        .args(["claude", "install"])
+        .output()
+        .unwrap();
+    assert_eq!((out.status.code(), stderr(&out).as_str()), (Some(0), ""));
+    let plugin = plugin.display().to_string();
+    let (code, found, text) = findings(&sb, &[("CODEX_AS_PLUGIN_ROOT", &plugin)]);
+    assert_eq!((code, found.len()), (Some(0), 0), "{text}");
 }
 
 #[test]

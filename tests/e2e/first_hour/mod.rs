@@ -7,6 +7,7 @@ mod companion;
 mod config_check;
 mod doctor;
 mod help;
+mod home_file;
 mod identity_vars;
 mod login_abort;
 mod shell_use;
