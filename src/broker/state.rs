@@ -743,7 +743,10 @@ impl State {
             id: turn_id.clone(),
             starter: client,
         };
-        // A detached review runs on a thread of its own; its events name that thread.
+        // A detached review runs its turn on a thread of its own: its events and its
+        // `turn/completed` name that thread only, so the turn is marked there and not on the
+        // thread it was asked on (which would otherwise wait for an end that never comes, and
+        // the broker would never be quiet again).
         let review = result
             .get("reviewThreadId")
             .and_then(Value::as_str)
@@ -754,17 +757,19 @@ impl State {
             .get(&thread)
             .map(|t| t.owners.clone())
             .unwrap_or_default();
-        for t in std::iter::once(thread.clone()).chain(review) {
-            let entry = self.threads.entry(t.clone()).or_default();
-            entry.owners.extend(owners.iter().copied());
-            entry.turn = Some(turn.clone());
-            if !connected {
-                entry.owners.remove(&client);
-            }
-            if entry.owners.is_empty() {
-                // Its client left before the turn even started.
-                self.interrupt_orphan(&t, turn_id.clone());
-            }
+        let runs_on = review.unwrap_or_else(|| thread.clone());
+        if !connected && let Some(t) = self.threads.get_mut(&thread) {
+            t.owners.remove(&client);
+        }
+        let entry = self.threads.entry(runs_on.clone()).or_default();
+        entry.owners.extend(owners.iter().copied());
+        entry.turn = Some(turn);
+        if !connected {
+            entry.owners.remove(&client);
+        }
+        if entry.owners.is_empty() {
+            // Its client left before the turn even started.
+            self.interrupt_orphan(&runs_on, turn_id);
         }
     }
 
@@ -1649,6 +1654,36 @@ mod tests {
         assert_eq!(to(A, &out)[0]["id"], 1, "a drained client is fully served");
         let out = s.on_disconnect(A, t0);
         assert_eq!(out, [Action::Stop(StopReason::IdleExit)]);
+    }
+
+    #[test]
+    fn a_detached_review_runs_on_its_own_thread_and_ends_there() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        let up = only_upstream(&s.on_client_message(
+            A,
+            req(
+                5,
+                "review/start",
+                json!({"threadId": "t1", "delivery": "detached"}),
+            ),
+            t0,
+        ));
+        let result =
+            json!({"turn": {"id": "rv-turn", "status": "inProgress"}, "reviewThreadId": "rv"});
+        let out = s.on_app_server_message(Message::ok(json!(up), result), t0);
+        assert_eq!(to(A, &out)[0]["id"], 5);
+        // The review thread is A's: its events reach A, and nobody else.
+        let out = s.on_app_server_message(note("item/completed", "rv"), t0);
+        assert_eq!(to(A, &out).len(), 1);
+        assert!(to(B, &out).is_empty());
+        assert_eq!(status_of(&mut s, B, t0)["threads"], json!(["rv"]));
+        // Its end names the review thread only; then nothing runs any more.
+        let out = s.on_app_server_message(turn_completed("rv", "rv-turn"), t0);
+        assert_eq!(to(A, &out).len(), 1);
+        assert_eq!(status_of(&mut s, B, t0)["threadsInFlight"], 0);
+        s.on_disconnect(A, t0);
+        assert_eq!(status_of(&mut s, B, t0)["busy"], false);
     }
 
     #[test]
