@@ -1687,6 +1687,153 @@ mod tests {
     }
 
     #[test]
+    fn a_fork_belongs_to_the_owners_of_the_thread_it_came_from() {
+        let (mut s, t0) = serving();
+        s.on_connect(C, t0);
+        open_thread(&mut s, t0, A, "t1", "/w");
+        // B resumes it too: both own it, C does not.
+        let up = only_upstream(&s.on_client_message(
+            B,
+            req(3, "thread/resume", json!({"threadId": "t1"})),
+            t0,
+        ));
+        s.on_app_server_message(Message::ok(json!(up), json!({"thread": {"id": "t1"}})), t0);
+        let started = json!({"thread": {"id": "f1", "forkedFromId": "t1"}});
+        let out = s.on_app_server_message(Message::notification("thread/started", started), t0);
+        assert_eq!(to(A, &out).len(), 1);
+        assert_eq!(to(B, &out).len(), 1);
+        assert!(to(C, &out).is_empty());
+        let out = s.on_app_server_message(note("item/completed", "f1"), t0);
+        assert_eq!((to(A, &out).len(), to(B, &out).len()), (1, 1));
+        assert!(to(C, &out).is_empty());
+    }
+
+    #[test]
+    fn a_stale_turn_completed_does_not_end_the_running_turn() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        start_stream(&mut s, t0, A, "t1");
+        let out = s.on_app_server_message(turn_completed("t1", "an-older-turn"), t0);
+        assert_eq!(to(A, &out).len(), 1, "still passed on to its owner");
+        let st = status_of(&mut s, B, t0);
+        assert_eq!(st["threadsInFlight"], 1, "{st}");
+        assert_eq!(st["threads"], json!(["t1"]));
+        s.on_app_server_message(turn_completed("t1", "turn-t1"), t0);
+        assert_eq!(status_of(&mut s, B, t0)["threadsInFlight"], 0);
+    }
+
+    #[test]
+    fn server_requests_go_to_the_client_running_the_turn_not_any_owner() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        // B (a later id than A) owns it too and runs the turn.
+        start_stream(&mut s, t0, B, "t1");
+        let ask = Message::Request {
+            id: json!("app-1"),
+            method: "item/commandExecution/requestApproval".into(),
+            params: Some(json!({"threadId": "t1"})),
+        };
+        let out = s.on_app_server_message(ask, t0);
+        assert!(to(A, &out).is_empty(), "{out:?}");
+        assert_eq!(to(B, &out).len(), 1);
+        // Its turn over, the thread's other owner is asked.
+        s.on_app_server_message(turn_completed("t1", "turn-t1"), t0);
+        let ask = Message::Request {
+            id: json!("app-2"),
+            method: "item/commandExecution/requestApproval".into(),
+            params: Some(json!({"threadId": "t1"})),
+        };
+        let out = s.on_app_server_message(ask, t0);
+        assert_eq!(to(A, &out).len(), 1, "{out:?}");
+    }
+
+    #[test]
+    fn two_outstanding_server_requests_never_share_an_id() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        start_stream(&mut s, t0, A, "t1");
+        let ask = |id: &str| Message::Request {
+            id: json!(id),
+            method: "item/fileChange/requestApproval".into(),
+            params: Some(json!({"threadId": "t1"})),
+        };
+        let first = to(A, &s.on_app_server_message(ask("app-1"), t0))[0]["id"].clone();
+        let second = to(A, &s.on_app_server_message(ask("app-2"), t0))[0]["id"].clone();
+        assert_ne!(first, second);
+        // Each answer reaches the app-server under the id of its own question.
+        for (seen, app_id, answer) in [(&second, "app-2", "two"), (&first, "app-1", "one")] {
+            let out = s.on_client_message(A, Ok(Message::ok(seen.clone(), json!(answer))), t0);
+            assert_eq!(
+                out,
+                [Action::ToAppServer(Message::ok(
+                    json!(app_id),
+                    json!(answer)
+                ))]
+            );
+        }
+    }
+
+    #[test]
+    fn an_exclusive_holder_that_leaves_frees_everyone_else() {
+        let (mut s, t0) = serving();
+        s.on_disconnect(B, t0);
+        // A, alone, runs an exclusive request that the app-server never answers.
+        only_upstream(&s.on_client_message(A, req(1, "command/exec", json!({})), t0));
+        s.on_connect(C, t0);
+        let out = s.on_client_message(C, req(1, "account/read", json!({})), t0);
+        assert_eq!(
+            error_code(&to(C, &out)[0]),
+            Some(p::BUSY),
+            "while A holds it"
+        );
+        s.on_disconnect(A, t0);
+        let out = s.on_client_message(C, req(2, "account/read", json!({})), t0);
+        assert_eq!(upstream(&out).len(), 1, "{out:?}");
+    }
+
+    #[test]
+    fn an_ordinary_answer_does_not_release_the_exclusive_lock() {
+        let (mut s, t0) = serving();
+        s.on_disconnect(B, t0);
+        let exec = only_upstream(&s.on_client_message(A, req(1, "command/exec", json!({})), t0));
+        // The holder's own ordinary request goes through, and is answered first.
+        let read = only_upstream(&s.on_client_message(A, req(2, "account/read", json!({})), t0));
+        s.on_app_server_message(Message::ok(json!(read), json!({})), t0);
+        s.on_connect(C, t0);
+        let out = s.on_client_message(C, req(1, "account/read", json!({})), t0);
+        assert_eq!(
+            error_code(&to(C, &out)[0]),
+            Some(p::BUSY),
+            "A still holds it"
+        );
+        s.on_app_server_message(Message::ok(json!(exec), json!({})), t0);
+        let out = s.on_client_message(C, req(2, "account/read", json!({})), t0);
+        assert_eq!(upstream(&out).len(), 1, "{out:?}");
+    }
+
+    #[test]
+    fn idle_time_counts_from_when_work_ended_not_from_the_last_event() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        start_stream(&mut s, t0, A, "t1");
+        let t1 = t0 + Duration::from_secs(1);
+        s.on_app_server_message(turn_completed("t1", "turn-t1"), t1);
+        // Events that start no work do not make the broker any less idle.
+        let t2 = t0 + Duration::from_secs(3);
+        s.on_app_server_message(note("thread/closed", "t1"), t2);
+        s.on_client_message(A, Ok(Message::notification("initialized", json!({}))), t2);
+        s.on_connect(C, t2);
+        let st = status_of(&mut s, B, t0 + Duration::from_secs(6));
+        assert_eq!(st["idleSeconds"], 5, "{st}");
+        // The same for the idle exit: unused counts from the last client leaving.
+        for c in [A, B, C] {
+            s.on_disconnect(c, t2);
+        }
+        s.on_app_server_message(note("thread/closed", "t9"), t0 + Duration::from_secs(4));
+        assert_eq!(s.unused_since(), Some(t2));
+    }
+
+    #[test]
     fn malformed_lines_get_a_parse_error() {
         let (mut s, t0) = serving();
         let out = s.on_client_message(A, Err("Invalid JSON: x".into()), t0);
