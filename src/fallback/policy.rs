@@ -675,7 +675,8 @@ mod tests {
         // A window below the threshold, or already reset, says nothing about when.
         let low = reading(40.0, 7200);
         let reset = reading(100.0, -5);
-        for r in [Some(&low), Some(&reset), None] {
+        let resetting_now = reading(100.0, 0);
+        for r in [Some(&low), Some(&reset), Some(&resetting_now), None] {
             assert_eq!(
                 out_of_quota("quota exceeded", r, THRESHOLD, NOW),
                 "usage limit reached (reset time unknown)"
