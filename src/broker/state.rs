@@ -743,7 +743,10 @@ impl State {
             id: turn_id.clone(),
             starter: client,
         };
-        // A detached review runs on a thread of its own; its events name that thread.
+        // A detached review runs its turn on a thread of its own: its events and its
+        // `turn/completed` name that thread only, so the turn is marked there and not on the
+        // thread it was asked on (which would otherwise wait for an end that never comes, and
+        // the broker would never be quiet again).
         let review = result
             .get("reviewThreadId")
             .and_then(Value::as_str)
@@ -754,17 +757,19 @@ impl State {
             .get(&thread)
             .map(|t| t.owners.clone())
             .unwrap_or_default();
-        for t in std::iter::once(thread.clone()).chain(review) {
-            let entry = self.threads.entry(t.clone()).or_default();
-            entry.owners.extend(owners.iter().copied());
-            entry.turn = Some(turn.clone());
-            if !connected {
-                entry.owners.remove(&client);
-            }
-            if entry.owners.is_empty() {
-                // Its client left before the turn even started.
-                self.interrupt_orphan(&t, turn_id.clone());
-            }
+        let runs_on = review.unwrap_or_else(|| thread.clone());
+        if !connected && let Some(t) = self.threads.get_mut(&thread) {
+            t.owners.remove(&client);
+        }
+        let entry = self.threads.entry(runs_on.clone()).or_default();
+        entry.owners.extend(owners.iter().copied());
+        entry.turn = Some(turn);
+        if !connected {
+            entry.owners.remove(&client);
+        }
+        if entry.owners.is_empty() {
+            // Its client left before the turn even started.
+            self.interrupt_orphan(&runs_on, turn_id);
         }
     }
 
@@ -1649,6 +1654,183 @@ mod tests {
         assert_eq!(to(A, &out)[0]["id"], 1, "a drained client is fully served");
         let out = s.on_disconnect(A, t0);
         assert_eq!(out, [Action::Stop(StopReason::IdleExit)]);
+    }
+
+    #[test]
+    fn a_detached_review_runs_on_its_own_thread_and_ends_there() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        let up = only_upstream(&s.on_client_message(
+            A,
+            req(
+                5,
+                "review/start",
+                json!({"threadId": "t1", "delivery": "detached"}),
+            ),
+            t0,
+        ));
+        let result =
+            json!({"turn": {"id": "rv-turn", "status": "inProgress"}, "reviewThreadId": "rv"});
+        let out = s.on_app_server_message(Message::ok(json!(up), result), t0);
+        assert_eq!(to(A, &out)[0]["id"], 5);
+        // The review thread is A's: its events reach A, and nobody else.
+        let out = s.on_app_server_message(note("item/completed", "rv"), t0);
+        assert_eq!(to(A, &out).len(), 1);
+        assert!(to(B, &out).is_empty());
+        assert_eq!(status_of(&mut s, B, t0)["threads"], json!(["rv"]));
+        // Its end names the review thread only; then nothing runs any more.
+        let out = s.on_app_server_message(turn_completed("rv", "rv-turn"), t0);
+        assert_eq!(to(A, &out).len(), 1);
+        assert_eq!(status_of(&mut s, B, t0)["threadsInFlight"], 0);
+        s.on_disconnect(A, t0);
+        assert_eq!(status_of(&mut s, B, t0)["busy"], false);
+    }
+
+    #[test]
+    fn a_fork_belongs_to_the_owners_of_the_thread_it_came_from() {
+        let (mut s, t0) = serving();
+        s.on_connect(C, t0);
+        open_thread(&mut s, t0, A, "t1", "/w");
+        // B resumes it too: both own it, C does not.
+        let up = only_upstream(&s.on_client_message(
+            B,
+            req(3, "thread/resume", json!({"threadId": "t1"})),
+            t0,
+        ));
+        s.on_app_server_message(Message::ok(json!(up), json!({"thread": {"id": "t1"}})), t0);
+        let started = json!({"thread": {"id": "f1", "forkedFromId": "t1"}});
+        let out = s.on_app_server_message(Message::notification("thread/started", started), t0);
+        assert_eq!(to(A, &out).len(), 1);
+        assert_eq!(to(B, &out).len(), 1);
+        assert!(to(C, &out).is_empty());
+        let out = s.on_app_server_message(note("item/completed", "f1"), t0);
+        assert_eq!((to(A, &out).len(), to(B, &out).len()), (1, 1));
+        assert!(to(C, &out).is_empty());
+    }
+
+    #[test]
+    fn a_stale_turn_completed_does_not_end_the_running_turn() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        start_stream(&mut s, t0, A, "t1");
+        let out = s.on_app_server_message(turn_completed("t1", "an-older-turn"), t0);
+        assert_eq!(to(A, &out).len(), 1, "still passed on to its owner");
+        let st = status_of(&mut s, B, t0);
+        assert_eq!(st["threadsInFlight"], 1, "{st}");
+        assert_eq!(st["threads"], json!(["t1"]));
+        s.on_app_server_message(turn_completed("t1", "turn-t1"), t0);
+        assert_eq!(status_of(&mut s, B, t0)["threadsInFlight"], 0);
+    }
+
+    #[test]
+    fn server_requests_go_to_the_client_running_the_turn_not_any_owner() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        // B (a later id than A) owns it too and runs the turn.
+        start_stream(&mut s, t0, B, "t1");
+        let ask = Message::Request {
+            id: json!("app-1"),
+            method: "item/commandExecution/requestApproval".into(),
+            params: Some(json!({"threadId": "t1"})),
+        };
+        let out = s.on_app_server_message(ask, t0);
+        assert!(to(A, &out).is_empty(), "{out:?}");
+        assert_eq!(to(B, &out).len(), 1);
+        // Its turn over, the thread's other owner is asked.
+        s.on_app_server_message(turn_completed("t1", "turn-t1"), t0);
+        let ask = Message::Request {
+            id: json!("app-2"),
+            method: "item/commandExecution/requestApproval".into(),
+            params: Some(json!({"threadId": "t1"})),
+        };
+        let out = s.on_app_server_message(ask, t0);
+        assert_eq!(to(A, &out).len(), 1, "{out:?}");
+    }
+
+    #[test]
+    fn two_outstanding_server_requests_never_share_an_id() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        start_stream(&mut s, t0, A, "t1");
+        let ask = |id: &str| Message::Request {
+            id: json!(id),
+            method: "item/fileChange/requestApproval".into(),
+            params: Some(json!({"threadId": "t1"})),
+        };
+        let first = to(A, &s.on_app_server_message(ask("app-1"), t0))[0]["id"].clone();
+        let second = to(A, &s.on_app_server_message(ask("app-2"), t0))[0]["id"].clone();
+        assert_ne!(first, second);
+        // Each answer reaches the app-server under the id of its own question.
+        for (seen, app_id, answer) in [(&second, "app-2", "two"), (&first, "app-1", "one")] {
+            let out = s.on_client_message(A, Ok(Message::ok(seen.clone(), json!(answer))), t0);
+            assert_eq!(
+                out,
+                [Action::ToAppServer(Message::ok(
+                    json!(app_id),
+                    json!(answer)
+                ))]
+            );
+        }
+    }
+
+    #[test]
+    fn an_exclusive_holder_that_leaves_frees_everyone_else() {
+        let (mut s, t0) = serving();
+        s.on_disconnect(B, t0);
+        // A, alone, runs an exclusive request that the app-server never answers.
+        only_upstream(&s.on_client_message(A, req(1, "command/exec", json!({})), t0));
+        s.on_connect(C, t0);
+        let out = s.on_client_message(C, req(1, "account/read", json!({})), t0);
+        assert_eq!(
+            error_code(&to(C, &out)[0]),
+            Some(p::BUSY),
+            "while A holds it"
+        );
+        s.on_disconnect(A, t0);
+        let out = s.on_client_message(C, req(2, "account/read", json!({})), t0);
+        assert_eq!(upstream(&out).len(), 1, "{out:?}");
+    }
+
+    #[test]
+    fn an_ordinary_answer_does_not_release_the_exclusive_lock() {
+        let (mut s, t0) = serving();
+        s.on_disconnect(B, t0);
+        let exec = only_upstream(&s.on_client_message(A, req(1, "command/exec", json!({})), t0));
+        // The holder's own ordinary request goes through, and is answered first.
+        let read = only_upstream(&s.on_client_message(A, req(2, "account/read", json!({})), t0));
+        s.on_app_server_message(Message::ok(json!(read), json!({})), t0);
+        s.on_connect(C, t0);
+        let out = s.on_client_message(C, req(1, "account/read", json!({})), t0);
+        assert_eq!(
+            error_code(&to(C, &out)[0]),
+            Some(p::BUSY),
+            "A still holds it"
+        );
+        s.on_app_server_message(Message::ok(json!(exec), json!({})), t0);
+        let out = s.on_client_message(C, req(2, "account/read", json!({})), t0);
+        assert_eq!(upstream(&out).len(), 1, "{out:?}");
+    }
+
+    #[test]
+    fn idle_time_counts_from_when_work_ended_not_from_the_last_event() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        start_stream(&mut s, t0, A, "t1");
+        let t1 = t0 + Duration::from_secs(1);
+        s.on_app_server_message(turn_completed("t1", "turn-t1"), t1);
+        // Events that start no work do not make the broker any less idle.
+        let t2 = t0 + Duration::from_secs(3);
+        s.on_app_server_message(note("thread/closed", "t1"), t2);
+        s.on_client_message(A, Ok(Message::notification("initialized", json!({}))), t2);
+        s.on_connect(C, t2);
+        let st = status_of(&mut s, B, t0 + Duration::from_secs(6));
+        assert_eq!(st["idleSeconds"], 5, "{st}");
+        // The same for the idle exit: unused counts from the last client leaving.
+        for c in [A, B, C] {
+            s.on_disconnect(c, t2);
+        }
+        s.on_app_server_message(note("thread/closed", "t9"), t0 + Duration::from_secs(4));
+        assert_eq!(s.unused_since(), Some(t2));
     }
 
     #[test]

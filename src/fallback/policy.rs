@@ -443,6 +443,7 @@ mod tests {
     fn a_list_keeps_its_order_and_auto_goes_by_headroom() {
         let list = Fallback::list(accounts(&["carol", "alice", "bob"]));
         assert_eq!(names(&list), ["carol", "alice", "bob"]);
+        assert_eq!(list.could_not_start("carol"), None, "nothing to add");
 
         let a = accounts(&["default", "full", "roomy", "half", "fresh", "keyring"]);
         let surveys = [
@@ -557,7 +558,12 @@ mod tests {
         ];
         let f = Fallback::auto(&surveys, THRESHOLD, NOW);
         assert!(f.order.is_empty());
-        assert!(f.could_not_start("x").is_some());
+        assert_eq!(
+            f.could_not_start("x").as_deref(),
+            Some(
+                "codex-as: ran as 'x' (could not start); skipped 'default' (not logged in), 'bob' (not logged in)"
+            )
+        );
         let err = f.give_up();
         // The README's 75: every account of a list or `auto` skipped, whatever the reason.
         assert_eq!(crate::exit::code(&err), 75);
@@ -598,11 +604,62 @@ mod tests {
             note.starts_with("codex-as: ran as 'ok' (--background: chosen before start; a usage limit hands the job over to the next account); skipped 'out' (not logged in), 'full' (5-hour window at 99%"),
             "{note}"
         );
-        // All unusable, one for its quota: exit 75, as for a watched run.
+        // All unusable, one for its quota: out of quota (75), as for a watched run.
         let err = Fallback::list(a[..2].to_vec())
             .pick_before_start(&spec, facts, THRESHOLD, NOW)
             .unwrap_err();
         assert_eq!(crate::exit::code(&err), 75);
+        let text = err.to_string();
+        assert!(
+            text.starts_with(
+                "every account is out of quota:\n  out: not logged in\n  full: 5-hour window at 99%"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_background_job_on_auto_takes_the_most_headroom() {
+        let a = accounts(&["half", "roomy", "busy"]);
+        let surveys = [
+            survey(a[0].clone(), LoginState::Chatgpt, Some(reading(50.0, 7200))),
+            survey(a[1].clone(), LoginState::Chatgpt, Some(reading(10.0, 7200))),
+            survey(a[2].clone(), LoginState::Chatgpt, Some(reading(80.0, 7200))),
+        ];
+        let unasked = |_: Account| -> Survey { panic!("auto was surveyed already") };
+        let (chosen, note) = Fallback::auto(&surveys, THRESHOLD, NOW)
+            .pick_before_start(&AccountSpec::Auto, unasked, THRESHOLD, NOW)
+            .unwrap();
+        assert_eq!(chosen.name, "roomy");
+        assert_eq!(
+            note,
+            "codex-as: ran as 'roomy' (--background: chosen before start; a usage limit hands the job over to the next account)"
+        );
+    }
+
+    #[test]
+    fn auto_with_every_account_at_its_quota_says_so() {
+        let a = accounts(&["alice", "bob"]);
+        let surveys = [
+            survey(a[0].clone(), LoginState::Chatgpt, Some(reading(97.0, 7200))),
+            survey(
+                a[1].clone(),
+                LoginState::Chatgpt,
+                Some(reading(100.0, 3600)),
+            ),
+        ];
+        let f = Fallback::auto(&surveys, THRESHOLD, NOW);
+        assert!(f.order.is_empty());
+        let err = f.give_up();
+        assert_eq!(crate::exit::code(&err), 75);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "every account is out of quota:\n  alice: 5-hour window at 97%, resets in 2h00m ({})\n  bob: 5-hour window at 100%, resets in 1h00m ({})",
+                format_utc(NOW + 7200),
+                format_utc(NOW + 3600)
+            )
+        );
     }
 
     #[test]
@@ -618,7 +675,8 @@ mod tests {
         // A window below the threshold, or already reset, says nothing about when.
         let low = reading(40.0, 7200);
         let reset = reading(100.0, -5);
-        for r in [Some(&low), Some(&reset), None] {
+        let resetting_now = reading(100.0, 0);
+        for r in [Some(&low), Some(&reset), Some(&resetting_now), None] {
             assert_eq!(
                 out_of_quota("quota exceeded", r, THRESHOLD, NOW),
                 "usage limit reached (reset time unknown)"
