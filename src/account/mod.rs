@@ -251,6 +251,19 @@ impl Accounts {
         Ok(a)
     }
 
+    /// The homes, canonical and each once, of every account whose home exists but the one at
+    /// `own`: where else a thread of `own`'s may be.
+    pub fn other_homes(&self, own: &Path) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = Vec::new();
+        for a in self.all() {
+            let h = a.canonical_home();
+            if a.exists() && !same_home(&h, own) && !out.contains(&h) {
+                out.push(h);
+            }
+        }
+        out
+    }
+
     /// All accounts Codex may run as: those in the config's `order` (default first unless
     /// `order` places it), then the rest by name. Accounts whose home is unsafe (see [`home_is_unsafe`]) are left out.
     pub fn all(&self) -> Vec<Account> {
@@ -362,6 +375,18 @@ mod tests {
             ["default", "bob", "alice"],
             "order first, then by name"
         );
+    }
+
+    #[test]
+    fn other_homes_name_each_existing_home_once_and_never_the_own() {
+        // 'bobby' is bob's home under another name; 'gone' has no home.
+        let (_d, a) = setup(
+            "[accounts.bobby]\nhome = \"~/.codex-bob\"\n[accounts.gone]\nhome = \"~/nowhere\"\n",
+        );
+        let default = a.resolve("default").unwrap().canonical_home();
+        let bob = a.resolve("bob").unwrap().canonical_home();
+        assert_eq!(a.other_homes(&default), [bob.clone()]);
+        assert_eq!(a.other_homes(&bob), [default]);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::time::UNIX_EPOCH;
 
 use serde_json::{Map, Value, json};
 
-use crate::account::{self, Accounts};
+use crate::account::Accounts;
 use crate::thread::carry::{self, CarryOptions};
 use crate::thread::files::is_thread_id;
 
@@ -72,19 +72,12 @@ pub fn prepare(own: &Path, method: &str, params: Option<&Value>, loaded: bool) -
     }
 }
 
-/// The homes of every account but the one at `own`, that exist.
+/// The homes of every account but the one at `own`, that exist (read afresh: accounts may
+/// have been added since the broker started).
 pub fn other_homes(own: &Path) -> Vec<PathBuf> {
-    let Ok(accounts) = Accounts::load() else {
-        return Vec::new();
-    };
-    let mut seen = HashSet::new();
-    accounts
-        .all()
-        .into_iter()
-        .filter(|a| a.exists() && !account::same_home(&a.home, own))
-        .map(|a| a.canonical_home())
-        .filter(|h| seen.insert(h.clone()))
-        .collect()
+    Accounts::load()
+        .map(|accounts| accounts.other_homes(own))
+        .unwrap_or_default()
 }
 
 /// Carries thread `id` into `own` when its newest copy is in one of `others`. Not under an

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::args::{Mode, ResumeTarget, RunArgs};
-use crate::account::{self, Account, Accounts};
+use crate::account::{Account, Accounts};
 use crate::thread::carry::{self, CarryOptions};
 use crate::thread::{catalog, files};
 
@@ -55,12 +55,7 @@ pub fn prepare(accounts: &Accounts, account: &Account, args: &mut RunArgs) -> an
 /// Every account's home, `own` first.
 fn homes(accounts: &Accounts, own: &Path) -> Vec<PathBuf> {
     let mut out = vec![own.to_path_buf()];
-    for a in accounts.all() {
-        let h = a.canonical_home();
-        if a.exists() && !account::same_home(&h, own) && !out.contains(&h) {
-            out.push(h);
-        }
-    }
+    out.extend(accounts.other_homes(own));
     out
 }
 
