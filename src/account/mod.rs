@@ -385,7 +385,7 @@ mod tests {
         );
         let default = a.resolve("default").unwrap().canonical_home();
         let bob = a.resolve("bob").unwrap().canonical_home();
-        assert_eq!(a.other_homes(&default), [bob.clone()]);
+        assert_eq!(a.other_homes(&default), std::slice::from_ref(&bob));
         assert_eq!(a.other_homes(&bob), [default]);
     }
 

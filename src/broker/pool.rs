@@ -242,9 +242,6 @@ async fn start(reg: &Registry, key: &str, req: &Request<'_>) -> Result<String, S
         .with_context(|| format!("cannot create {}", log_path.display()))?;
     let folder = reg.identity();
     let exe = std::env::current_exe().context("cannot find the codex-as executable")?;
-    let (ready_rx, ready_tx) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot make a pipe")?;
-    let ready_fd = std::os::fd::AsRawFd::as_raw_fd(&ready_tx);
     let mut cmd = Command::new(exe);
     cmd.arg("broker")
         .arg("serve")
@@ -260,61 +257,49 @@ async fn start(reg: &Registry, key: &str, req: &Request<'_>) -> Result<String, S
         .arg(req.idle_exit)
         .arg("--pid-file")
         .arg(reg.pid_path(&id))
-        .arg("--ready-fd")
-        .arg(ready_fd.to_string())
         .current_dir(req.home)
         .stdin(Stdio::null())
         .stdout(log.try_clone().context("cannot share the broker's log")?)
         .stderr(log);
     req.plan.apply(&mut cmd);
-    detach(&mut cmd, ready_fd);
-    let mut intermediate = match cmd.spawn() {
-        Ok(child) => child,
-        Err(e) => {
+    match start_detached(cmd, START_TIMEOUT).await? {
+        Ok(()) => {}
+        Err(NotReady::Spawn(e)) => {
             reg.forget(&id);
             return Err(anyhow::Error::new(e)
                 .context("cannot start a broker")
                 .into());
         }
-    };
-    drop(ready_tx);
-    // The intermediate process exits at once, leaving the broker to init: reap it now.
-    let _ = intermediate.wait();
-
-    let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(ready_rx)
-        .context("cannot read the broker's readiness pipe")?;
-    let mut line = String::new();
-    let mut reader = tokio::io::BufReader::new(receiver);
-    let got = tokio::time::timeout(START_TIMEOUT, reader.read_line(&mut line)).await;
-    if !matches!(got, Ok(Ok(n)) if n > 0 && line.starts_with("ready")) {
-        let said = last_line(&log_path);
-        if got.is_err() {
+        Err(NotReady::TimedOut) => {
             return Err(anyhow!(
                 "the broker for '{}' did not become ready within {}s ({}); see {}",
                 req.account,
                 START_TIMEOUT.as_secs(),
-                said.as_deref().unwrap_or("no output"),
+                last_line(&log_path).as_deref().unwrap_or("no output"),
                 log_path.display()
             )
             .into());
         }
-        reg.forget(&id);
-        // Killed, or its folder removed under it (its log went with it): it said nothing.
-        let killed = said
-            .as_deref()
-            .is_none_or(|l| l.contains("stopped by a signal"));
-        if killed || reg.identity() != folder {
-            return Err(Started::Vanished(format!(
-                "it ended before it was ready: {}",
+        Err(NotReady::Ended) => {
+            let said = last_line(&log_path);
+            reg.forget(&id);
+            // Killed, or its folder removed under it (its log went with it): it said nothing.
+            let killed = said
+                .as_deref()
+                .is_none_or(|l| l.contains("stopped by a signal"));
+            if killed || reg.identity() != folder {
+                return Err(Started::Vanished(format!(
+                    "it ended before it was ready: {}",
+                    said.as_deref().unwrap_or("no output")
+                )));
+            }
+            return Err(anyhow!(
+                "the broker for '{}' failed to start: {}",
+                req.account,
                 said.as_deref().unwrap_or("no output")
-            )));
+            )
+            .into());
         }
-        return Err(anyhow!(
-            "the broker for '{}' failed to start: {}",
-            req.account,
-            said.as_deref().unwrap_or("no output")
-        )
-        .into());
     }
     let status = match client::status(&endpoint, PROBE_TIMEOUT).await {
         Ok(st) => st,
@@ -363,6 +348,48 @@ fn record(id: String, req: &Request<'_>, endpoint: &str, status: &Status) -> Rec
         started_at: status.started_at.unwrap_or(0),
         auth_fingerprint: fingerprint_of(status),
     }
+}
+
+/// How a detached start ended without its `ready` line.
+pub enum NotReady {
+    /// It could not be started at all.
+    Spawn(std::io::Error),
+    /// It said nothing within the time given.
+    TimedOut,
+    /// It ended, or closed the pipe, without saying it.
+    Ended,
+}
+
+/// Starts `cmd`, a codex-as subcommand that takes `--ready-fd N` (added here), detached (see
+/// [`detach`]), and waits up to `limit` for the `ready` line it writes once it serves. The
+/// outer error is this process failing to set that up.
+pub async fn start_detached(
+    mut cmd: Command,
+    limit: Duration,
+) -> anyhow::Result<Result<(), NotReady>> {
+    let (ready_rx, ready_tx) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot make a pipe")?;
+    let ready_fd = std::os::fd::AsRawFd::as_raw_fd(&ready_tx);
+    cmd.arg("--ready-fd").arg(ready_fd.to_string());
+    detach(&mut cmd, ready_fd);
+    let mut intermediate = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => return Ok(Err(NotReady::Spawn(e))),
+    };
+    drop(ready_tx);
+    // The intermediate process exits at once, leaving the server to init: reap it now.
+    let _ = intermediate.wait();
+    let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(ready_rx)
+        .context("cannot read the readiness pipe")?;
+    let mut line = String::new();
+    let mut reader = tokio::io::BufReader::new(receiver);
+    Ok(
+        match tokio::time::timeout(limit, reader.read_line(&mut line)).await {
+            Ok(Ok(n)) if n > 0 && line.starts_with("ready") => Ok(()),
+            Err(_) => Err(NotReady::TimedOut),
+            Ok(_) => Err(NotReady::Ended),
+        },
+    )
 }
 
 /// The broker must outlive codex-as and never be anyone's child: codex-as execs the companion

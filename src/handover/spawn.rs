@@ -9,15 +9,13 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt;
 
 use super::route::Route;
 use crate::account::{Account, Accounts};
-use crate::broker::client::{self, ClientError};
+use crate::broker::client::{self, ClientError, PROBE_TIMEOUT};
 use crate::broker::registry::Registry;
 use crate::broker::{pool, protocol, runtime_dir};
 
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A handover a relay made, as its status reports it.
@@ -98,9 +96,6 @@ async fn start(
         .open(log_path)
         .with_context(|| format!("cannot create {}", log_path.display()))?;
     let exe = std::env::current_exe().context("cannot find the codex-as executable")?;
-    let (ready_rx, ready_tx) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot make a pipe")?;
-    let ready_fd = std::os::fd::AsRawFd::as_raw_fd(&ready_tx);
     let mut cmd = Command::new(exe);
     cmd.args(["relay", "serve", "--route"])
         .arg(route.names())
@@ -108,30 +103,22 @@ async fn start(
         .arg(endpoint)
         .arg("--idle-exit")
         .arg(&idle_exit)
-        .arg("--ready-fd")
-        .arg(ready_fd.to_string())
         .current_dir(&accounts.home_dir)
         .stdin(Stdio::null())
         .stdout(log.try_clone().context("cannot share the relay's log")?)
         .stderr(log);
-    pool::detach(&mut cmd, ready_fd);
-    let mut intermediate = cmd.spawn().context("cannot start the relay")?;
-    drop(ready_tx);
-    let _ = intermediate.wait();
-    let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(ready_rx)
-        .context("cannot read the relay's readiness pipe")?;
-    let mut line = String::new();
-    let mut reader = tokio::io::BufReader::new(receiver);
-    let got = tokio::time::timeout(START_TIMEOUT, reader.read_line(&mut line)).await;
-    if !matches!(got, Ok(Ok(n)) if n > 0 && line.starts_with("ready")) {
-        return Err(anyhow!(
+    match pool::start_detached(cmd, START_TIMEOUT).await? {
+        Ok(()) => Ok(()),
+        Err(pool::NotReady::Spawn(e)) => {
+            Err(anyhow::Error::new(e).context("cannot start the relay"))
+        }
+        Err(_) => Err(anyhow!(
             "the relay for {} failed to start: {}; see {}",
             route.names(),
             pool::last_line(log_path).as_deref().unwrap_or("no output"),
             log_path.display()
-        ));
+        )),
     }
-    Ok(())
 }
 
 /// What a relay did for one client process.
