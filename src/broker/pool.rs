@@ -22,6 +22,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Once a usable broker is found, the others are only looked at to clean up: a short wait, so
 /// that a hung one costs every call little.
 const CLEANUP_PROBE_TIMEOUT: Duration = Duration::from_millis(300);
+/// A broker whose process is stopped (SIGSTOP, Ctrl-Z) cannot answer until it is continued:
+/// it is still asked, in case its pid now names some other process, but only this long.
+const STOPPED_PROBE_TIMEOUT: Duration = Duration::from_millis(200);
 /// How long a new broker may take to listen with its app-server initialized.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -91,6 +94,11 @@ pub struct Probe {
 impl Probe {
     pub async fn of(reg: &Registry, id: &str, timeout: Duration) -> Probe {
         let endpoint = format!("unix:{}", reg.socket_path(id).display());
+        let timeout = if stopped_pid(reg, id).is_some() {
+            timeout.min(STOPPED_PROBE_TIMEOUT)
+        } else {
+            timeout
+        };
         let answer = client::status(&endpoint, timeout).await;
         Probe {
             id: id.to_string(),
@@ -98,6 +106,13 @@ impl Probe {
             answer,
         }
     }
+}
+
+/// The pid of broker `id` when its process is stopped (SIGSTOP, Ctrl-Z): hung until someone
+/// sends it SIGCONT.
+pub fn stopped_pid(reg: &Registry, id: &str) -> Option<u32> {
+    reg.pid(id)
+        .filter(|&pid| crate::sys::process::is_stopped(pid) == Some(true))
 }
 
 /// Every broker of codex-as's registry, each asked in turn how it is.
@@ -181,12 +196,14 @@ impl From<anyhow::Error> for Started {
 }
 
 async fn ensure_once(reg: &Registry, key: &str, req: &Request<'_>) -> Result<String, Started> {
-    if let Some(endpoint) = find(reg, key, req).await {
+    let mut silent = Vec::new();
+    if let Some(endpoint) = find(reg, key, req, &mut silent).await {
         return Ok(endpoint);
     }
     let lock = reg.lock(key).context("cannot lock the broker registry")?;
-    // Someone may have started one while we waited for the lock.
-    if let Some(endpoint) = find(reg, key, req).await {
+    // Someone may have started one while we waited for the lock. A broker that just let a
+    // whole probe pass unanswered is only asked briefly again: a hung one costs one wait, not two.
+    if let Some(endpoint) = find(reg, key, req, &mut silent).await {
         return Ok(endpoint);
     }
     let endpoint = start(reg, key, req).await?;
@@ -196,12 +213,18 @@ async fn ensure_once(reg: &Registry, key: &str, req: &Request<'_>) -> Result<Str
 
 /// The newest broker that serves `req` with its current login. Every other broker of the key is
 /// looked at too, so that one left over from an older login is stopped as soon as it is idle,
-/// not only when it happens to be the newest.
-async fn find(reg: &Registry, key: &str, req: &Request<'_>) -> Option<String> {
+/// not only when it happens to be the newest. The ids of brokers that did not answer in time are
+/// added to `silent`; those already there are only asked briefly.
+async fn find(
+    reg: &Registry,
+    key: &str,
+    req: &Request<'_>,
+    silent: &mut Vec<String>,
+) -> Option<String> {
     let fingerprint = identity::auth_fingerprint(req.home);
     let mut found = None;
     for id in reg.ids_for_key(key) {
-        let timeout = if found.is_none() {
+        let timeout = if found.is_none() && !silent.contains(&id) {
             PROBE_TIMEOUT
         } else {
             CLEANUP_PROBE_TIMEOUT
@@ -211,6 +234,9 @@ async fn find(reg: &Registry, key: &str, req: &Request<'_>) -> Option<String> {
             answer: probe,
             ..
         } = Probe::of(reg, &id, timeout).await;
+        if matches!(probe, Err(ClientError::Timeout(_))) && !silent.contains(&id) {
+            silent.push(id.clone());
+        }
         match judge(&probe, req, &fingerprint) {
             Verdict::Usable if found.is_none() => {
                 if let (Ok(st), None) = (&probe, reg.record(&id)) {
@@ -421,4 +447,58 @@ pub fn last_line(path: &Path) -> Option<String> {
         .rev()
         .find(|l| !l.trim().is_empty())
         .map(|l| l.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    /// A socket that takes connections and never answers, like a stopped broker's.
+    fn silent_broker(reg: &Registry, id: &str, pid: u32) -> std::os::unix::net::UnixListener {
+        let listener = std::os::unix::net::UnixListener::bind(reg.socket_path(id)).unwrap();
+        crate::sys::fsutil::write_private_atomic(&reg.pid_path(id), format!("{pid}\n").as_bytes())
+            .unwrap();
+        listener
+    }
+
+    #[tokio::test]
+    async fn a_stopped_broker_is_asked_only_briefly_and_a_running_one_in_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::at(dir.path());
+        let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = sleeper.id();
+        let id = format!("{}-00000001", Registry::key(Path::new("/h")));
+        let _listener = silent_broker(&reg, &id, pid);
+        let long = Duration::from_millis(900);
+
+        kill(Pid::from_raw(pid as i32), Signal::SIGSTOP).unwrap();
+        let stopped = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            stopped_pid(&reg, &id) == Some(pid)
+        });
+        assert!(stopped, "the stopped process was not seen");
+        let probe = Probe::of(&reg, &id, long).await;
+        assert!(
+            matches!(probe.answer, Err(ClientError::Timeout(t)) if t == STOPPED_PROBE_TIMEOUT),
+            "{:?}",
+            probe.answer.err()
+        );
+
+        kill(Pid::from_raw(pid as i32), Signal::SIGCONT).unwrap();
+        let running = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            stopped_pid(&reg, &id).is_none()
+        });
+        assert!(running);
+        let probe = Probe::of(&reg, &id, long).await;
+        assert!(
+            matches!(probe.answer, Err(ClientError::Timeout(t)) if t == long),
+            "{:?}",
+            probe.answer.err()
+        );
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
+    }
 }

@@ -43,6 +43,14 @@ impl Registry {
         })
     }
 
+    /// A registry in `dir` as it is, for tests that set brokers up by hand.
+    #[cfg(test)]
+    pub fn at(dir: &Path) -> Registry {
+        Registry {
+            dir: dir.to_path_buf(),
+        }
+    }
+
     /// 16 hex digits naming one account home: one broker serves every workspace of an
     /// account, since each thread carries its own working folder.
     pub fn key(home: &Path) -> String {
@@ -168,6 +176,18 @@ impl Registry {
         }
     }
 
+    /// The process id of broker `id`: from the pid file it wrote itself, else from its record.
+    pub fn pid(&self, id: &str) -> Option<u32> {
+        use std::io::Read;
+        let mut text = String::new();
+        runtime_dir::open_private_file(&self.pid_path(id), false)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .ok()
+            .and_then(|_| text.trim().parse().ok())
+            .or_else(|| self.record(id).map(|r| r.pid))
+            .filter(|&pid| pid > 0)
+    }
+
     pub fn save(&self, rec: &Record) -> std::io::Result<()> {
         let text = serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?;
         let path = self.record_path(&rec.id);
@@ -277,6 +297,19 @@ mod tests {
             started_at: 2,
             auth_fingerprint: None,
         }
+    }
+
+    #[test]
+    fn a_pid_comes_from_the_pid_file_before_the_record() {
+        let (_d, r) = reg();
+        let id = format!("{}-00000001", Registry::key(Path::new("/h")));
+        assert_eq!(r.pid(&id), None);
+        r.save(&record(&id)).unwrap();
+        assert_eq!(r.pid(&id), Some(1));
+        fsutil::write_private_atomic(&r.pid_path(&id), b"4242\n").unwrap();
+        assert_eq!(r.pid(&id), Some(4242));
+        fsutil::write_private_atomic(&r.pid_path(&id), b"nonsense").unwrap();
+        assert_eq!(r.pid(&id), Some(1));
     }
 
     #[test]

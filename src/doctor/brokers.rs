@@ -1,5 +1,6 @@
-//! codex-as's own brokers: a private runtime folder, records of brokers that are gone, and
-//! brokers still running on a login their account has since replaced.
+//! codex-as's own brokers: a private runtime folder, records of brokers that are gone, brokers
+//! that do not answer (stopped or hung), and brokers still running on a login their account has
+//! since replaced.
 
 use std::os::unix::fs::MetadataExt;
 
@@ -75,6 +76,31 @@ pub fn check(accounts: &Accounts, report: &mut Report) {
                 format!("a record of a broker of '{account}' that is gone"),
                 "codex-as brokers   # listing forgets records of brokers that are gone",
             ),
+            Err(ClientError::Timeout(waited)) => {
+                let (problem, fix) = match pool::stopped_pid(&reg, id) {
+                    Some(pid) => (
+                        format!(
+                            "it is stopped (pid {pid}, by SIGSTOP or Ctrl-Z) and answers nobody; every call for '{account}' starts another beside it"
+                        ),
+                        format!(
+                            "kill -CONT {pid}   # resume it; `codex-as brokers stop` then stops it once idle"
+                        ),
+                    ),
+                    None => (
+                        format!(
+                            "it did not answer within {}s (hung?); calls for '{account}' wait for it, then start another beside it",
+                            waited.as_secs_f32()
+                        ),
+                        match reg.pid(id) {
+                            Some(pid) => format!(
+                                "codex-as brokers   # look again; if it stays hung: kill {pid}"
+                            ),
+                            None => "codex-as brokers   # look again".to_string(),
+                        },
+                    ),
+                };
+                report.finding("brokers", format!("broker of '{account}'"), problem, fix);
+            }
             Err(_) => {}
         }
     }

@@ -4,12 +4,14 @@
 //! - `exec`: starting a program (in place of codex-as or as a child), `--cwd` checked.
 //! - `fsutil`: private files and folders, ownership checks, canonical paths.
 //! - `runtime`: the current-thread tokio runtime. `tools`: finding `codex` and `node`.
+//! - `process`: another process's state (stopped or not) and program name.
 
 pub mod clock;
 pub mod duration;
 pub mod exec;
 pub mod fsutil;
 pub mod out;
+pub mod process;
 pub mod runtime;
 pub mod table;
 pub mod term;

@@ -590,6 +590,51 @@ fn a_shutdown_queued_to_a_stopped_broker_is_not_acted_on_later() {
 }
 
 #[test]
+fn a_stopped_broker_is_a_doctor_problem_and_is_passed_over_never_killed() {
+    let Some(w) = fixture_world() else { return };
+    alice_broker(&w);
+    let pid = w.own_brokers()[0]["pid"].as_u64().unwrap() as i32;
+    let sig = |s| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), s).unwrap();
+    sig(nix::sys::signal::Signal::SIGSTOP);
+
+    let out = w.run(0, &["doctor", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hung: Vec<_> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["area"] == "brokers")
+        .collect();
+    assert_eq!(hung.len(), 1, "{report}");
+    assert!(
+        hung[0]["problem"].as_str().unwrap().contains("stopped"),
+        "{report}"
+    );
+    assert!(
+        hung[0]["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("kill -CONT {pid}")),
+        "{report}"
+    );
+
+    // The next call passes it over for a new broker, and leaves it be.
+    let out = w.run(0, &["alice", "setup", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let brokers = w.own_brokers();
+    assert_eq!(brokers.len(), 2, "{brokers:?}");
+    assert!(alive(pid as u32), "the stopped broker was killed");
+    sig(nix::sys::signal::Signal::SIGCONT);
+    let out = w.run(0, &["doctor", "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        !report["findings"].to_string().contains("kill -CONT"),
+        "{report}"
+    );
+}
+
+#[test]
 fn session_end_neither_fails_work_nor_hides_the_broker() {
     let Some(w) = fixture_world() else { return };
     let sock = alice_broker(&w);
