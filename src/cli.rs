@@ -286,7 +286,7 @@ pub struct LoginArgs {
 pub struct EnvArgs {
     /// Account name
     pub name: String,
-    /// Shell to quote for [default: from $SHELL, else POSIX sh]
+    /// Shell to quote for [default: the shell running codex-as, else $SHELL, else POSIX sh]
     #[arg(long, value_enum)]
     pub shell: Option<Shell>,
 }

@@ -5,7 +5,10 @@ use crate::error::status;
 use crate::shell::{self, Shell};
 
 pub fn run(args: EnvArgs) -> anyhow::Result<u8> {
-    let shell = args.shell.unwrap_or_else(Shell::from_env);
-    crate::out!("{}", shell::env::for_account(&args.name, shell)?)?;
+    let (shell, how) = match args.shell {
+        Some(shell) => (shell, format!("{shell} code (--shell {shell})")),
+        None => Shell::detect(),
+    };
+    crate::out!("{}", shell::env::for_account(&args.name, shell, &how)?)?;
     Ok(status::OK)
 }

@@ -41,16 +41,33 @@ impl Shell {
 
     /// The user's shell from `$SHELL`, falling back to POSIX sh.
     pub fn from_env() -> Shell {
-        let shell = std::env::var_os("SHELL").unwrap_or_default();
-        match std::path::Path::new(&shell)
-            .file_name()
-            .and_then(|n| n.to_str())
-        {
-            Some("bash") => Shell::Bash,
-            Some("zsh") => Shell::Zsh,
-            Some("fish") => Shell::Fish,
-            _ => Shell::Posix,
+        std::env::var_os("SHELL")
+            .and_then(|s| Shell::from_program(&s.to_string_lossy()))
+            .unwrap_or(Shell::Posix)
+    }
+
+    /// The shell a program name or path stands for (`-bash` as a login shell shows itself,
+    /// `/usr/bin/zsh`, `dash`), or None for a program that is no shell codex-as knows.
+    pub fn from_program(name: &str) -> Option<Shell> {
+        let base = name.rsplit('/').next().unwrap_or(name);
+        match base.strip_prefix('-').unwrap_or(base) {
+            "bash" => Some(Shell::Bash),
+            "zsh" => Some(Shell::Zsh),
+            "fish" => Some(Shell::Fish),
+            "sh" | "dash" | "ash" | "ksh" | "mksh" | "oksh" | "pdksh" | "yash" | "posh"
+            | "busybox" => Some(Shell::Posix),
+            _ => None,
         }
+    }
+
+    /// The shell `codex-as env` writes code for when not told, and one line saying how it was
+    /// chosen. The process that started codex-as comes first: it is the shell that will read
+    /// the code (`eval "$(codex-as env work)"` runs it from a subshell of itself, `| source`
+    /// from fish itself), whatever `$SHELL`, the login shell, says.
+    pub fn detect() -> (Shell, String) {
+        let parent = crate::sys::process::command_name(std::os::unix::process::parent_id());
+        let var = std::env::var_os("SHELL");
+        choose(parent.as_deref(), var.as_deref())
     }
 
     pub fn quote(self, value: &str) -> String {
@@ -69,6 +86,35 @@ impl std::fmt::Display for Shell {
             Shell::Fish => "fish",
             Shell::Posix => "posix",
         })
+    }
+}
+
+fn choose(parent: Option<&str>, shell_var: Option<&std::ffi::OsStr>) -> (Shell, String) {
+    const CHOOSE: &str = "--shell SHELL to choose";
+    if let Some(shell) = parent.and_then(Shell::from_program) {
+        return (
+            shell,
+            format!(
+                "{shell} code: codex-as runs under {} ({CHOOSE})",
+                parent.unwrap_or_default()
+            ),
+        );
+    }
+    let ran_by = parent.map_or("an unknown process".to_string(), |p| p.to_string());
+    let var = shell_var.map(|v| v.to_string_lossy().into_owned());
+    match var.as_deref().and_then(Shell::from_program) {
+        Some(shell) => (
+            shell,
+            format!(
+                "{shell} code: from $SHELL, as {ran_by} that runs codex-as is no shell ({CHOOSE})"
+            ),
+        ),
+        None => (
+            Shell::Posix,
+            format!(
+                "posix code: neither {ran_by} that runs codex-as nor $SHELL is a known shell ({CHOOSE})"
+            ),
+        ),
     }
 }
 
@@ -409,6 +455,28 @@ mod tests {
                 .iter()
                 .any(|s| s.about_q.contains(r"account'\''s"))
         );
+    }
+
+    #[test]
+    fn env_trusts_the_shell_that_runs_it_before_shell() {
+        let fish = Some(std::ffi::OsStr::new("/usr/bin/fish"));
+        let (sh, how) = choose(Some("bash"), fish);
+        assert_eq!(sh, Shell::Bash);
+        assert!(
+            how.starts_with("bash code: codex-as runs under bash"),
+            "{how}"
+        );
+        assert_eq!(choose(Some("-zsh"), fish).0, Shell::Zsh);
+        assert_eq!(choose(Some("dash"), fish).0, Shell::Posix);
+        let (sh, how) = choose(Some("python3"), fish);
+        assert_eq!(sh, Shell::Fish);
+        assert!(
+            how.contains("from $SHELL") && how.contains("python3"),
+            "{how}"
+        );
+        let (sh, how) = choose(None, Some(std::ffi::OsStr::new("/bin/tcsh")));
+        assert_eq!(sh, Shell::Posix);
+        assert!(how.contains("neither"), "{how}");
     }
 
     #[test]

@@ -593,3 +593,57 @@ fn committed_completion_files_work_without_the_init() {
         assert_eq!(got, expected, "zsh");
     }
 }
+
+#[test]
+fn env_writes_for_the_shell_that_runs_it_not_for_shell() {
+    let sb = Sandbox::with_shell_accounts();
+    let home = sb.home_path("alice-home");
+    for shell in SHELLS {
+        if !have(shell) {
+            continue;
+        }
+        // $SHELL names another shell than the one that evaluates the code.
+        let liar = if *shell == "fish" {
+            "/bin/bash"
+        } else {
+            "/usr/bin/fish"
+        };
+        let script = match *shell {
+            "fish" => "codex-as env alice | source; and printf '%s\\n' $CODEX_HOME\n".to_string(),
+            _ => "eval \"$(codex-as env alice)\" && printf '%s\\n' \"$CODEX_HOME\"\n".to_string(),
+        };
+        let mut cmd = crate::support::shell::shell_cmd(&sb, shell, &script);
+        let out = run(cmd.env("SHELL", liar));
+        out.ok();
+        assert_eq!(out.stdout, format!("{home}\n"), "{shell}: {}", out.stderr);
+        assert_eq!(out.stderr, "", "{shell}");
+
+        // The code says which shell it is for, and why, in a comment.
+        let script = match *shell {
+            "fish" => "codex-as env alice\n",
+            _ => "printf '%s\\n' \"$(codex-as env alice)\"\n",
+        };
+        let mut cmd = crate::support::shell::shell_cmd(&sb, shell, script);
+        let out = run(cmd.env("SHELL", liar));
+        out.ok();
+        let first = out.stdout.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!("# {shell} code: codex-as runs under {shell}")),
+            "{shell}: {}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn fish_env_code_leaves_status_zero_for_and() {
+    if !have("fish") {
+        return;
+    }
+    let sb = Sandbox::with_shell_accounts();
+    // Variables it removes are mostly missing: removing one that is not there must not fail.
+    let script = "codex-as env alice --shell fish | source; and echo ok\n";
+    let out = run(&mut crate::support::shell::shell_cmd(&sb, "fish", script));
+    out.ok();
+    assert_eq!(out.stdout, "ok\n", "{}", out.stderr);
+}
