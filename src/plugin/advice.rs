@@ -1,7 +1,8 @@
 //! The plugin's companion gives advice that names the plain `codex` command: "Run `!codex
 //! login`", "Resume in Codex: codex resume <id>". Under codex-as that would act on the wrong
 //! account (the default one), so codex-as says the codex-as form beside it, on stderr, leaving
-//! the companion's stdout byte for byte as it was (scripts parse it, `--json` included).
+//! the companion's stdout byte for byte as it was (scripts parse it, `--json` included). Its
+//! "Check /codex:status <job>" is a Claude Code command: from a shell, the codex-as form too.
 
 /// Advice found in a line of the companion's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,10 +11,24 @@ pub enum Advice {
     Login,
     /// "codex resume <thread id>" (task, result, status, transfer; text or JSON).
     Resume(String),
+    /// "Check /codex:status <job id> for progress." (a task started in the background).
+    Status(String),
 }
 
 const LOGIN: &str = "!codex login";
 const RESUME: &str = "codex resume ";
+const STATUS: &str = "Check /codex:status ";
+
+/// Who a resume hint names, as the caller found the accounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resumer<'a> {
+    /// The account asked is logged in.
+    Asked,
+    /// The account asked is not; this one is.
+    Other(&'a str),
+    /// No account is logged in.
+    Nobody,
+}
 
 /// A Codex thread id as the companion prints it: letters, digits and dashes (a UUID).
 fn thread_id(s: &str) -> Option<&str> {
@@ -51,20 +66,49 @@ pub fn scan(line: &str) -> Vec<Advice> {
         }
         rest = after;
     }
+    if let Some(at) = line.find(STATUS)
+        && let Some(job) = thread_id(&line[at + STATUS.len()..])
+    {
+        found.push(Advice::Status(job.to_string()));
+    }
     found
 }
 
-/// The codex-as form of `advice` for `account`, one line for stderr.
-pub fn hint(advice: &Advice, account: &str) -> String {
-    match advice {
+/// The codex-as form of `advice` for `account`, one line for stderr, or None when there is
+/// nothing to add: the status advice is already right inside Claude Code (`in_claude_code`).
+pub fn hint(
+    advice: &Advice,
+    account: &str,
+    resumer: &Resumer<'_>,
+    in_claude_code: bool,
+) -> Option<String> {
+    Some(match advice {
         Advice::Login => format!(
             "codex-as: as '{account}', log in with `codex-as login {account}` (the plugin's `!codex login` would log in the default account)"
         ),
-        Advice::Resume(id) => {
-            // `resume` finds the thread in whichever account's home holds it (it may have moved).
-            format!("codex-as: resume as '{account}': codex-as {account} resume {id}")
+        // `resume` carries the thread from whichever account's home holds it (it may have moved).
+        Advice::Resume(id) => match resumer {
+            Resumer::Asked => {
+                format!("codex-as: resume as '{account}': codex-as {account} resume {id}")
+            }
+            Resumer::Other(other) => format!(
+                "codex-as: '{account}' is not logged in; resume as '{other}': codex-as {other} resume {id}"
+            ),
+            Resumer::Nobody => format!(
+                "codex-as: no account is logged in; to resume: codex-as login {account}, then codex-as {account} resume {id}"
+            ),
+        },
+        Advice::Status(_) if in_claude_code => return None,
+        Advice::Status(job) => {
+            format!("codex-as: from a shell: codex-as {account} status {job}")
         }
-    }
+    })
+}
+
+/// Whether codex-as runs inside Claude Code (its Bash tool, a hook): Claude Code marks every
+/// process it starts with `CLAUDECODE`.
+pub fn in_claude_code() -> bool {
+    std::env::var_os("CLAUDECODE").is_some_and(|v| !v.is_empty())
 }
 
 #[cfg(test)]
@@ -87,10 +131,47 @@ mod tests {
         assert_eq!(scan(&format!("codex-as a -- codex resume {id}")), []);
         assert_eq!(scan(&format!("codex-as a resume {id}")), []);
         assert_eq!(scan("mycodex resume x"), []);
-        assert!(hint(&Advice::Login, "alice").contains("`codex-as login alice`"));
+        assert_eq!(
+            scan(
+                "Codex Task started in the background as task-mq1-ab2. Check /codex:status task-mq1-ab2 for progress."
+            ),
+            [Advice::Status("task-mq1-ab2".into())]
+        );
+        assert_eq!(
+            scan("| `/codex:status task-x` |"),
+            [],
+            "a status table's actions"
+        );
+    }
+
+    #[test]
+    fn hints_name_an_account_that_can_act() {
+        let h = |a: &Advice, r: Resumer<'_>, cc: bool| hint(a, "alice", &r, cc);
+        let id = "019a1b2c";
+        let resume = Advice::Resume(id.into());
         assert!(
-            hint(&Advice::Resume(id.into()), "alice")
+            h(&Advice::Login, Resumer::Asked, false)
+                .unwrap()
+                .contains("`codex-as login alice`")
+        );
+        assert!(
+            h(&resume, Resumer::Asked, false)
+                .unwrap()
                 .ends_with(&format!("codex-as alice resume {id}"))
         );
+        let other = h(&resume, Resumer::Other("bob"), false).unwrap();
+        assert!(
+            other.ends_with(&format!("codex-as bob resume {id}")),
+            "{other}"
+        );
+        assert!(other.contains("'alice' is not logged in"), "{other}");
+        let nobody = h(&resume, Resumer::Nobody, false).unwrap();
+        assert!(nobody.contains("codex-as login alice, then"), "{nobody}");
+        let status = Advice::Status("task-1".into());
+        assert_eq!(
+            h(&status, Resumer::Asked, false).as_deref(),
+            Some("codex-as: from a shell: codex-as alice status task-1")
+        );
+        assert_eq!(h(&status, Resumer::Asked, true), None, "inside Claude Code");
     }
 }

@@ -3,21 +3,37 @@
 //! codex-as says the codex-as form on stderr once it ends. Its stdout passes through byte for
 //! byte (`--json` stays identical); signals are passed on and its exit status is returned.
 
-use super::launch::Launch;
-use crate::fallback::child;
-use crate::plugin::advice;
+use std::path::{Path, PathBuf};
 
-pub fn run(launch: Launch, account: &str) -> anyhow::Result<u8> {
+use super::launch::Launch;
+use crate::account::{Account, Accounts, login_state};
+use crate::fallback::child;
+use crate::plugin::advice::{self, Advice, Resumer};
+use crate::thread::carry;
+
+pub fn run(launch: Launch, accounts: &Accounts, account: &Account) -> anyhow::Result<u8> {
     let cmd = launch.command()?;
     let program = launch.program.to_string_lossy().into_owned();
     let (ended, lines) =
         child::run_watching_stdout(cmd, &program, |l| !advice::scan(l).is_empty())?;
     let mut said = Vec::new();
+    let in_claude_code = advice::in_claude_code();
     for a in lines.iter().flat_map(|l| advice::scan(l)) {
-        if !said.contains(&a) {
-            eprintln!("{}", advice::hint(&a, account));
-            said.push(a);
+        if said.contains(&a) {
+            continue;
         }
+        let other;
+        let resumer = match &a {
+            Advice::Resume(id) if !logged_in(&account.home) => {
+                other = resumer(accounts, account, id);
+                other.as_deref().map_or(Resumer::Nobody, Resumer::Other)
+            }
+            _ => Resumer::Asked,
+        };
+        if let Some(hint) = advice::hint(&a, &account.name, &resumer, in_claude_code) {
+            eprintln!("{hint}");
+        }
+        said.push(a);
     }
     Ok(match child::signal_of(&ended.status) {
         Some(sig) => child::die_like(sig),
@@ -27,4 +43,26 @@ pub fn run(launch: Launch, account: &str) -> anyhow::Result<u8> {
             .and_then(|c| u8::try_from(c).ok())
             .unwrap_or(crate::error::status::FAILURE),
     })
+}
+
+fn logged_in(home: &Path) -> bool {
+    login_state::read(home).is_logged_in()
+}
+
+/// Another account that can resume thread `id`, `asked` being logged out: the one holding the
+/// thread's newest copy when it is logged in (nothing to carry), else the first logged-in one.
+fn resumer(accounts: &Accounts, asked: &Account, id: &str) -> Option<String> {
+    let others: Vec<Account> = accounts
+        .all()
+        .into_iter()
+        .filter(|a| a.name != asked.name && a.exists() && logged_in(&a.home))
+        .collect();
+    let homes: Vec<PathBuf> = others.iter().map(Account::canonical_home).collect();
+    let refs: Vec<&Path> = homes.iter().map(PathBuf::as_path).collect();
+    let holder = carry::newest_home(id, &refs).ok().flatten();
+    let holding = holder.and_then(|h| others.iter().zip(&refs).find(|(_, r)| **r == h));
+    holding
+        .map(|(a, _)| a)
+        .or(others.first())
+        .map(|a| a.name.clone())
 }

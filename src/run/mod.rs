@@ -39,7 +39,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
             }
             let launch = launch::prepare(&accounts, &account, None, &args)?;
             if launch.companion.is_some() {
-                return advised::run(launch, &account.name);
+                return advised::run(launch, &accounts, &account);
             }
             Err(launch.exec())
         }

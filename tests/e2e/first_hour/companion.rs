@@ -133,6 +133,7 @@ fn scripted_plugin(sb: &Sandbox) -> PathBuf {
         r#"process.stdout.write(Buffer.from([0x7b, 0xff, 0x0a]));
 process.stdout.write("- Run `!codex login`.\n");
 process.stdout.write('{"resumeCommand": "codex resume 019a-thread-7"}\n');
+process.stdout.write("Task started in the background as task-mq1-ab2. Check /codex:status task-mq1-ab2 for progress.\n");
 process.stdout.write("Resume in Codex: codex resume 019a-thread-7");
 process.exitCode = 3;
 "#,
@@ -169,6 +170,74 @@ fn the_plugins_advice_gets_its_codex_as_form_and_stdout_stays_byte_identical() {
         1,
         "said once: {err}"
     );
+}
+
+#[test]
+fn advice_names_an_account_that_can_act_and_the_shell_form_of_status() {
+    let mut w = World::new(Path::new("/nonexistent"));
+    w.plugin = scripted_plugin(&w.sb);
+    let advice = |args: &[&str], claude_code: bool| {
+        let mut cmd = w.sb.codex_as();
+        cmd.env("CODEX_AS_PLUGIN_ROOT", &w.plugin)
+            .env("CODEX_AS_RUNTIME_DIR", w.sb.path().join("rt"))
+            .env_remove("CLAUDECODE")
+            .current_dir(&w.ws)
+            .args(args);
+        if claude_code {
+            cmd.env("CLAUDECODE", "1");
+        }
+        stderr(&cmd.output().unwrap())
+    };
+    let err = advice(&["alice", "status"], false);
+    assert!(
+        err.contains("resume as 'alice': codex-as alice resume 019a-thread-7"),
+        "{err}"
+    );
+    assert!(
+        err.contains("codex-as alice status task-mq1-ab2\n"),
+        "{err}"
+    );
+    let err = advice(&["alice", "status"], true);
+    assert!(
+        !err.contains("status task-mq1-ab2"),
+        "inside Claude Code: {err}"
+    );
+
+    // Logged out: the hint names an account that is logged in.
+    std::fs::remove_file(w.sb.home().join(".codex-alice/auth.json")).unwrap();
+    let err = advice(&["alice", "status"], false);
+    assert!(err.contains("codex-as bob resume 019a-thread-7"), "{err}");
+    assert!(!err.contains("codex-as alice resume"), "{err}");
+    std::fs::remove_file(w.sb.home().join(".codex-bob/auth.json")).unwrap();
+    let err = advice(&["alice", "status"], false);
+    assert!(
+        err.contains("no account is logged in; to resume: codex-as login alice, then codex-as alice resume 019a-thread-7"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_background_task_says_how_to_check_it_from_the_shell() {
+    for_each_plugin(|plugin| {
+        let w = World::new(&plugin.root);
+        let out = w.run(&["alice", "task", "--background", "hello"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let Some(job) = stdout(&out)
+            .split_whitespace()
+            .find(|w| w.starts_with("task-"))
+            .map(|w| w.trim_end_matches('.').to_string())
+        else {
+            panic!("no job id in {}", stdout(&out));
+        };
+        assert!(
+            stderr(&out).contains(&format!("codex-as alice status {job}")),
+            "{}",
+            stderr(&out)
+        );
+        // Let it finish before the sandbox goes.
+        let out = w.run(&["alice", "status", &job, "--wait"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    });
 }
 
 #[test]
