@@ -35,6 +35,7 @@ mkdir -p "$sandbox/home/.codex-alice" "$sandbox/bin" "$sandbox/ws" "$sandbox/tmp
 ln -s "$repo/tests/fixtures/fake-codex/codex" "$sandbox/bin/codex"
 git -C "$sandbox/ws" init -q
 export HOME="$sandbox/home" TMPDIR="$sandbox/tmp" CODEX_AS_CONFIG="$sandbox/config.toml"
+: >"$sandbox/config.toml"   # an empty config: one naming no file is warned about
 export CODEX_AS_RUNTIME_DIR="$sandbox/rt" CODEX_AS_PLUGIN_ROOT="$plugin"
 export PATH="$sandbox/bin:$PATH"
 cd "$sandbox/ws"

@@ -48,6 +48,8 @@ function sandbox(tag) {
     CODEX_AS_CONFIG: `${root}/config.toml`,
     CODEX_BENCH_TAG: tag,
   };
+  // An empty config: one naming no file is warned about.
+  fs.writeFileSync(`${root}/config.toml`, "");
   execFileSync(codex, ["login", "--with-api-key"], {
     input: "sk-bench-not-a-real-key",
     env: { ...dirs.env, CODEX_HOME: dirs.alice },

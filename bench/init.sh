@@ -15,6 +15,7 @@ TRUE=$(command -v true)
 sandbox=$(mktemp -d)
 trap 'rm -rf "$sandbox"' EXIT
 export HOME="$sandbox" CODEX_AS_CONFIG="$sandbox/config.toml"
+: >"$sandbox/config.toml"   # an empty config: one naming no file is warned about
 
 if command -v hyperfine >/dev/null 2>&1; then
     hyperfine --shell=none --warmup 20 --runs 500 --export-json "$sandbox/h.json" \

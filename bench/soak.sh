@@ -90,6 +90,7 @@ fi
 sandbox=$(mktemp -d /tmp/cxsoak.XXXXXX)
 rt=$sandbox/rt
 export HOME=$sandbox/home TMPDIR=$sandbox/tmp CODEX_AS_CONFIG=$sandbox/config.toml
+: >"$sandbox/config.toml"   # an empty config: one naming no file is warned about
 export CODEX_AS_RUNTIME_DIR=$rt CODEX_AS_PLUGIN_ROOT=$plugin FAKE_CODEX_LOG=$sandbox/codex.log
 export PATH=$sandbox/bin:$PATH
 unset CODEX_HOME CODEX_COMPANION_APP_SERVER_ENDPOINT CLAUDE_PLUGIN_DATA XDG_RUNTIME_DIR

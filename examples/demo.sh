@@ -33,6 +33,7 @@ trap cleanup EXIT
 mkdir -p "$demo/home/.codex-alice" "$demo/home/.codex-bob" "$demo/bin" "$demo/ws" "$demo/tmp"
 ln -s "$repo/tests/fixtures/fake-codex/codex" "$demo/bin/codex"
 git -C "$demo/ws" init -q
+: >"$demo/config.toml"
 export HOME="$demo/home" TMPDIR="$demo/tmp" CODEX_AS_CONFIG="$demo/config.toml"
 export CODEX_AS_RUNTIME_DIR="$demo/rt" CODEX_AS_PLUGIN_ROOT="$plugin" PATH="$demo/bin:$PATH"
 cd "$demo/ws"

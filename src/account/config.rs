@@ -140,6 +140,40 @@ pub fn path() -> Result<PathBuf, ConfigError> {
     Ok(base.config_dir().join("codex-as").join("config.toml"))
 }
 
+/// `$CODEX_AS_CONFIG` when it names nothing: a typo, or a file not made yet. Commands still
+/// work (with no configured account, as before any `add`), but not silently: see
+/// [`warn_once_if_missing`].
+pub fn explicit_but_missing() -> Option<PathBuf> {
+    let p = PathBuf::from(std::env::var_os(CONFIG_ENV).filter(|p| !p.is_empty())?);
+    (!p.exists() && std::fs::symlink_metadata(&p).is_err()).then_some(p)
+}
+
+/// Set once the missing explicit config was mentioned, or must not be (`add` creates it,
+/// completion asks on every TAB).
+static MISSING_SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Keeps this process from warning about a missing `$CODEX_AS_CONFIG`.
+pub fn expect_missing() {
+    MISSING_SAID.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// One line on stderr, once per process, when `$CODEX_AS_CONFIG` names a file that does not
+/// exist: every account it would configure is unknown meanwhile.
+fn warn_once_if_missing() {
+    if let Some(p) = explicit_but_missing()
+        && !MISSING_SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        eprintln!("{}", missing_message(&p));
+    }
+}
+
+fn missing_message(path: &Path) -> String {
+    format!(
+        "codex-as: warning: {CONFIG_ENV} names {}, which does not exist: no account is configured (unset {CONFIG_ENV} for the usual config, or `codex-as add NAME` creates it)",
+        path.display()
+    )
+}
+
 /// The user's home folder (`$HOME` first, as every shell tool does).
 pub fn home_dir() -> Result<PathBuf, ConfigError> {
     directories::BaseDirs::new()
@@ -166,6 +200,7 @@ impl Config {
     pub fn load(known_account: &dyn Fn(&str) -> bool) -> Result<(Config, PathBuf), ConfigError> {
         let path = path()?;
         let Some(text) = read_text(&path)? else {
+            warn_once_if_missing();
             return Ok((Config::default(), path));
         };
         let (errors, warnings): (Vec<_>, Vec<_>) = config_check::check(&text, known_account)

@@ -17,6 +17,8 @@ pub fn run(args: AddArgs) -> anyhow::Result<u8> {
         )
         .into());
     }
+    // A `$CODEX_AS_CONFIG` naming no file yet is the file this creates.
+    crate::account::config::expect_missing();
     let accounts = Accounts::load()?;
     if let Some(existing) = accounts.config.accounts.get(&args.name) {
         let home = existing

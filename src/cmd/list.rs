@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::account::env::CODEX_HOME;
 use crate::account::login_state::{self, LoginState};
-use crate::account::{self, Accounts, FoundBy};
+use crate::account::{self, Accounts, FoundBy, config};
 use crate::cli::ListArgs;
 use crate::error::status;
 use crate::shell::quote;
@@ -25,6 +25,10 @@ struct Row {
 }
 
 pub fn run(args: ListArgs) -> anyhow::Result<u8> {
+    if args.names {
+        // Completion, on every TAB: never a warning in the middle of the command line.
+        config::expect_missing();
+    }
     let accounts = Accounts::load()?;
     if args.names {
         // Completion runs this on every TAB: names only, no login state, no canonicalisation.
@@ -52,9 +56,11 @@ pub fn run(args: ListArgs) -> anyhow::Result<u8> {
             );
         }
     }
-    let current_home = std::env::var_os(CODEX_HOME)
+    let shell_home = std::env::var_os(CODEX_HOME)
         .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+        .map(PathBuf::from);
+    let current_home = shell_home
+        .clone()
         .unwrap_or_else(|| accounts.default_home.clone());
     let rows: Vec<Row> = accounts
         .all_with_unsafe()
@@ -108,9 +114,42 @@ pub fn run(args: ListArgs) -> anyhow::Result<u8> {
             r.name
         )?;
     }
-    crate::outln!(
-        "\n* current account (CODEX_HOME)   config: {}",
-        quote::for_terminal(&accounts.config_path)
-    )?;
+    crate::outln!("\n{}", legend(shell_home.is_some(), &accounts.config_path))?;
     Ok(status::OK)
+}
+
+/// The line under the table: what `*` means here, and the config file, or that there is none.
+fn legend(codex_home_set: bool, config: &std::path::Path) -> String {
+    let current = if codex_home_set {
+        "* current account (CODEX_HOME)"
+    } else {
+        "* current account (CODEX_HOME is unset: the default)"
+    };
+    let path = quote::for_terminal(config);
+    if config.exists() {
+        format!("{current}   config: {path}")
+    } else {
+        format!("{current}   config: none yet ({path}; `codex-as add` writes it)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_legend_says_what_current_means_and_whether_a_config_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("config.toml");
+        let line = legend(false, &missing);
+        assert!(line.contains("CODEX_HOME is unset: the default"), "{line}");
+        assert!(line.contains("config: none yet ("), "{line}");
+        std::fs::write(&missing, "").unwrap();
+        let line = legend(true, &missing);
+        assert!(
+            line.starts_with("* current account (CODEX_HOME)   config: "),
+            "{line}"
+        );
+        assert!(line.ends_with("config.toml"), "{line}");
+    }
 }

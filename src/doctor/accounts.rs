@@ -24,6 +24,22 @@ pub fn config(report: &mut Report) -> Option<Accounts> {
             return None;
         }
     };
+    if let Some(missing) = config::explicit_but_missing() {
+        // Said here as a finding, not as a warning besides.
+        config::expect_missing();
+        report.finding(
+            "config",
+            config::CONFIG_ENV,
+            format!(
+                "it names {}, which does not exist: no account is configured",
+                missing.display()
+            ),
+            format!(
+                "unset {}   # or `codex-as add NAME` creates it",
+                config::CONFIG_ENV
+            ),
+        );
+    }
     let home_dir = config::home_dir().ok()?;
     if let Ok(Some(text)) = config::read_text(&path) {
         let known = |name: &str| {

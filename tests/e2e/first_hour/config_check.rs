@@ -95,3 +95,85 @@ fn add_default_is_refused_and_a_configured_default_home_is_an_error() {
     let out = sb.run(&["which", "default"]);
     assert_eq!(stdout(&out), format!("{}/.codex\n", sb.home().display()));
 }
+
+#[test]
+fn list_says_what_current_means_and_that_there_is_no_config_yet() {
+    let sb = Sandbox::new();
+    sb.account_dir("work");
+    let out = sb.run(&["list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let legend = text.lines().last().unwrap_or_default();
+    assert!(
+        legend.contains("(CODEX_HOME is unset: the default)"),
+        "{text}"
+    );
+    assert!(legend.contains("config: none yet ("), "{text}");
+    let out = sb
+        .codex_as()
+        .arg("list")
+        .env("CODEX_HOME", sb.home().join(".codex-work"))
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("* current account (CODEX_HOME)"), "{text}");
+
+    sb.write_config("[accounts.work]\n");
+    let text = stdout(&sb.run(&["list"]));
+    let shown = format!("config: {}", sb.config_file().display());
+    assert!(text.trim_end().ends_with(&shown), "{text}");
+}
+
+#[test]
+fn a_config_variable_naming_no_file_is_said_once_and_add_creates_it() {
+    let sb = Sandbox::new();
+    sb.account_dir("work");
+    let missing = sb.path().join("typo.toml");
+    let run = |args: &[&str]| {
+        sb.codex_as()
+            .env("CODEX_AS_CONFIG", &missing)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let said = format!(
+        "CODEX_AS_CONFIG names {}, which does not exist",
+        missing.display()
+    );
+    for args in [&["list"][..], &["which", "work"], &["work", "--", "true"]] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.matches(&said).count(), 1, "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    let out = run(&["list", "--names"]);
+    assert_eq!(stderr(&out), "", "completion stays quiet");
+
+    let out = run(&["doctor", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["subject"] == "CODEX_AS_CONFIG")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        finding["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("unset CODEX_AS_CONFIG"),
+        "{finding}"
+    );
+    assert!(
+        !stderr(&out).contains(&said),
+        "a finding, not a warning too"
+    );
+
+    let other = sb.mkdir("other-home");
+    let out = run(&["add", "other", "--home", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(&said), "{}", stderr(&out));
+    assert!(missing.exists(), "add wrote the config it names");
+    assert_eq!(stderr(&run(&["list"])), "");
+}
