@@ -104,6 +104,67 @@ pub fn all_in(var: &dyn Fn(&str) -> Option<String>, home: &Path) -> Vec<StateRoo
     out
 }
 
+/// The data folder Claude Code keeps for the Codex plugin it has installed
+/// (`codex@openai-codex` has `data/codex-openai-codex`), for a companion started from a shell:
+/// with `CLAUDE_PLUGIN_DATA` set to it, as the plugin's SessionStart sets it in a session, the
+/// shell's jobs and the sessions' are one list. None when this environment already names a
+/// data folder (inside a session), when no Codex plugin is installed, or when Claude Code has
+/// not made its folder yet or it cannot be trusted: then the companion keeps its state where
+/// it always did.
+pub fn installed_plugin_data(home: &Path) -> Option<PathBuf> {
+    installed_plugin_data_in(&|k| std::env::var(k).ok(), home)
+}
+
+/// [`installed_plugin_data`] with the environment read through `var`.
+pub fn installed_plugin_data_in(
+    var: &dyn Fn(&str) -> Option<String>,
+    home: &Path,
+) -> Option<PathBuf> {
+    if var(workspace::PLUGIN_DATA_ENV).is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
+    let plugins = claude_plugins_dir(var, home);
+    let text = std::fs::read_to_string(plugins.join("installed_plugins.json")).ok()?;
+    let registry: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let mut ids: Vec<&String> = registry
+        .get("plugins")?
+        .as_object()?
+        .keys()
+        .filter(|id| id.starts_with("codex@"))
+        .collect();
+    // The official marketplace's first, then by name: the same choice every time.
+    ids.sort_by_key(|id| (id.as_str() != "codex@openai-codex", *id));
+    let data = plugins.join("data");
+    if std::fs::symlink_metadata(&data)
+        .ok()
+        .and_then(|m| refusal(&m))
+        .is_some()
+    {
+        return None;
+    }
+    ids.into_iter()
+        .map(|id| data.join(data_name(id)))
+        .find(|folder| {
+            std::fs::symlink_metadata(folder)
+                .ok()
+                .is_some_and(|m| refusal(&m).is_none())
+        })
+}
+
+/// The folder name Claude Code gives a plugin's data: its id with every character outside
+/// `[a-zA-Z0-9_-]` made `-`.
+fn data_name(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
 /// Claude Code's plugins folder: CLAUDE_CODE_PLUGIN_CACHE_DIR, else `plugins` in its config
 /// folder (CLAUDE_CONFIG_DIR, else ~/.claude).
 fn claude_plugins_dir(var: &dyn Fn(&str) -> Option<String>, home: &Path) -> PathBuf {
@@ -136,6 +197,46 @@ fn refusal(meta: &std::fs::Metadata) -> Option<String> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_shell_uses_the_installed_plugins_data_folder_once_claude_code_made_it() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = d.path().join("cfg");
+        let plugins = cfg.join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        let data_var = std::cell::RefCell::new(None::<String>);
+        let env = |k: &str| match k {
+            "CLAUDE_CONFIG_DIR" => Some(cfg.display().to_string()),
+            "CLAUDE_PLUGIN_DATA" => data_var.borrow().clone(),
+            _ => None,
+        };
+        let found = || installed_plugin_data_in(&env, Path::new("/nohome"));
+        assert_eq!(found(), None, "nothing installed");
+        std::fs::write(
+            plugins.join("installed_plugins.json"),
+            r#"{"version":2,"plugins":{"other@x":[],"codex@openai-codex":[{"installPath":"/p"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            found(),
+            None,
+            "installed, no session has made its folder yet"
+        );
+        let folder = plugins.join("data/codex-openai-codex");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(found(), Some(folder.clone()));
+        *data_var.borrow_mut() = Some("/in/a/session".into());
+        assert_eq!(
+            found(),
+            None,
+            "a session's own data folder is left as it is"
+        );
+        *data_var.borrow_mut() = None;
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(found(), None, "open to everyone: not trusted");
+        assert_eq!(data_name("codex@my.market"), "codex-my-market");
+    }
 
     #[test]
     fn finds_every_codex_data_folder_and_refuses_loose_ones() {

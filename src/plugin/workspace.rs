@@ -122,6 +122,9 @@ pub fn workspace_root(cwd: &Path) -> PathBuf {
     }
 }
 
+/// The variable that names the plugin's data folder (its state is under `state/`).
+pub const PLUGIN_DATA_ENV: &str = "CLAUDE_PLUGIN_DATA";
+
 /// The plugin's state root: `$CLAUDE_PLUGIN_DATA/state`, else node's `os.tmpdir()`/codex-companion.
 pub fn plugin_state_root() -> PathBuf {
     plugin_state_root_in(&|k| std::env::var(k).ok())
@@ -129,7 +132,7 @@ pub fn plugin_state_root() -> PathBuf {
 
 /// [`plugin_state_root`] for another process's environment (`var` reads one of its variables).
 pub fn plugin_state_root_in(var: &dyn Fn(&str) -> Option<String>) -> PathBuf {
-    if let Some(d) = var("CLAUDE_PLUGIN_DATA").filter(|v| !v.is_empty()) {
+    if let Some(d) = var(PLUGIN_DATA_ENV).filter(|v| !v.is_empty()) {
         return PathBuf::from(d).join("state");
     }
     node_tmpdir_in(var).join("codex-companion")

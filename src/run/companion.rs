@@ -10,7 +10,7 @@ use crate::account::env::EnvPlan;
 use crate::account::{Account, Accounts};
 use crate::broker::pool;
 use crate::handover;
-use crate::plugin::{locate, workspace};
+use crate::plugin::{locate, roots, workspace};
 use crate::sys::{fsutil, runtime, tools};
 
 /// The variable that makes every companion path use one broker instead of broker.json.
@@ -51,7 +51,9 @@ pub fn prepare(
         .into());
     }
     let ws = fsutil::canonical(&workspace::workspace_root(&cwd));
-    let state_dir = check_plugin_state(&ws)?;
+    // From a shell, the state of the plugin Claude Code runs: one job list for both (README).
+    let data = roots::installed_plugin_data(&accounts.home_dir);
+    let state_dir = check_plugin_state(&ws, data.as_deref())?;
 
     let relay = route.is_some_and(|r| r.len() > 1);
     let endpoint = match route {
@@ -61,6 +63,10 @@ pub fn prepare(
     let mut plan = EnvPlan::for_account(account);
     plan.set
         .push((ENDPOINT_ENV.to_string(), endpoint.clone().into()));
+    if let Some(data) = data {
+        plan.set
+            .push((workspace::PLUGIN_DATA_ENV.to_string(), data.into()));
+    }
     let mut node_args: Vec<OsString> = vec![plugin.companion().into_os_string()];
     node_args.extend(args);
     Ok(Prepared {
@@ -76,9 +82,9 @@ pub fn prepare(
 /// The plugin keeps jobs and broker.json under a shared temporary folder by default, where
 /// another local user could plant them first. Refuse state we do not own; create the root
 /// ourselves (private) when it does not exist yet, so nobody can. Returns the workspace's state
-/// folder.
-fn check_plugin_state(ws: &Path) -> anyhow::Result<PathBuf> {
-    let root = workspace::plugin_state_root();
+/// folder; `data` is the plugin data folder the companion is given, if any.
+fn check_plugin_state(ws: &Path, data: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let root = data.map_or_else(workspace::plugin_state_root, |d| d.join("state"));
     if std::fs::symlink_metadata(&root).is_err() {
         fsutil::create_private_dir(&root).with_context(|| {
             format!("cannot create the plugin's state folder {}", root.display())

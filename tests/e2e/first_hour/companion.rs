@@ -222,13 +222,7 @@ fn a_background_task_says_how_to_check_it_from_the_shell() {
         let w = World::new(&plugin.root);
         let out = w.run(&["alice", "task", "--background", "hello"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        let Some(job) = stdout(&out)
-            .split_whitespace()
-            .find(|w| w.starts_with("task-"))
-            .map(|w| w.trim_end_matches('.').to_string())
-        else {
-            panic!("no job id in {}", stdout(&out));
-        };
+        let job = job_of(&out);
         assert!(
             stderr(&out).contains(&format!("codex-as alice status {job}")),
             "{}",
@@ -237,6 +231,80 @@ fn a_background_task_says_how_to_check_it_from_the_shell() {
         // Let it finish before the sandbox goes.
         let out = w.run(&["alice", "status", &job, "--wait"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    });
+}
+
+/// The job id in a companion's "started in the background as task-..." line.
+fn job_of(out: &Output) -> String {
+    stdout(out)
+        .split_whitespace()
+        .find(|w| w.starts_with("task-"))
+        .map(|w| w.trim_end_matches('.').to_string())
+        .unwrap_or_else(|| panic!("no job id in {}{}", stdout(out), stderr(out)))
+}
+
+#[test]
+fn a_shell_and_claude_code_sessions_share_one_job_list_once_the_plugin_is_installed() {
+    for_each_plugin(|plugin| {
+        let w = World::new(&plugin.root);
+        let plugins = w.sb.home().join(".claude/plugins");
+        let data = plugins.join("data/codex-openai-codex");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(
+            plugins.join("installed_plugins.json"),
+            r#"{"version":2,"plugins":{"codex@openai-codex":[{"installPath":"/nowhere","version":"1.0.5"}]}}"#,
+        )
+        .unwrap();
+        // A session's Bash tool: what the plugin's SessionStart exported.
+        let in_session = |args: &[&str]| {
+            w.sb.codex_as()
+                .env("CODEX_AS_PLUGIN_ROOT", &w.plugin)
+                .env("CODEX_AS_RUNTIME_DIR", w.sb.path().join("rt"))
+                .env("FAKE_CODEX_LOG", w.sb.path().join("codex.log"))
+                .env("CLAUDE_PLUGIN_DATA", &data)
+                .env("CODEX_COMPANION_SESSION_ID", "session-1")
+                .current_dir(&w.ws)
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        let shell_job = job_of(&w.run(&["alice", "task", "--background", "from a shell"]));
+        let session_job = job_of(&in_session(&[
+            "alice",
+            "task",
+            "--background",
+            "from a session",
+        ]));
+        for job in [&shell_job, &session_job] {
+            let out = w.run(&["alice", "status", job, "--wait"]);
+            assert_eq!(out.status.code(), Some(0), "{job}: {}", stderr(&out));
+        }
+
+        // The shell's list has both; the session finds the shell's job by its id.
+        let out = w.run(&["alice", "status", "--all", "--json"]);
+        let list = stdout(&out);
+        assert!(
+            list.contains(&shell_job) && list.contains(&session_job),
+            "{list}"
+        );
+        let out = in_session(&["alice", "status", &shell_job, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(stdout(&out).contains(&shell_job), "{}", stdout(&out));
+        assert!(
+            !w.sb.tmp().join("codex-companion").exists(),
+            "the shell's job went to the temporary folder"
+        );
+    });
+}
+
+#[test]
+fn without_claude_codes_plugin_a_shells_jobs_stay_in_the_temporary_folder() {
+    for_each_plugin(|plugin| {
+        let w = World::new(&plugin.root);
+        let job = job_of(&w.run(&["alice", "task", "--background", "from a shell"]));
+        let out = w.run(&["alice", "status", &job, "--wait"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(w.sb.tmp().join("codex-companion").is_dir());
     });
 }
 
