@@ -11,7 +11,9 @@ set -eu
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 if [ -z "${CODEX_AS-}" ]; then
-    cargo build --release --quiet
+    # A minute or so the first time: cargo's own progress (its bar on a terminal) shows it.
+    echo "demo: building codex-as (release) first..." >&2
+    cargo build --release
     CODEX_AS=$repo/target/release/codex-as
 fi
 if [ -n "${CODEX_PLUGIN_CC_DIR-}" ]; then

@@ -23,7 +23,65 @@ fn pages() -> Vec<(String, Vec<u8>)> {
         let static_name: &'static str = Box::leak(name.clone().into_boxed_str());
         render(name, sub.clone().name(static_name));
     }
+    // clap_mangen's synopsis is made from the arguments alone and leaves out the forms the usage
+    // spells out by hand: `codex-as ACCOUNT -- PROGRAM` and `codex-as ACCOUNT COMPANION-COMMAND`.
+    let forms: Vec<String> = cli
+        .get_overridden_usage()
+        .map(|u| u.to_string())
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.contains("<ACCOUNT>"))
+        .map(synopsis_line)
+        .collect();
+    if let Some((_, page)) = out.first_mut() {
+        *page = with_synopsis_forms(page, &forms);
+    }
     out
+}
+
+/// A usage line (`codex-as <ACCOUNT> [--cwd DIR] -- <PROGRAM> [ARGS]...`) in roff: the program
+/// and flags bold, placeholders italic, every `-` escaped.
+fn synopsis_line(usage: &str) -> String {
+    usage
+        .split_whitespace()
+        .map(|token| {
+            let start = token
+                .find(|c: char| c != '[' && c != '<')
+                .unwrap_or(token.len());
+            let end = token
+                .rfind(|c: char| !matches!(c, ']' | '>' | '.'))
+                .map_or(start, |i| i + 1)
+                .max(start);
+            let (open, word, close) = (&token[..start], &token[start..end], &token[end..]);
+            let font = if word.starts_with('-') || word == "codex-as" {
+                'B'
+            } else {
+                'I'
+            };
+            let word = word.replace('-', "\\-");
+            format!("{open}\\f{font}{word}\\fR{close}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `page` with `forms` added, one per line, after the synopsis clap wrote.
+fn with_synopsis_forms(page: &[u8], forms: &[String]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(page);
+    let mut out = String::new();
+    let mut lines = text.split_inclusive('\n');
+    while let Some(line) = lines.next() {
+        out.push_str(line);
+        if line.trim_end() == ".SH SYNOPSIS" {
+            // clap's own line first, then the forms.
+            out.push_str(lines.next().unwrap_or_default());
+            for form in forms {
+                out.push_str(&format!(".br\n{form}\n"));
+            }
+        }
+    }
+    out.into_bytes()
 }
 
 #[test]
@@ -66,6 +124,20 @@ fn the_page_has_the_examples_and_every_command() {
     let pages = pages();
     let main = String::from_utf8_lossy(&pages[0].1);
     assert!(main.contains("codex\\-as login work"), "examples first");
+    let synopsis = main
+        .split(".SH SYNOPSIS")
+        .nth(1)
+        .and_then(|s| s.split(".SH ").next())
+        .unwrap_or_default();
+    assert!(
+        synopsis.contains("<\\fIACCOUNT\\fR>")
+            && synopsis.contains("\\fB\\-\\-\\fR <\\fIPROGRAM\\fR>"),
+        "{synopsis}"
+    );
+    assert!(
+        synopsis.contains("<\\fICOMPANION\\-COMMAND\\fR>"),
+        "{synopsis}"
+    );
     for cmd in ["doctor", "list", "login", "quota", "use"] {
         assert!(main.contains(cmd), "{cmd}");
         assert!(pages.iter().any(|(f, _)| *f == format!("codex-as-{cmd}.1")));

@@ -55,3 +55,31 @@ fn the_demo_serves_two_accounts_falls_back_and_leaves_nothing_running() {
     );
     assert!(!demo.exists(), "{} was left behind", demo.display());
 }
+
+#[test]
+fn the_demo_says_it_is_building_and_lets_cargo_show_its_progress() {
+    let sb = crate::support::Sandbox::new();
+    // A cargo that notes how it was asked, then fails: the demo stops right there.
+    let log = sb.path().join("cargo.args");
+    sb.write_script(
+        "cargo",
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" > '{}'\nexit 3\n",
+            log.display()
+        ),
+    );
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = run_timeout(
+        sb.command("sh").arg(repo.join("examples/demo.sh")),
+        Duration::from_secs(30),
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.contains("demo: building codex-as"),
+        "{}",
+        out.stderr
+    );
+    let args = std::fs::read_to_string(&log).unwrap();
+    assert!(args.starts_with("build --release"), "{args}");
+    assert!(!args.contains("--quiet"), "its progress hidden: {args}");
+}
