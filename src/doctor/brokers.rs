@@ -80,7 +80,7 @@ pub fn check(accounts: &Accounts, report: &mut Report) {
                 let (problem, fix) = match pool::stopped_pid(&reg, id) {
                     Some(pid) => (
                         format!(
-                            "it is stopped (pid {pid}, by SIGSTOP or Ctrl-Z) and answers nobody; every call for '{account}' starts another beside it"
+                            "it is stopped (pid {pid}, by SIGSTOP or Ctrl-Z) and answers nobody: calls for '{account}' pass it over for another broker"
                         ),
                         format!(
                             "kill -CONT {pid}   # resume it; `codex-as brokers stop` then stops it once idle"
@@ -88,7 +88,7 @@ pub fn check(accounts: &Accounts, report: &mut Report) {
                     ),
                     None => (
                         format!(
-                            "it did not answer within {}s (hung?); calls for '{account}' wait for it, then start another beside it",
+                            "it did not answer within {}s (hung?): calls for '{account}' wait for it, then pass it over for another broker",
                             waited.as_secs_f32()
                         ),
                         match reg.pid(id) {

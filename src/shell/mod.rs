@@ -89,6 +89,7 @@ impl std::fmt::Display for Shell {
     }
 }
 
+/// [`Shell::detect`] from the program name of the process that runs codex-as and `$SHELL`.
 fn choose(parent: Option<&str>, shell_var: Option<&std::ffi::OsStr>) -> (Shell, String) {
     const CHOOSE: &str = "--shell SHELL to choose";
     if let Some(shell) = parent.and_then(Shell::from_program) {
