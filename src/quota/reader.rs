@@ -652,20 +652,24 @@ mod tests {
     #[test]
     fn work_is_bounded_by_the_file_cap() {
         let d = tempfile::tempdir().unwrap();
+        // Explicit mtimes: written as they come, the last file could land in a later second
+        // on a busy machine and be taken as the newest.
         for i in 0..(MAX_FILES + 10) {
-            write(
+            let p = write(
                 d.path(),
                 "2026/01/10",
                 &format!("rollout-2026-01-10T10-00-{i:04}-a.jsonl"),
                 &[META.into()],
             );
+            touch(&p, "2026-01-10T11:00:00Z");
         }
-        write(
+        let old = write(
             d.path(),
             "2026/01/09",
             "rollout-2026-01-09T10-00-00-a.jsonl",
             &[snapshot("2026-01-09T10:00:01Z", 5.0, 5.0)],
         );
+        touch(&old, "2026-01-09T10:00:01Z");
         let scan = latest(d.path());
         assert!(scan.reading.is_none(), "the old snapshot is beyond the cap");
         assert_eq!(scan.files_examined, MAX_FILES);
