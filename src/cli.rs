@@ -436,3 +436,32 @@ pub struct CompletionsArgs {
     #[arg(value_parser = Shell::with_init(), value_name = "bash|zsh|fish")]
     pub shell: Shell,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// `words` is the list every other reader uses (account names, completion, the run path's
+    /// "is this a command?"): it must be exactly what clap parses.
+    #[test]
+    fn the_word_lists_are_what_clap_knows() {
+        let mut cli = super::Cli::command();
+        cli.build();
+        let names = |hidden: bool| -> Vec<String> {
+            let mut v: Vec<String> = cli
+                .get_subcommands()
+                .filter(|s| s.is_hide_set() == hidden)
+                .map(|s| s.get_name().to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        let sorted = |w: &[&str]| {
+            let mut v: Vec<String> = w.iter().map(|s| s.to_string()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(false), sorted(crate::words::COMMANDS));
+        assert_eq!(names(true), sorted(crate::words::INTERNAL_COMMANDS));
+    }
+}

@@ -34,7 +34,7 @@ pub fn rewrite(args: Vec<OsString>) -> Result<Vec<OsString>, UsageError> {
         out.push("--help".into());
         return Ok(out);
     }
-    if crate::plugin::locate::COMMANDS.contains(&first.as_ref()) {
+    if crate::words::COMPANION.contains(&first.as_ref()) {
         out.extend([
             crate::account::DEFAULT.into(),
             first.as_ref().into(),
@@ -46,7 +46,7 @@ pub fn rewrite(args: Vec<OsString>) -> Result<Vec<OsString>, UsageError> {
         .get_subcommands()
         .filter(|s| !s.is_hide_set())
         .map(|s| s.get_name())
-        .chain(crate::plugin::locate::COMMANDS.iter().copied())
+        .chain(crate::words::COMPANION.iter().copied())
         .collect();
     let hint = crate::account::names::suggest(&first, commands.iter().copied())
         .map(|s| format!(" (did you mean '{s}'?)"))

@@ -21,6 +21,7 @@ mod run;
 mod shell;
 mod sys;
 mod thread;
+mod words;
 
 fn main() -> ExitCode {
     let args = match help::rewrite(std::env::args_os().collect()) {

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use crate::account::names;
 use crate::account::spec::AccountSpec;
 use crate::error::UsageError;
-use crate::plugin::{locate, workspace};
+use crate::plugin::workspace;
+use crate::words;
 
 /// What follows the account name.
 #[derive(Debug, PartialEq, Eq)]
@@ -21,7 +22,7 @@ pub struct RunArgs {
 }
 
 /// codex-as's own word after an account: the Codex TUI on a thread of any account's home.
-pub const RESUME: &str = names::RESUME;
+pub const RESUME: &str = crate::words::RESUME;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResumeTarget {
@@ -80,10 +81,9 @@ pub fn names_no_account(raw: &[OsString]) -> bool {
         matches!(first, "--" | "--cwd" | "--plugin-root")
             || first.starts_with("--cwd=")
             || first.starts_with("--plugin-root=")
-            || locate::COMMANDS.contains(&first)
             || first == RESUME
             // `codex-as help` stays codex-as's own (an unknown-command error pointing at --help).
-            || (locate::INTERNAL_COMMANDS.contains(&first) && first != "help")
+            || (words::is_companion(first) && first != words::HELP)
     })
 }
 
@@ -158,9 +158,7 @@ fn parse_as(raw: Vec<OsString>, unnamed: bool) -> Result<RunArgs, UsageError> {
                     resume: target,
                 });
             }
-            _ if locate::COMMANDS.contains(&text.as_str())
-                || locate::INTERNAL_COMMANDS.contains(&text.as_str()) =>
-            {
+            _ if words::is_companion(&text) => {
                 if cwd.is_some() {
                     return Err(UsageError::new(format!(
                         "--cwd is for `-- COMMAND`; give the companion its own: `{cmd} {text} --cwd DIR ...`"
@@ -176,7 +174,7 @@ fn parse_as(raw: Vec<OsString>, unnamed: bool) -> Result<RunArgs, UsageError> {
                 });
             }
             _ => {
-                let hint = names::suggest(&text, locate::COMMANDS.iter().copied())
+                let hint = names::suggest(&text, words::COMPANION.iter().copied())
                     .map(|c| format!("did you mean the companion command '{c}'? "))
                     .unwrap_or_default();
                 return Err(UsageError::new(format!(

@@ -21,7 +21,7 @@ pub fn check_word(word: &str) -> anyhow::Result<()> {
         .filter(|s| !s.is_hide_set())
         .map(|s| s.get_name())
         .collect();
-    let companion = crate::plugin::locate::COMMANDS;
+    let companion = crate::words::COMPANION;
     let Some(command) =
         crate::account::names::suggest(word, commands.iter().chain(companion.iter()).copied())
     else {
