@@ -1,4 +1,6 @@
-//! The command line: what codex-as accepts, with the examples `--help` shows first.
+//! codex-as's own commands as clap parses them, with the examples `--help` shows first. The
+//! account forms (`codex-as ACCOUNT ...`) are no clap command: `request` sends them to
+//! `run::args`, and `override_usage` shows them.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -132,9 +134,6 @@ pub enum Command {
     /// One line for Claude Code's statusLine (reads its JSON on stdin): the folder's account and its quota
     #[command(after_help = STATUSLINE_EXAMPLES)]
     Statusline(StatuslineArgs),
-    /// Run as an account: `codex-as ACCOUNT [--cwd DIR] -- COMMAND [ARGS]...`
-    #[command(external_subcommand)]
-    Run(Vec<OsString>),
 }
 
 #[derive(Debug, Args)]

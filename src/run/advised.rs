@@ -4,14 +4,14 @@
 //! byte (`--json` stays identical); signals are passed on and its exit status is returned.
 
 use super::launch::Launch;
-use crate::fallback::child;
 use crate::plugin::advice;
+use crate::sys::supervise;
 
-pub fn run(launch: Launch, account: &str) -> anyhow::Result<u8> {
+pub fn watch(launch: Launch, account: &str) -> anyhow::Result<u8> {
     let cmd = launch.command()?;
     let program = launch.program.to_string_lossy().into_owned();
     let (ended, lines) =
-        child::run_watching_stdout(cmd, &program, |l| !advice::scan(l).is_empty())?;
+        supervise::wait_watching_stdout(cmd, &program, |l| !advice::scan(l).is_empty())?;
     let mut said = Vec::new();
     for a in lines.iter().flat_map(|l| advice::scan(l)) {
         if !said.contains(&a) {
@@ -19,12 +19,5 @@ pub fn run(launch: Launch, account: &str) -> anyhow::Result<u8> {
             said.push(a);
         }
     }
-    Ok(match child::signal_of(&ended.status) {
-        Some(sig) => child::die_like(sig),
-        None => ended
-            .status
-            .code()
-            .and_then(|c| u8::try_from(c).ok())
-            .unwrap_or(crate::error::status::FAILURE),
-    })
+    Ok(ended.exit_like())
 }

@@ -74,21 +74,15 @@ impl Mode {
     }
 }
 
-/// Whether the words after `codex-as` start without an account: a companion command, `--`, or
-/// an option of the run path (`codex-as task ...`, `codex-as --cwd DIR -- CMD`).
-pub fn names_no_account(raw: &[OsString]) -> bool {
-    raw.first().and_then(|a| a.to_str()).is_some_and(|first| {
-        matches!(first, "--" | "--cwd" | "--plugin-root")
-            || first.starts_with("--cwd=")
-            || first.starts_with("--plugin-root=")
-            || first == RESUME
-            // `codex-as help` stays codex-as's own (an unknown-command error pointing at --help).
-            || (words::is_companion(first) && first != words::HELP)
-    })
+/// An option of the run path, given before the command (`--cwd DIR`, `--plugin-root=DIR`).
+pub fn is_run_option(word: &str) -> bool {
+    matches!(word, "--cwd" | "--plugin-root")
+        || word.starts_with("--cwd=")
+        || word.starts_with("--plugin-root=")
 }
 
-/// [`parse`] for words that name no account ([`names_no_account`]); the spec is a placeholder
-/// that `run::run_here` replaces with the folder's account.
+/// [`parse`] for words that name no account (`request` tells); the spec is a placeholder that
+/// the run path replaces with the folder's account.
 pub fn parse_unnamed(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
     let mut with_name = vec![OsString::from(crate::account::DEFAULT)];
     with_name.extend(raw);
@@ -223,7 +217,6 @@ mod tests {
         let a = parse(os(&["w", "resume"])).unwrap();
         assert_eq!(a.resume, None, "codex's own picker");
         assert_eq!(a.mode, exec(None, &["codex", "resume"]));
-        assert!(names_no_account(&os(&["resume", "--last"])));
         let a = parse_unnamed(os(&["resume", "--last"])).unwrap();
         assert_eq!(a.resume, Some(ResumeTarget::Last));
     }
@@ -266,24 +259,11 @@ mod tests {
     }
 
     #[test]
-    fn knows_when_no_account_is_named() {
-        for named in [
-            &["work", "task"][..],
-            &["help"],
-            &["list"],
-            &["a,b", "--", "x"],
-        ] {
-            assert!(!names_no_account(&os(named)), "{named:?}");
+    fn an_unnamed_run_works_in_its_folder() {
+        for option in ["--cwd", "--cwd=/x", "--plugin-root", "--plugin-root=/p"] {
+            assert!(is_run_option(option), "{option}");
         }
-        for unnamed in [
-            &["task", "x"][..],
-            &["--", "codex"],
-            &["--cwd", "/x", "--", "y"],
-            &["--cwd=/x", "--", "y"],
-            &["task-resume-candidate", "--json"],
-        ] {
-            assert!(names_no_account(&os(unnamed)), "{unnamed:?}");
-        }
+        assert!(!is_run_option("--cwdx") && !is_run_option("--help"));
         let a = parse_unnamed(os(&["--cwd", "sub", "--", "x"])).unwrap();
         assert_eq!(
             a.mode.work_dir(std::path::Path::new("/p")),

@@ -15,7 +15,6 @@ use super::launch::{self, Launch};
 use crate::account::spec::AccountSpec;
 use crate::account::{Account, Accounts};
 use crate::broker::{client, protocol};
-use crate::fallback::child::{self, Ended};
 use crate::fallback::policy::{self, End, Fallback, Outcome, Step};
 use crate::fallback::{jobs, landed};
 use crate::handover;
@@ -23,8 +22,9 @@ use crate::quota::survey::{self, Survey};
 use crate::quota::{choose, signals};
 use crate::sys::clock::now;
 use crate::sys::runtime;
+use crate::sys::supervise::{self, Ended};
 
-pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
+pub fn in_turn(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
     let threshold = accounts.config.quota.threshold();
     // Validated before anything runs: a choice about to be made asks afresh past this age.
     let max_age = accounts
@@ -73,12 +73,12 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
         let account = fallback.order[i].clone();
         // A Ctrl-C between attempts (while the next account's broker starts, say) is an
         // interrupt like any other: nothing more runs.
-        if let Some(sig) = child::received() {
+        if let Some(sig) = supervise::received() {
             eprintln!(
                 "codex-as: interrupted (signal {sig}) before trying '{}'",
                 account.name
             );
-            return Ok(child::die_like(sig));
+            return Ok(supervise::die_like(sig));
         }
         let before: Vec<(PathBuf, Option<PathBuf>)> = everyone
             .iter()
@@ -144,7 +144,7 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
         }
         let i = last;
         let account = fallback.order[i].clone();
-        let outcome = match child::signal_of(&attempt.ended.status) {
+        let outcome = match supervise::signal_of(&attempt.ended.status) {
             Some(sig) => Outcome::Killed(sig),
             None => {
                 let code = attempt
@@ -156,7 +156,7 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
                 check_landed(&account, &attempt.thread_ids, &before, &everyone);
                 Outcome::Exited {
                     code,
-                    interrupted: code != 0 && child::received().is_some(),
+                    interrupted: code != 0 && supervise::received().is_some(),
                     usage_limit: attempt.usage_limit,
                 }
             }
@@ -170,7 +170,7 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
                 eprintln!("{note}");
                 return Ok(match end {
                     End::Exit(code) => code,
-                    End::Signal(sig) => child::die_like(sig),
+                    End::Signal(sig) => supervise::die_like(sig),
                 });
             }
             Step::Next { announce } => {
@@ -203,7 +203,7 @@ fn attempt(
     match &launch.companion {
         Some(companion) => {
             let before = jobs::before(&companion.state_dir);
-            let ended = child::run(cmd, &program, None)?;
+            let ended = supervise::wait(cmd, &program, None)?;
             let found = jobs::after(&before, Some(ended.pid));
             let usage_limit = if ended.status.success() {
                 None
@@ -228,7 +228,7 @@ fn attempt(
             // Codex prints a failed turn's error on stderr (`codex exec`: `ERROR: <message>`),
             // so that stream is relayed and matched line by line; stdout and stdin stay the
             // terminal's.
-            let ended = child::run(cmd, &program, Some(signals::is_usage_limit_line))?;
+            let ended = supervise::wait(cmd, &program, Some(signals::is_usage_limit_line))?;
             Ok(Attempt {
                 usage_limit: ended
                     .stderr_matched

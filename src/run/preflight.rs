@@ -29,11 +29,11 @@ pub fn refuse_logged_out(account: &Account, companion_args: &[OsString]) -> anyh
 /// `codex-as SPEC <companion command> --help`: the companion's usage for that command, asked
 /// of the companion itself (`help` starts no turn, no broker, no app-server).
 pub fn companion_help(
+    accounts: &Accounts,
     spec: &str,
     plugin_root: Option<&Path>,
     companion_args: &[OsString],
 ) -> anyhow::Result<u8> {
-    let accounts = Accounts::load()?;
     let plugin = plugin::locate(plugin_root, &accounts.config, &accounts.home_dir)?;
     let node = crate::sys::tools::node()?;
     let out = std::process::Command::new(node)

@@ -4,6 +4,7 @@
 //! - `exec`: starting a program (in place of codex-as or as a child), `--cwd` checked.
 //! - `fsutil`: private files and folders, ownership checks, canonical paths.
 //! - `runtime`: the current-thread tokio runtime. `tools`: finding `codex` and `node`.
+//! - `supervise`: a program as a watched child, signals passed on, ended like it.
 
 pub mod clock;
 pub mod duration;
@@ -11,6 +12,7 @@ pub mod exec;
 pub mod fsutil;
 pub mod out;
 pub mod runtime;
+pub mod supervise;
 pub mod table;
 pub mod term;
 pub mod tools;
