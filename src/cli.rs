@@ -389,9 +389,9 @@ pub struct StopArgs {
     /// still running at --timeout)
     #[arg(long)]
     pub all: bool,
-    /// With --all, how long to wait for busy brokers
-    #[arg(long, default_value = "5m", value_name = "DURATION")]
-    pub timeout: String,
+    /// With --all, how long to wait for busy brokers (500ms, 90s, 30m, 2h)
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = crate::sys::duration::parse)]
+    pub timeout: std::time::Duration,
 }
 
 const INIT_EXAMPLES: &str = "\
@@ -462,5 +462,31 @@ mod tests {
         };
         assert_eq!(names(false), sorted(crate::words::COMMANDS));
         assert_eq!(names(true), sorted(crate::words::INTERNAL_COMMANDS));
+    }
+
+    #[test]
+    fn brokers_stop_timeout_is_a_duration_read_by_clap() {
+        use clap::Parser;
+        let timeout = |extra: &[&str]| {
+            let args = ["codex-as", "brokers", "stop", "--all"].iter().chain(extra);
+            super::Cli::try_parse_from(args).map(|cli| match cli.command {
+                super::Command::Brokers(super::BrokersArgs {
+                    action: Some(super::BrokersAction::Stop(s)),
+                    ..
+                }) => s.timeout,
+                other => panic!("{other:?}"),
+            })
+        };
+        let secs = std::time::Duration::from_secs;
+        assert_eq!(timeout(&[]).unwrap(), secs(300));
+        assert_eq!(timeout(&["--timeout", "90s"]).unwrap(), secs(90));
+        assert_eq!(timeout(&["--timeout=2h"]).unwrap(), secs(7200));
+        let e = timeout(&["--timeout", "5x"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+        let text = e.to_string();
+        assert!(
+            text.contains("'--timeout <DURATION>'") && text.contains("invalid duration \"5x\""),
+            "{text}"
+        );
     }
 }
