@@ -11,6 +11,7 @@ verbose=${1:-}
 # attribute (and any attributes after it) to its end: the line itself when it ends in `;` or `}`
 # (`mod manpage;`), else through the `}` at the attribute's indentation, which rustfmt puts
 # there (`mod tests {` ... `}`).
+# shellcheck disable=SC2016 # awk's $0, not the shell's
 prod='
 skipping { if ($0 ~ end) skipping = 0; next }
 pending && /^[ \t]*#\[/ { next }
