@@ -21,9 +21,6 @@ pub struct RunArgs {
     pub resume: Option<ResumeTarget>,
 }
 
-/// codex-as's own word after an account: the Codex TUI on a thread of any account's home.
-pub const RESUME: &str = crate::words::RESUME;
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResumeTarget {
     Id(String),
@@ -133,7 +130,8 @@ fn parse_as(raw: Vec<OsString>, unnamed: bool) -> Result<RunArgs, UsageError> {
                     "unknown option '{text}' for `{cmd}`: options of the command go after it (or after `--`)"
                 )));
             }
-            RESUME => {
+            // codex-as's own word after an account: the Codex TUI on a thread of any home.
+            words::RESUME => {
                 let mut rest: Vec<OsString> = it.collect();
                 let target = match rest.first().and_then(|a| a.to_str()) {
                     Some("--last") => {
@@ -143,7 +141,7 @@ fn parse_as(raw: Vec<OsString>, unnamed: bool) -> Result<RunArgs, UsageError> {
                     Some(id) if !id.starts_with('-') => Some(ResumeTarget::Id(id.to_string())),
                     _ => None,
                 };
-                let mut command = vec![OsString::from("codex"), OsString::from(RESUME)];
+                let mut command = vec![OsString::from("codex"), OsString::from(words::RESUME)];
                 command.extend(rest);
                 return Ok(RunArgs {
                     spec: AccountSpec::parse(&account)?,
