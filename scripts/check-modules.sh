@@ -1,10 +1,33 @@
 #!/usr/bin/env bash
 # Checks the module layering of src/: no import circle between top-level modules, and no file in
-# src/cmd/ importing a sibling command. Test code (from `#[cfg(test)]` on) is left out.
+# src/cmd/ importing a sibling command. Test code (each item under `#[cfg(test)]`: a `mod tests
+# { ... }` block, a `mod manpage;` line) is left out; production code after it is read.
 # Prints the edges with -v. Exit status 1 when a rule is broken.
 set -euo pipefail
 cd "$(dirname "$0")/../src"
 verbose=${1:-}
+
+# The lines of a Rust file without the items under `#[cfg(test)]`. An item is skipped from the
+# attribute (and any attributes after it) to its end: the line itself when it ends in `;` or `}`
+# (`mod manpage;`), else through the `}` at the attribute's indentation, which rustfmt puts
+# there (`mod tests {` ... `}`).
+# shellcheck disable=SC2016 # awk's $0, not the shell's
+prod='
+skipping { if ($0 ~ end) skipping = 0; next }
+pending && /^[ \t]*#\[/ { next }
+pending {
+    pending = 0
+    if ($0 !~ /[;}][ \t]*$/) skipping = 1
+    next
+}
+/^[ \t]*#\[cfg\(test\)\]/ {
+    match($0, /^[ \t]*/)
+    end = "^" substr($0, 1, RLENGTH) "}[;,]?[ \t]*$"
+    pending = 1
+    next
+}
+{ print }
+'
 
 # Each non-test line of every file, prefixed by its top-level module.
 lines() {
@@ -12,7 +35,7 @@ lines() {
         m=${f#./}
         m=${m%%/*}
         m=${m%.rs}
-        awk -v m="$m" '/#\[cfg\(test\)\]/ { exit } { print m "\t" $0 }' "$f"
+        awk "$prod" "$f" | awk -v m="$m" '{ print m "\t" $0 }'
     done
 }
 
@@ -58,7 +81,7 @@ if [ -n "$thread_deps" ]; then
 fi
 
 siblings=$(find cmd -name '*.rs' ! -name mod.rs | sort | while read -r f; do
-    awk '/#\[cfg\(test\)\]/ { exit } { print }' "$f" |
+    awk "$prod" "$f" |
         grep -n -E 'super::[a-z_]+|crate::cmd::' | sed "s|^|src/$f:|" || true
 done)
 if [ -n "$siblings" ]; then

@@ -1,4 +1,6 @@
-//! The command line: what codex-as accepts, with the examples `--help` shows first.
+//! codex-as's own commands as clap parses them, with the examples `--help` shows first. The
+//! account forms (`codex-as ACCOUNT ...`) are no clap command: `request` sends them to
+//! `run::args`, and `override_usage` shows them.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -132,9 +134,6 @@ pub enum Command {
     /// One line for Claude Code's statusLine (reads its JSON on stdin): the folder's account and its quota
     #[command(after_help = STATUSLINE_EXAMPLES)]
     Statusline(StatuslineArgs),
-    /// Run as an account: `codex-as ACCOUNT [--cwd DIR] -- COMMAND [ARGS]...`
-    #[command(external_subcommand)]
-    Run(Vec<OsString>),
 }
 
 #[derive(Debug, Args)]
@@ -390,9 +389,9 @@ pub struct StopArgs {
     /// still running at --timeout)
     #[arg(long)]
     pub all: bool,
-    /// With --all, how long to wait for busy brokers
-    #[arg(long, default_value = "5m", value_name = "DURATION")]
-    pub timeout: String,
+    /// With --all, how long to wait for busy brokers (500ms, 90s, 30m, 2h)
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = crate::sys::duration::parse)]
+    pub timeout: std::time::Duration,
 }
 
 const INIT_EXAMPLES: &str = "\
@@ -435,4 +434,59 @@ pub struct CompletionsArgs {
     /// The shell to complete for
     #[arg(value_parser = Shell::with_init(), value_name = "bash|zsh|fish")]
     pub shell: Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// `words` is the list every other reader uses (account names, completion, the run path's
+    /// "is this a command?"): it must be exactly what clap parses.
+    #[test]
+    fn the_word_lists_are_what_clap_knows() {
+        let mut cli = super::Cli::command();
+        cli.build();
+        let names = |hidden: bool| -> Vec<String> {
+            let mut v: Vec<String> = cli
+                .get_subcommands()
+                .filter(|s| s.is_hide_set() == hidden)
+                .map(|s| s.get_name().to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        let sorted = |w: &[&str]| {
+            let mut v: Vec<String> = w.iter().map(|s| s.to_string()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(false), sorted(crate::words::COMMANDS));
+        assert_eq!(names(true), sorted(crate::words::INTERNAL_COMMANDS));
+    }
+
+    #[test]
+    fn brokers_stop_timeout_is_a_duration_read_by_clap() {
+        use clap::Parser;
+        let timeout = |extra: &[&str]| {
+            let args = ["codex-as", "brokers", "stop", "--all"].iter().chain(extra);
+            super::Cli::try_parse_from(args).map(|cli| match cli.command {
+                super::Command::Brokers(super::BrokersArgs {
+                    action: Some(super::BrokersAction::Stop(s)),
+                    ..
+                }) => s.timeout,
+                other => panic!("{other:?}"),
+            })
+        };
+        let secs = std::time::Duration::from_secs;
+        assert_eq!(timeout(&[]).unwrap(), secs(300));
+        assert_eq!(timeout(&["--timeout", "90s"]).unwrap(), secs(90));
+        assert_eq!(timeout(&["--timeout=2h"]).unwrap(), secs(7200));
+        let e = timeout(&["--timeout", "5x"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+        let text = e.to_string();
+        assert!(
+            text.contains("'--timeout <DURATION>'") && text.contains("invalid duration \"5x\""),
+            "{text}"
+        );
+    }
 }

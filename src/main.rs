@@ -1,7 +1,5 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 mod account;
 mod broker;
 mod claude;
@@ -12,40 +10,22 @@ mod error;
 mod exit;
 mod fallback;
 mod handover;
-mod help;
 #[cfg(test)]
 mod manpage;
 mod plugin;
 mod quota;
+mod request;
 mod run;
 mod shell;
 mod sys;
 mod thread;
+mod words;
 
 fn main() -> ExitCode {
-    let args = match help::rewrite(std::env::args_os().collect()) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("codex-as: {e}");
-            return ExitCode::from(error::status::USAGE);
-        }
-    };
-    let argv: Vec<std::ffi::OsString> = args.iter().skip(1).cloned().collect();
-    if cmd::names_no_account(&argv) {
-        return finish(cmd::run_as_directory_account(argv));
+    match request::read(std::env::args_os().collect()) {
+        Ok(request) => finish(cmd::dispatch(request)),
+        Err(answer) => ExitCode::from(answer.print()),
     }
-    let cli = match cli::Cli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                error::status::USAGE
-            } else {
-                0
-            });
-        }
-    };
-    finish(cmd::dispatch(cli))
 }
 
 fn finish(result: anyhow::Result<u8>) -> ExitCode {

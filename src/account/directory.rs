@@ -119,10 +119,32 @@ pub enum DirectoryError {
         "{why} names '{spec}', which is not one account: it is chosen among them where it runs"
     )]
     NotOne { spec: String, why: Why },
-    #[error("{ACCOUNT_MARKER}={name} in the environment: {source}")]
-    SessionAccount { name: String, source: AccountError },
+    /// An account no file chose (the session's, `CODEX_HOME`'s, the default) that cannot be
+    /// used: said with where it came from, since there is no line to fix.
+    #[error("{from}: {source}")]
+    Unavailable {
+        /// [`came_from`]'s words.
+        from: String,
+        source: AccountError,
+    },
     #[error("CODEX_HOME={} in the environment is not the home of any codex-as account: add it (`codex-as add NAME --home {}`), pin this folder (`codex-as pin NAME`), or unset CODEX_HOME", .0.display(), .0.display())]
     UnknownCodexHome(PathBuf),
+}
+
+/// Where an account no file chose came from, to open [`DirectoryError::Unavailable`].
+fn came_from(why: &Why, name: &str) -> String {
+    match why {
+        Why::Session => format!("{ACCOUNT_MARKER}={name} in the environment"),
+        Why::CodexHome { home } => format!(
+            "CODEX_HOME={} in the environment (the home of '{name}')",
+            home.display()
+        ),
+        Why::Default => format!(
+            "this folder uses the default account (no {} file above it, no [directories] entry)",
+            pin_file::FILE_NAME
+        ),
+        Why::PinFile { .. } | Why::Config { .. } => format!("{why} names '{name}'"),
+    }
 }
 
 /// The account `dir` uses, and why. Reads `CODEX_AS_ACCOUNT` from this process's environment.
@@ -263,8 +285,8 @@ impl DirectoryAccount {
             Why::Session | Why::CodexHome { .. } | Why::Default => {
                 accounts
                     .require(name)
-                    .map_err(|source| DirectoryError::SessionAccount {
-                        name: name.to_string(),
+                    .map_err(|source| DirectoryError::Unavailable {
+                        from: came_from(&self.why, name),
                         source,
                     })
             }
@@ -431,6 +453,53 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not the home of any codex-as account"), "{e}");
+    }
+
+    /// An account no file chose that cannot be used says where it came from: only the session's
+    /// came from `CODEX_AS_ACCOUNT`.
+    #[test]
+    fn an_unusable_account_no_file_chose_says_where_it_came_from() {
+        let w = world("");
+        let e = resolve(&w.root, &w.accounts, Some("dave"), None)
+            .unwrap()
+            .account(&w.accounts)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("CODEX_AS_ACCOUNT=dave in the environment: unknown account 'dave'"),
+            "{e}"
+        );
+
+        // The default home is a file.
+        std::fs::write(w.accounts.home_dir.join(".codex"), "").unwrap();
+        let e = resolve(&w.root, &w.accounts, None, None)
+            .unwrap()
+            .account(&w.accounts)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("this folder uses the default account (no .codex-account file above it, no [directories] entry): account 'default':"),
+            "{e}"
+        );
+        assert!(!e.contains("environment"), "{e}");
+
+        // CODEX_HOME is a configured account's home, which is a file.
+        let file = w.root.join("eve-home");
+        std::fs::write(&file, "").unwrap();
+        let config = format!("[accounts.eve]\nhome = \"{}\"\n", file.display());
+        let accounts = Accounts::new(
+            Config::parse(&config).unwrap(),
+            w.root.join("config.toml"),
+            w.accounts.home_dir.clone(),
+        );
+        let chosen = resolve(&w.root, &accounts, None, Some(&file)).unwrap();
+        assert!(matches!(chosen.why, Why::CodexHome { .. }), "{chosen:?}");
+        let e = chosen.account(&accounts).unwrap_err().to_string();
+        let want = format!(
+            "CODEX_HOME={} in the environment (the home of 'eve'): account 'eve':",
+            file.display()
+        );
+        assert!(e.starts_with(&want), "{e}");
     }
 
     #[test]

@@ -1,53 +1,6 @@
 //! Account names: what is allowed, and "did you mean" for near misses.
 
-/// The word after an account name that runs the Codex TUI on a thread of any account
-/// (`codex-as NAME resume ID`): never an account name, offered by completion after one.
-pub const RESUME: &str = "resume";
-
-/// codex-as's own words, which an account name may never shadow (`codex-as NAME ...` would be
-/// ambiguous), plus `auto`, which picks an account by quota.
-pub const RESERVED: &[&str] = &[
-    "add",
-    "auto",
-    "broker",
-    "brokers",
-    "claude",
-    "completions",
-    "doctor",
-    "env",
-    "help",
-    "init",
-    "list",
-    "login",
-    "pin",
-    "quota",
-    "relay",
-    "remove",
-    RESUME,
-    "statusline",
-    "thread",
-    "threads",
-    "use",
-    "version",
-    "which",
-];
-
-/// The plugin companion's subcommands (`plugin::locate::COMMANDS` and `INTERNAL_COMMANDS`, which
-/// a test there keeps equal to this): `codex-as task "..."` runs the companion as the folder's
-/// account, so none of them can be an account name either. Kept here so that accounts do not
-/// depend on the plugin module.
-pub const COMPANION_WORDS: &[&str] = &[
-    "setup",
-    "review",
-    "adversarial-review",
-    "task",
-    "transfer",
-    "status",
-    "result",
-    "cancel",
-    "task-worker",
-    "task-resume-candidate",
-];
+use crate::words::{self, Taken};
 
 pub const MAX_LEN: usize = 64;
 
@@ -75,11 +28,12 @@ pub fn check(name: &str) -> Result<(), String> {
             "contains {bad:?}: use only ASCII letters, digits, '.', '_' and '-'"
         ));
     }
-    if RESERVED.contains(&name) {
-        return Err("is a codex-as command: pick another name".into());
-    }
-    if COMPANION_WORDS.contains(&name) {
-        return Err("is a companion command (`codex-as task ...`): pick another name".into());
+    match words::taken(name) {
+        Some(Taken::CodexAs) => return Err("is a codex-as command: pick another name".into()),
+        Some(Taken::Companion) => {
+            return Err("is a companion command (`codex-as task ...`): pick another name".into());
+        }
+        None => {}
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 use crate::error::UsageError;
 
 /// The word that means "every account, best headroom first".
-pub const AUTO: &str = "auto";
+pub const AUTO: &str = crate::words::AUTO;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountSpec {

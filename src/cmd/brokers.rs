@@ -13,7 +13,7 @@ use crate::broker::registry::Registry;
 use crate::cli::{BrokersAction, BrokersArgs, StopArgs};
 use crate::error::status;
 use crate::plugin::{self, roots::StateRoot};
-use crate::sys::{clock, duration};
+use crate::sys::clock;
 
 /// Seconds since the epoch as the records store them (a clock set before 1970 reads as 0).
 fn clock_now() -> u64 {
@@ -281,9 +281,7 @@ async fn stop_own(
     accounts: &Accounts,
     args: &StopArgs,
 ) -> anyhow::Result<Vec<Row>> {
-    let wait = duration::parse(&args.timeout)
-        .map_err(|e| crate::error::UsageError::new(format!("--timeout: {e}")))?;
-    let deadline = Instant::now() + wait;
+    let deadline = Instant::now() + args.timeout;
     let mut rows = own_rows(reg, accounts).await;
     loop {
         let mut pending = false;

@@ -58,7 +58,11 @@ fn install(scope: &ClaudeScope) -> anyhow::Result<u8> {
     crate::outln!(
         "New Claude Code sessions now run /codex:* commands as each folder's account (`codex-as pin NAME` in a project; `codex-as claude status` to check)."
     )?;
-    if let Some(e) = plugin_missing() {
+    let missing = match Accounts::load() {
+        Ok(accounts) => plugin_missing(&accounts),
+        Err(e) => Some(e),
+    };
+    if let Some(e) = missing {
         eprintln!(
             "codex-as: warning: until the Codex plugin is installed, the hook refuses every session: {e:#}"
         );
@@ -131,7 +135,7 @@ fn show_status() -> anyhow::Result<u8> {
     if !any {
         crate::outln!("  not installed: `codex-as claude install` (or --project) to install them")?;
     }
-    let missing = plugin_missing();
+    let missing = plugin_missing(&accounts);
     if any && let Some(e) = &missing {
         crate::outln!("plugin: the hooks refuse every session: {e:#}")?;
     }
@@ -195,11 +199,7 @@ fn show_status() -> anyhow::Result<u8> {
 }
 
 /// Why the plugin the hook hands each session cannot be found, if so.
-fn plugin_missing() -> Option<anyhow::Error> {
-    let accounts = match Accounts::load() {
-        Ok(a) => a,
-        Err(e) => return Some(e),
-    };
+fn plugin_missing(accounts: &Accounts) -> Option<anyhow::Error> {
     crate::plugin::locate::locate(None, &accounts.config, &accounts.home_dir).err()
 }
 

@@ -85,7 +85,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<u8> {
     }
     // A new home is undone when the login does not happen, so codex login runs as a child
     // (signals passed on, the terminal its own) and codex-as looks at how it ended.
-    let ended = crate::fallback::child::run(cmd, &codex.to_string_lossy(), None)?;
+    let ended = crate::sys::supervise::wait(cmd, &codex.to_string_lossy(), None)?;
     if ended.status.success() {
         return Ok(crate::error::status::OK);
     }
@@ -95,14 +95,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<u8> {
             account.home.display()
         );
     }
-    Ok(match crate::fallback::child::signal_of(&ended.status) {
-        Some(sig) => crate::fallback::child::die_like(sig),
-        None => ended
-            .status
-            .code()
-            .and_then(|c| u8::try_from(c).ok())
-            .unwrap_or(crate::error::status::FAILURE),
-    })
+    Ok(ended.exit_like())
 }
 
 /// A copy, never a link: Codex rewrites config.toml in place, and a link would carry one account's

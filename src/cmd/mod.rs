@@ -1,4 +1,5 @@
-//! One module per subcommand; each returns the exit status to end with.
+//! One module per subcommand; each returns the exit status to end with. A run as an account
+//! (`codex-as ACCOUNT ...`) is the run path's (`run`), with no adapter of its own.
 
 mod add;
 mod broker;
@@ -14,19 +15,24 @@ mod pin;
 mod quota;
 mod relay;
 mod remove;
-mod run;
 mod statusline;
 mod thread;
 mod threads;
 mod use_;
 mod which;
 
-use crate::cli::{Cli, Command};
+use crate::cli::Command;
+use crate::request::Request;
 
-pub use run::{names_no_account, run_as_directory_account};
-
-pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
-    match cli.command {
+/// Carries out what the command line asked for: one of codex-as's commands here, a run as an
+/// account on the run path.
+pub fn dispatch(request: Request) -> anyhow::Result<u8> {
+    let command = match request {
+        Request::Command(c) => c,
+        Request::Named { word, args } => return crate::run::as_named(&word, args),
+        Request::Unnamed(args) => return crate::run::as_folder_account(args),
+    };
+    match command {
         Command::Add(a) => add::run(a),
         Command::Remove(a) => remove::run(a),
         Command::List(a) => list::run(a),
@@ -46,6 +52,5 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Thread(c) => thread::run(c),
         Command::Doctor(a) => doctor::run(a),
         Command::Statusline(a) => statusline::run(a),
-        Command::Run(args) => run::run(args),
     }
 }

@@ -1,10 +1,8 @@
 //! Running one command on a list of accounts, or on the best one (`auto`), moving on only when
-//! an account's usage limit is reached. The pieces: `policy` (every decision, pure), `child` (an
-//! attempt as a child process with signals passed on), `jobs` (the companion's record of how its
+//! an account's usage limit is reached. The pieces: `policy` (every decision, pure), `jobs` (the companion's record of how its
 //! turn ended), `landed` (which home a session was written to), `here` (the one account of a
 //! folder pinned to a list or `auto` where only one can run). `run::attempts` drives them.
 
-pub mod child;
 pub mod here;
 pub mod jobs;
 pub mod landed;

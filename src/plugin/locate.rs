@@ -8,19 +8,6 @@ use crate::account::config::{self, Config};
 
 pub const COMPANION: &str = "scripts/codex-companion.mjs";
 
-/// Companion subcommands people type (plugin 1.0.x); completion offers these.
-pub const COMMANDS: &[&str] = &[
-    "setup",
-    "review",
-    "adversarial-review",
-    "task",
-    "transfer",
-    "status",
-    "result",
-    "cancel",
-];
-/// Subcommands the plugin runs itself: passed on, never offered.
-pub const INTERNAL_COMMANDS: &[&str] = &["task-worker", "task-resume-candidate", "help"];
 pub const ROOT_ENV: &str = "CODEX_AS_PLUGIN_ROOT";
 const CLAUDE_ROOT_ENV: &str = "CLAUDE_PLUGIN_ROOT";
 const PLUGIN_ID: &str = "codex@openai-codex";
@@ -164,13 +151,6 @@ fn parse_version(v: &str) -> Vec<u64> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn account_names_cannot_be_companion_commands() {
-        let mut words: Vec<&str> = COMMANDS.to_vec();
-        words.extend(INTERNAL_COMMANDS.iter().filter(|w| **w != "help"));
-        assert_eq!(words, crate::account::names::COMPANION_WORDS);
-    }
-
     use super::*;
 
     fn plugin_at(p: &Path) {

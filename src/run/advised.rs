@@ -7,15 +7,15 @@ use std::path::{Path, PathBuf};
 
 use super::launch::Launch;
 use crate::account::{Account, Accounts, login_state};
-use crate::fallback::child;
 use crate::plugin::advice::{self, Advice, Resumer};
+use crate::sys::supervise;
 use crate::thread::carry;
 
-pub fn run(launch: Launch, accounts: &Accounts, account: &Account) -> anyhow::Result<u8> {
+pub fn watch(launch: Launch, accounts: &Accounts, account: &Account) -> anyhow::Result<u8> {
     let cmd = launch.command()?;
     let program = launch.program.to_string_lossy().into_owned();
     let (ended, lines) =
-        child::run_watching_stdout(cmd, &program, |l| !advice::scan(l).is_empty())?;
+        supervise::wait_watching_stdout(cmd, &program, |l| !advice::scan(l).is_empty())?;
     let mut said = Vec::new();
     let in_claude_code = advice::in_claude_code();
     for a in lines.iter().flat_map(|l| advice::scan(l)) {
@@ -35,14 +35,7 @@ pub fn run(launch: Launch, accounts: &Accounts, account: &Account) -> anyhow::Re
         }
         said.push(a);
     }
-    Ok(match child::signal_of(&ended.status) {
-        Some(sig) => child::die_like(sig),
-        None => ended
-            .status
-            .code()
-            .and_then(|c| u8::try_from(c).ok())
-            .unwrap_or(crate::error::status::FAILURE),
-    })
+    Ok(ended.exit_like())
 }
 
 fn logged_in(home: &Path) -> bool {

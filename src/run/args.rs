@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use crate::account::names;
 use crate::account::spec::AccountSpec;
 use crate::error::UsageError;
-use crate::plugin::{locate, workspace};
+use crate::plugin::workspace;
+use crate::words;
 
 /// What follows the account name.
 #[derive(Debug, PartialEq, Eq)]
@@ -19,9 +20,6 @@ pub struct RunArgs {
     /// `codex resume` runs (see `run::resume`).
     pub resume: Option<ResumeTarget>,
 }
-
-/// codex-as's own word after an account: the Codex TUI on a thread of any account's home.
-pub const RESUME: &str = names::RESUME;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResumeTarget {
@@ -73,22 +71,15 @@ impl Mode {
     }
 }
 
-/// Whether the words after `codex-as` start without an account: a companion command, `--`, or
-/// an option of the run path (`codex-as task ...`, `codex-as --cwd DIR -- CMD`).
-pub fn names_no_account(raw: &[OsString]) -> bool {
-    raw.first().and_then(|a| a.to_str()).is_some_and(|first| {
-        matches!(first, "--" | "--cwd" | "--plugin-root")
-            || first.starts_with("--cwd=")
-            || first.starts_with("--plugin-root=")
-            || locate::COMMANDS.contains(&first)
-            || first == RESUME
-            // `codex-as help` stays codex-as's own (an unknown-command error pointing at --help).
-            || (locate::INTERNAL_COMMANDS.contains(&first) && first != "help")
-    })
+/// An option of the run path, given before the command (`--cwd DIR`, `--plugin-root=DIR`).
+pub fn is_run_option(word: &str) -> bool {
+    matches!(word, "--cwd" | "--plugin-root")
+        || word.starts_with("--cwd=")
+        || word.starts_with("--plugin-root=")
 }
 
-/// [`parse`] for words that name no account ([`names_no_account`]); the spec is a placeholder
-/// that `run::run_here` replaces with the folder's account.
+/// [`parse`] for words that name no account (`request` tells); the spec is a placeholder that
+/// the run path replaces with the folder's account.
 pub fn parse_unnamed(raw: Vec<OsString>) -> Result<RunArgs, UsageError> {
     let mut with_name = vec![OsString::from(crate::account::DEFAULT)];
     with_name.extend(raw);
@@ -139,7 +130,8 @@ fn parse_as(raw: Vec<OsString>, unnamed: bool) -> Result<RunArgs, UsageError> {
                     "unknown option '{text}' for `{cmd}`: options of the command go after it (or after `--`)"
                 )));
             }
-            RESUME => {
+            // codex-as's own word after an account: the Codex TUI on a thread of any home.
+            words::RESUME => {
                 let mut rest: Vec<OsString> = it.collect();
                 let target = match rest.first().and_then(|a| a.to_str()) {
                     Some("--last") => {
@@ -149,7 +141,7 @@ fn parse_as(raw: Vec<OsString>, unnamed: bool) -> Result<RunArgs, UsageError> {
                     Some(id) if !id.starts_with('-') => Some(ResumeTarget::Id(id.to_string())),
                     _ => None,
                 };
-                let mut command = vec![OsString::from("codex"), OsString::from(RESUME)];
+                let mut command = vec![OsString::from("codex"), OsString::from(words::RESUME)];
                 command.extend(rest);
                 return Ok(RunArgs {
                     spec: AccountSpec::parse(&account)?,
@@ -158,9 +150,7 @@ fn parse_as(raw: Vec<OsString>, unnamed: bool) -> Result<RunArgs, UsageError> {
                     resume: target,
                 });
             }
-            _ if locate::COMMANDS.contains(&text.as_str())
-                || locate::INTERNAL_COMMANDS.contains(&text.as_str()) =>
-            {
+            _ if words::is_companion(&text) => {
                 if cwd.is_some() {
                     return Err(UsageError::new(format!(
                         "--cwd is for `-- COMMAND`; give the companion its own: `{cmd} {text} --cwd DIR ...`"
@@ -176,7 +166,7 @@ fn parse_as(raw: Vec<OsString>, unnamed: bool) -> Result<RunArgs, UsageError> {
                 });
             }
             _ => {
-                let hint = names::suggest(&text, locate::COMMANDS.iter().copied())
+                let hint = names::suggest(&text, words::COMPANION.iter().copied())
                     .map(|c| format!("did you mean the companion command '{c}'? "))
                     .unwrap_or_default();
                 return Err(UsageError::new(format!(
@@ -225,7 +215,6 @@ mod tests {
         let a = parse(os(&["w", "resume"])).unwrap();
         assert_eq!(a.resume, None, "codex's own picker");
         assert_eq!(a.mode, exec(None, &["codex", "resume"]));
-        assert!(names_no_account(&os(&["resume", "--last"])));
         let a = parse_unnamed(os(&["resume", "--last"])).unwrap();
         assert_eq!(a.resume, Some(ResumeTarget::Last));
     }
@@ -268,24 +257,11 @@ mod tests {
     }
 
     #[test]
-    fn knows_when_no_account_is_named() {
-        for named in [
-            &["work", "task"][..],
-            &["help"],
-            &["list"],
-            &["a,b", "--", "x"],
-        ] {
-            assert!(!names_no_account(&os(named)), "{named:?}");
+    fn an_unnamed_run_works_in_its_folder() {
+        for option in ["--cwd", "--cwd=/x", "--plugin-root", "--plugin-root=/p"] {
+            assert!(is_run_option(option), "{option}");
         }
-        for unnamed in [
-            &["task", "x"][..],
-            &["--", "codex"],
-            &["--cwd", "/x", "--", "y"],
-            &["--cwd=/x", "--", "y"],
-            &["task-resume-candidate", "--json"],
-        ] {
-            assert!(names_no_account(&os(unnamed)), "{unnamed:?}");
-        }
+        assert!(!is_run_option("--cwdx") && !is_run_option("--help"));
         let a = parse_unnamed(os(&["--cwd", "sub", "--", "x"])).unwrap();
         assert_eq!(
             a.mode.work_dir(std::path::Path::new("/p")),

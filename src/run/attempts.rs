@@ -15,7 +15,6 @@ use super::launch::{self, Launch};
 use crate::account::spec::AccountSpec;
 use crate::account::{Account, Accounts};
 use crate::broker::{client, protocol};
-use crate::fallback::child::{self, Ended};
 use crate::fallback::policy::{self, End, Fallback, Outcome, Step};
 use crate::fallback::{jobs, landed};
 use crate::handover;
@@ -23,8 +22,9 @@ use crate::quota::survey::{self, Survey};
 use crate::quota::{choose, signals};
 use crate::sys::clock::now;
 use crate::sys::runtime;
+use crate::sys::supervise::{self, Ended};
 
-pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
+pub fn in_turn(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
     let threshold = accounts.config.quota.threshold();
     // Validated before anything runs: a choice about to be made asks afresh past this age.
     let max_age = accounts
@@ -32,38 +32,9 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
         .quota
         .max_age()
         .map_err(anyhow::Error::msg)?;
-    let started = now();
-    let mut fallback = match &args.spec {
-        AccountSpec::List(names) => Fallback::list(
-            names
-                .iter()
-                .map(|n| accounts.require(n))
-                .collect::<Result<_, _>>()?,
-        ),
-        AccountSpec::Auto => {
-            let surveys = survey::gather(accounts, accounts.all(), Some(max_age), started);
-            Fallback::auto(&surveys, threshold, started)
-        }
-        // Not routed here (a pin is exec'd), but as a list of one it would be the same.
-        AccountSpec::One(name) => Fallback::list(vec![accounts.require(name)?]),
-    };
-
+    let mut fallback = in_order(accounts, &args.spec, threshold, max_age)?;
     if args.mode.is_background() {
-        let t = now();
-        // The pick is about to be made: a missing or old reading is asked for now.
-        let fresh = |a: Account| {
-            let mut s = Survey::of(a);
-            s.refresh(accounts, t, max_age);
-            s
-        };
-        let order = fallback.order.clone();
-        let (account, note) = fallback.pick_before_start(&args.spec, fresh, threshold, t)?;
-        eprintln!("{note}");
-        let from = order
-            .iter()
-            .position(|a| a.name == account.name)
-            .unwrap_or(0);
-        return Err(launch::prepare(accounts, &account, Some(&order[from..]), args)?.exec());
+        return Err(in_background(accounts, args, fallback, threshold, max_age)?.exec());
     }
 
     let everyone = accounts.all();
@@ -73,94 +44,29 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
         let account = fallback.order[i].clone();
         // A Ctrl-C between attempts (while the next account's broker starts, say) is an
         // interrupt like any other: nothing more runs.
-        if let Some(sig) = child::received() {
+        if let Some(sig) = supervise::received() {
             eprintln!(
                 "codex-as: interrupted (signal {sig}) before trying '{}'",
                 account.name
             );
-            return Ok(child::die_like(sig));
+            return Ok(supervise::die_like(sig));
         }
-        let before: Vec<(PathBuf, Option<PathBuf>)> = everyone
-            .iter()
-            .map(|a| {
-                let h = a.canonical_home();
-                let newest = landed::newest_rollout(&h);
-                (h, newest)
-            })
-            .collect();
+        let before = newest_sessions(&everyone);
         let route: Vec<Account> = (i..done.len())
             .filter(|k| !done[*k])
             .map(|k| fallback.order[k].clone())
             .collect();
-        let attempt = match attempt(accounts, &account, &route, args) {
-            Ok(a) => a,
-            Err(e) => {
-                // Not a quota failure (no plugin, a broker that would not start, a command
-                // that cannot run): it ends the run, but what was skipped is still said.
-                if let Some(note) = fallback.could_not_start(&account.name) {
-                    eprintln!("{note}");
-                }
-                return Err(e);
+        let attempt = attempt(accounts, &account, &route, args).inspect_err(|_| {
+            // Not a quota failure (no plugin, a broker that would not start, a command that
+            // cannot run): it ends the run, but what was skipped is still said.
+            if let Some(note) = fallback.could_not_start(&account.name) {
+                eprintln!("{note}");
             }
-        };
+        })?;
         done[i] = true;
-        // The relay may have run the turn elsewhere: where the thread lived, and then on each
-        // account it handed the turn over to, every one it left being out of quota.
-        let names: Vec<String> = fallback.order.iter().map(|a| a.name.clone()).collect();
-        let position = |name: &str| names.iter().position(|n| n == name);
-        let ran_first = attempt
-            .relay
-            .handovers
-            .first()
-            .map(|h| h.from.clone())
-            .or_else(|| attempt.relay.failed_on.clone());
-        if let Some(first) = ran_first.filter(|f| *f != account.name) {
-            let s = Survey::of(account.clone());
-            let t = now();
-            match choose::skip_reason(&s.candidate(), threshold, t) {
-                Some(skip) => fallback.passed_over(i, skip.describe(t), skip.is_quota()),
-                None => fallback.passed_over(i, format!("the thread was on '{first}'"), false),
-            }
-        }
-        let mut last = i;
-        for moved in &attempt.relay.handovers {
-            eprintln!("{}", moved.notice);
-            if let Some(from) = position(&moved.from) {
-                done[from] = true;
-                let s = Survey::of(fallback.order[from].clone());
-                fallback.handed_over(
-                    from,
-                    policy::out_of_quota(&moved.message, s.reading(), threshold, now()),
-                );
-            }
-            if let Some(to) = position(&moved.to) {
-                done[to] = true;
-                last = to;
-            }
-        }
-        if let Some(k) = attempt.relay.failed_on.as_deref().and_then(position) {
-            done[k] = true;
-            last = k;
-        }
-        let i = last;
+        let i = follow_relay(&mut fallback, &mut done, i, &attempt.relay, threshold);
         let account = fallback.order[i].clone();
-        let outcome = match child::signal_of(&attempt.ended.status) {
-            Some(sig) => Outcome::Killed(sig),
-            None => {
-                let code = attempt
-                    .ended
-                    .status
-                    .code()
-                    .map(|c| c.clamp(0, 255) as u8)
-                    .unwrap_or(1);
-                check_landed(&account, &attempt.thread_ids, &before, &everyone);
-                Outcome::Exited {
-                    code,
-                    interrupted: code != 0 && child::received().is_some(),
-                    usage_limit: attempt.usage_limit,
-                }
-            }
-        };
+        let outcome = outcome(&account, &attempt, &before, &everyone);
         let out_of_quota = |message: &str| {
             let s = Survey::of(account.clone());
             policy::out_of_quota(message, s.reading(), threshold, now())
@@ -170,7 +76,7 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
                 eprintln!("{note}");
                 return Ok(match end {
                     End::Exit(code) => code,
-                    End::Signal(sig) => child::die_like(sig),
+                    End::Signal(sig) => supervise::die_like(sig),
                 });
             }
             Step::Next { announce } => {
@@ -181,6 +87,143 @@ pub fn run(accounts: &Accounts, args: &RunArgs) -> anyhow::Result<u8> {
         }
     }
     Err(fallback.give_up())
+}
+
+/// The spec's accounts in the order to try them: a list's own, `auto`'s by headroom.
+fn in_order(
+    accounts: &Accounts,
+    spec: &AccountSpec,
+    threshold: f64,
+    max_age: std::time::Duration,
+) -> anyhow::Result<Fallback> {
+    Ok(match spec {
+        AccountSpec::List(names) => Fallback::list(
+            names
+                .iter()
+                .map(|n| accounts.require(n))
+                .collect::<Result<_, _>>()?,
+        ),
+        AccountSpec::Auto => {
+            let started = now();
+            let surveys = survey::gather(accounts, accounts.all(), Some(max_age), started);
+            Fallback::auto(&surveys, threshold, started)
+        }
+        // Not routed here (a pin is exec'd), but as a list of one it would be the same.
+        AccountSpec::One(name) => Fallback::list(vec![accounts.require(name)?]),
+    })
+}
+
+/// A `--background` run, which cannot be watched to its end: its first account chosen now
+/// (a missing or old reading asked for), the relay of the accounts after it handing it over
+/// later. Returns it ready to exec.
+fn in_background(
+    accounts: &Accounts,
+    args: &RunArgs,
+    fallback: Fallback,
+    threshold: f64,
+    max_age: std::time::Duration,
+) -> anyhow::Result<Launch> {
+    let t = now();
+    let fresh = |a: Account| {
+        let mut s = Survey::of(a);
+        s.refresh(accounts, t, max_age);
+        s
+    };
+    let order = fallback.order.clone();
+    let (account, note) = fallback.pick_before_start(&args.spec, fresh, threshold, t)?;
+    eprintln!("{note}");
+    let from = order
+        .iter()
+        .position(|a| a.name == account.name)
+        .unwrap_or(0);
+    launch::prepare(accounts, &account, Some(&order[from..]), args)
+}
+
+/// Each home's newest session file before an attempt, to tell where its work landed.
+fn newest_sessions(everyone: &[Account]) -> Vec<(PathBuf, Option<PathBuf>)> {
+    everyone
+        .iter()
+        .map(|a| {
+            let h = a.canonical_home();
+            let newest = landed::newest_rollout(&h);
+            (h, newest)
+        })
+        .collect()
+}
+
+/// What the relay did with attempt `i`'s turns, told to the policy: the turn may have run
+/// elsewhere, where the thread lived, and then on each account it was handed over to, every
+/// one it left being out of quota. Those accounts are done; returns the one the attempt ended
+/// on (`i` when the relay moved nothing).
+fn follow_relay(
+    fallback: &mut Fallback,
+    done: &mut [bool],
+    i: usize,
+    relay: &handover::Report,
+    threshold: f64,
+) -> usize {
+    let names: Vec<String> = fallback.order.iter().map(|a| a.name.clone()).collect();
+    let position = |name: &str| names.iter().position(|n| n == name);
+    let account = fallback.order[i].clone();
+    let ran_first = relay
+        .handovers
+        .first()
+        .map(|h| h.from.clone())
+        .or_else(|| relay.failed_on.clone());
+    if let Some(first) = ran_first.filter(|f| *f != account.name) {
+        let s = Survey::of(account);
+        let t = now();
+        match choose::skip_reason(&s.candidate(), threshold, t) {
+            Some(skip) => fallback.passed_over(i, skip.describe(t), skip.is_quota()),
+            None => fallback.passed_over(i, format!("the thread was on '{first}'"), false),
+        }
+    }
+    let mut last = i;
+    for moved in &relay.handovers {
+        eprintln!("{}", moved.notice);
+        if let Some(from) = position(&moved.from) {
+            done[from] = true;
+            let s = Survey::of(fallback.order[from].clone());
+            fallback.handed_over(
+                from,
+                policy::out_of_quota(&moved.message, s.reading(), threshold, now()),
+            );
+        }
+        if let Some(to) = position(&moved.to) {
+            done[to] = true;
+            last = to;
+        }
+    }
+    if let Some(k) = relay.failed_on.as_deref().and_then(position) {
+        done[k] = true;
+        last = k;
+    }
+    last
+}
+
+/// How the attempt ended on `account` (the last it ran on), for the policy; where its work
+/// landed is checked when it exited.
+fn outcome(
+    account: &Account,
+    attempt: &Attempt,
+    before: &[(PathBuf, Option<PathBuf>)],
+    everyone: &[Account],
+) -> Outcome {
+    if let Some(sig) = supervise::signal_of(&attempt.ended.status) {
+        return Outcome::Killed(sig);
+    }
+    let code = attempt
+        .ended
+        .status
+        .code()
+        .map(|c| c.clamp(0, 255) as u8)
+        .unwrap_or(1);
+    check_landed(account, &attempt.thread_ids, before, everyone);
+    Outcome::Exited {
+        code,
+        interrupted: code != 0 && supervise::received().is_some(),
+        usage_limit: attempt.usage_limit.clone(),
+    }
 }
 
 struct Attempt {
@@ -203,7 +246,7 @@ fn attempt(
     match &launch.companion {
         Some(companion) => {
             let before = jobs::before(&companion.state_dir);
-            let ended = child::run(cmd, &program, None)?;
+            let ended = supervise::wait(cmd, &program, None)?;
             let found = jobs::after(&before, Some(ended.pid));
             let usage_limit = if ended.status.success() {
                 None
@@ -228,7 +271,7 @@ fn attempt(
             // Codex prints a failed turn's error on stderr (`codex exec`: `ERROR: <message>`),
             // so that stream is relayed and matched line by line; stdout and stdin stay the
             // terminal's.
-            let ended = child::run(cmd, &program, Some(signals::is_usage_limit_line))?;
+            let ended = supervise::wait(cmd, &program, Some(signals::is_usage_limit_line))?;
             Ok(Attempt {
                 usage_limit: ended
                     .stderr_matched

@@ -9,14 +9,12 @@ use crate::account::login_state::{self, LoginState};
 use crate::account::{Account, Accounts};
 use crate::plugin::locate as plugin;
 
-/// Companion commands that start a turn: on an account that is not logged in, the turn can
-/// only hang ("Reconnecting...") or fail after spending the time, so it is refused first.
-const TURN_COMMANDS: &[&str] = &["task", "review", "adversarial-review"];
-
+/// On an account that is not logged in a turn can only hang ("Reconnecting...") or fail after
+/// spending the time, so a companion command that starts one is refused first.
 pub fn refuse_logged_out(account: &Account, companion_args: &[OsString]) -> anyhow::Result<()> {
     let starts_turn = companion_args
         .first()
-        .is_some_and(|c| TURN_COMMANDS.iter().any(|t| c == *t));
+        .is_some_and(|c| crate::words::COMPANION_TURNS.iter().any(|t| c == *t));
     // Only a home that says so for sure: a keyring login cannot be seen from the file.
     if starts_turn && login_state::read(&account.canonical_home()) == LoginState::LoggedOut {
         anyhow::bail!(
@@ -31,11 +29,11 @@ pub fn refuse_logged_out(account: &Account, companion_args: &[OsString]) -> anyh
 /// `codex-as SPEC <companion command> --help`: the companion's usage for that command, asked
 /// of the companion itself (`help` starts no turn, no broker, no app-server).
 pub fn companion_help(
+    accounts: &Accounts,
     spec: &str,
     plugin_root: Option<&Path>,
     companion_args: &[OsString],
 ) -> anyhow::Result<u8> {
-    let accounts = Accounts::load()?;
     let plugin = plugin::locate(plugin_root, &accounts.config, &accounts.home_dir)?;
     let node = crate::sys::tools::node()?;
     let out = std::process::Command::new(node)

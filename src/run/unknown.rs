@@ -5,25 +5,19 @@
 use crate::account::spec::AUTO;
 use crate::account::{AccountError, Accounts};
 use crate::error::UsageError;
+use crate::words;
 
-pub fn check_word(word: &str) -> anyhow::Result<()> {
+pub fn check_word(word: &str, accounts: &Accounts) -> Result<(), UsageError> {
     if word.contains(',') || word == AUTO || word.starts_with('-') {
         return Ok(());
     }
-    let accounts = Accounts::load()?;
     let Err(AccountError::Unknown { suggestion, .. }) = accounts.resolve(word) else {
         return Ok(());
     };
-    let mut cli = <crate::cli::Cli as clap::CommandFactory>::command();
-    cli.build();
-    let commands: Vec<&str> = cli
-        .get_subcommands()
-        .filter(|s| !s.is_hide_set())
-        .map(|s| s.get_name())
-        .collect();
-    let companion = crate::plugin::locate::COMMANDS;
+    let commands = words::COMMANDS;
+    let companion = words::COMPANION;
     let Some(command) =
-        crate::account::names::suggest(word, commands.iter().chain(companion.iter()).copied())
+        crate::account::names::suggest(word, commands.iter().chain(companion).copied())
     else {
         return Ok(());
     };
@@ -38,6 +32,5 @@ pub fn check_word(word: &str) -> anyhow::Result<()> {
         .unwrap_or_default();
     Err(UsageError::new(format!(
         "'{word}' is neither a command nor an account: did you mean {what}{account}? (`codex-as --help` lists the commands, `codex-as list` the accounts)"
-    ))
-    .into())
+    )))
 }

@@ -273,9 +273,9 @@ impl CompletionSpec {
         CompletionSpec {
             subcommands,
             flags_q: q.quote(&flag_specs(&cli, "").join(" ")),
-            companion_q: crate::plugin::locate::COMMANDS
+            companion_q: crate::words::COMPANION
                 .iter()
-                .chain(std::iter::once(&crate::account::names::RESUME))
+                .chain(std::iter::once(&crate::words::RESUME))
                 .map(|w| q.quote(w))
                 .collect(),
         }

@@ -5,6 +5,7 @@
 //! - `fsutil`: private files and folders, ownership checks, canonical paths.
 //! - `runtime`: the current-thread tokio runtime. `tools`: finding `codex` and `node`.
 //! - `process`: another process's state (stopped or not) and program name.
+//! - `supervise`: a program as a watched child, signals passed on, ended like it.
 
 pub mod clock;
 pub mod duration;
@@ -13,6 +14,7 @@ pub mod fsutil;
 pub mod out;
 pub mod process;
 pub mod runtime;
+pub mod supervise;
 pub mod table;
 pub mod term;
 pub mod tools;

@@ -1,5 +1,7 @@
-//! Running one attempt as a child instead of exec'ing it: codex-as must see how it ended to
-//! decide whether to try the next account. The child keeps the terminal: it inherits stdin and
+//! A program run as codex-as's child instead of exec'd, when codex-as must see how it ended: a
+//! fallback attempt (to decide whether to try the next account), a pinned companion (to say its
+//! advice in codex-as's form), a `login` that created a home (to undo it). The child keeps the
+//! terminal: it inherits stdin and
 //! stdout (and stderr unless a relay is asked for) and stays in codex-as's process group, so a
 //! Ctrl-C from the terminal reaches it directly. Signals sent to codex-as itself by another
 //! process (`kill`, a supervisor's SIGTERM) are passed on to the child.
@@ -22,7 +24,7 @@ static CHILD: AtomicI32 = AtomicI32::new(0);
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
 /// A signal sent by a process that has not been passed on yet: one that came while no child's
 /// pid was known (between spawn and recording the pid) must still reach the child. Whoever
-/// swaps it out, the handler or `run`, passes it on, so it is delivered exactly once.
+/// swaps it out, the handler or `spawn_tracked`, passes it on, so it is delivered exactly once.
 static PENDING: AtomicI32 = AtomicI32::new(0);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
@@ -80,7 +82,7 @@ fn install() {
     }
 }
 
-/// The signal codex-as received during an attempt, if any: the user wants to stop.
+/// The signal codex-as received while a child ran, if any: the user wants to stop.
 pub fn received() -> Option<i32> {
     match RECEIVED.load(Ordering::SeqCst) {
         0 => None,
@@ -88,7 +90,7 @@ pub fn received() -> Option<i32> {
     }
 }
 
-/// How an attempt ended.
+/// How a child ended.
 pub struct Ended {
     pub status: ExitStatus,
     pub pid: u32,
@@ -96,9 +98,24 @@ pub struct Ended {
     pub stderr_matched: Option<String>,
 }
 
-/// Starts `cmd` and waits for it. With `relay`, the child's stderr goes through codex-as, line
+impl Ended {
+    /// codex-as's exit status for a run that ends as the child did: the same status, or the
+    /// same signal ([`die_like`]).
+    pub fn exit_like(&self) -> u8 {
+        match signal_of(&self.status) {
+            Some(sig) => die_like(sig),
+            None => self
+                .status
+                .code()
+                .and_then(|c| u8::try_from(c).ok())
+                .unwrap_or(crate::error::status::FAILURE),
+        }
+    }
+}
+
+/// Starts `cmd` and waits for it to end. With `relay`, the child's stderr goes through codex-as, line
 /// by line as it comes, and each line is offered to `relay` (the first line it accepts is kept).
-pub fn run(
+pub fn wait(
     mut cmd: Command,
     program: &str,
     relay: Option<fn(&str) -> bool>,
@@ -211,11 +228,11 @@ pub fn signal_of(status: &ExitStatus) -> Option<i32> {
 /// Longest line kept whole for `keep`: a longer one is offered in pieces of this size.
 const MAX_LINE: usize = 64 * 1024;
 
-/// Like [`run`] without a relay, but the child's stdout goes through codex-as: passed on byte
+/// Like [`wait`] without a relay, but the child's stdout goes through codex-as: passed on byte
 /// for byte as it comes (nothing added, nothing held back), each line offered to `keep`; the
 /// lines it accepts are returned. When codex-as's own stdout is closed, the pipe is closed too,
 /// so the child sees what it would have seen writing there itself.
-pub fn run_watching_stdout(
+pub fn wait_watching_stdout(
     mut cmd: Command,
     program: &str,
     keep: fn(&str) -> bool,
@@ -286,7 +303,7 @@ mod tests {
     use std::os::unix::process::ExitStatusExt;
 
     /// A signal sent to codex-as after the child was spawned but before its pid was recorded
-    /// (here: before `run` even starts) must still reach the child, not be lost.
+    /// (here: before `wait` even starts) must still reach the child, not be lost.
     #[test]
     fn a_signal_that_comes_before_the_pid_is_known_reaches_the_child() {
         // As the kernel would call the handler for a kill(2) from another process.
@@ -298,7 +315,7 @@ mod tests {
         let mut cmd = Command::new("sleep");
         cmd.arg("30");
         let started = std::time::Instant::now();
-        let ended = run(cmd, "sleep", None).unwrap();
+        let ended = wait(cmd, "sleep", None).unwrap();
         assert_eq!(ended.status.signal(), Some(nix::libc::SIGTERM));
         assert!(started.elapsed() < Duration::from_secs(20));
         assert_eq!(PENDING.load(Ordering::SeqCst), 0);

@@ -4,15 +4,14 @@
 
 use std::ffi::OsString;
 
-use clap::CommandFactory;
-
 use crate::error::UsageError;
+use crate::words;
 
 /// `[codex-as, help, CMD...]` becomes `[codex-as, CMD..., --help]`; anything else is returned as
 /// it is. A companion command asks for the companion's own help (it needs no account: the
 /// default one is used, and nothing is started). An unknown word is refused with a suggestion.
-pub fn rewrite(args: Vec<OsString>) -> Result<Vec<OsString>, UsageError> {
-    if args.get(1).is_none_or(|a| a != "help") {
+pub fn rewrite(cli: &clap::Command, args: Vec<OsString>) -> Result<Vec<OsString>, UsageError> {
+    if args.get(1).is_none_or(|a| a != words::HELP) {
         return Ok(args);
     }
     let mut out: Vec<OsString> = args[..1].to_vec();
@@ -22,7 +21,6 @@ pub fn rewrite(args: Vec<OsString>) -> Result<Vec<OsString>, UsageError> {
         return Ok(out);
     };
     let first = first.to_string_lossy();
-    let cli = crate::cli::Cli::command();
     if let Some(sub) = cli.find_subcommand(first.as_ref()) {
         out.push(first.as_ref().into());
         // One level further (`help brokers stop`), when it names a subcommand of that command.
@@ -34,7 +32,7 @@ pub fn rewrite(args: Vec<OsString>) -> Result<Vec<OsString>, UsageError> {
         out.push("--help".into());
         return Ok(out);
     }
-    if crate::plugin::locate::COMMANDS.contains(&first.as_ref()) {
+    if words::COMPANION.contains(&first.as_ref()) {
         out.extend([
             crate::account::DEFAULT.into(),
             first.as_ref().into(),
@@ -42,13 +40,8 @@ pub fn rewrite(args: Vec<OsString>) -> Result<Vec<OsString>, UsageError> {
         ]);
         return Ok(out);
     }
-    let commands: Vec<&str> = cli
-        .get_subcommands()
-        .filter(|s| !s.is_hide_set())
-        .map(|s| s.get_name())
-        .chain(crate::plugin::locate::COMMANDS.iter().copied())
-        .collect();
-    let hint = crate::account::names::suggest(&first, commands.iter().copied())
+    let commands = words::COMMANDS.iter().chain(words::COMPANION).copied();
+    let hint = crate::account::names::suggest(&first, commands)
         .map(|s| format!(" (did you mean '{s}'?)"))
         .unwrap_or_default();
     Err(UsageError::new(format!(
@@ -66,7 +59,8 @@ mod tests {
 
     #[test]
     fn help_words_become_the_help_flag() {
-        let r = |v: &[&str]| rewrite(words(v)).map(|w| words_str(&w));
+        let cli = <crate::cli::Cli as clap::CommandFactory>::command();
+        let r = |v: &[&str]| rewrite(&cli, words(v)).map(|w| words_str(&w));
         assert_eq!(r(&["c", "help"]).unwrap(), ["c", "--help"]);
         assert_eq!(
             r(&["c", "help", "login"]).unwrap(),
