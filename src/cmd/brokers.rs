@@ -13,6 +13,7 @@ use crate::broker::registry::Registry;
 use crate::cli::{BrokersAction, BrokersArgs, StopArgs};
 use crate::error::status;
 use crate::plugin::{self, roots::StateRoot};
+use crate::sys::table::{Column, Table};
 use crate::sys::{clock, duration};
 
 /// Seconds since the epoch as the records store them (a clock set before 1970 reads as 0).
@@ -325,6 +326,20 @@ async fn stop_own(
     Ok(rows)
 }
 
+/// A fixed layout (the narrowest widths fit the usual values), one space apart but for the
+/// workspaces.
+const COLUMNS: [Column; 9] = [
+    Column::new("OWNER").min_width(9),
+    Column::new("ACCOUNT").min_width(12).gap(1),
+    Column::new("STATE").min_width(12).gap(1),
+    Column::new("PID").right().min_width(8).gap(1),
+    Column::new("CLIENTS").right().min_width(7).gap(1),
+    Column::new("THREADS").right().min_width(7).gap(1),
+    Column::new("AGE").right().min_width(6).gap(1),
+    Column::new("IDLE").right().min_width(6).gap(1),
+    Column::new("WORKSPACES"),
+];
+
 fn print_rows(rows: &[Row], json: bool, empty: &str) -> anyhow::Result<()> {
     if json {
         crate::outln!("{}", serde_json::to_string_pretty(rows)?)?;
@@ -339,17 +354,7 @@ fn print_rows(rows: &[Row], json: bool, empty: &str) -> anyhow::Result<()> {
             .unwrap_or_else(|| "-".into())
     };
     let fmt_n = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
-    crate::outln!(
-        "{:<9} {:<12} {:<12} {:>8} {:>7} {:>7} {:>6} {:>6}  WORKSPACES",
-        "OWNER",
-        "ACCOUNT",
-        "STATE",
-        "PID",
-        "CLIENTS",
-        "THREADS",
-        "AGE",
-        "IDLE"
-    )?;
+    let mut table = Table::new(&COLUMNS);
     for r in rows {
         let served: Vec<String> = if r.workspaces.is_empty() {
             r.workspace
@@ -363,11 +368,10 @@ fn print_rows(rows: &[Row], json: bool, empty: &str) -> anyhow::Result<()> {
                 .map(|w| crate::shell::quote::for_terminal(w))
                 .collect()
         };
-        crate::outln!(
-            "{:<9} {:<12} {:<12} {:>8} {:>7} {:>7} {:>6} {:>6}  {}",
-            r.owner,
-            r.account.as_deref().unwrap_or("?"),
-            r.state.name(),
+        table.row(vec![
+            r.owner.to_string(),
+            r.account.as_deref().unwrap_or("?").to_string(),
+            r.state.name().to_string(),
             r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             fmt_n(r.clients),
             fmt_n(r.threads_in_flight),
@@ -378,18 +382,19 @@ fn print_rows(rows: &[Row], json: bool, empty: &str) -> anyhow::Result<()> {
             } else {
                 served.join(" ")
             },
-        )?;
+        ]);
         if let Some(note) = &r.note {
-            crate::outln!("          {note}")?;
+            table.note(format!("          {note}"));
         }
         if let Some(root) = &r.state_root {
-            crate::outln!(
+            table.note(format!(
                 "          found under {} ({})",
                 crate::shell::quote::for_terminal(&root.path),
                 root.origin.describe()
-            )?;
+            ));
         }
     }
+    crate::out!("{}", table.render(None))?;
     Ok(())
 }
 

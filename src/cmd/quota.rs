@@ -15,7 +15,7 @@ use crate::quota::choose::{self, Skip};
 use crate::quota::survey::{self, Survey};
 use crate::quota::{Credits, Source, Window};
 use crate::sys::clock::{format_utc, human_duration, now};
-use crate::sys::table::{self, Column};
+use crate::sys::table::{Column, Table, cut};
 
 /// Version of the `--json` document; bumped only when a field changes meaning or goes away.
 const SCHEMA: u32 = 1;
@@ -239,46 +239,16 @@ fn without_utc(text: &str) -> String {
 }
 
 const COLUMNS: [Column; 10] = [
-    Column {
-        header: "ACCOUNT",
-        drop_rank: 0,
-    },
-    Column {
-        header: "LOGIN",
-        drop_rank: 2,
-    },
-    Column {
-        header: "PLAN",
-        drop_rank: 1,
-    },
-    Column {
-        header: "5H USED",
-        drop_rank: 0,
-    },
-    Column {
-        header: "5H RESETS",
-        drop_rank: 3,
-    },
-    Column {
-        header: "WEEK USED",
-        drop_rank: 0,
-    },
-    Column {
-        header: "WEEK RESETS",
-        drop_rank: 4,
-    },
-    Column {
-        header: "AGE",
-        drop_rank: 5,
-    },
-    Column {
-        header: "SOURCE",
-        drop_rank: 6,
-    },
-    Column {
-        header: "AUTO",
-        drop_rank: 0,
-    },
+    Column::new("ACCOUNT"),
+    Column::new("LOGIN").drop_rank(2),
+    Column::new("PLAN").drop_rank(1),
+    Column::new("5H USED"),
+    Column::new("5H RESETS").drop_rank(3),
+    Column::new("WEEK USED"),
+    Column::new("WEEK RESETS").drop_rank(4),
+    Column::new("AGE").drop_rank(5),
+    Column::new("SOURCE").drop_rank(6),
+    Column::new("AUTO"),
 ];
 
 /// The table's cells; `compact` leaves out the UTC times (the durations stay).
@@ -315,10 +285,10 @@ fn cells(doc: &Doc, compact: bool) -> Vec<Vec<String>> {
 /// The table, fitted to `width`: the full one when it fits, else without UTC times, then
 /// without the columns that matter least (PLAN, LOGIN, the reset times, AGE, SOURCE).
 fn render(doc: &Doc, width: Option<usize>) -> String {
-    let full = table::render(&COLUMNS, &cells(doc, false), None);
+    let full = Table::new(&COLUMNS).rows(cells(doc, false)).render(None);
     let fits = |t: &str, w: usize| t.lines().all(|l| l.chars().count() <= w);
     let mut out = match width {
-        Some(w) if !fits(&full, w) => table::render(&COLUMNS, &cells(doc, true), width),
+        Some(w) if !fits(&full, w) => Table::new(&COLUMNS).rows(cells(doc, true)).render(width),
         _ => full,
     };
     let mut notes: Vec<String> = Vec::new();
@@ -354,15 +324,6 @@ fn render(doc: &Doc, width: Option<usize>) -> String {
     out.push_str(&cut(&foot, width));
     out.push('\n');
     out
-}
-
-fn cut(line: &str, width: Option<usize>) -> String {
-    match width {
-        Some(w) if line.chars().count() > w => {
-            line.chars().take(w.saturating_sub(1)).collect::<String>() + "…"
-        }
-        _ => line.to_string(),
-    }
 }
 
 #[cfg(test)]
