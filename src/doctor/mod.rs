@@ -135,9 +135,5 @@ pub fn render(report: &Report) -> String {
 
 /// Whether `accounts` has an account whose home is `home`, and its name.
 pub fn account_of(accounts: &Accounts, home: &std::path::Path) -> Option<String> {
-    accounts
-        .all()
-        .into_iter()
-        .find(|a| a.exists() && crate::account::same_home(&a.home, home))
-        .map(|a| a.name)
+    accounts.name_of_home(home)
 }
