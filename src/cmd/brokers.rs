@@ -95,3 +95,38 @@ fn print_rows(rows: &[Row], json: bool, empty: &str) -> anyhow::Result<()> {
     crate::out!("{}", table.render(None))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The widths and alignments `brokers` always had, for values that fit them.
+    #[test]
+    fn values_that_fit_keep_the_fixed_layout() {
+        let row = [
+            "codex-as",
+            "alice",
+            "stale-login",
+            "123456",
+            "3",
+            "1",
+            "2h5m",
+            "0s",
+            "/w",
+        ];
+        let mut table = Table::new(&COLUMNS);
+        table.row(row.iter().map(|c| c.to_string()).collect());
+        table.note("          a note".into());
+        let line = |c: [&str; 9]| {
+            format!(
+                "{:<9} {:<12} {:<12} {:>8} {:>7} {:>7} {:>6} {:>6}  {}\n",
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]
+            )
+        };
+        let headers = COLUMNS.map(|c| c.header);
+        assert_eq!(
+            table.render(None),
+            line(headers) + &line(row) + "          a note\n"
+        );
+    }
+}
