@@ -170,17 +170,28 @@ pub fn check(text: &str, known_account: &dyn Fn(&str) -> bool) -> Vec<Finding> {
         }
     };
     let root: &Table = doc.as_table();
+    let configured = root.get("accounts").and_then(|a| a.as_table_like());
+    let is_account =
+        |name: &str| known_account(name) || configured.is_some_and(|a| a.contains_key(name));
     w.known_keys(root, "", TOP);
+    w.order(root, &is_account);
+    w.accounts(root);
+    w.directories(root, &is_account);
+    w.plugin(root);
+    w.broker(root);
+    w.quota(root);
+    w.found
+}
 
-    let configured = |name: &str| {
-        root.get("accounts")
-            .and_then(|a| a.as_table_like())
-            .is_some_and(|a| a.contains_key(name))
-    };
-    if let Some(item) = root.get("order") {
-        for (name, span) in w.strings("order", item) {
-            if !known_account(name) && !configured(name) {
-                w.at(
+/// One section of the file each.
+impl Walk<'_> {
+    fn order(&mut self, root: &Table, is_account: &dyn Fn(&str) -> bool) {
+        let Some(item) = root.get("order") else {
+            return;
+        };
+        for (name, span) in self.strings("order", item) {
+            if !is_account(name) {
+                self.at(
                     Severity::Warning,
                     "order",
                     span,
@@ -190,14 +201,17 @@ pub fn check(text: &str, known_account: &dyn Fn(&str) -> bool) -> Vec<Finding> {
         }
     }
 
-    if let Some(accounts) = w.table(root, "accounts") {
+    fn accounts(&mut self, root: &Table) {
+        let Some(accounts) = self.table(root, "accounts") else {
+            return;
+        };
         for (name, item) in accounts.iter() {
             let key = format!("accounts.{name}");
             let span = accounts.key(name).and_then(|k| k.span());
             // An unusable name is left out of every list (as before this check), so it warns
             // rather than stopping every command.
             if let Err(reason) = names::check(name) {
-                w.at(
+                self.at(
                     Severity::Warning,
                     &key,
                     span.clone(),
@@ -205,18 +219,18 @@ pub fn check(text: &str, known_account: &dyn Fn(&str) -> bool) -> Vec<Finding> {
                 );
             }
             let Some(account) = item.as_table_like() else {
-                w.error(
+                self.error(
                     &key,
                     item.span().or(span),
                     format!("must be a table (`[{key}]`)"),
                 );
                 continue;
             };
-            w.known_keys(account, &key, ACCOUNT);
+            self.known_keys(account, &key, ACCOUNT);
             if let Some(home) = account.get("home") {
                 let home_key = format!("{key}.home");
-                if w.string(&home_key, home).is_some() && name == DEFAULT {
-                    w.error(
+                if self.string(&home_key, home).is_some() && name == DEFAULT {
+                    self.error(
                         &home_key,
                         home.span(),
                         "the default account is ~/.codex, the home `codex` uses without CODEX_HOME; give this folder its own name ([accounts.NAME])".into(),
@@ -224,29 +238,32 @@ pub fn check(text: &str, known_account: &dyn Fn(&str) -> bool) -> Vec<Finding> {
                 }
             }
             if let Some(pass) = account.get("pass_env") {
-                w.strings(&format!("{key}.pass_env"), pass);
+                self.strings(&format!("{key}.pass_env"), pass);
             }
         }
     }
 
-    // `[directories]`: folder = account, list (`"work, personal"`) or `auto`. A name that is no
-    // account is only a warning here: the folder's commands say it loudly when they run there.
-    if let Some(dirs) = w.table(root, "directories") {
+    /// `[directories]`: folder = account, list (`"work, personal"`) or `auto`. A name that is no
+    /// account is only a warning here: the folder's commands say it loudly when they run there.
+    fn directories(&mut self, root: &Table, is_account: &dyn Fn(&str) -> bool) {
+        let Some(dirs) = self.table(root, "directories") else {
+            return;
+        };
         for (folder, item) in dirs.iter() {
             let key = format!("directories.{folder}");
-            let Some(value) = w.string(&key, item) else {
+            let Some(value) = self.string(&key, item) else {
                 continue;
             };
             let spec = match AccountSpec::parse(value) {
                 Ok(spec) => spec,
                 Err(e) => {
-                    w.at(Severity::Warning, &key, item.span(), e.0);
+                    self.at(Severity::Warning, &key, item.span(), e.0);
                     continue;
                 }
             };
             for name in spec.names() {
-                if !known_account(name) && !configured(name) {
-                    w.at(
+                if !is_account(name) {
+                    self.at(
                         Severity::Warning,
                         &key,
                         item.span(),
@@ -257,38 +274,31 @@ pub fn check(text: &str, known_account: &dyn Fn(&str) -> bool) -> Vec<Finding> {
         }
     }
 
-    if let Some(plugin) = w.table(root, "plugin") {
-        w.known_keys(plugin, "plugin", PLUGIN);
-        if let Some(root_item) = plugin.get("root") {
-            w.string("plugin.root", root_item);
+    fn plugin(&mut self, root: &Table) {
+        if let Some(plugin) = self.table(root, "plugin") {
+            self.known_keys(plugin, "plugin", PLUGIN);
+            if let Some(root_item) = plugin.get("root") {
+                self.string("plugin.root", root_item);
+            }
         }
     }
 
-    if let Some(broker) = w.table(root, "broker") {
-        w.known_keys(broker, "broker", BROKER);
-        if let Some(item) = broker.get("idle_exit")
-            && let Some(s) = w.string("broker.idle_exit", item)
-            && crate::sys::duration::parse(s).is_err()
-        {
-            w.error(
-                "broker.idle_exit",
-                item.span(),
-                format!("{s:?} is not a duration: write a whole number with ms, s, m or h (\"30m\", \"2h\")"),
-            );
+    fn broker(&mut self, root: &Table) {
+        if let Some(broker) = self.table(root, "broker") {
+            self.known_keys(broker, "broker", BROKER);
+            if let Some(item) = broker.get("idle_exit") {
+                self.duration("broker.idle_exit", item, "(\"30m\", \"2h\")");
+            }
         }
     }
 
-    if let Some(quota) = w.table(root, "quota") {
-        w.known_keys(quota, "quota", QUOTA);
-        if let Some(item) = quota.get("max_age")
-            && let Some(s) = w.string("quota.max_age", item)
-            && crate::sys::duration::parse(s).is_err()
-        {
-            w.error(
-                "quota.max_age",
-                item.span(),
-                format!("{s:?} is not a duration: write a whole number with ms, s, m or h (\"10m\", \"1h\")"),
-            );
+    fn quota(&mut self, root: &Table) {
+        let Some(quota) = self.table(root, "quota") else {
+            return;
+        };
+        self.known_keys(quota, "quota", QUOTA);
+        if let Some(item) = quota.get("max_age") {
+            self.duration("quota.max_age", item, "(\"10m\", \"1h\")");
         }
         if let Some(item) = quota.get("threshold") {
             let n = item
@@ -296,12 +306,12 @@ pub fn check(text: &str, known_account: &dyn Fn(&str) -> bool) -> Vec<Finding> {
                 .or_else(|| item.as_integer().map(|i| i as f64));
             match n {
                 Some(n) if (0.0..=100.0).contains(&n) => {}
-                Some(n) => w.error(
+                Some(n) => self.error(
                     "quota.threshold",
                     item.span(),
                     format!("{n} is outside 0-100 (a percentage of a usage window)"),
                 ),
-                None => w.error(
+                None => self.error(
                     "quota.threshold",
                     item.span(),
                     "must be a number from 0 to 100".into(),
@@ -309,7 +319,21 @@ pub fn check(text: &str, known_account: &dyn Fn(&str) -> bool) -> Vec<Finding> {
             }
         }
     }
-    w.found
+
+    /// A string `sys::duration` reads; `examples` are shown when it is not one.
+    fn duration(&mut self, key: &str, item: &Item, examples: &str) {
+        if let Some(s) = self.string(key, item)
+            && crate::sys::duration::parse(s).is_err()
+        {
+            self.error(
+                key,
+                item.span(),
+                format!(
+                    "{s:?} is not a duration: write a whole number with ms, s, m or h {examples}"
+                ),
+            );
+        }
+    }
 }
 
 #[cfg(test)]

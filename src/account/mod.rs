@@ -264,6 +264,15 @@ impl Accounts {
         out
     }
 
+    /// The name of the account whose existing home is `home`, when there is one (the first, when
+    /// several share it).
+    pub fn name_of_home(&self, home: &Path) -> Option<String> {
+        self.all()
+            .into_iter()
+            .find(|a| a.exists() && same_home(&a.home, home))
+            .map(|a| a.name)
+    }
+
     /// All accounts Codex may run as: those in the config's `order` (default first unless
     /// `order` places it), then the rest by name. Accounts whose home is unsafe (see [`home_is_unsafe`]) are left out.
     pub fn all(&self) -> Vec<Account> {

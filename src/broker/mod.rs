@@ -11,6 +11,7 @@
 //! - `pool`: finding or starting the broker for an account (any workspace), for the companion.
 //! - `registry`: records of the brokers codex-as started. `runtime_dir`: their private folder.
 //! - `lease`: whether a Claude Code session holds the broker up.
+//! - `report`: what `codex-as brokers` lists (ours and the plugin's) and its stop of ours.
 //!
 //! The server side is `state`, `serve`, `app_server`, `endpoint` and `presence` (it asks
 //! `lease`), started only by `codex-as broker serve` (cmd/broker); the rest of codex-as uses
@@ -100,6 +101,7 @@ pub mod pool;
 pub mod presence;
 pub mod protocol;
 pub mod registry;
+pub mod report;
 pub mod runtime_dir;
 pub mod serve;
 pub mod state;

@@ -258,21 +258,40 @@ async fn find(
     found
 }
 
+/// Starts a broker for `req`, waits until it is ready, checks that it serves `req.home`, and
+/// records it.
 async fn start(reg: &Registry, key: &str, req: &Request<'_>) -> Result<String, Started> {
     let id = Registry::new_id(key);
-    let socket = reg.socket_path(&id);
-    let endpoint = format!("unix:{}", socket.display());
-    let log_path = reg.log_path(&id);
-    let log = reg
-        .open_log(&id)
-        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    let endpoint = format!("unix:{}", reg.socket_path(&id).display());
+    let cmd = serve_command(reg, &id, &endpoint, req)?;
+    // The runtime folder as it is once the log is open in it (opening it makes the folder again
+    // when it was gone): another one in its place later means it was removed meanwhile.
     let folder = reg.identity();
+    if let Err(why) = start_detached(cmd, START_TIMEOUT).await? {
+        return Err(not_ready(reg, &id, req, why, folder));
+    }
+    let status = first_status(reg, &id, &endpoint, req).await?;
+    reg.save(&record(id, req, &endpoint, &status))
+        .context("cannot write the broker record")?;
+    Ok(endpoint)
+}
+
+/// `codex-as broker serve` for `req`, its output going to the broker's log.
+fn serve_command(
+    reg: &Registry,
+    id: &str,
+    endpoint: &str,
+    req: &Request<'_>,
+) -> anyhow::Result<Command> {
+    let log = reg
+        .open_log(id)
+        .with_context(|| format!("cannot create {}", reg.log_path(id).display()))?;
     let exe = std::env::current_exe().context("cannot find the codex-as executable")?;
     let mut cmd = Command::new(exe);
     cmd.arg("broker")
         .arg("serve")
         .arg("--endpoint")
-        .arg(&endpoint)
+        .arg(endpoint)
         // Not any workspace: the broker serves them all, and every thread the companion opens
         // names its own `cwd`. The account's home is a folder that outlives every workspace and
         // holds no project config (only a `thread/start` without a `cwd` would follow the
@@ -282,57 +301,76 @@ async fn start(reg: &Registry, key: &str, req: &Request<'_>) -> Result<String, S
         .arg("--idle-exit")
         .arg(req.idle_exit)
         .arg("--pid-file")
-        .arg(reg.pid_path(&id))
+        .arg(reg.pid_path(id))
         .current_dir(req.home)
         .stdin(Stdio::null())
         .stdout(log.try_clone().context("cannot share the broker's log")?)
         .stderr(log);
     req.plan.apply(&mut cmd);
-    match start_detached(cmd, START_TIMEOUT).await? {
-        Ok(()) => {}
-        Err(NotReady::Spawn(e)) => {
-            reg.forget(&id);
-            return Err(anyhow::Error::new(e)
+    Ok(cmd)
+}
+
+/// What a start that never said `ready` means: a failure to report, or a broker that vanished
+/// (killed, or its runtime folder removed) and may be started again.
+fn not_ready(
+    reg: &Registry,
+    id: &str,
+    req: &Request<'_>,
+    why: NotReady,
+    folder: Option<(u64, u64)>,
+) -> Started {
+    let log_path = reg.log_path(id);
+    match why {
+        NotReady::Spawn(e) => {
+            reg.forget(id);
+            anyhow::Error::new(e)
                 .context("cannot start a broker")
-                .into());
+                .into()
         }
-        Err(NotReady::TimedOut) => {
-            return Err(anyhow!(
-                "the broker for '{}' did not become ready within {}s ({}); see {}",
-                req.account,
-                START_TIMEOUT.as_secs(),
-                last_line(&log_path).as_deref().unwrap_or("no output"),
-                log_path.display()
-            )
-            .into());
-        }
-        Err(NotReady::Ended) => {
+        NotReady::TimedOut => anyhow!(
+            "the broker for '{}' did not become ready within {}s ({}); see {}",
+            req.account,
+            START_TIMEOUT.as_secs(),
+            last_line(&log_path).as_deref().unwrap_or("no output"),
+            log_path.display()
+        )
+        .into(),
+        NotReady::Ended => {
             let said = last_line(&log_path);
-            reg.forget(&id);
+            reg.forget(id);
             // Killed, or its folder removed under it (its log went with it): it said nothing.
             let killed = said
                 .as_deref()
                 .is_none_or(|l| l.contains("stopped by a signal"));
             if killed || reg.identity() != folder {
-                return Err(Started::Vanished(format!(
+                return Started::Vanished(format!(
                     "it ended before it was ready: {}",
                     said.as_deref().unwrap_or("no output")
-                )));
+                ));
             }
-            return Err(anyhow!(
+            anyhow!(
                 "the broker for '{}' failed to start: {}",
                 req.account,
                 said.as_deref().unwrap_or("no output")
             )
-            .into());
+            .into()
         }
     }
-    let status = match client::status(&endpoint, PROBE_TIMEOUT).await {
+}
+
+/// The new broker's answer to its first `broker/status`, which must say it serves `req.home`.
+async fn first_status(
+    reg: &Registry,
+    id: &str,
+    endpoint: &str,
+    req: &Request<'_>,
+) -> Result<Status, Started> {
+    let status = match client::status(endpoint, PROBE_TIMEOUT).await {
         Ok(st) => st,
         // Ready, then gone before its first question: stopped (an idle broker is fair game for
         // `brokers stop`), killed, or its socket removed with the folder.
         Err(e @ (ClientError::NotRunning { .. } | ClientError::Closed | ClientError::Io(_))) => {
-            reg.forget(&id);
+            reg.forget(id);
             return Err(Started::Vanished(format!("it was gone once ready: {e}")));
         }
         // Hung (stopped with SIGSTOP, say): never used, never stopped; another starts beside it.
@@ -358,9 +396,7 @@ async fn start(reg: &Registry, key: &str, req: &Request<'_>) -> Result<String, S
         )
         .into());
     }
-    reg.save(&record(id, req, &endpoint, &status))
-        .context("cannot write the broker record")?;
-    Ok(endpoint)
+    Ok(status)
 }
 
 fn record(id: String, req: &Request<'_>, endpoint: &str, status: &Status) -> Record {

@@ -478,9 +478,7 @@ impl Io {
 /// Runs the broker until it stops; Ok with the reason for a clean stop after it was ready.
 pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
     let socket_path = endpoint::socket_path(&opts.endpoint)?;
-    let mut sigterm = signal(SignalKind::terminate()).map_err(BrokerError::Io)?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(BrokerError::Io)?;
-    let mut sighup = signal(SignalKind::hangup()).map_err(BrokerError::Io)?;
+    let mut signals = Signals::new()?;
     // `listener` is bound after `files`, so that on an early return it closes before the
     // socket file is removed.
     let (mut files, listener) = listen(&socket_path, opts.pid_file.as_deref())?;
@@ -489,42 +487,11 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
     let lease_held = || lease.held();
 
     let (events_tx, mut events): (Sender<Event>, Receiver<Event>) = mpsc::channel(EVENT_QUEUE);
-    let app = AppServer::spawn(&opts.codex, &opts.cwd, events_tx.clone(), Event::AppServer)?;
-    let home = identity::codex_home_from_env().unwrap_or_default();
-    let facts = Facts {
-        pid: std::process::id(),
-        app_server_pid: app.pid(),
-        started_at: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        cwd: opts.cwd.to_string_lossy().into_owned(),
-        endpoint: opts.endpoint.clone(),
-        identity: Identity::of_home(&home),
-    };
-    let limits = Limits {
-        max_clients: opts.max_clients,
-    };
-    let (mut state, first) = State::with_limits(facts, limits, Instant::now());
-    let mut io = Io {
-        clients: HashMap::new(),
-        next_client: 1,
-        places: Places::new(opts.max_clients),
-        events: events_tx,
-        app,
-        home,
-        ready_fd: opts.ready.take(),
-        ready: false,
-        held: HashMap::new(),
-        lists: HashMap::new(),
-    };
-
+    let (mut io, mut state, mut actions) = Io::start(&mut opts, events_tx)?;
     let mut backoff = Backoff::new();
-    let mut app_exit: Option<ExitStatus> = None;
-    let mut app_waited = false;
-    let mut exit_deadline: Option<tokio::time::Instant> = None;
+    let mut app_exit = AppExit::default();
     let mut watch = tokio::time::interval(WATCH_INTERVAL);
     watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut actions = first;
     let reason = loop {
         if let Some(reason) = io.carry_out(&mut state, std::mem::take(&mut actions)) {
             break reason;
@@ -536,40 +503,14 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
             _ => None,
         };
         let accepting = state.phase() == Phase::Serving;
-        let now = Instant::now;
 
         tokio::select! {
             biased;
-            _ = sigterm.recv() => actions = state.on_stop(StopReason::Signal),
-            _ = sigint.recv() => actions = state.on_stop(StopReason::Signal),
-            _ = sighup.recv() => actions = state.on_stop(StopReason::Signal),
-            Some(event) = events.recv() => match event {
-                Event::ClientLine(id, line) => {
-                    actions = io.client_line(&mut state, listener.as_ref(), &lease_held, id, line);
-                }
-                Event::Prepared { client, line, outcome } => {
-                    actions = io.prepared(&mut state, listener.as_ref(), &lease_held, client, line, outcome);
-                }
-                Event::ClientClosed(id) => {
-                    io.forget(id);
-                    actions = state.on_disconnect(id, now());
-                }
-                Event::AppServer(Output::Line(line)) => {
-                    actions = app_server_line(&mut state, opts.observer.as_mut(), &line);
-                }
-                Event::AppServer(Output::TooLong { read, head }) => {
-                    actions = app_server_line_too_long(&mut state, read, &head);
-                }
-                Event::AppServer(Output::Closed) => {
-                    if !app_waited {
-                        app_exit = tokio::time::timeout(EXIT_GRACE, io.app.wait())
-                            .await
-                            .ok()
-                            .and_then(Result::ok);
-                    }
-                    actions = state.on_app_server_gone(app_server::describe_exit(app_exit));
-                }
-            },
+            () = signals.any() => actions = state.on_stop(StopReason::Signal),
+            Some(event) = events.recv() => {
+                let observer = opts.observer.as_mut();
+                actions = io.on_event(&mut state, listener.as_ref(), &lease_held, observer, &mut app_exit, event).await;
+            }
             accepted = accept(listener.as_ref(), &io.places), if accepting && !backoff.paused() => match accepted {
                 Ok((stream, place)) => {
                     backoff.succeeded();
@@ -582,14 +523,14 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
                 }
             },
             _ = sleep_until(backoff.until), if backoff.paused() => backoff.until = None,
-            exited = io.app.wait(), if !app_waited => {
-                app_waited = true;
-                app_exit = exited.ok();
-                exit_deadline = Some(tokio::time::Instant::now() + EXIT_GRACE);
+            exited = io.app.wait(), if !app_exit.waited => {
+                app_exit.waited = true;
+                app_exit.status = exited.ok();
+                app_exit.deadline = Some(tokio::time::Instant::now() + EXIT_GRACE);
             }
-            _ = sleep_until(exit_deadline), if exit_deadline.is_some() => {
-                exit_deadline = None;
-                actions = state.on_app_server_gone(app_server::describe_exit(app_exit));
+            _ = sleep_until(app_exit.deadline), if app_exit.deadline.is_some() => {
+                app_exit.deadline = None;
+                actions = state.on_app_server_gone(app_server::describe_exit(app_exit.status));
             }
             _ = watch.tick() => {
                 state.set_lease_held(lease_held());
@@ -598,26 +539,150 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
                 {
                     // Another broker took our path: nobody can find this one any more, so it
                     // serves whoever is connected and stops.
-                    io.adopt(&mut state, close_listener(listener.take(), &mut files));
-                    actions = state.begin_draining(now());
+                    actions = io.stop_accepting(&mut state, &mut listener, &mut files);
                 }
             }
             _ = sleep_until(idle_deadline), if idle_deadline.is_some() => {
                 if lease_held() {
                     state.set_lease_held(true);
-                    state.postpone_idle(now());
+                    state.postpone_idle(Instant::now());
                     continue;
                 }
                 // Decided here, between two events: no client can be half-accepted. Clients that
                 // connected in the meantime sit in the listen backlog; shutting the listener
                 // refuses all later ones, and those already queued are served before stopping.
-                io.adopt(&mut state, close_listener(listener.take(), &mut files));
-                actions = state.begin_draining(now());
+                actions = io.stop_accepting(&mut state, &mut listener, &mut files);
             }
         }
     };
 
-    finish(reason, listener, files, io, app_exit).await
+    finish(reason, listener, files, io, app_exit.status).await
+}
+
+/// The signals that stop a broker (whatever it is doing: only an idle broker stops otherwise).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals, BrokerError> {
+        let on = |kind| signal(kind).map_err(BrokerError::Io);
+        Ok(Signals {
+            term: on(SignalKind::terminate())?,
+            int: on(SignalKind::interrupt())?,
+            hup: on(SignalKind::hangup())?,
+        })
+    }
+
+    /// The next of them to come.
+    async fn any(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+            _ = self.hup.recv() => {}
+        }
+    }
+}
+
+/// How the app-server's process ended, and when its closed output counts as it being gone.
+#[derive(Default)]
+struct AppExit {
+    status: Option<ExitStatus>,
+    /// Its process was reaped.
+    waited: bool,
+    /// Reaped while its output was still open: gone anyway at this time.
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl Io {
+    /// Starts the app-server and the state machine: the I/O side, the state, and its first
+    /// actions (the app-server's `initialize`).
+    fn start(
+        opts: &mut Options,
+        events: Sender<Event>,
+    ) -> Result<(Io, State, Vec<Action>), BrokerError> {
+        let app = AppServer::spawn(&opts.codex, &opts.cwd, events.clone(), Event::AppServer)?;
+        let home = identity::codex_home_from_env().unwrap_or_default();
+        let facts = Facts {
+            pid: std::process::id(),
+            app_server_pid: app.pid(),
+            started_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            cwd: opts.cwd.to_string_lossy().into_owned(),
+            endpoint: opts.endpoint.clone(),
+            identity: Identity::of_home(&home),
+        };
+        let limits = Limits {
+            max_clients: opts.max_clients,
+        };
+        let (state, first) = State::with_limits(facts, limits, Instant::now());
+        let io = Io {
+            clients: HashMap::new(),
+            next_client: 1,
+            places: Places::new(opts.max_clients),
+            events,
+            app,
+            home,
+            ready_fd: opts.ready.take(),
+            ready: false,
+            held: HashMap::new(),
+            lists: HashMap::new(),
+        };
+        Ok((io, state, first))
+    }
+
+    /// One input from a client, the file work for one, or the app-server, as the state
+    /// machine's next actions.
+    async fn on_event(
+        &mut self,
+        state: &mut State,
+        listener: Option<&UnixListener>,
+        lease_held: &dyn Fn() -> bool,
+        observer: Option<&mut Observer>,
+        app_exit: &mut AppExit,
+        event: Event,
+    ) -> Vec<Action> {
+        match event {
+            Event::ClientLine(id, line) => self.client_line(state, listener, lease_held, id, line),
+            Event::Prepared {
+                client,
+                line,
+                outcome,
+            } => self.prepared(state, listener, lease_held, client, line, outcome),
+            Event::ClientClosed(id) => {
+                self.forget(id);
+                state.on_disconnect(id, Instant::now())
+            }
+            Event::AppServer(Output::Line(line)) => app_server_line(state, observer, &line),
+            Event::AppServer(Output::TooLong { read, head }) => {
+                app_server_line_too_long(state, read, &head)
+            }
+            Event::AppServer(Output::Closed) => {
+                if !app_exit.waited {
+                    app_exit.status = tokio::time::timeout(EXIT_GRACE, self.app.wait())
+                        .await
+                        .ok()
+                        .and_then(Result::ok);
+                }
+                state.on_app_server_gone(app_server::describe_exit(app_exit.status))
+            }
+        }
+    }
+
+    /// Closes the listener and drains: connections already queued are served as far as there
+    /// are places, later ones are refused, and the broker stops once its work is done.
+    fn stop_accepting(
+        &mut self,
+        state: &mut State,
+        listener: &mut Option<UnixListener>,
+        files: &mut Files,
+    ) -> Vec<Action> {
+        self.adopt(state, close_listener(listener.take(), files));
+        state.begin_draining(Instant::now())
+    }
 }
 
 /// Binds the socket (privately, never over a live broker's) and writes the pid file: the files

@@ -446,9 +446,17 @@ fn is_context(text: &str) -> bool {
     t.starts_with('<') || t.starts_with("# AGENTS.md")
 }
 
-/// A rollout as the app-server's `thread/list` shows a thread it has not loaded.
-fn describe(path: &Path, names: &HashMap<String, String>) -> Option<Value> {
-    let id = rollout_id(path)?.to_string();
+/// What the first lines of a rollout say about its thread.
+struct Head {
+    /// `session_meta`'s payload.
+    meta: Map<String, Value>,
+    /// The first thing the user typed.
+    preview: Option<String>,
+    /// The model of its first turn.
+    model: Option<String>,
+}
+
+fn read_head(path: &Path) -> Option<Head> {
     let mut meta: Option<Map<String, Value>> = None;
     let mut preview: Option<String> = None;
     let mut model: Option<String> = None;
@@ -469,23 +477,7 @@ fn describe(path: &Path, names: &HashMap<String, String>) -> Option<Value> {
                     .map(String::from);
             }
             Some("response_item") if preview.is_none() => {
-                let Some(p) = payload else { continue };
-                if p.get("type").and_then(Value::as_str) != Some("message")
-                    || p.get("role").and_then(Value::as_str) != Some("user")
-                {
-                    continue;
-                }
-                let text: String = p
-                    .get("content")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|c| c.get("text").and_then(Value::as_str))
-                    .collect::<Vec<_>>()
-                    .join("");
-                if !is_context(&text) {
-                    preview = Some(text);
-                }
+                preview = payload.and_then(typed_by_user);
             }
             _ => {}
         }
@@ -493,7 +485,39 @@ fn describe(path: &Path, names: &HashMap<String, String>) -> Option<Value> {
             break;
         }
     }
-    let meta = meta?;
+    Some(Head {
+        meta: meta?,
+        preview,
+        model,
+    })
+}
+
+/// The text of a user message the user typed (not context Codex added).
+fn typed_by_user(item: &Value) -> Option<String> {
+    if item.get("type").and_then(Value::as_str) != Some("message")
+        || item.get("role").and_then(Value::as_str) != Some("user")
+    {
+        return None;
+    }
+    let text: String = item
+        .get("content")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("text").and_then(Value::as_str))
+        .collect::<Vec<_>>()
+        .join("");
+    (!is_context(&text)).then_some(text)
+}
+
+/// A rollout as the app-server's `thread/list` shows a thread it has not loaded.
+fn describe(path: &Path, names: &HashMap<String, String>) -> Option<Value> {
+    let id = rollout_id(path)?.to_string();
+    let Head {
+        meta,
+        preview,
+        model,
+    } = read_head(path)?;
     if meta.get("id").and_then(Value::as_str) != Some(id.as_str()) {
         return None;
     }

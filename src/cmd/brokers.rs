@@ -1,98 +1,14 @@
 //! `codex-as brokers [list|stop] [--json]`: the brokers that keep accounts warm, and stopping
-//! codex-as's own ones without ever interrupting work.
-
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
-
-use serde::Serialize;
+//! codex-as's own ones without ever interrupting work (`broker::report`).
 
 use crate::account::Accounts;
-use crate::broker::client::{self, ClientError};
-use crate::broker::pool;
 use crate::broker::registry::Registry;
-use crate::cli::{BrokersAction, BrokersArgs, StopArgs};
+use crate::broker::report::{self, Row};
+use crate::cli::{BrokersAction, BrokersArgs};
 use crate::error::status;
-use crate::plugin::{self, roots::StateRoot};
+use crate::shell::quote;
 use crate::sys::clock;
-
-/// Seconds since the epoch as the records store them (a clock set before 1970 reads as 0).
-fn clock_now() -> u64 {
-    clock::now().max(0) as u64
-}
-
-/// What a broker was found doing. Its name in `--json` and the table is a stable interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-enum State {
-    Idle,
-    Busy,
-    /// It did not answer in time.
-    Hung,
-    /// Idle, but its account logged in again since it started.
-    StaleLogin,
-    Stopped,
-    /// Served by another user's process: nothing was sent to it.
-    Refused,
-    Unknown,
-}
-
-impl State {
-    fn name(self) -> &'static str {
-        match self {
-            State::Idle => "idle",
-            State::Busy => "busy",
-            State::Hung => "hung",
-            State::StaleLogin => "stale-login",
-            State::Stopped => "stopped",
-            State::Refused => "refused",
-            State::Unknown => "unknown",
-        }
-    }
-
-    /// Still running after a stop: busy, or not answering.
-    fn left_running(self) -> bool {
-        matches!(self, State::Busy | State::Hung)
-    }
-
-    /// Answering, so a stop can be asked of it.
-    fn stoppable(self) -> bool {
-        matches!(self, State::Idle | State::Busy | State::StaleLogin)
-    }
-}
-
-/// One row of `codex-as brokers --json`. Field names are a stable interface.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Row {
-    /// "codex-as" or "plugin".
-    owner: &'static str,
-    /// The account name whose home it serves, when known.
-    account: Option<String>,
-    codex_home: Option<PathBuf>,
-    /// Where it was first started from (codex-as's brokers serve every workspace of their account).
-    workspace: Option<PathBuf>,
-    /// Ours: the working folders of the threads it has served.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    workspaces: Vec<PathBuf>,
-    /// Ours: clients connected (the listing's own probe aside).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    clients: Option<u64>,
-    /// Ours: threads with a turn running.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    threads_in_flight: Option<u64>,
-    pid: Option<u32>,
-    endpoint: String,
-    age_seconds: Option<u64>,
-    idle_seconds: Option<u64>,
-    state: State,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    note: Option<String>,
-    /// The plugin's: the state folder it was found under, and where that folder comes from.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    state_root: Option<StateRoot>,
-    #[serde(skip)]
-    id: Option<String>,
-}
+use crate::sys::table::{Column, Table};
 
 pub fn run(args: BrokersArgs) -> anyhow::Result<u8> {
     let accounts = Accounts::load()?;
@@ -100,12 +16,11 @@ pub fn run(args: BrokersArgs) -> anyhow::Result<u8> {
     let runtime = crate::sys::runtime::current_thread()?;
     match args.action.unwrap_or(BrokersAction::List) {
         BrokersAction::List => {
-            let mut rows = runtime.block_on(own_rows(&reg, &accounts));
-            rows.extend(plugin_rows(&accounts));
+            let rows = runtime.block_on(report::list(&reg, &accounts));
             print_rows(&rows, args.json, "no brokers")?;
         }
         BrokersAction::Stop(stop) => {
-            let rows = runtime.block_on(stop_own(&reg, &accounts, &stop))?;
+            let rows = runtime.block_on(report::stop(&reg, &accounts, stop.all, stop.timeout));
             print_rows(&rows, args.json, "no codex-as brokers to stop")?;
             let left = rows.iter().filter(|r| r.state.left_running()).count();
             // `--all` promised to stop everything of ours: say so when it could not.
@@ -120,208 +35,19 @@ pub fn run(args: BrokersArgs) -> anyhow::Result<u8> {
     Ok(status::OK)
 }
 
-fn account_for(accounts: &Accounts, home: &std::path::Path) -> Option<String> {
-    accounts
-        .all()
-        .into_iter()
-        .find(|a| a.exists() && crate::account::same_home(&a.home, home))
-        .map(|a| a.name)
-}
-
-async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
-    let mut rows = Vec::new();
-    for probe in pool::probe_all(reg, client::PROBE_TIMEOUT).await {
-        let pool::Probe {
-            id,
-            endpoint,
-            answer,
-        } = probe;
-        let record = reg.record(&id);
-        let mut row = Row {
-            owner: "codex-as",
-            account: record.as_ref().map(|r| r.account.clone()),
-            codex_home: record.as_ref().map(|r| r.codex_home.clone()),
-            workspace: record.as_ref().map(|r| r.workspace.clone()),
-            workspaces: Vec::new(),
-            clients: None,
-            threads_in_flight: None,
-            pid: record.as_ref().map(|r| r.pid),
-            endpoint,
-            age_seconds: record
-                .as_ref()
-                .map(|r| clock_now().saturating_sub(r.started_at)),
-            idle_seconds: None,
-            state: State::Unknown,
-            note: None,
-            state_root: None,
-            id: Some(id.clone()),
-        };
-        match answer {
-            Ok(st) => {
-                let home = st.codex_home.as_deref().map(PathBuf::from);
-                let stale = pool::login_replaced(&st);
-                row.account = home
-                    .as_deref()
-                    .and_then(|h| account_for(accounts, h))
-                    .or(row.account);
-                row.codex_home = home.or(row.codex_home);
-                row.workspaces = st.workspaces.iter().map(PathBuf::from).collect();
-                row.clients = st.clients;
-                row.threads_in_flight = st.threads_in_flight;
-                row.pid = st.pid.or(row.pid);
-                row.age_seconds = st
-                    .started_at
-                    .map(|t| clock_now().saturating_sub(t))
-                    .or(row.age_seconds);
-                row.idle_seconds = st.idle_seconds;
-                row.state = if st.busy {
-                    State::Busy
-                } else if stale {
-                    State::StaleLogin
-                } else {
-                    State::Idle
-                };
-                if stale && st.busy {
-                    row.note = Some(
-                        "its account logged in again since it started; replaced once idle".into(),
-                    );
-                }
-            }
-            Err(ClientError::NotRunning { .. }) => {
-                // Gone without cleaning up (killed): nothing listens, so nothing is lost.
-                reg.forget_if_dead(&id);
-                continue;
-            }
-            Err(ClientError::Timeout(_)) => row.state = State::Hung,
-            Err(e @ ClientError::Foreign { .. }) => {
-                row.state = State::Refused;
-                row.note = Some(e.to_string());
-            }
-            Err(e) => row.note = Some(e.to_string()),
-        }
-        rows.push(row);
-    }
-    rows
-}
-
-/// The plugin's live brokers under every state root, and what was refused (never contacted).
-fn plugin_rows(accounts: &Accounts) -> Vec<Row> {
-    let mut rows = Vec::new();
-    for root in plugin::roots::all(&accounts.home_dir) {
-        if let Some(reason) = &root.refused {
-            rows.push(plugin_row(
-                None,
-                String::new(),
-                None,
-                State::Refused,
-                format!(
-                    "{}: the plugin's state folder cannot be trusted: {reason}",
-                    root.path.display()
-                ),
-                &root,
-            ));
-            continue;
-        }
-        for b in plugin::brokers::scan(&root.path, &accounts.default_home) {
-            if !b.alive && b.refused.is_none() {
-                continue;
-            }
-            let (state, note) = match &b.refused {
-                Some(r) => (State::Refused, format!("{}: {r}", b.state_dir.display())),
-                None => (
-                    State::Unknown,
-                    format!(
-                        "{} (account from {}); codex-as never stops the plugin's brokers",
-                        b.state_dir.display(),
-                        b.home_source
-                    ),
-                ),
-            };
-            let mut row = plugin_row(b.codex_home, b.endpoint, b.pid, state, note, &root);
-            row.account = row
-                .codex_home
-                .as_deref()
-                .and_then(|h| account_for(accounts, h));
-            row.age_seconds = b.age_seconds;
-            rows.push(row);
-        }
-    }
-    rows
-}
-
-fn plugin_row(
-    codex_home: Option<PathBuf>,
-    endpoint: String,
-    pid: Option<u32>,
-    state: State,
-    note: String,
-    root: &StateRoot,
-) -> Row {
-    Row {
-        owner: "plugin",
-        account: None,
-        codex_home,
-        workspace: None,
-        workspaces: Vec::new(),
-        clients: None,
-        threads_in_flight: None,
-        pid,
-        endpoint,
-        age_seconds: None,
-        idle_seconds: None,
-        state,
-        note: Some(note),
-        state_root: Some(root.clone()),
-        id: None,
-    }
-}
-
-async fn stop_own(
-    reg: &Registry,
-    accounts: &Accounts,
-    args: &StopArgs,
-) -> anyhow::Result<Vec<Row>> {
-    let deadline = Instant::now() + args.timeout;
-    let mut rows = own_rows(reg, accounts).await;
-    loop {
-        let mut pending = false;
-        for row in rows.iter_mut().filter(|r| r.state.stoppable()) {
-            match client::shutdown_if_idle(&row.endpoint, client::PROBE_TIMEOUT).await {
-                Ok(true) => {
-                    row.state = State::Stopped;
-                    row.note = None;
-                    if let Some(id) = &row.id {
-                        reg.forget(id);
-                    }
-                }
-                Ok(false) => {
-                    row.state = State::Busy;
-                    pending = true;
-                }
-                Err(ClientError::NotRunning { .. }) => row.state = State::Stopped,
-                Err(_) => row.state = State::Hung,
-            }
-        }
-        if !pending || !args.all || Instant::now() >= deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    for row in &mut rows {
-        match row.state {
-            State::Busy => {
-                row.note = Some(if args.all {
-                    "still busy at --timeout: left running".into()
-                } else {
-                    "busy: left running (`--all` waits for it to finish)".into()
-                })
-            }
-            State::Hung => row.note = Some("did not answer: left alone".into()),
-            _ => {}
-        }
-    }
-    Ok(rows)
-}
+/// A fixed layout (the narrowest widths fit the usual values), one space apart but for the
+/// workspaces.
+const COLUMNS: [Column; 9] = [
+    Column::new("OWNER").min_width(9),
+    Column::new("ACCOUNT").min_width(12).gap(1),
+    Column::new("STATE").min_width(12).gap(1),
+    Column::new("PID").right().min_width(8).gap(1),
+    Column::new("CLIENTS").right().min_width(7).gap(1),
+    Column::new("THREADS").right().min_width(7).gap(1),
+    Column::new("AGE").right().min_width(6).gap(1),
+    Column::new("IDLE").right().min_width(6).gap(1),
+    Column::new("WORKSPACES"),
+];
 
 fn print_rows(rows: &[Row], json: bool, empty: &str) -> anyhow::Result<()> {
     if json {
@@ -332,62 +58,39 @@ fn print_rows(rows: &[Row], json: bool, empty: &str) -> anyhow::Result<()> {
         crate::outln!("{empty}")?;
         return Ok(());
     }
-    let fmt_secs = |s: Option<u64>| {
-        s.map(|s| clock::human_duration(s as i64))
-            .unwrap_or_else(|| "-".into())
-    };
-    let fmt_n = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
-    crate::outln!(
-        "{:<9} {:<12} {:<12} {:>8} {:>7} {:>7} {:>6} {:>6}  WORKSPACES",
-        "OWNER",
-        "ACCOUNT",
-        "STATE",
-        "PID",
-        "CLIENTS",
-        "THREADS",
-        "AGE",
-        "IDLE"
-    )?;
+    let dash = || "-".to_string();
+    let secs = |s: Option<u64>| s.map_or_else(dash, |s| clock::human_duration(s as i64));
+    let count = |n: Option<u64>| n.map_or_else(dash, |n| n.to_string());
+    let mut table = Table::new(&COLUMNS);
     for r in rows {
-        let served: Vec<String> = if r.workspaces.is_empty() {
-            r.workspace
-                .as_deref()
-                .map(crate::shell::quote::for_terminal)
-                .into_iter()
-                .collect()
-        } else {
-            r.workspaces
-                .iter()
-                .map(|w| crate::shell::quote::for_terminal(w))
-                .collect()
-        };
-        crate::outln!(
-            "{:<9} {:<12} {:<12} {:>8} {:>7} {:>7} {:>6} {:>6}  {}",
-            r.owner,
-            r.account.as_deref().unwrap_or("?"),
-            r.state.name(),
-            r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-            fmt_n(r.clients),
-            fmt_n(r.threads_in_flight),
-            fmt_secs(r.age_seconds),
-            fmt_secs(r.idle_seconds),
+        let served: Vec<String> = r.served().into_iter().map(quote::for_terminal).collect();
+        table.row(vec![
+            r.owner.to_string(),
+            r.account.as_deref().unwrap_or("?").to_string(),
+            r.state.name().to_string(),
+            r.pid.map_or_else(dash, |p| p.to_string()),
+            count(r.clients),
+            count(r.threads_in_flight),
+            secs(r.age_seconds),
+            secs(r.idle_seconds),
             if served.is_empty() {
-                "-".to_string()
+                dash()
             } else {
                 served.join(" ")
             },
-        )?;
+        ]);
         if let Some(note) = &r.note {
-            crate::outln!("          {note}")?;
+            table.note(format!("          {note}"));
         }
         if let Some(root) = &r.state_root {
-            crate::outln!(
+            table.note(format!(
                 "          found under {} ({})",
-                crate::shell::quote::for_terminal(&root.path),
+                quote::for_terminal(&root.path),
                 root.origin.describe()
-            )?;
+            ));
         }
     }
+    crate::out!("{}", table.render(None))?;
     Ok(())
 }
 
@@ -395,12 +98,33 @@ fn print_rows(rows: &[Row], json: bool, empty: &str) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    /// The widths and alignments `brokers` always had, for values that fit them.
     #[test]
-    fn a_state_has_one_name_in_the_table_and_in_json() {
-        use State::*;
-        for s in [Idle, Busy, Hung, StaleLogin, Stopped, Refused, Unknown] {
-            assert_eq!(serde_json::to_value(s).unwrap(), s.name());
-        }
-        assert_eq!(StaleLogin.name(), "stale-login");
+    fn values_that_fit_keep_the_fixed_layout() {
+        let row = [
+            "codex-as",
+            "alice",
+            "stale-login",
+            "123456",
+            "3",
+            "1",
+            "2h5m",
+            "0s",
+            "/w",
+        ];
+        let mut table = Table::new(&COLUMNS);
+        table.row(row.iter().map(|c| c.to_string()).collect());
+        table.note("          a note".into());
+        let line = |c: [&str; 9]| {
+            format!(
+                "{:<9} {:<12} {:<12} {:>8} {:>7} {:>7} {:>6} {:>6}  {}\n",
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]
+            )
+        };
+        let headers = COLUMNS.map(|c| c.header);
+        assert_eq!(
+            table.render(None),
+            line(headers) + &line(row) + "          a note\n"
+        );
     }
 }

@@ -8,6 +8,7 @@ use crate::account::{self, Accounts, FoundBy, config};
 use crate::cli::ListArgs;
 use crate::error::status;
 use crate::shell::quote;
+use crate::sys::table::{Column, Table};
 
 /// One row of `codex-as list --json`. Field names are a stable interface.
 #[derive(Debug, Serialize)]
@@ -23,6 +24,14 @@ struct Row {
     current: bool,
     source: FoundBy,
 }
+
+/// The mark of the current account, then the account.
+const COLUMNS: [Column; 4] = [
+    Column::new("").min_width(1),
+    Column::new("NAME").gap(1),
+    Column::new("HOME"),
+    Column::new("LOGIN"),
+];
 
 pub fn run(args: ListArgs) -> anyhow::Result<u8> {
     if args.names {
@@ -86,17 +95,8 @@ pub fn run(args: ListArgs) -> anyhow::Result<u8> {
         crate::outln!("{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(status::OK);
     }
-    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
-    let homes: Vec<String> = rows.iter().map(|r| quote::for_terminal(&r.home)).collect();
-    let home_width = homes
-        .iter()
-        .map(|h| h.chars().count())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    crate::outln!("  {:width$}  {:home_width$}  LOGIN", "NAME", "HOME")?;
-    for (r, home) in rows.iter().zip(&homes) {
-        let mark = if r.current { '*' } else { ' ' };
+    let mut table = Table::new(&COLUMNS);
+    for r in &rows {
         let login = if r.exists {
             r.login.describe()
         } else if account::is_a_file(&r.home) {
@@ -109,11 +109,14 @@ pub fn run(args: ListArgs) -> anyhow::Result<u8> {
         } else {
             ""
         };
-        crate::outln!(
-            "{mark} {:width$}  {home:home_width$}  {login}{same}",
-            r.name
-        )?;
+        table.row(vec![
+            if r.current { "*" } else { "" }.into(),
+            r.name.clone(),
+            quote::for_terminal(&r.home),
+            format!("{login}{same}"),
+        ]);
     }
+    crate::out!("{}", table.render(None))?;
     crate::outln!("\n{}", legend(shell_home.is_some(), &accounts.config_path))?;
     Ok(status::OK)
 }

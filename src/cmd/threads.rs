@@ -8,7 +8,7 @@ use crate::account::{self, Accounts};
 use crate::cli::ThreadsArgs;
 use crate::error::status;
 use crate::shell::quote;
-use crate::sys::table::{self, Column};
+use crate::sys::table::{Column, Table};
 use crate::thread::catalog;
 
 /// One thread of `codex-as threads --json`. Field names are a stable interface.
@@ -35,26 +35,11 @@ struct Doc {
 }
 
 const COLUMNS: [Column; 5] = [
-    Column {
-        header: "THREAD",
-        drop_rank: 0,
-    },
-    Column {
-        header: "ACCOUNTS",
-        drop_rank: 0,
-    },
-    Column {
-        header: "LAST ACTIVITY",
-        drop_rank: 2,
-    },
-    Column {
-        header: "FOLDER",
-        drop_rank: 1,
-    },
-    Column {
-        header: "FIRST PROMPT",
-        drop_rank: 0,
-    },
+    Column::new("THREAD"),
+    Column::new("ACCOUNTS"),
+    Column::new("LAST ACTIVITY").drop_rank(2),
+    Column::new("FOLDER").drop_rank(1),
+    Column::new("FIRST PROMPT"),
 ];
 
 pub fn run(args: ThreadsArgs) -> anyhow::Result<u8> {
@@ -98,11 +83,8 @@ pub fn run(args: ThreadsArgs) -> anyhow::Result<u8> {
         crate::outln!("no Codex threads in any account's home yet")?;
         return Ok(status::OK);
     }
-    let cells: Vec<Vec<String>> = rows.iter().map(cells).collect();
-    crate::out!(
-        "{}",
-        table::render(&COLUMNS, &cells, crate::sys::term::width())
-    )?;
+    let table = Table::new(&COLUMNS).rows(rows.iter().map(cells));
+    crate::out!("{}", table.render(crate::sys::term::width()))?;
     crate::outln!(
         "\n* holds the newest copy; `codex-as NAME resume ID` continues a thread as NAME, wherever it is"
     )?;

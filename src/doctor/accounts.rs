@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use super::{Report, q};
 use crate::account::config::{self, ConfigError};
 use crate::account::config_check::{self, Severity};
 use crate::account::login_state::{self, LoginState};
-use crate::account::{Accounts, DEFAULT, FoundBy};
+use crate::account::{Account, Accounts, DEFAULT, FoundBy};
 
 /// Checks the config file, and loads the accounts when it can be read.
 pub fn config(report: &mut Report) -> Option<Accounts> {
@@ -90,117 +91,143 @@ pub fn config(report: &mut Report) -> Option<Accounts> {
     }
 }
 
+/// Each account's home (usable, private, logged in), then the homes that have two names.
 pub fn check(accounts: &Accounts, report: &mut Report) {
     // Unsafe homes too: they are what most needs saying.
     let all = accounts.all_with_unsafe();
-    let mut by_home: BTreeMap<std::path::PathBuf, Vec<&crate::account::Account>> = BTreeMap::new();
+    let mut by_home: BTreeMap<PathBuf, Vec<&Account>> = BTreeMap::new();
     for a in &all {
-        if let Some(reason) = crate::account::home_is_unsafe(&a.home) {
-            let safe = accounts.convention_home(&a.name);
-            report.finding(
-                "accounts",
-                a.name.clone(),
-                format!("its home {} is refused: {reason}", a.home.display()),
-                format!(
-                    "codex-as remove {name} && mv -- {} {} && codex-as add {name} --home {}",
-                    q(&a.home),
-                    q(&safe),
-                    q(&safe),
-                    name = a.name
-                ),
-            );
-            // Nothing else about it matters until it is moved.
+        if !home_usable(a, accounts, report) {
+            // Nothing else about it matters until its home is there to check.
             continue;
         }
-        if crate::account::is_a_file(&a.home) {
-            report.finding(
+        let home = a.canonical_home();
+        by_home.entry(home.clone()).or_default().push(a);
+        home_private(&a.name, &home, report);
+        logged_in(&a.name, &home, report);
+    }
+    shared_homes(by_home, report);
+}
+
+/// Whether `a`'s home is a folder codex can use (else the finding or note that says why not).
+fn home_usable(a: &Account, accounts: &Accounts, report: &mut Report) -> bool {
+    if let Some(reason) = crate::account::home_is_unsafe(&a.home) {
+        let safe = accounts.convention_home(&a.name);
+        report.finding(
+            "accounts",
+            a.name.clone(),
+            format!("its home {} is refused: {reason}", a.home.display()),
+            format!(
+                "codex-as remove {name} && mv -- {} {} && codex-as add {name} --home {}",
+                q(&a.home),
+                q(&safe),
+                q(&safe),
+                name = a.name
+            ),
+        );
+        return false;
+    }
+    if crate::account::is_a_file(&a.home) {
+        report.finding(
+            "accounts",
+            a.name.clone(),
+            format!(
+                "its home {} is a file, not a folder: codex and `codex-as login` fail on it",
+                a.home.display()
+            ),
+            format!("mv {} {}.bak", q(&a.home), q(&a.home)),
+        );
+        return false;
+    }
+    if !a.exists() {
+        if a.name == DEFAULT {
+            report.note(
                 "accounts",
-                a.name.clone(),
                 format!(
-                    "its home {} is a file, not a folder: codex and `codex-as login` fail on it",
+                    "default: {} does not exist yet (codex creates it)",
                     a.home.display()
                 ),
-                format!("mv {} {}.bak", q(&a.home), q(&a.home)),
             );
-            continue;
-        }
-        if !a.exists() {
-            if a.name == DEFAULT {
-                report.note(
-                    "accounts",
-                    format!(
-                        "default: {} does not exist yet (codex creates it)",
-                        a.home.display()
-                    ),
-                );
-            } else {
-                report.finding(
-                    "accounts",
-                    a.name.clone(),
-                    format!("its home {} does not exist", a.home.display()),
-                    format!("codex-as login {}", a.name),
-                );
-            }
-            continue;
-        }
-        by_home.entry(a.canonical_home()).or_default().push(a);
-        let home = a.canonical_home();
-        if let Ok(meta) = std::fs::metadata(&home) {
-            let mode = meta.permissions().mode() & 0o777;
-            if meta.uid() != nix::unistd::getuid().as_raw() {
-                report.finding(
-                    "accounts",
-                    a.name.clone(),
-                    format!(
-                        "its home {} is owned by uid {}, not you",
-                        home.display(),
-                        meta.uid()
-                    ),
-                    format!("sudo chown -R \"$(id -u)\" {}", q(&home)),
-                );
-            } else if mode & 0o077 != 0 {
-                report.finding(
-                    "accounts",
-                    a.name.clone(),
-                    format!("its home {} is open to other users (mode {mode:o}): sessions and logins are private", home.display()),
-                    format!("chmod 700 {}", q(&home)),
-                );
-            }
-        }
-        let auth = home.join("auth.json");
-        if let Ok(meta) = std::fs::metadata(&auth) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                report.finding(
-                    "accounts",
-                    a.name.clone(),
-                    format!(
-                        "{} is readable or writable by other users (mode {mode:o})",
-                        auth.display()
-                    ),
-                    format!("chmod 600 {}", q(&auth)),
-                );
-            }
-        }
-        match login_state::read(&home) {
-            LoginState::LoggedOut => report.finding(
+        } else {
+            report.finding(
                 "accounts",
                 a.name.clone(),
-                "not logged in: a run as it cannot start a turn",
+                format!("its home {} does not exist", a.home.display()),
                 format!("codex-as login {}", a.name),
-            ),
-            LoginState::Unknown => report.finding(
+            );
+        }
+        return false;
+    }
+    true
+}
+
+/// The home is the user's and closed to others, and so is its `auth.json`.
+fn home_private(name: &str, home: &Path, report: &mut Report) {
+    if let Ok(meta) = std::fs::metadata(home) {
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.uid() != nix::unistd::getuid().as_raw() {
+            report.finding(
                 "accounts",
-                a.name.clone(),
-                format!("{} is in a format codex-as does not know", auth.display()),
-                format!("codex-as login {}", a.name),
-            ),
-            state => report.note(
+                name,
+                format!(
+                    "its home {} is owned by uid {}, not you",
+                    home.display(),
+                    meta.uid()
+                ),
+                format!("sudo chown -R \"$(id -u)\" {}", q(home)),
+            );
+        } else if mode & 0o077 != 0 {
+            report.finding(
                 "accounts",
-                format!("{}: {} ({})", a.name, home.display(), state.describe()),
-            ),
+                name,
+                format!("its home {} is open to other users (mode {mode:o}): sessions and logins are private", home.display()),
+                format!("chmod 700 {}", q(home)),
+            );
         }
     }
+    let auth = home.join("auth.json");
+    if let Ok(meta) = std::fs::metadata(&auth) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            report.finding(
+                "accounts",
+                name,
+                format!(
+                    "{} is readable or writable by other users (mode {mode:o})",
+                    auth.display()
+                ),
+                format!("chmod 600 {}", q(&auth)),
+            );
+        }
+    }
+}
+
+fn logged_in(name: &str, home: &Path, report: &mut Report) {
+    match login_state::read(home) {
+        LoginState::LoggedOut => report.finding(
+            "accounts",
+            name,
+            "not logged in: a run as it cannot start a turn",
+            format!("codex-as login {name}"),
+        ),
+        LoginState::Unknown => report.finding(
+            "accounts",
+            name,
+            format!(
+                "{} is in a format codex-as does not know",
+                home.join("auth.json").display()
+            ),
+            format!("codex-as login {name}"),
+        ),
+        state => report.note(
+            "accounts",
+            format!("{name}: {} ({})", home.display(), state.describe()),
+        ),
+    }
+}
+
+/// Two names on one home: the second (and any later) one is a finding.
+fn shared_homes(by_home: BTreeMap<PathBuf, Vec<&Account>>, report: &mut Report) {
     for (home, names) in by_home {
         let Some((first, rest)) = names.split_first() else {
             continue;

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::account::Accounts;
 use crate::shell::quote;
+use crate::sys::table::{Column, Table};
 
 /// Something that needs action. Field names are a stable interface (`doctor --json`).
 #[derive(Debug, Serialize)]
@@ -89,6 +90,13 @@ pub fn examine() -> Report {
     report
 }
 
+/// The notes under "Checked:": indented, the area then the message.
+const NOTE_COLUMNS: [Column; 3] = [
+    Column::new(""),
+    Column::new("AREA").min_width(9),
+    Column::new("MESSAGE").gap(1),
+];
+
 /// The report as people read it: findings first, each with its fix, then the notes.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -112,22 +120,20 @@ pub fn render(report: &Report) -> String {
     }
     if !report.notes.is_empty() {
         out.push_str("\nChecked:\n");
+        let mut notes = Table::new(&NOTE_COLUMNS).without_header();
         for n in &report.notes {
-            out.push_str(&format!(
-                "  {:<9} {}\n",
-                n.area,
-                quote::for_terminal_str(&n.message)
-            ));
+            notes.row(vec![
+                String::new(),
+                n.area.to_string(),
+                quote::for_terminal_str(&n.message),
+            ]);
         }
+        out.push_str(&notes.render(None));
     }
     out
 }
 
 /// Whether `accounts` has an account whose home is `home`, and its name.
 pub fn account_of(accounts: &Accounts, home: &std::path::Path) -> Option<String> {
-    accounts
-        .all()
-        .into_iter()
-        .find(|a| a.exists() && crate::account::same_home(&a.home, home))
-        .map(|a| a.name)
+    accounts.name_of_home(home)
 }

@@ -547,122 +547,32 @@ impl Conn {
         let began = std::time::Instant::now();
         // When each step ended, for the relay's log.
         let mut steps: Vec<(&str, std::time::Duration)> = Vec::new();
-        let shared = self.shared.clone();
         let Some(turn) = &self.turn else {
             anyhow::bail!("no turn of this connection is in flight");
         };
         let Some(next) = route::next_after(
-            shared.route.len(),
+            self.shared.route.len(),
             self.account,
             &turn.tried,
-            &*shared.usable,
+            &*self.shared.usable,
         ) else {
             anyhow::bail!("no usable account is left on the route");
         };
-        let (_, failed_turn) = self
-            .watch
-            .watching()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .unwrap_or_default();
         let thread = turn.thread.clone();
         let mut backlog = Vec::new();
         let mut link = if self.ephemeral {
-            // Nothing on disk to carry (the companion's reviews): the same thread is started
-            // afresh there and the turn restarted on it, under the ids the client knows.
-            let mut link = self.link_to(next).await?;
-            let params = self.open.clone().unwrap_or_else(|| json!({}));
-            let sid = self.own_id();
-            let started = link
-                .request(
-                    &sid,
-                    "thread/start",
-                    params,
-                    HANDOVER_STEP_TIMEOUT,
-                    &mut backlog,
-                )
-                .await?;
-            let Some(new_thread) = started.pointer("/thread/id").and_then(Value::as_str) else {
-                anyhow::bail!("thread/start on the next account gave no thread id");
-            };
-            let client_thread = self.map.client_of(&thread);
-            self.map.add(new_thread, &client_thread);
-            link
+            self.start_afresh(next, &thread, &mut backlog).await?
         } else {
-            // A turn on the thread itself (a task, an inline review) left its failed input in
-            // the rollout; a detached review's failure is in the review thread, not carried.
-            let drop_turn = turn.client_review_thread.is_none().then_some(failed_turn);
-            let from = shared.route.home(self.account).to_path_buf();
-            let to: PathBuf = shared.route.home(next).to_path_buf();
-            let mut link = self.link_to(next).await?;
-            steps.push(("link", began.elapsed()));
-            // An app-server that still has an older copy of the thread open (it ran there
-            // before) would go on from that copy and write to the file the carry replaces.
-            let sid = self.own_id();
-            let status = link
-                .request(
-                    &sid,
-                    "broker/status",
-                    json!({}),
-                    HANDOVER_STEP_TIMEOUT,
-                    &mut backlog,
-                )
-                .await?;
-            if status_has_open(&status, &thread) {
-                anyhow::bail!(
-                    "'{}' has thread {thread} open from an earlier turn there; not carrying a newer copy under it",
-                    self.account_name(next)
-                );
-            }
-            shared
-                .threads
-                .carry(&thread, &from, &to, drop_turn.as_deref())?;
-            steps.push(("carry", began.elapsed()));
-            let resume = rewrite::resume_params(self.open.as_ref(), &thread);
-            let rid = self.own_id();
-            link.request(
-                &rid,
-                "thread/resume",
-                resume,
-                HANDOVER_STEP_TIMEOUT,
-                &mut backlog,
-            )
-            .await?;
-            link
+            let link = self.carry_and_resume(next, &thread, &mut backlog, &mut steps, began);
+            link.await?
         };
         // Whatever the resume itself announced is about the thread's state there, not news
         // for a client whose turn is still running.
         backlog.clear();
-        let (method, mut params) = match &self.turn {
-            Some(t) => (t.method.clone(), t.params.clone()),
-            None => anyhow::bail!("the turn ended meanwhile"),
-        };
-        self.map.to_upstream(&mut params);
-        let sid = self.own_id();
         steps.push(("open", began.elapsed()));
-        let result = link
-            .request(&sid, &method, params, HANDOVER_STEP_TIMEOUT, &mut backlog)
+        let review = self
+            .restart_turn(&mut link, next, &thread, &mut backlog)
             .await?;
-        let Some(new_turn) = result.pointer("/turn/id").and_then(Value::as_str) else {
-            anyhow::bail!("{method} on the next account gave no turn id");
-        };
-        let Some(turn) = self.turn.as_mut() else {
-            anyhow::bail!("the turn ended meanwhile");
-        };
-        self.map.add(new_turn, &turn.client_turn);
-        // The thread the turn runs on there (another id after a fresh start).
-        let source = self.map.upstream_of(&self.map.client_of(&thread));
-        let new_review = result.get("reviewThreadId").and_then(Value::as_str);
-        let watched = match (new_review, &turn.client_review_thread) {
-            (Some(r), Some(orig)) => {
-                self.map.add(r, orig);
-                r.to_string()
-            }
-            _ => source.clone(),
-        };
-        turn.thread = source;
-        turn.tried.push(next);
-        let review = turn.method == "review/start";
-        self.watch.start(&watched, new_turn);
         let from_name = self.account_name(self.account);
         let to_name = self.account_name(next);
         self.account = next;
@@ -678,7 +588,148 @@ impl Conn {
             "codex-as relay: handover done in {took_ms}ms ({}, turn started)",
             timing.join(", ")
         );
-        let client_thread = self.map.client_of(&thread);
+        self.announce(&thread, from_name, to_name, review, message, took_ms);
+        Ok(())
+    }
+
+    /// Nothing on disk to carry (the companion's reviews): the same thread is started afresh on
+    /// account `next`, under the ids the client knows.
+    async fn start_afresh(
+        &mut self,
+        next: usize,
+        thread: &str,
+        backlog: &mut Vec<String>,
+    ) -> anyhow::Result<Link> {
+        let mut link = self.link_to(next).await?;
+        let params = self.open.clone().unwrap_or_else(|| json!({}));
+        let sid = self.own_id();
+        let started = link
+            .request(&sid, "thread/start", params, HANDOVER_STEP_TIMEOUT, backlog)
+            .await?;
+        let Some(new_thread) = started.pointer("/thread/id").and_then(Value::as_str) else {
+            anyhow::bail!("thread/start on the next account gave no thread id");
+        };
+        let client_thread = self.map.client_of(thread);
+        self.map.add(new_thread, &client_thread);
+        Ok(link)
+    }
+
+    /// The thread's files carried into account `next`'s home (unless its app-server has an
+    /// older copy open) and resumed there.
+    async fn carry_and_resume(
+        &mut self,
+        next: usize,
+        thread: &str,
+        backlog: &mut Vec<String>,
+        steps: &mut Vec<(&str, std::time::Duration)>,
+        began: std::time::Instant,
+    ) -> anyhow::Result<Link> {
+        let shared = self.shared.clone();
+        let failed_turn = self
+            .watch
+            .watching()
+            .map(|(_, turn)| turn.to_string())
+            .unwrap_or_default();
+        // A turn on the thread itself (a task, an inline review) left its failed input in the
+        // rollout; a detached review's failure is in the review thread, not carried.
+        let detached_review = self
+            .turn
+            .as_ref()
+            .is_some_and(|t| t.client_review_thread.is_some());
+        let drop_turn = (!detached_review).then_some(failed_turn);
+        let from = shared.route.home(self.account).to_path_buf();
+        let to: PathBuf = shared.route.home(next).to_path_buf();
+        let mut link = self.link_to(next).await?;
+        steps.push(("link", began.elapsed()));
+        // An app-server that still has an older copy of the thread open (it ran there before)
+        // would go on from that copy and write to the file the carry replaces.
+        let sid = self.own_id();
+        let status = link
+            .request(
+                &sid,
+                "broker/status",
+                json!({}),
+                HANDOVER_STEP_TIMEOUT,
+                backlog,
+            )
+            .await?;
+        if status_has_open(&status, thread) {
+            anyhow::bail!(
+                "'{}' has thread {thread} open from an earlier turn there; not carrying a newer copy under it",
+                self.account_name(next)
+            );
+        }
+        shared
+            .threads
+            .carry(thread, &from, &to, drop_turn.as_deref())?;
+        steps.push(("carry", began.elapsed()));
+        let resume = rewrite::resume_params(self.open.as_ref(), thread);
+        let rid = self.own_id();
+        link.request(
+            &rid,
+            "thread/resume",
+            resume,
+            HANDOVER_STEP_TIMEOUT,
+            backlog,
+        )
+        .await?;
+        Ok(link)
+    }
+
+    /// The turn started again over `link` (on account `next`), its new ids mapped to the
+    /// client's and watched; whether it is a review.
+    async fn restart_turn(
+        &mut self,
+        link: &mut Link,
+        next: usize,
+        thread: &str,
+        backlog: &mut Vec<String>,
+    ) -> anyhow::Result<bool> {
+        let (method, mut params) = match &self.turn {
+            Some(t) => (t.method.clone(), t.params.clone()),
+            None => anyhow::bail!("the turn ended meanwhile"),
+        };
+        self.map.to_upstream(&mut params);
+        let sid = self.own_id();
+        let result = link
+            .request(&sid, &method, params, HANDOVER_STEP_TIMEOUT, backlog)
+            .await?;
+        let Some(new_turn) = result.pointer("/turn/id").and_then(Value::as_str) else {
+            anyhow::bail!("{method} on the next account gave no turn id");
+        };
+        let Some(turn) = self.turn.as_mut() else {
+            anyhow::bail!("the turn ended meanwhile");
+        };
+        self.map.add(new_turn, &turn.client_turn);
+        // The thread the turn runs on there (another id after a fresh start).
+        let source = self.map.upstream_of(&self.map.client_of(thread));
+        let new_review = result.get("reviewThreadId").and_then(Value::as_str);
+        let watched = match (new_review, &turn.client_review_thread) {
+            (Some(r), Some(orig)) => {
+                self.map.add(r, orig);
+                r.to_string()
+            }
+            _ => source.clone(),
+        };
+        turn.thread = source;
+        turn.tried.push(next);
+        let review = turn.method == "review/start";
+        self.watch.start(&watched, new_turn);
+        Ok(review)
+    }
+
+    /// The notice of a handover: on the relay's stderr, in the job's log, and kept for
+    /// `relay status`.
+    fn announce(
+        &self,
+        thread: &str,
+        from_name: String,
+        to_name: String,
+        review: bool,
+        message: &str,
+        took_ms: u64,
+    ) {
+        let client_thread = self.map.client_of(thread);
         let line = notice::text(&from_name, &to_name, review);
         eprintln!("{line}");
         let cwd = self
@@ -693,7 +744,7 @@ impl Conn {
             eprintln!("codex-as relay: cannot write to {}: {e}", log.display());
         }
         Shared::remember(
-            &shared.moves,
+            &self.shared.moves,
             Moved {
                 pid: self.pid,
                 thread_id: client_thread,
@@ -705,7 +756,6 @@ impl Conn {
                 took_ms,
             },
         );
-        Ok(())
     }
 }
 

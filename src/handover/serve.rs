@@ -52,22 +52,7 @@ pub async fn serve(opts: Options) -> anyhow::Result<()> {
     let key = opts.route.key();
     let runtime = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let lease = lease_key(&key);
-    let threshold = opts.accounts.config.quota.threshold();
-    let accounts_of_route = opts.route.accounts.clone();
-    let shared = Rc::new(Shared {
-        route: opts.route,
-        upstream: Box::new(Brokers {
-            workspace: opts.accounts.home_dir.clone(),
-            accounts: opts.accounts,
-        }),
-        threads: Box::new(Files),
-        usable: Box::new(move |i| {
-            route::usable(&accounts_of_route[i], threshold, crate::sys::clock::now())
-        }),
-        hits: RefCell::new(VecDeque::new()),
-        moves: RefCell::new(VecDeque::new()),
-        busy: RefCell::new(0),
-    });
+    let shared = new_shared(opts.route, opts.accounts);
     if let Some(fd) = opts.ready {
         let mut f = File::from(fd);
         let _ = f.write_all(b"ready\n");
@@ -79,23 +64,7 @@ pub async fn serve(opts: Options) -> anyhow::Result<()> {
     let local = tokio::task::LocalSet::new();
     local
         .run_until(async {
-            // The brokers a connection starts on and hands over to first are started now, so
-            // that neither a first turn nor a handover waits for an app-server to start.
-            let warm: Vec<usize> = (0..shared.route.len())
-                .filter(|i| (shared.usable)(*i))
-                .take(2)
-                .collect();
-            for k in warm {
-                let shared = shared.clone();
-                tokio::task::spawn_local(async move {
-                    if let Err(e) = shared.upstream.open(&shared.route.accounts[k]).await {
-                        eprintln!(
-                            "codex-as relay: cannot warm up '{}': {e:#}",
-                            shared.route.accounts[k].name
-                        );
-                    }
-                });
-            }
+            warm_up(&shared);
             loop {
                 let idle_deadline = match (opts.idle_exit, idle_since) {
                     (Some(after), Some(since)) => Some(since + after),
@@ -142,6 +111,47 @@ pub async fn serve(opts: Options) -> anyhow::Result<()> {
     drop(listener);
     bound.remove();
     Ok(())
+}
+
+/// What every connection of the relay shares: the route, its accounts' brokers, the thread
+/// files, which accounts are usable now, and what happened.
+fn new_shared(route: Route, accounts: Accounts) -> Rc<Shared> {
+    let threshold = accounts.config.quota.threshold();
+    let accounts_of_route = route.accounts.clone();
+    Rc::new(Shared {
+        route,
+        upstream: Box::new(Brokers {
+            workspace: accounts.home_dir.clone(),
+            accounts,
+        }),
+        threads: Box::new(Files),
+        usable: Box::new(move |i| {
+            route::usable(&accounts_of_route[i], threshold, crate::sys::clock::now())
+        }),
+        hits: RefCell::new(VecDeque::new()),
+        moves: RefCell::new(VecDeque::new()),
+        busy: RefCell::new(0),
+    })
+}
+
+/// Starts the brokers a connection starts on and hands over to first, so that neither a first
+/// turn nor a handover waits for an app-server to start. Runs inside the relay's `LocalSet`.
+fn warm_up(shared: &Rc<Shared>) {
+    let warm: Vec<usize> = (0..shared.route.len())
+        .filter(|i| (shared.usable)(*i))
+        .take(2)
+        .collect();
+    for k in warm {
+        let shared = shared.clone();
+        tokio::task::spawn_local(async move {
+            if let Err(e) = shared.upstream.open(&shared.route.accounts[k]).await {
+                eprintln!(
+                    "codex-as relay: cannot warm up '{}': {e:#}",
+                    shared.route.accounts[k].name
+                );
+            }
+        });
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

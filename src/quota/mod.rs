@@ -14,6 +14,7 @@
 //! - `signals`: recognising "usage limit reached" in what Codex and the companion report.
 //! - `survey`: login state and the best reading of each account, gathered for a choice.
 //! - `summary`: the one-line form for `statusline` and shell prompts.
+//! - `report`: what `codex-as quota` shows: its `--json` document and its table.
 //!
 //! The calendar arithmetic the readings need is `sys::clock`.
 
@@ -22,6 +23,7 @@ pub mod fresh;
 pub mod live;
 pub mod reader;
 pub mod record;
+pub mod report;
 pub mod sensor;
 pub mod signals;
 pub mod snapshot;

@@ -1,0 +1,326 @@
+//! What `codex-as brokers` reports: every broker that keeps an account warm (codex-as's own,
+//! asked for their status; the plugin's, found in its state folders and never contacted), and
+//! the stop of codex-as's own ones that never interrupts work.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::client::{self, ClientError};
+use super::pool;
+use super::protocol::Status;
+use super::registry::Registry;
+use crate::account::Accounts;
+use crate::plugin::{self, roots::StateRoot};
+use crate::sys::clock;
+
+/// Seconds since the epoch as the records store them (a clock set before 1970 reads as 0).
+fn clock_now() -> u64 {
+    clock::now().max(0) as u64
+}
+
+/// What a broker was found doing. Its name in `--json` and the table is a stable interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    Idle,
+    Busy,
+    /// It did not answer in time.
+    Hung,
+    /// Idle, but its account logged in again since it started.
+    StaleLogin,
+    Stopped,
+    /// Served by another user's process: nothing was sent to it.
+    Refused,
+    Unknown,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Idle => "idle",
+            State::Busy => "busy",
+            State::Hung => "hung",
+            State::StaleLogin => "stale-login",
+            State::Stopped => "stopped",
+            State::Refused => "refused",
+            State::Unknown => "unknown",
+        }
+    }
+
+    /// Still running after a stop: busy, or not answering.
+    pub fn left_running(self) -> bool {
+        matches!(self, State::Busy | State::Hung)
+    }
+
+    /// Answering, so a stop can be asked of it.
+    pub fn stoppable(self) -> bool {
+        matches!(self, State::Idle | State::Busy | State::StaleLogin)
+    }
+}
+
+/// One row of `codex-as brokers --json`. Field names are a stable interface.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Row {
+    /// "codex-as" or "plugin".
+    pub owner: &'static str,
+    /// The account name whose home it serves, when known.
+    pub account: Option<String>,
+    pub codex_home: Option<PathBuf>,
+    /// Where it was first started from (codex-as's brokers serve every workspace of their account).
+    pub workspace: Option<PathBuf>,
+    /// Ours: the working folders of the threads it has served.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub workspaces: Vec<PathBuf>,
+    /// Ours: clients connected (the listing's own probe aside).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clients: Option<u64>,
+    /// Ours: threads with a turn running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads_in_flight: Option<u64>,
+    pub pid: Option<u32>,
+    pub endpoint: String,
+    pub age_seconds: Option<u64>,
+    pub idle_seconds: Option<u64>,
+    pub state: State,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The plugin's: the state folder it was found under, and where that folder comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_root: Option<StateRoot>,
+    #[serde(skip)]
+    id: Option<String>,
+}
+
+impl Row {
+    /// The workspaces it served, or the one it was started from when it has not said.
+    pub fn served(&self) -> Vec<&Path> {
+        if self.workspaces.is_empty() {
+            self.workspace.as_deref().into_iter().collect()
+        } else {
+            self.workspaces.iter().map(PathBuf::as_path).collect()
+        }
+    }
+}
+
+/// Every broker: codex-as's own first, then the plugin's.
+pub async fn list(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
+    let mut rows = own(reg, accounts).await;
+    rows.extend(plugin_rows(accounts));
+    rows
+}
+
+/// codex-as's own brokers, each asked for its status; a record whose broker is gone is
+/// forgotten.
+async fn own(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for probe in pool::probe_all(reg, client::PROBE_TIMEOUT).await {
+        let mut row = Row::recorded(reg, &probe.id, probe.endpoint);
+        match probe.answer {
+            Ok(st) => row.answered(&st, accounts),
+            Err(ClientError::NotRunning { .. }) => {
+                // Gone without cleaning up (killed): nothing listens, so nothing is lost.
+                reg.forget_if_dead(&probe.id);
+                continue;
+            }
+            Err(ClientError::Timeout(_)) => row.state = State::Hung,
+            Err(e @ ClientError::Foreign { .. }) => {
+                row.state = State::Refused;
+                row.note = Some(e.to_string());
+            }
+            Err(e) => row.note = Some(e.to_string()),
+        }
+        rows.push(row);
+    }
+    rows
+}
+
+impl Row {
+    /// One of ours as its registry record describes it, before it is asked anything.
+    fn recorded(reg: &Registry, id: &str, endpoint: String) -> Row {
+        let record = reg.record(id);
+        Row {
+            owner: "codex-as",
+            account: record.as_ref().map(|r| r.account.clone()),
+            codex_home: record.as_ref().map(|r| r.codex_home.clone()),
+            workspace: record.as_ref().map(|r| r.workspace.clone()),
+            workspaces: Vec::new(),
+            clients: None,
+            threads_in_flight: None,
+            pid: record.as_ref().map(|r| r.pid),
+            endpoint,
+            age_seconds: record
+                .as_ref()
+                .map(|r| clock_now().saturating_sub(r.started_at)),
+            idle_seconds: None,
+            state: State::Unknown,
+            note: None,
+            state_root: None,
+            id: Some(id.to_string()),
+        }
+    }
+
+    /// What its answer to `broker/status` says, over what the record said.
+    fn answered(&mut self, st: &Status, accounts: &Accounts) {
+        let home = st.codex_home.as_deref().map(PathBuf::from);
+        let stale = pool::login_replaced(st);
+        self.account = home
+            .as_deref()
+            .and_then(|h| accounts.name_of_home(h))
+            .or(self.account.take());
+        self.codex_home = home.or(self.codex_home.take());
+        self.workspaces = st.workspaces.iter().map(PathBuf::from).collect();
+        self.clients = st.clients;
+        self.threads_in_flight = st.threads_in_flight;
+        self.pid = st.pid.or(self.pid);
+        self.age_seconds = st
+            .started_at
+            .map(|t| clock_now().saturating_sub(t))
+            .or(self.age_seconds);
+        self.idle_seconds = st.idle_seconds;
+        self.state = if st.busy {
+            State::Busy
+        } else if stale {
+            State::StaleLogin
+        } else {
+            State::Idle
+        };
+        if stale && st.busy {
+            self.note =
+                Some("its account logged in again since it started; replaced once idle".into());
+        }
+    }
+}
+
+/// The plugin's live brokers under every state root, and what was refused (never contacted).
+fn plugin_rows(accounts: &Accounts) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for root in plugin::roots::all(&accounts.home_dir) {
+        if let Some(reason) = &root.refused {
+            rows.push(plugin_row(
+                None,
+                String::new(),
+                None,
+                State::Refused,
+                format!(
+                    "{}: the plugin's state folder cannot be trusted: {reason}",
+                    root.path.display()
+                ),
+                &root,
+            ));
+            continue;
+        }
+        for b in plugin::brokers::scan(&root.path, &accounts.default_home) {
+            if !b.alive && b.refused.is_none() {
+                continue;
+            }
+            let (state, note) = match &b.refused {
+                Some(r) => (State::Refused, format!("{}: {r}", b.state_dir.display())),
+                None => (
+                    State::Unknown,
+                    format!(
+                        "{} (account from {}); codex-as never stops the plugin's brokers",
+                        b.state_dir.display(),
+                        b.home_source
+                    ),
+                ),
+            };
+            let mut row = plugin_row(b.codex_home, b.endpoint, b.pid, state, note, &root);
+            row.account = row
+                .codex_home
+                .as_deref()
+                .and_then(|h| accounts.name_of_home(h));
+            row.age_seconds = b.age_seconds;
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+fn plugin_row(
+    codex_home: Option<PathBuf>,
+    endpoint: String,
+    pid: Option<u32>,
+    state: State,
+    note: String,
+    root: &StateRoot,
+) -> Row {
+    Row {
+        owner: "plugin",
+        account: None,
+        codex_home,
+        workspace: None,
+        workspaces: Vec::new(),
+        clients: None,
+        threads_in_flight: None,
+        pid,
+        endpoint,
+        age_seconds: None,
+        idle_seconds: None,
+        state,
+        note: Some(note),
+        state_root: Some(root.clone()),
+        id: None,
+    }
+}
+
+/// Stops each of codex-as's brokers that is idle; with `all`, waits up to `wait` for the busy
+/// ones to finish and stops them then. A busy or hung broker is left running, never interrupted.
+pub async fn stop(reg: &Registry, accounts: &Accounts, all: bool, wait: Duration) -> Vec<Row> {
+    let deadline = Instant::now() + wait;
+    let mut rows = own(reg, accounts).await;
+    loop {
+        let mut pending = false;
+        for row in rows.iter_mut().filter(|r| r.state.stoppable()) {
+            match client::shutdown_if_idle(&row.endpoint, client::PROBE_TIMEOUT).await {
+                Ok(true) => {
+                    row.state = State::Stopped;
+                    row.note = None;
+                    if let Some(id) = &row.id {
+                        reg.forget(id);
+                    }
+                }
+                Ok(false) => {
+                    row.state = State::Busy;
+                    pending = true;
+                }
+                Err(ClientError::NotRunning { .. }) => row.state = State::Stopped,
+                Err(_) => row.state = State::Hung,
+            }
+        }
+        if !pending || !all || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for row in &mut rows {
+        match row.state {
+            State::Busy => {
+                row.note = Some(if all {
+                    "still busy at --timeout: left running".into()
+                } else {
+                    "busy: left running (`--all` waits for it to finish)".into()
+                })
+            }
+            State::Hung => row.note = Some("did not answer: left alone".into()),
+            _ => {}
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_has_one_name_in_the_table_and_in_json() {
+        use State::*;
+        for s in [Idle, Busy, Hung, StaleLogin, Stopped, Refused, Unknown] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.name());
+        }
+        assert_eq!(StaleLogin.name(), "stale-login");
+    }
+}
