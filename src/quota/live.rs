@@ -4,7 +4,7 @@
 //! the next companion call finds it warm). The broker's sensor records the answer too.
 //!
 //! A busy broker (another client owns its app-server) is not waited for: a short-lived
-//! `codex app-server` with the account's environment answers instead (`fresh`). Only a ChatGPT
+//! `codex app-server` with the account's environment answers instead (`one_shot`). Only a ChatGPT
 //! login has rate limits; Codex refuses the call for others ("codex account authentication
 //! required to read rate limits"), and that refusal is the reading's error, said plainly.
 
@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::json;
 
-use super::fresh;
+use super::one_shot;
 use super::snapshot;
 use super::{Reading, Source};
 use crate::account::{Account, Accounts};
@@ -31,7 +31,9 @@ pub fn read(accounts: &Accounts, account: &Account, timeout: Duration) -> anyhow
     let runtime = crate::sys::runtime::current_thread()?;
     match runtime.block_on(through_broker(accounts, account, &ws, timeout)) {
         Ok(r) => Ok(r),
-        Err(e) if is_busy(&e) => fresh::read(account, timeout).map_err(|e| anyhow::anyhow!("{e}")),
+        Err(e) if is_busy(&e) => {
+            one_shot::read(account, timeout).map_err(|e| anyhow::anyhow!("{e}"))
+        }
         Err(e) => Err(e),
     }
 }

@@ -10,7 +10,8 @@
 //! - `live`: `account/rateLimits/read` through the account's warm broker, when the best reading
 //!   is missing or old and a choice is about to be made.
 //! - `choose`: ranking accounts by headroom (pure).
-//! - `fresh`: a reading asked of a short-lived app-server (when the warm broker is busy).
+//! - `one_shot`: a reading asked of a short-lived app-server of its own (when the warm broker is
+//!   busy); `live` is the reading through the warm broker that falls back to it.
 //! - `signals`: recognising "usage limit reached" in what Codex and the companion report.
 //! - `survey`: login state and the best reading of each account, gathered for a choice.
 //! - `summary`: the one-line form for `statusline` and shell prompts.
@@ -19,8 +20,8 @@
 //! The calendar arithmetic the readings need is `sys::clock`.
 
 pub mod choose;
-pub mod fresh;
 pub mod live;
+pub mod one_shot;
 pub mod reader;
 pub mod record;
 pub mod report;

@@ -1,8 +1,8 @@
-//! A fresh reading asked of a short-lived `codex app-server` run with the account's environment
-//! (`account/rateLimits/read`, read by `quota::snapshot`): what `live` falls back to when the
-//! account's warm broker is busy. Only a ChatGPT login has rate limits to read; Codex refuses
-//! the call otherwise. The request
-//! goes from Codex to OpenAI as Codex's own would; codex-as reads no credential itself.
+//! A reading asked of a one-shot `codex app-server` of its own, run with the account's
+//! environment (`account/rateLimits/read`, read by `quota::snapshot`): what `live` falls back to
+//! when the account's warm broker is busy. Only a ChatGPT login has rate limits to read; Codex
+//! refuses the call otherwise. The request goes from Codex to OpenAI as Codex's own would;
+//! codex-as reads no credential itself.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use crate::broker::client::{self, ClientError, Connection};
 use crate::broker::protocol;
 
 #[derive(Debug, thiserror::Error)]
-pub enum FreshError {
+pub enum OneShotError {
     #[error("{0}")]
     Codex(#[from] crate::sys::tools::ToolError),
     #[error("cannot start codex app-server: {0}")]
@@ -33,7 +33,7 @@ pub enum FreshError {
     NoLimits,
 }
 
-pub fn read(account: &Account, timeout: Duration) -> Result<Reading, FreshError> {
+pub fn read(account: &Account, timeout: Duration) -> Result<Reading, OneShotError> {
     let codex = crate::sys::tools::codex()?;
     let mut std_cmd = std::process::Command::new(&codex);
     std_cmd
@@ -43,20 +43,20 @@ pub fn read(account: &Account, timeout: Duration) -> Result<Reading, FreshError>
         .stderr(Stdio::null());
     EnvPlan::for_account(account).apply(&mut std_cmd);
     let runtime = crate::sys::runtime::current_thread()
-        .map_err(|e| FreshError::Spawn(std::io::Error::other(e.to_string())))?;
+        .map_err(|e| OneShotError::Spawn(std::io::Error::other(e.to_string())))?;
     runtime.block_on(async {
         let mut child = Command::from(std_cmd)
             .kill_on_drop(true)
             .spawn()
-            .map_err(FreshError::Spawn)?;
+            .map_err(OneShotError::Spawn)?;
         let result = match (child.stdin.take(), child.stdout.take()) {
             (Some(stdin), Some(stdout)) => {
                 let mut conn = Connection::over(stdout, stdin);
                 tokio::time::timeout(timeout, exchange(&mut conn, timeout))
                     .await
-                    .unwrap_or(Err(FreshError::Timeout(timeout)))
+                    .unwrap_or(Err(OneShotError::Timeout(timeout)))
             }
-            _ => Err(FreshError::Closed),
+            _ => Err(OneShotError::Closed),
         };
         let _ = child.kill().await;
         result
@@ -67,11 +67,11 @@ pub fn read(account: &Account, timeout: Duration) -> Result<Reading, FreshError>
 async fn exchange(
     conn: &mut Connection<tokio::process::ChildStdout, tokio::process::ChildStdin>,
     timeout: Duration,
-) -> Result<Reading, FreshError> {
+) -> Result<Reading, OneShotError> {
     let failed = |e: ClientError| match e {
-        ClientError::Rpc { message, .. } => FreshError::Refused(message),
-        ClientError::Timeout(_) => FreshError::Timeout(timeout),
-        _ => FreshError::Closed,
+        ClientError::Rpc { message, .. } => OneShotError::Refused(message),
+        ClientError::Timeout(_) => OneShotError::Timeout(timeout),
+        _ => OneShotError::Closed,
     };
     let params = protocol::initialize_params();
     client::request(conn, protocol::INITIALIZE, params, timeout)
@@ -87,5 +87,5 @@ async fn exchange(
         via: Some("app-server".into()),
     };
     snapshot::parse_read_result(&result, crate::sys::clock::now(), source)
-        .ok_or(FreshError::NoLimits)
+        .ok_or(OneShotError::NoLimits)
 }
