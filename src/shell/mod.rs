@@ -59,6 +59,18 @@ impl Shell {
             Shell::Bash | Shell::Zsh | Shell::Posix => quote::posix(value),
         }
     }
+
+    /// How the init and completion call codex-as: by `program`'s absolute path (so that
+    /// `eval "$(~/.cargo/bin/codex-as init zsh)"` works before PATH has it), bare when it is
+    /// plain, else quoted. A path that is not UTF-8 cannot be printed faithfully: plain
+    /// `codex-as`, found on PATH, instead.
+    pub fn program_word(self, program: &std::path::Path) -> String {
+        let Some(p) = program.to_str().filter(|p| !p.is_empty()) else {
+            return "codex-as".into();
+        };
+        let plain = quote::posix_if_needed(p);
+        if plain == p { plain } else { self.quote(p) }
+    }
 }
 
 impl std::fmt::Display for Shell {
@@ -97,6 +109,8 @@ pub struct SubSpec {
 }
 
 pub struct CompletionSpec {
+    /// The word that runs codex-as (see [`Shell::program_word`]).
+    pub program_q: String,
     pub subcommands: Vec<SubSpec>,
     /// Top-level flags, as `flags_q` above.
     pub flags_q: String,
@@ -224,6 +238,7 @@ impl CompletionSpec {
             });
         }
         CompletionSpec {
+            program_q: "codex-as".into(),
             subcommands,
             flags_q: q.quote(&flag_specs(&cli, "").join(" ")),
             companion_q: crate::plugin::locate::COMMANDS
@@ -255,12 +270,17 @@ pub struct FishCompletion<'a> {
     pub spec: &'a CompletionSpec,
 }
 
+/// The completion script; it runs `program` (for account names), or `codex-as` when `None`.
 pub fn completion_script(
     cli: clap::Command,
     shell: Shell,
     standalone: bool,
+    program: Option<&std::path::Path>,
 ) -> askama::Result<String> {
-    let spec = CompletionSpec::new(cli, shell);
+    let mut spec = CompletionSpec::new(cli, shell);
+    if let Some(p) = program {
+        spec.program_q = shell.program_word(p);
+    }
     match shell {
         Shell::Bash => BashCompletion { spec: &spec }.render(),
         Shell::Zsh => ZshCompletion {
@@ -286,6 +306,8 @@ pub struct Shortcut {
 
 /// What the init templates are rendered from.
 pub struct InitOpts {
+    /// The word that runs codex-as (see [`Shell::program_word`]).
+    pub program_q: String,
     pub shortcuts: Vec<Shortcut>,
     /// The completion script to embed (empty with `--no-completions`).
     pub completion: String,
