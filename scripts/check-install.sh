@@ -134,7 +134,7 @@ check_npm() {
     fail "npm: the upgrade did not replace the package"
   run_hook "$(hook_command)"
   step "npm: after an upgrade the installed hook still runs: ok"
-  step "npm: installed size $(size_of "$prefix") KiB (binary $(size_of "$target_dir/release/codex-as") KiB); npm i -g to a working --version: ${elapsed} ms"
+  step "npm: installed size $(size_of "$prefix") KiB (binary $(size_of "$target_dir/release/codex-as") KiB; tarballs $(size_of "$out/codex-as-linux-x64-$version-upgrade.1.tgz") + $(size_of "$out/codex-as-$version-upgrade.1.tgz") KiB); npm i -g to a working --version: ${elapsed} ms"
 }
 
 check_cargo() {
@@ -145,6 +145,11 @@ check_cargo() {
   cargo package --allow-dirty --no-verify --quiet --target-dir "$target_dir"
   crate=$target_dir/package/codex-as-$version.crate
   tar -xzf "$crate" -C "$work"
+  # The packaged files keep old modification times, and Cargo fingerprints a path package by
+  # times and its path relative to the package: in the shared target folder, the crate would
+  # pass for the checkout built just before and its binary be reused. Newer files force the build
+  # from the crate (the dependencies are still shared).
+  find "$work/codex-as-$version" -type f -exec touch {} +
   step "cargo: cargo install --path the unpacked crate into an empty root"
   cargo install --locked --quiet --path "$work/codex-as-$version" --root "$cargo_root" \
     --target-dir "$target_dir"
