@@ -417,6 +417,27 @@ mod tests {
     }
 
     #[test]
+    fn the_program_word_is_bare_only_when_plain() {
+        use std::os::unix::ffi::OsStrExt;
+        use std::path::Path;
+        let plain = Path::new("/home/me/.cargo/bin/codex-as");
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            assert_eq!(shell.program_word(plain), "/home/me/.cargo/bin/codex-as");
+        }
+        let odd = Path::new("/opt/it's {a} $dir/codex-as");
+        assert_eq!(
+            Shell::Bash.program_word(odd),
+            "'/opt/it'\\''s {a} $dir/codex-as'"
+        );
+        assert_eq!(
+            Shell::Fish.program_word(odd),
+            "'/opt/it\\'s {a} $dir/codex-as'"
+        );
+        let not_utf8 = Path::new(std::ffi::OsStr::from_bytes(b"/opt/\xff/codex-as"));
+        assert_eq!(Shell::Zsh.program_word(not_utf8), "codex-as");
+    }
+
+    #[test]
     fn descriptions_are_quoted_per_shell() {
         let fish = CompletionSpec::new(crate::cli::Cli::command(), Shell::Fish);
         // "Print an account's home folder": fish escapes the quote with a backslash.
