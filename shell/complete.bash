@@ -4,7 +4,7 @@
 
 # Account names, read at each TAB so that a new account appears without re-sourcing anything.
 function __codex_as_accounts() {
-    command codex-as list --names 2>/dev/null
+    command {{ spec.program_q }} list --names 2>/dev/null
 }
 
 # Adds each of $2... that starts with $1 to COMPREPLY. Not `compgen -W`: it would expand `$` and

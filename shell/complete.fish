@@ -3,7 +3,7 @@
 
 # Account names, read at each TAB so that a new account appears without re-sourcing anything.
 function __codex_as_accounts
-    command codex-as list --names 2>/dev/null | while read -l name
+    command {{ spec.program_q }} list --names 2>/dev/null | while read -l name
         printf '%s\t%s\n' $name account
     end
 end
@@ -14,7 +14,7 @@ function __codex_as_list
     set -l taken (string split , -- $argv[1])
     set -e taken[-1]
     set -l head (string join , -- $taken)
-    command codex-as list --names 2>/dev/null | while read -l name
+    command {{ spec.program_q }} list --names 2>/dev/null | while read -l name
         if not contains -- $name $taken
             printf '%s,%s\t%s\n' $head $name account
         end

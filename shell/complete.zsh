@@ -7,7 +7,7 @@
 # Account names, read at each TAB so that a new account appears without re-sourcing anything.
 function __codex_as_accounts {
     local -a accounts expl
-    accounts=(${(f)"$(command codex-as list --names 2>/dev/null)"})
+    accounts=(${(f)"$(command {{ spec.program_q }} list --names 2>/dev/null)"})
     _wanted accounts expl account compadd -a accounts
 }
 
@@ -16,7 +16,7 @@ function __codex_as_accounts {
 function __codex_as_list {
     local head=${words[CURRENT]%,*}
     local -a accounts taken expl
-    accounts=(${(f)"$(command codex-as list --names 2>/dev/null)"})
+    accounts=(${(f)"$(command {{ spec.program_q }} list --names 2>/dev/null)"})
     taken=(${(s:,:)head})
     accounts=(${accounts:|taken})
     accounts=(${accounts/#/$head,})

@@ -9,7 +9,7 @@ function codex-as() {
         shift
         __codex_as_use "$@"
     else
-        command codex-as "$@"
+        command {{ opts.program_q }} "$@"
     fi
 }
 
@@ -18,14 +18,14 @@ function __codex_as_use() {
     for __codex_as_arg in "$@"; do
         case ${__codex_as_arg} in
             -h | --help)
-                command codex-as use "$@"
+                command {{ opts.program_q }} use "$@"
                 return
                 ;;
             *) ;;
         esac
     done
     # Only code from a successful run is evaluated: on an error this shell stays as it was.
-    __codex_as_code=$(command codex-as use --emit bash "$@") || return
+    __codex_as_code=$(command {{ opts.program_q }} use --emit bash "$@") || return
     eval "${__codex_as_code}"
 }
 
@@ -34,7 +34,7 @@ function __codex_as_use() {
 function codex_as_prompt() {
     if [[ ${1-} == --quota ]]; then
         # The account and its quota from disk (no network, no broker): `work 5h 42% wk 17%`.
-        command codex-as statusline --short </dev/null 2>/dev/null
+        command {{ opts.program_q }} statusline --short </dev/null 2>/dev/null
         return 0
     fi
     if [[ -n ${CODEX_AS_ACCOUNT-} ]]; then
@@ -44,7 +44,7 @@ function codex_as_prompt() {
 {%- for s in opts.shortcuts %}
 
 function {{ s.function }}() {
-    command codex-as {{ s.account_q }} -- codex "$@"
+    command {{ opts.program_q }} {{ s.account_q }} -- codex "$@"
 }
 {%- endfor %}
 {%- if !opts.completion.is_empty() %}

@@ -7,15 +7,15 @@ function codex-as --description 'Run as a Codex account; `codex-as use NAME` swi
     if test (count $argv) -ge 1; and test "$argv[1]" = use
         set -e argv[1]
         if contains -- -h $argv; or contains -- --help $argv
-            command codex-as use $argv
+            command {{ opts.program_q }} use $argv
             return
         end
         # Only code from a successful run is evaluated: on an error this shell stays as it was.
-        set -l code (command codex-as use --emit fish $argv)
+        set -l code (command {{ opts.program_q }} use --emit fish $argv)
         or return
         string join \n -- $code | source
     else
-        command codex-as $argv
+        command {{ opts.program_q }} $argv
     end
 end
 
@@ -23,7 +23,7 @@ end
 function codex_as_prompt --description 'The current codex-as account (--quota: and its quota)'
     if test "$argv[1]" = --quota
         # The account and its quota from disk (no network, no broker): `work 5h 42% wk 17%`.
-        command codex-as statusline --short </dev/null 2>/dev/null
+        command {{ opts.program_q }} statusline --short </dev/null 2>/dev/null
         return 0
     end
     if set -q CODEX_AS_ACCOUNT[1]; and test -n "$CODEX_AS_ACCOUNT"
@@ -33,7 +33,7 @@ end
 {%- for s in opts.shortcuts %}
 
 function {{ s.function }} --wraps codex --description {{ s.description_q }}
-    command codex-as {{ s.account_q }} -- codex $argv
+    command {{ opts.program_q }} {{ s.account_q }} -- codex $argv
 end
 {%- endfor %}
 {%- if !opts.completion.is_empty() %}

@@ -9,7 +9,7 @@ function codex-as {
         shift
         __codex_as_use "$@"
     else
-        command codex-as "$@"
+        command {{ opts.program_q }} "$@"
     fi
 }
 
@@ -17,11 +17,11 @@ function __codex_as_use {
     emulate -L zsh
     local __codex_as_code
     if (( ${@[(I)(-h|--help)]} )); then
-        command codex-as use "$@"
+        command {{ opts.program_q }} use "$@"
         return
     fi
     # Only code from a successful run is evaluated: on an error this shell stays as it was.
-    __codex_as_code=$(command codex-as use --emit zsh "$@") || return
+    __codex_as_code=$(command {{ opts.program_q }} use --emit zsh "$@") || return
     eval "$__codex_as_code"
 }
 
@@ -31,7 +31,7 @@ function codex_as_prompt {
     emulate -L zsh
     if [[ ${1-} == --quota ]]; then
         # The account and its quota from disk (no network, no broker): `work 5h 42% wk 17%`.
-        command codex-as statusline --short </dev/null 2>/dev/null
+        command {{ opts.program_q }} statusline --short </dev/null 2>/dev/null
         return 0
     fi
     [[ -n ${CODEX_AS_ACCOUNT-} ]] && print -rn -- "$CODEX_AS_ACCOUNT"
@@ -40,7 +40,7 @@ function codex_as_prompt {
 {%- for s in opts.shortcuts %}
 
 function {{ s.function }} {
-    command codex-as {{ s.account_q }} -- codex "$@"
+    command {{ opts.program_q }} {{ s.account_q }} -- codex "$@"
 }
 {%- endfor %}
 {%- if !opts.completion.is_empty() %}

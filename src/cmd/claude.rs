@@ -47,7 +47,8 @@ fn target(scope: &ClaudeScope) -> anyhow::Result<PathBuf> {
 
 fn install(scope: &ClaudeScope) -> anyhow::Result<u8> {
     let path = target(scope)?;
-    let exe = std::env::current_exe().context("cannot find the codex-as executable")?;
+    // The path that survives an upgrade through the channel this codex-as came from.
+    let exe = crate::sys::exe::stable_or_name();
     let mut value = settings::load(&path)?;
     if settings::install(&mut value, &settings::hook_command(&exe), &path)? {
         settings::save(&path, &value)?;

@@ -11,7 +11,7 @@ use crate::error::status;
 use crate::shell;
 
 pub fn run(args: CompletionsArgs) -> anyhow::Result<u8> {
-    let text = shell::completion_script(Cli::command(), args.shell, true)
+    let text = shell::completion_script(Cli::command(), args.shell, true, None)
         .context("cannot render completion")?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}")

@@ -16,6 +16,9 @@ use crate::shell::{self, InitOpts};
 const SHORTCUT_PREFIX: &str = "codex-";
 
 pub fn run(args: InitArgs) -> anyhow::Result<u8> {
+    // The functions call codex-as by the path this one was started by, as starship and mise do:
+    // the init works before PATH has codex-as, and runs the same codex-as that printed it.
+    let program = crate::sys::exe::stable_or_name();
     let shortcuts = if args.shortcuts {
         shell::shortcuts(&Accounts::load()?, args.shell, SHORTCUT_PREFIX)
     } else {
@@ -24,10 +27,11 @@ pub fn run(args: InitArgs) -> anyhow::Result<u8> {
     let completion = if args.no_completions {
         String::new()
     } else {
-        shell::completion_script(Cli::command(), args.shell, false)
+        shell::completion_script(Cli::command(), args.shell, false, Some(&program))
             .context("cannot render completion")?
     };
     let opts = InitOpts {
+        program_q: args.shell.program_word(&program),
         shortcuts,
         completion,
     };

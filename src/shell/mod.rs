@@ -76,6 +76,18 @@ impl Shell {
             Shell::Bash | Shell::Zsh | Shell::Posix => quote::posix(value),
         }
     }
+
+    /// How the init and completion call codex-as: by `program`'s absolute path (so that
+    /// `eval "$(~/.cargo/bin/codex-as init zsh)"` works before PATH has it), bare when it is
+    /// plain, else quoted. A path that is not UTF-8 cannot be printed faithfully: plain
+    /// `codex-as`, found on PATH, instead.
+    pub fn program_word(self, program: &std::path::Path) -> String {
+        let Some(p) = program.to_str().filter(|p| !p.is_empty()) else {
+            return "codex-as".into();
+        };
+        let plain = quote::posix_if_needed(p);
+        if plain == p { plain } else { self.quote(p) }
+    }
 }
 
 impl std::fmt::Display for Shell {
@@ -144,6 +156,8 @@ pub struct SubSpec {
 }
 
 pub struct CompletionSpec {
+    /// The word that runs codex-as (see [`Shell::program_word`]).
+    pub program_q: String,
     pub subcommands: Vec<SubSpec>,
     /// Top-level flags, as `flags_q` above.
     pub flags_q: String,
@@ -271,6 +285,7 @@ impl CompletionSpec {
             });
         }
         CompletionSpec {
+            program_q: "codex-as".into(),
             subcommands,
             flags_q: q.quote(&flag_specs(&cli, "").join(" ")),
             companion_q: crate::words::COMPANION
@@ -302,12 +317,17 @@ pub struct FishCompletion<'a> {
     pub spec: &'a CompletionSpec,
 }
 
+/// The completion script; it runs `program` (for account names), or `codex-as` when `None`.
 pub fn completion_script(
     cli: clap::Command,
     shell: Shell,
     standalone: bool,
+    program: Option<&std::path::Path>,
 ) -> askama::Result<String> {
-    let spec = CompletionSpec::new(cli, shell);
+    let mut spec = CompletionSpec::new(cli, shell);
+    if let Some(p) = program {
+        spec.program_q = shell.program_word(p);
+    }
     match shell {
         Shell::Bash => BashCompletion { spec: &spec }.render(),
         Shell::Zsh => ZshCompletion {
@@ -333,6 +353,8 @@ pub struct Shortcut {
 
 /// What the init templates are rendered from.
 pub struct InitOpts {
+    /// The word that runs codex-as (see [`Shell::program_word`]).
+    pub program_q: String,
     pub shortcuts: Vec<Shortcut>,
     /// The completion script to embed (empty with `--no-completions`).
     pub completion: String,
@@ -439,6 +461,27 @@ mod tests {
                 .value_hint(ValueHint::CommandWithArguments),
         );
         assert_eq!(last_kind(&hinted), "command");
+    }
+
+    #[test]
+    fn the_program_word_is_bare_only_when_plain() {
+        use std::os::unix::ffi::OsStrExt;
+        use std::path::Path;
+        let plain = Path::new("/home/me/.cargo/bin/codex-as");
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            assert_eq!(shell.program_word(plain), "/home/me/.cargo/bin/codex-as");
+        }
+        let odd = Path::new("/opt/it's {a} $dir/codex-as");
+        assert_eq!(
+            Shell::Bash.program_word(odd),
+            "'/opt/it'\\''s {a} $dir/codex-as'"
+        );
+        assert_eq!(
+            Shell::Fish.program_word(odd),
+            "'/opt/it\\'s {a} $dir/codex-as'"
+        );
+        let not_utf8 = Path::new(std::ffi::OsStr::from_bytes(b"/opt/\xff/codex-as"));
+        assert_eq!(Shell::Zsh.program_word(not_utf8), "codex-as");
     }
 
     #[test]

@@ -647,3 +647,67 @@ fn fish_env_code_leaves_status_zero_for_and() {
     out.ok();
     assert_eq!(out.stdout, "ok\n", "{}", out.stderr);
 }
+
+/// `eval "$(/some/path/codex-as init SHELL)"` works before PATH has codex-as: the functions call
+/// it by the path it was run from, quoted for the shell however odd the folder's name.
+#[test]
+fn init_calls_codex_as_by_the_path_it_was_run_from() {
+    let sb = Sandbox::with_shell_accounts();
+    let dir = sb.mkdir("it's a \"dir\" $(touch pwned) `touch pwned` \\ (touch pwned)");
+    let program = dir.join("codex-as");
+    std::os::unix::fs::symlink(BIN, &program).unwrap();
+    let program = program.to_str().unwrap();
+    // Not even the folder of the codex-as under test: only the sandbox's bin (its fake codex).
+    let path = format!("{}:/usr/bin:/bin", sb.bin_dir().display());
+    for shell in SHELLS {
+        if !have(shell) {
+            continue;
+        }
+        let (load, account) = if *shell == "fish" {
+            (
+                format!("{} init fish | source\n", quote_fish(program)),
+                "$CODEX_AS_ACCOUNT",
+            )
+        } else {
+            (
+                format!("eval \"$({} init {shell})\"\n", quote_bash(program)),
+                "${CODEX_AS_ACCOUNT-}",
+            )
+        };
+        // The completion's account names too (zsh reads them only inside its completion system,
+        // which `completion_offers_subcommands_accounts_and_companions` drives).
+        let names = if *shell == "zsh" {
+            ""
+        } else {
+            "__codex_as_accounts | cut -f1 | sort | tr '\\n' ' '\necho\n"
+        };
+        let script = format!(
+            "command -v codex-as >/dev/null && echo on-path\n\
+             {load}\
+             codex-as use alice\n\
+             echo \"1 {account}\"\n\
+             codex-as bob -- sh -c 'echo \"2 $CODEX_HOME\"'\n\
+             {names}"
+        );
+        let mut cmd = crate::support::shell::shell_cmd(&sb, shell, &script);
+        let out = run(cmd.env("PATH", &path));
+        out.ok();
+        let bob = sb.home_path(".codex-bob");
+        let names = if *shell == "zsh" {
+            ""
+        } else {
+            "alice bob default \n"
+        };
+        assert_eq!(
+            out.stdout,
+            format!("1 alice\n2 {bob}\n{names}"),
+            "{shell}: {}",
+            out.stderr
+        );
+        assert_eq!(
+            sb.find("pwned"),
+            Vec::<std::path::PathBuf>::new(),
+            "{shell}"
+        );
+    }
+}

@@ -558,3 +558,58 @@ fn a_folder_on_a_list_is_checked_name_by_name() {
     let all = format!("{found:?}\n{text}");
     assert!(all.contains("'wrok' is not an account"), "{all}");
 }
+
+/// Hooks that run a codex-as that is gone, or another version than this one, are found; a new
+/// `claude install` points them at this one.
+#[test]
+fn hooks_running_a_gone_or_other_codex_as_are_found() {
+    let sb = healthy();
+    let plugin = crate::support::fixtures()
+        .join("plugin")
+        .display()
+        .to_string();
+    let env = [("CODEX_AS_PLUGIN_ROOT", plugin.as_str())];
+    let settings = sb.home().join(".claude/settings.json");
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    let old = sb.mkdir("old version");
+    let old_bin = old.join("codex-as");
+    std::fs::write(&old_bin, "#!/bin/sh\necho 'codex-as 0.0.1'\n").unwrap();
+    chmod(&old_bin, 0o755);
+    let gone = sb.path().join("gone/codex-as");
+    for (program, says) in [
+        (
+            gone.display().to_string(),
+            "which does not exist".to_string(),
+        ),
+        (
+            old_bin.display().to_string(),
+            format!(
+                "codex-as 0.0.1, not this codex-as {}",
+                env!("CARGO_PKG_VERSION")
+            ),
+        ),
+    ] {
+        let hooks = serde_json::json!({"hooks": {"SessionStart": [{"hooks": [
+            {"type": "command", "command": format!("'{program}' claude hook")}
+        ]}]}});
+        std::fs::write(&settings, hooks.to_string()).unwrap();
+        let (code, found, text) = findings(&sb, &env);
+        assert_eq!((code, found.len()), (Some(1), 1), "{text}");
+        assert_eq!(found[0]["area"], "claude", "{text}");
+        assert_eq!(found[0]["fix"], "codex-as claude install", "{text}");
+        let problem = found[0]["problem"].as_str().unwrap();
+        assert!(
+            problem.contains(&program) && problem.contains(&says),
+            "{problem}"
+        );
+    }
+    let out = sb
+        .codex_as()
+        .envs(env)
+        .args(["claude", "install"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (code, found, text) = findings(&sb, &env);
+    assert_eq!((code, found.len()), (Some(0), 0), "{text}");
+}
