@@ -60,6 +60,7 @@ for spec in "$@"; do
   dir="$stage/$os-$cpu"
   mkdir -p "$dir/bin"
   install -m 0755 "$binary" "$dir/bin/codex-as"
+  cp "$root/LICENSE" "$dir/"
   # shellcheck disable=SC2016 # JavaScript's ${...}, for node
   NAME="@codex-as/$os-$cpu" VERSION="$version" OS="$os" CPU="$cpu" TARGET="$target" \
     node -e '
@@ -87,7 +88,7 @@ done
 # The launcher: every platform package at exactly this version, and the man pages.
 launcher="$stage/codex-as"
 mkdir -p "$launcher/bin" "$launcher/man"
-cp "$root/npm/codex-as/README.md" "$launcher/"
+cp "$root/npm/codex-as/README.md" "$root/LICENSE" "$launcher/"
 install -m 0755 "$root/npm/codex-as/bin/codex-as.js" "$launcher/bin/codex-as.js"
 cp "$root"/man/*.1 "$launcher/man/"
 # shellcheck disable=SC2016 # JavaScript's ${...}, for node
