@@ -5,7 +5,9 @@
 //! - `protocol`: the JSON-RPC line types and the plugin's constants.
 //! - `state`: every rule, as a pure state machine.
 //! - `serve`: the event loop that feeds the state machine and carries out its actions.
-//! - `app_server`: the child process. `endpoint`: the socket file. `lines`: line I/O.
+//! - `link`: the one app-server the broker speaks to, behind one interface: the account's own
+//!   Codex listener (`listener`) when one is up, else its own child (`app_server`).
+//! - `endpoint`: the socket file. `lines`: line I/O.
 //! - `presence`: the files that let clients find a broker, kept in place while it serves.
 //! - `client`: how codex-as itself talks to a broker (ours or the plugin's), or to an app-server.
 //! - `pool`: finding or starting the broker for an account (any workspace), for the companion.
@@ -88,7 +90,7 @@
 //!  "leaseHeld":false,"idleSeconds":0,"cwd":"/home/u/.codex-work",
 //!  "endpoint":"unix:/tmp/codex-as-1000/x.sock","usageLimitHits":[{"pid":4801,
 //!  "threadId":"019b…","turnId":"019c…","message":"You've hit your usage limit."}],
-//!  "openThreads":["019a…","019b…"]}
+//!  "openThreads":["019a…","019b…"],"appServer":"child","appServerUserAgent":"Claude Code/0.171.0"}
 //! ```
 
 pub mod app_server;
@@ -96,6 +98,8 @@ pub mod client;
 pub mod endpoint;
 pub mod lease;
 pub mod lines;
+pub mod link;
+pub mod listener;
 pub mod pool;
 pub mod presence;
 pub mod protocol;

@@ -133,6 +133,12 @@ pub struct Status {
     /// carried into this home: the app-server would go on from the copy it holds in memory and
     /// write its next turns to the replaced file.
     pub open_threads: Vec<String>,
+    /// Ours: `"child"` (its own `codex app-server`) or `"listener"` (the account's Codex
+    /// listener, shared with other clients such as a TUI).
+    pub app_server: Option<String>,
+    /// Ours: the `userAgent` the app-server answered `initialize` with (it names its version;
+    /// empty when it gave none).
+    pub app_server_user_agent: Option<String>,
 }
 
 impl Status {

@@ -22,10 +22,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use super::BrokerError;
-use super::app_server::{self, AppServer, Output};
+use super::app_server::{self, Output};
 use super::endpoint;
 use super::lease;
 use super::lines::{self, Backlog};
+use super::link::AppServerLink;
 use super::presence::{Files, close_listener, keep_findable};
 use super::protocol::{self as p, Message};
 use super::registry::Registry;
@@ -205,7 +206,7 @@ struct Io {
     next_client: ClientId,
     places: Places,
     events: Sender<Event>,
-    app: AppServer,
+    app: AppServerLink,
     /// The home named by the environment, until the app-server names its own.
     home: PathBuf,
     ready_fd: Option<OwnedFd>,
@@ -489,8 +490,15 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
     let lease_held = || lease.held();
 
     let (events_tx, mut events): (Sender<Event>, Receiver<Event>) = mpsc::channel(EVENT_QUEUE);
-    let app = AppServer::spawn(&opts.codex, &opts.cwd, events_tx.clone(), Event::AppServer)?;
     let home = identity::codex_home_from_env().unwrap_or_default();
+    let app = AppServerLink::open(
+        &opts.codex,
+        &opts.cwd,
+        &home,
+        events_tx.clone(),
+        Event::AppServer,
+    )
+    .await?;
     let facts = Facts {
         pid: std::process::id(),
         app_server_pid: app.pid(),
@@ -505,6 +513,7 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
         max_clients: opts.max_clients,
     };
     let (mut state, first) = State::with_limits(facts, limits, Instant::now());
+    state.set_app_server_kind(app.kind());
     let mut io = Io {
         clients: HashMap::new(),
         next_client: 1,
@@ -561,13 +570,8 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
                     actions = app_server_line_too_long(&mut state, read, &head);
                 }
                 Event::AppServer(Output::Closed) => {
-                    if !app_waited {
-                        app_exit = tokio::time::timeout(EXIT_GRACE, io.app.wait())
-                            .await
-                            .ok()
-                            .and_then(Result::ok);
-                    }
-                    actions = state.on_app_server_gone(app_server::describe_exit(app_exit));
+                    let how = io.app.gone(app_exit, EXIT_GRACE).await;
+                    actions = state.on_app_server_gone(how);
                 }
             },
             accepted = accept(listener.as_ref(), &io.places), if accepting && !backoff.paused() => match accepted {
