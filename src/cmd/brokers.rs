@@ -80,6 +80,17 @@ struct Row {
     /// Ours: threads with a turn running.
     #[serde(skip_serializing_if = "Option::is_none")]
     threads_in_flight: Option<u64>,
+    /// Ours: what serves its clients, `listener` (the account's own Codex listener, shared with
+    /// a TUI, say) or `child` (its own `codex app-server`), with that process and its version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_server_pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_server_version: Option<String>,
+    /// The same in words, for the table.
+    #[serde(skip)]
+    app_server_words: Option<String>,
     pid: Option<u32>,
     endpoint: String,
     age_seconds: Option<u64>,
@@ -101,6 +112,7 @@ pub fn run(args: BrokersArgs) -> anyhow::Result<u8> {
     match args.action.unwrap_or(BrokersAction::List) {
         BrokersAction::List => {
             let mut rows = runtime.block_on(own_rows(&reg, &accounts));
+            note_listener_versions(&mut rows);
             rows.extend(plugin_rows(&accounts));
             print_rows(&rows, args.json, "no brokers")?;
         }
@@ -118,6 +130,36 @@ pub fn run(args: BrokersArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(status::OK)
+}
+
+/// A broker on a Codex listener of another version than the `codex` on PATH says so: that
+/// listener (the TUI's daemon, say) was started by another Codex and keeps running it.
+fn note_listener_versions(rows: &mut [Row]) {
+    let on_listener = |r: &Row| r.app_server.as_deref() == Some("listener");
+    if !rows
+        .iter()
+        .any(|r| on_listener(r) && r.app_server_version.is_some())
+    {
+        return;
+    }
+    let Some(on_path) = crate::sys::tools::codex()
+        .ok()
+        .and_then(|c| crate::sys::tools::version(&c))
+    else {
+        return;
+    };
+    let on_path = crate::sys::tools::version_number(&on_path);
+    for r in rows.iter_mut().filter(|r| on_listener(r)) {
+        if let Some(v) = r.app_server_version.as_deref()
+            && v != on_path
+        {
+            let note = format!("its Codex listener runs {v}, the codex on PATH is {on_path}");
+            r.note = Some(match r.note.take() {
+                Some(n) => format!("{n}; {note}"),
+                None => note,
+            });
+        }
+    }
 }
 
 fn account_for(accounts: &Accounts, home: &std::path::Path) -> Option<String> {
@@ -145,6 +187,10 @@ async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
             workspaces: Vec::new(),
             clients: None,
             threads_in_flight: None,
+            app_server: None,
+            app_server_pid: None,
+            app_server_version: None,
+            app_server_words: None,
             pid: record.as_ref().map(|r| r.pid),
             endpoint,
             age_seconds: record
@@ -168,6 +214,10 @@ async fn own_rows(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
                 row.workspaces = st.workspaces.iter().map(PathBuf::from).collect();
                 row.clients = st.clients;
                 row.threads_in_flight = st.threads_in_flight;
+                row.app_server = st.app_server.clone();
+                row.app_server_pid = st.app_server.as_ref().and(st.app_server_pid);
+                row.app_server_version = st.app_server_version().map(str::to_string);
+                row.app_server_words = st.app_server_words();
                 row.pid = st.pid.or(row.pid);
                 row.age_seconds = st
                     .started_at
@@ -265,6 +315,10 @@ fn plugin_row(
         workspaces: Vec::new(),
         clients: None,
         threads_in_flight: None,
+        app_server: None,
+        app_server_pid: None,
+        app_server_version: None,
+        app_server_words: None,
         pid,
         endpoint,
         age_seconds: None,
@@ -379,6 +433,9 @@ fn print_rows(rows: &[Row], json: bool, empty: &str) -> anyhow::Result<()> {
                 served.join(" ")
             },
         )?;
+        if let Some(served) = &r.app_server_words {
+            crate::outln!("          app-server: {served}")?;
+        }
         if let Some(note) = &r.note {
             crate::outln!("          {note}")?;
         }

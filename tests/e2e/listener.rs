@@ -110,6 +110,97 @@ fn count_while(home: &Path, stop: &AtomicBool) -> (usize, String) {
     }
 }
 
+/// `codex --version`'s number.
+fn version_of(codex: &Path) -> String {
+    let out = std::process::Command::new(codex)
+        .arg("--version")
+        .output()
+        .unwrap();
+    stdout(&out)
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `doctor --json`'s findings and notes of the brokers area, as text.
+fn doctor_brokers(w: &World) -> (Vec<Value>, Vec<String>) {
+    let out = w.run(&["doctor", "--json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), stderr(&out)));
+    let of = |key: &str| -> Vec<Value> {
+        doc[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["area"] == "brokers")
+            .cloned()
+            .collect()
+    };
+    let notes = of("notes")
+        .iter()
+        .map(|n| n["message"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    (of("findings"), notes)
+}
+
+/// `brokers` and `doctor` say a's broker serves through the listener, with its pid and version;
+/// with another Codex on PATH, both say the versions differ.
+fn check_lists_and_doctor(w: &World, codex: &Path, listener_pid: i32) {
+    let version = version_of(codex);
+    let own = own_brokers(w);
+    let row = own
+        .iter()
+        .find(|r| r["account"] == "a")
+        .unwrap_or_else(|| panic!("{own:?}"));
+    assert_eq!(row["appServer"], "listener", "{row}");
+    assert_eq!(
+        row["appServerPid"].as_i64(),
+        Some(i64::from(listener_pid)),
+        "{row}"
+    );
+    assert_eq!(row["appServerVersion"], version.as_str(), "{row}");
+    assert!(
+        row.get("note").is_none(),
+        "same version, nothing to say: {row}"
+    );
+    let table = stdout(&w.run(&["brokers"]));
+    assert!(
+        table.contains(&format!("app-server: Codex's own listener for the account (shared with other clients) (pid {listener_pid}, {version})")),
+        "{table}"
+    );
+    let (findings, notes) = doctor_brokers(w);
+    assert!(findings.is_empty(), "{findings:?}");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("broker of 'a': app-server: Codex's own listener")),
+        "{notes:?}"
+    );
+
+    let Some(other) = real_codexes()
+        .into_iter()
+        .find(|c| version_of(c) != version)
+    else {
+        return;
+    };
+    let other_version = version_of(&other);
+    w.sb.with_codex(&other);
+    let own = own_brokers(w);
+    let row = own.iter().find(|r| r["account"] == "a").unwrap();
+    let said = format!("its Codex listener runs {version}, the codex on PATH is {other_version}");
+    assert_eq!(row["note"], said.as_str(), "{row}");
+    let (findings, _) = doctor_brokers(w);
+    assert!(
+        findings.iter().any(|f| f["subject"] == "broker of 'a'"
+            && f["problem"].as_str().is_some_and(|p| p.contains(&format!(
+                "running {version}, and the codex on PATH is {other_version}"
+            )))),
+        "{findings:?}"
+    );
+    w.sb.with_codex(codex);
+}
+
 /// The brokers' logs, for a failure's message.
 fn logs(w: &World) -> String {
     crate::support::files_under(&w.sb.path().join("rt"))
@@ -206,6 +297,7 @@ fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
             Some(listener_pids[0] as u64),
             "{st}"
         );
+        check_lists_and_doctor(&w, &codex, listener_pids[0]);
 
         let out = w.run(&["a", "task", "--background", "background BG1"]);
         assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
@@ -305,6 +397,17 @@ fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
         let out = w.run(&["b", "task", "on b"]);
         assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
         assert_eq!(broker_status(&w, &w.home("b"))["appServer"], "child");
+        // A listener that comes later makes two app-servers for b: doctor says so.
+        let b_socket = listener::start(&w.sb, &codex, &w.home("b"));
+        let (findings, _) = doctor_brokers(&w);
+        assert!(
+            findings.iter().any(|f| f["subject"] == "broker of 'b'"
+                && f["problem"]
+                    .as_str()
+                    .is_some_and(|p| p.contains("next to the Codex listener"))),
+            "{findings:?}"
+        );
+        let _ = std::fs::remove_file(&b_socket);
         let _ = std::fs::remove_file(&socket);
     }
 }
