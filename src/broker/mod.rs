@@ -42,6 +42,29 @@
 //!   wait in their sockets). A line longer than 64 MiB from the app-server is dropped and logged;
 //!   the request it answered gets an error saying so.
 //!
+//! ## Codex's own listener
+//!
+//! When the account's home has a live Codex listener at its standard path
+//! (`$CODEX_HOME/app-server-control/app-server-control.sock`: the daemon Codex's TUI starts, or
+//! any `codex app-server --listen unix://` of that home), the broker serves its clients through
+//! it instead of starting its own `codex app-server`, so that the TUI, the plugin and codex-as
+//! share one process and one login refresh for the account. The socket is used only when it,
+//! the folder it is in and the process behind it are this user's and closed to others; else, or
+//! when nothing answers there, the broker starts its child as before (the log says why). The
+//! choice is made once, at start (`link`); `broker/status` says which (`appServer`).
+//! Its clients keep speaking newline JSON; the broker speaks the listener's WebSocket framing
+//! and initializes once, as with the child. What the listener does differently stays hidden:
+//! - it tells every client of every thread (`thread/started`, status, `thread/closed`): only
+//!   the broker's own clients' threads, and their sub-agents', reach them, as ever;
+//! - it asks every subscribed client its approvals and takes any answer, a refusal included:
+//!   the broker never answers a server request that is not for a thread of its clients (with
+//!   a child it refuses those, so that turns never hang);
+//! - any client may interrupt any turn: the broker forwards a `turn/interrupt` only for a turn
+//!   one of its clients started;
+//! - a turn outlives its client: a turn no client of the broker owns any more is interrupted,
+//!   as with the child, and a broker that stops (a signal) interrupts its clients' running
+//!   turns before it leaves. It never stops the listener: it closes its connection.
+//!
 //! ## Threads of other accounts
 //!
 //! A client's `thread/resume` of a thread whose newest copy is in another account's home (every

@@ -13,14 +13,19 @@
 //! - Thread-less notifications go to every client with work in flight (a request or a turn),
 //!   as the plugin's broker sends them to its one owner; with none, they are dropped.
 //! - Server requests go to the client running the thread's turn (else another owner); with no
-//!   owner connected they get the plugin broker's refusal, `METHOD_NOT_FOUND`.
+//!   owner connected they get the plugin broker's refusal, `METHOD_NOT_FOUND`, except on a
+//!   shared listener ([`AppServerKind::Listener`]), where they are another client's to answer
+//!   and get nothing from the broker.
 //! - `turn/interrupt` from any client is forwarded (`cancel` runs in another process than the
-//!   task it stops). Only [`p::EXCLUSIVE_METHODS`] get `BUSY`, unless their client is alone.
+//!   task it stops); on a shared listener, only for a turn one of the broker's clients started.
+//!   Only [`p::EXCLUSIVE_METHODS`] get `BUSY`, unless their client is alone.
 //! - A client that disconnects takes only its own work with it: a turn no connected client owns
 //!   any more is interrupted (nobody can read it, and the account would keep paying for it);
 //!   every other client's threads are untouched.
 //! - If the app-server dies, every request in flight gets an error and every client with a turn
 //!   running the failed-turn ending (an `error`, then `turn/completed` with status `failed`).
+//!   A broker that stops with turns running on a shared listener interrupts them first (a
+//!   child's would end with it).
 //! - `broker/shutdown`, with or without `ifIdle`, stops only an idle broker (the asking client
 //!   aside), judged when it is acted on; one past its `deadlineMs` is void.
 //!
@@ -2020,6 +2025,10 @@ mod tests {
         assert_eq!(ups.len(), 1, "{out:?}");
         assert_eq!(ups[0].0, "turn/interrupt");
         assert_eq!(ups[0].1["turnId"], "turn-t1");
+        // A listener that is gone is not written to.
+        let (mut s, t0) = on_listener();
+        start_stream(&mut s, t0, A, "t1");
+        assert!(upstream(&s.on_app_server_gone("closed".into())).is_empty());
         // A child dies with the broker: nothing is sent to it.
         let (mut child, t0) = serving();
         start_stream(&mut child, t0, A, "t1");
