@@ -303,6 +303,25 @@ fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
         assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
         threads.push(("BG1", thread_of(&w, "BG1")));
 
+        // A background turn cancelled: the broker forwards the interrupt of its own turn.
+        let out = w.run(&["a", "task", "--background", "long CANCEL1 stub:sleep=15000"]);
+        assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+        let running = || {
+            w.jobs().into_iter().find(|j| {
+                j.to_string().contains("CANCEL1")
+                    && j["status"] == "running"
+                    && j["turnId"].as_str().is_some()
+            })
+        };
+        assert!(wait_until(60, || running().is_some()), "{:?}", w.jobs());
+        let job = running().unwrap();
+        let out = w.run(&["a", "cancel", job["id"].as_str().unwrap(), "--json"]);
+        assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+        let cancel: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)));
+        assert_eq!(cancel["status"], "cancelled", "{cancel}");
+        assert_eq!(cancel["turnInterrupted"], true, "{cancel}");
+
         let ok = Arc::new(AtomicUsize::new(0));
         std::thread::scope(|s| {
             for n in 0..3 {
