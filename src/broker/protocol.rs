@@ -67,6 +67,7 @@ pub const THREAD_STARTED: &str = "thread/started";
 /// The app-server unloaded a thread (60 s after its last subscriber left).
 pub const THREAD_CLOSED: &str = "thread/closed";
 pub const THREAD_UNSUBSCRIBE: &str = "thread/unsubscribe";
+pub const THREAD_LOADED_LIST: &str = "thread/loaded/list";
 /// Requests whose answer names a thread the asking client then owns.
 pub const THREAD_OPENING_METHODS: [&str; 3] = ["thread/start", "thread/resume", "thread/fork"];
 pub const BROKER_STATUS: &str = "broker/status";

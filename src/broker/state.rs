@@ -162,6 +162,9 @@ enum Origin {
     OrphanInterrupt,
     /// The broker's own `thread/unsubscribe` of a thread no client owns any more.
     Release,
+    /// The broker's own `thread/loaded/list` on a shared listener: threads other clients opened
+    /// before it connected are open too.
+    LoadedList,
 }
 
 #[derive(Debug, Default)]
@@ -313,7 +316,9 @@ impl State {
     /// Requests the app-server has not answered, but the broker's own releases: nobody waits
     /// for those, and a broker that stops before their answer loses nothing.
     fn requests_in_flight(&self) -> bool {
-        self.pending.values().any(|o| !matches!(o, Origin::Release))
+        self.pending
+            .values()
+            .any(|o| !matches!(o, Origin::Release | Origin::LoadedList))
     }
 
     fn turns_in_flight(&self) -> usize {
@@ -717,6 +722,9 @@ impl State {
                         p::INITIALIZED,
                         json!({}),
                     )));
+                    if self.shares_app_server() {
+                        self.send_upstream(Origin::LoadedList, p::THREAD_LOADED_LIST, json!({}));
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -727,6 +735,16 @@ impl State {
                 }
             },
             Origin::OrphanInterrupt | Origin::Release => {}
+            Origin::LoadedList => {
+                let ids = outcome.ok();
+                let ids = ids
+                    .as_ref()
+                    .and_then(|r| r.get("data"))
+                    .and_then(Value::as_array);
+                for id in ids.into_iter().flatten().filter_map(Value::as_str) {
+                    self.loaded.insert(id.to_string());
+                }
+            }
             Origin::Client {
                 client,
                 id,
@@ -2033,5 +2051,26 @@ mod tests {
         let (mut child, t0) = serving();
         start_stream(&mut child, t0, A, "t1");
         assert!(upstream(&child.on_stop(StopReason::Signal)).is_empty());
+    }
+
+    #[test]
+    fn on_a_listener_threads_others_opened_before_it_connected_count_as_open() {
+        let t0 = Instant::now();
+        let (mut s, _) = State::new(facts(), t0);
+        s.set_app_server_kind(AppServerKind::Listener);
+        let out = s.on_app_server_message(Message::ok(json!(1), json!({})), t0);
+        let ups = upstream(&out);
+        assert_eq!(ups.len(), 1, "{out:?}");
+        assert_eq!(ups[0].1, "thread/loaded/list");
+        s.on_connect(A, t0);
+        assert!(s.is_quiet(), "nobody waits for that answer");
+        let answer = json!({"data": ["tui-1", "tui-2"], "nextCursor": null});
+        s.on_app_server_message(Message::ok(json!(ups[0].0), answer), t0);
+        assert!(s.is_loaded("tui-1") && s.is_loaded("tui-2"));
+        assert!(!s.is_loaded("other"));
+        // A child has nothing open that the broker did not open itself.
+        let (mut child, _) = State::new(facts(), t0);
+        let out = child.on_app_server_message(Message::ok(json!(1), json!({})), t0);
+        assert!(upstream(&out).is_empty(), "{out:?}");
     }
 }

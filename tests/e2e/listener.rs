@@ -297,6 +297,16 @@ fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
             Some(listener_pids[0] as u64),
             "{st}"
         );
+        // The TUI opened its thread before the broker connected: the broker knows it is open
+        // (no newer copy of it may be carried into this home under the listener).
+        assert!(
+            st["openThreads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t == tui_thread.as_str()),
+            "{st}"
+        );
         check_lists_and_doctor(&w, &codex, listener_pids[0]);
 
         let out = w.run(&["a", "task", "--background", "background BG1"]);
