@@ -259,6 +259,19 @@ impl Io {
                         .and_then(Value::as_str)
                         .map(PathBuf::from);
                     if let Some(home) = reported {
+                        // A listener is found by a path inside the home, but any home's Codex
+                        // could have been told to listen there: its work would land in that
+                        // other home, under that other login.
+                        if let AppServerLink::Listener(link) = &self.app
+                            && !crate::account::same_home(&home, &self.home)
+                        {
+                            return Some(StopReason::InitFailed(format!(
+                                "the Codex listener at {} serves {}, not this account's home {}: not using it",
+                                link.path().display(),
+                                home.display(),
+                                self.home.display()
+                            )));
+                        }
                         self.home = home;
                     }
                     state.set_identity(Identity::of_home(&self.home));

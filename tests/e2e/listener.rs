@@ -440,3 +440,25 @@ fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
         let _ = std::fs::remove_file(&socket);
     }
 }
+
+#[test]
+fn a_listener_of_another_home_at_an_accounts_path_is_never_used() {
+    let Some(codex) = real_codexes().into_iter().next() else {
+        return;
+    };
+    let Some(w) = world(&codex) else { return };
+    let (home_a, home_b) = (w.home("a"), w.home("b"));
+    // b's Codex told to listen at a's standard path.
+    let socket = listener::start_at(&w.sb, &codex, &home_b, &listener::standard_path(&home_a));
+    let out = w.run(&["a", "task", "where does this land"]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{} {err}", stdout(&out));
+    assert!(err.contains("not this account's home"), "{err}");
+    assert!(
+        w.stub.turn_requests(KEY_A).is_empty() && w.stub.turn_requests(KEY_B).is_empty(),
+        "no turn ran anywhere: {:?}",
+        w.stub.requests()
+    );
+    assert!(own_brokers(&w).is_empty(), "{:?}", own_brokers(&w));
+    let _ = std::fs::remove_file(&socket);
+}

@@ -22,22 +22,32 @@ pub fn standard_path(home: &Path) -> PathBuf {
 /// Starts `codex app-server --listen unix://` for `home` (the sandbox ends it) and waits until it
 /// accepts connections; returns the socket its standard path leads to.
 pub fn start(sb: &Sandbox, codex: &Path, home: &Path) -> PathBuf {
+    start_at(sb, codex, home, &standard_path(home))
+}
+
+/// Starts `codex app-server --listen unix://PATH` serving `home` at `path` (the sandbox ends it)
+/// and waits until it accepts connections; returns the socket `path` leads to.
+pub fn start_at(sb: &Sandbox, codex: &Path, home: &Path, path: &Path) -> PathBuf {
+    let listen = if path == standard_path(home) {
+        "unix://".to_owned()
+    } else {
+        format!("unix://{}", path.display())
+    };
     let child = sb
         .command(codex)
-        .args(["app-server", "--listen", "unix://"])
+        .args(["app-server", "--listen", &listen])
         .env("CODEX_HOME", home)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", codex.display()));
     sb.adopt(child);
-    let path = standard_path(home);
     assert!(
         super::wait_until(30, || UnixStream::connect(&path).is_ok()),
         "no listener at {} within 30 s",
         path.display()
     );
-    std::fs::canonicalize(&path).unwrap()
+    std::fs::canonicalize(path).unwrap()
 }
 
 /// Pids of the app-server processes serving `home` (the native `codex` binaries whose argv says
