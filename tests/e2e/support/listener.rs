@@ -43,7 +43,7 @@ pub fn start_at(sb: &Sandbox, codex: &Path, home: &Path, path: &Path) -> PathBuf
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", codex.display()));
     sb.adopt(child);
     assert!(
-        super::wait_until(30, || UnixStream::connect(&path).is_ok()),
+        super::wait_until(30, || UnixStream::connect(path).is_ok()),
         "no listener at {} within 30 s",
         path.display()
     );
