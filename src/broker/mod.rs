@@ -50,8 +50,12 @@
 //! it instead of starting its own `codex app-server`, so that the TUI, the plugin and codex-as
 //! share one process and one login refresh for the account. The socket is used only when it,
 //! the folder it is in and the process behind it are this user's and closed to others; else, or
-//! when nothing answers there, the broker starts its child as before (the log says why). The
-//! choice is made once, at start (`link`); `broker/status` says which (`appServer`).
+//! when nothing answers there, the broker starts its child as before (the log says why). A
+//! listener whose `initialize` answer names another home than the broker's is refused, and the
+//! broker fails to start saying so: its work would land in that home. The choice is made once,
+//! at start (`link`); `broker/status` says which (`appServer`, `appServerUserAgent`). Threads
+//! other clients have open on it (`thread/loaded/list` at start, `thread/started` after) count
+//! as open: no newer copy of one is carried into the home under it.
 //! Its clients keep speaking newline JSON; the broker speaks the listener's WebSocket framing
 //! and initializes once, as with the child. What the listener does differently stays hidden:
 //! - it tells every client of every thread (`thread/started`, status, `thread/closed`): only
