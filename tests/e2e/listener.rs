@@ -1,7 +1,8 @@
 //! An account whose home has Codex's own listener up (what the 0.171 TUI's daemon is): codex-as
 //! serves its companions through it, with the real plugin and the real `codex app-server`
 //! (every version of `support::real_codexes()`), whose homes use the model stub. Exactly one
-//! app-server serves the home, work lands in that home, and a TUI-like client on the same
+//! app-server serves the home through tasks (foreground, background, concurrent, cancelled),
+//! status, setup and review, work lands in that home, and a TUI-like client on the same
 //! listener keeps its own turn: never interrupted, never handed the companions' turns.
 
 use std::path::Path;
@@ -308,6 +309,19 @@ fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
             "{st}"
         );
         check_lists_and_doctor(&w, &codex, listener_pids[0]);
+        for args in [&["a", "status"][..], &["a", "setup"]] {
+            let out = w.run(args);
+            assert!(
+                out.status.success(),
+                "{args:?}: {} {}",
+                stdout(&out),
+                stderr(&out)
+            );
+        }
+        std::fs::write(w.ws.join("notes.txt"), "a change to review\n").unwrap();
+        let out = w.run(&["a", "review"]);
+        assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+        assert!(stdout(&out).contains("echo:"), "{}", stdout(&out));
 
         let out = w.run(&["a", "task", "--background", "background BG1"]);
         assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
