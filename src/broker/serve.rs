@@ -209,7 +209,7 @@ struct Io {
     app: AppServerLink,
     /// The home named by the environment, until the app-server names its own.
     home: PathBuf,
-    ready_fd: Option<OwnedFd>,
+    ready_fd: ReadyPipe,
     ready: bool,
     /// Clients with file work running for one of their requests (a thread carried in from
     /// another home, say), and their lines that came after it: a client's requests keep their
@@ -275,7 +275,7 @@ impl Io {
                         self.home = home;
                     }
                     state.set_identity(Identity::of_home(&self.home));
-                    signal_ready(self.ready_fd.take());
+                    self.ready_fd.signal();
                     self.ready = true;
                 }
                 Action::Stop(reason) => return Some(reason),
@@ -491,6 +491,7 @@ impl Io {
 
 /// Runs the broker until it stops; Ok with the reason for a clean stop after it was ready.
 pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
+    let ready_fd = ReadyPipe(opts.ready.take());
     let socket_path = endpoint::socket_path(&opts.endpoint)?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(BrokerError::Io)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(BrokerError::Io)?;
@@ -534,7 +535,7 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
         events: events_tx,
         app,
         home,
-        ready_fd: opts.ready.take(),
+        ready_fd,
         ready: false,
         held: HashMap::new(),
         lists: HashMap::new(),
@@ -922,11 +923,27 @@ pub fn take_ready_fd(fd: i32) -> Result<OwnedFd, BrokerError> {
     Ok(owned)
 }
 
-/// Tells the spawner the broker is ready: one line, then end of file.
-fn signal_ready(fd: Option<OwnedFd>) {
-    if let Some(fd) = fd {
-        let mut f = File::from(fd);
-        let _ = f.write_all(b"ready\n");
+/// The readiness pipe to the spawner: `ready` once the broker serves, then end of file. A broker
+/// that never got ready leaves it open until the process exits: the spawner takes the end of
+/// file as "failed, the log says why", and the reason is printed on the way out, after this is
+/// dropped.
+struct ReadyPipe(Option<OwnedFd>);
+
+impl ReadyPipe {
+    fn signal(&mut self) {
+        if let Some(fd) = self.0.take() {
+            let mut f = File::from(fd);
+            let _ = f.write_all(b"ready\n");
+        }
+    }
+}
+
+impl Drop for ReadyPipe {
+    fn drop(&mut self) {
+        // Closed by the kernel at exit (close-on-exec keeps it from the app-server).
+        if let Some(fd) = self.0.take() {
+            std::mem::forget(fd);
+        }
     }
 }
 

@@ -44,13 +44,6 @@ fn serve_cmd(args: BrokerServeArgs) -> anyhow::Result<u8> {
     // First of all, so that no child (the app-server) inherits the ready pipe and keeps the
     // spawner from seeing end of file if the broker dies.
     let ready = args.ready_fd.map(serve::take_ready_fd).transpose()?;
-    // The spawner takes the pipe's end of file without `ready` as "failed, the log says why":
-    // a copy held until the process exits keeps that end of file behind the reason, which is
-    // printed on the way out. Once `ready` is written nobody waits for the end.
-    let _until_exit = ready
-        .as_ref()
-        .and_then(|fd| fd.try_clone().ok())
-        .map(std::mem::ManuallyDrop::new);
     if !args.endpoint.starts_with("unix:") || args.endpoint.len() <= "unix:".len() {
         return Err(UsageError::new(format!(
             "--endpoint {:?}: expected unix:PATH",
