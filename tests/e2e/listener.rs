@@ -412,7 +412,12 @@ fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
         assert_eq!(listener::app_servers_of(&home_a), listener_pids);
 
         done.store(true, Ordering::Relaxed);
-        let (mut tui, completed, tui_done) = reader.join().unwrap();
+        let (mut tui, completed, tui_done) = reader.join().unwrap_or_else(|_| {
+            panic!(
+                "the TUI client failed; its listener's log ends:\n{}",
+                listener::log_tail(&home_a)
+            )
+        });
         assert!(
             first_done < tui_done,
             "the companions ran while the TUI's turn did"

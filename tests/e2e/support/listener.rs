@@ -33,12 +33,14 @@ pub fn start_at(sb: &Sandbox, codex: &Path, home: &Path, path: &Path) -> PathBuf
     } else {
         format!("unix://{}", path.display())
     };
+    let log = std::fs::File::create(log_path(home)).unwrap();
     let child = sb
         .command(codex)
         .args(["app-server", "--listen", &listen])
         .env("CODEX_HOME", home)
+        .env("RUST_LOG", "codex_app_server=debug")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", codex.display()));
     sb.adopt(child);
@@ -48,6 +50,18 @@ pub fn start_at(sb: &Sandbox, codex: &Path, home: &Path, path: &Path) -> PathBuf
         path.display()
     );
     std::fs::canonicalize(path).unwrap()
+}
+
+/// Where the listener started for `home` logs (beside the home).
+pub fn log_path(home: &Path) -> PathBuf {
+    home.with_extension("listener.log")
+}
+
+/// The end of that log, for a failure's message.
+pub fn log_tail(home: &Path) -> String {
+    let text = std::fs::read_to_string(log_path(home)).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
 /// Pids of the app-server processes serving `home` (the native `codex` binaries whose argv says
@@ -153,15 +167,27 @@ impl TuiClient {
                 Some(v)
             }
             Ok(_) => None,
+            // A signal another test's handler caught interrupts the read: nothing lost, try again.
             Err(tungstenite::Error::Io(e))
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
                 ) =>
             {
                 None
             }
-            Err(e) => panic!("listener connection failed: {e}"),
+            Err(e) => {
+                let last: Vec<String> = self
+                    .seen
+                    .iter()
+                    .rev()
+                    .take(5)
+                    .map(|(_, v)| v.to_string())
+                    .collect();
+                panic!("listener connection failed: {e}; last seen (newest first): {last:?}")
+            }
         }
     }
 
