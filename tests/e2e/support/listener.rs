@@ -154,7 +154,14 @@ impl TuiClient {
     }
 
     pub fn send(&mut self, v: Value) {
-        self.ws.send(Message::text(v.to_string())).unwrap();
+        let mut sent = self.ws.send(Message::text(v.to_string()));
+        // Interrupted by a signal: the frame is queued, and flushing again sends the rest.
+        while let Err(tungstenite::Error::Io(e)) = &sent
+            && e.kind() == std::io::ErrorKind::Interrupted
+        {
+            sent = self.ws.flush();
+        }
+        sent.unwrap();
     }
 
     /// The next message, or None when nothing came within the socket's read timeout.
