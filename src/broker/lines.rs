@@ -114,7 +114,7 @@ impl Backlog {
         }
     }
 
-    fn sub(&self, n: usize) {
+    pub fn sub(&self, n: usize) {
         if self.bytes.fetch_sub(n, Ordering::AcqRel).saturating_sub(n) <= self.limit {
             self.open
                 .send_if_modified(|open| !std::mem::replace(open, true));

@@ -5,7 +5,9 @@
 //! - `protocol`: the JSON-RPC line types and the plugin's constants.
 //! - `state`: every rule, as a pure state machine.
 //! - `serve`: the event loop that feeds the state machine and carries out its actions.
-//! - `app_server`: the child process. `endpoint`: the socket file. `lines`: line I/O.
+//! - `link`: the one app-server the broker speaks to, behind one interface: the account's own
+//!   Codex listener (`listener`) when one is up, else its own child (`app_server`).
+//! - `endpoint`: the socket file. `lines`: line I/O.
 //! - `presence`: the files that let clients find a broker, kept in place while it serves.
 //! - `client`: how codex-as itself talks to a broker (ours or the plugin's), or to an app-server.
 //! - `pool`: finding or starting the broker for an account (any workspace), for the companion.
@@ -40,6 +42,33 @@
 //! - While 16 MiB wait for the app-server to read them, clients are read no further (their bytes
 //!   wait in their sockets). A line longer than 64 MiB from the app-server is dropped and logged;
 //!   the request it answered gets an error saying so.
+//!
+//! ## Codex's own listener
+//!
+//! When the account's home has a live Codex listener at its standard path
+//! (`$CODEX_HOME/app-server-control/app-server-control.sock`: the daemon Codex's TUI starts, or
+//! any `codex app-server --listen unix://` of that home), the broker serves its clients through
+//! it instead of starting its own `codex app-server`, so that the TUI, the plugin and codex-as
+//! share one process and one login refresh for the account. The socket is used only when it,
+//! the folder it is in and the process behind it are this user's and closed to others; else, or
+//! when nothing answers there, the broker starts its child as before (the log says why). A
+//! listener whose `initialize` answer names another home than the broker's is refused, and the
+//! broker fails to start saying so: its work would land in that home. The choice is made once,
+//! at start (`link`); `broker/status` says which (`appServer`, `appServerUserAgent`). Threads
+//! other clients have open on it (`thread/loaded/list` at start, `thread/started` after) count
+//! as open: no newer copy of one is carried into the home under it.
+//! Its clients keep speaking newline JSON; the broker speaks the listener's WebSocket framing
+//! and initializes once, as with the child. What the listener does differently stays hidden:
+//! - it tells every client of every thread (`thread/started`, status, `thread/closed`): only
+//!   the broker's own clients' threads, and their sub-agents', reach them, as ever;
+//! - it asks every subscribed client its approvals and takes any answer, a refusal included:
+//!   the broker never answers a server request that is not for a thread of its clients (with
+//!   a child it refuses those, so that turns never hang);
+//! - any client may interrupt any turn: the broker forwards a `turn/interrupt` only for a turn
+//!   one of its clients started;
+//! - a turn outlives its client: a turn no client of the broker owns any more is interrupted,
+//!   as with the child, and a broker that stops (a signal) interrupts its clients' running
+//!   turns before it leaves. It never stops the listener: it closes its connection.
 //!
 //! ## Threads of other accounts
 //!
@@ -89,7 +118,7 @@
 //!  "leaseHeld":false,"idleSeconds":0,"cwd":"/home/u/.codex-work",
 //!  "endpoint":"unix:/tmp/codex-as-1000/x.sock","usageLimitHits":[{"pid":4801,
 //!  "threadId":"019b…","turnId":"019c…","message":"You've hit your usage limit."}],
-//!  "openThreads":["019a…","019b…"]}
+//!  "openThreads":["019a…","019b…"],"appServer":"child","appServerUserAgent":"Claude Code/0.171.0"}
 //! ```
 
 pub mod app_server;
@@ -97,6 +126,8 @@ pub mod client;
 pub mod endpoint;
 pub mod lease;
 pub mod lines;
+pub mod link;
+pub mod listener;
 pub mod pool;
 pub mod presence;
 pub mod protocol;

@@ -67,6 +67,7 @@ pub const THREAD_STARTED: &str = "thread/started";
 /// The app-server unloaded a thread (60 s after its last subscriber left).
 pub const THREAD_CLOSED: &str = "thread/closed";
 pub const THREAD_UNSUBSCRIBE: &str = "thread/unsubscribe";
+pub const THREAD_LOADED_LIST: &str = "thread/loaded/list";
 /// Requests whose answer names a thread the asking client then owns.
 pub const THREAD_OPENING_METHODS: [&str; 3] = ["thread/start", "thread/resume", "thread/fork"];
 pub const BROKER_STATUS: &str = "broker/status";
@@ -133,12 +134,60 @@ pub struct Status {
     /// carried into this home: the app-server would go on from the copy it holds in memory and
     /// write its next turns to the replaced file.
     pub open_threads: Vec<String>,
+    /// Ours: `"child"` (its own `codex app-server`) or `"listener"` (the account's Codex
+    /// listener, shared with other clients such as a TUI).
+    pub app_server: Option<String>,
+    /// Ours: the `userAgent` the app-server answered `initialize` with (it names its version;
+    /// empty when it gave none).
+    pub app_server_user_agent: Option<String>,
 }
 
 impl Status {
     pub fn is_codex_as(&self) -> bool {
         self.broker.as_deref() == Some("codex-as")
     }
+
+    /// Whether a codex-as broker serves its clients through the account's Codex listener
+    /// (shared with a TUI, say) rather than a child of its own.
+    pub fn on_listener(&self) -> bool {
+        self.app_server.as_deref() == Some("listener")
+    }
+
+    /// The version of the app-server behind a codex-as broker, as its `userAgent` names it.
+    pub fn app_server_version(&self) -> Option<&str> {
+        version_in_user_agent(self.app_server_user_agent.as_deref()?)
+    }
+
+    /// What serves a codex-as broker's clients, in words (`brokers`, `doctor`); None for a
+    /// broker that does not say (the plugin's, an older codex-as).
+    pub fn app_server_words(&self) -> Option<String> {
+        let what = match self.app_server.as_deref()? {
+            "listener" => "Codex's own listener for the account (shared with other clients)",
+            "child" => "its own codex app-server",
+            other => other,
+        };
+        let mut details = Vec::new();
+        if let Some(pid) = self.app_server_pid {
+            details.push(format!("pid {pid}"));
+        }
+        if let Some(v) = self.app_server_version() {
+            details.push(v.to_string());
+        }
+        Some(match details.is_empty() {
+            true => what.to_string(),
+            false => format!("{what} ({})", details.join(", ")),
+        })
+    }
+}
+
+/// The version in an app-server's `userAgent` (`ORIGINATOR/VERSION (OS; ARCH) ...`).
+pub fn version_in_user_agent(user_agent: &str) -> Option<&str> {
+    let head = user_agent.split(" (").next()?;
+    let (_, version) = head.rsplit_once('/')?;
+    let version = version.trim();
+    version
+        .starts_with(|c: char| c.is_ascii_digit())
+        .then_some(version)
 }
 
 /// A turn that failed with `codexErrorInfo: "usageLimitExceeded"`, as the broker saw it.
@@ -311,6 +360,43 @@ pub fn str_param<'a>(params: Option<&'a Value>, key: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_version_is_read_from_a_user_agent() {
+        let ua = "Claude Code/0.171.0 (Debian 12.0.0; x86_64) xterm (Claude Code; 1.0.5)";
+        assert_eq!(version_in_user_agent(ua), Some("0.171.0"));
+        assert_eq!(
+            version_in_user_agent("codex_cli_rs/0.169.0"),
+            Some("0.169.0")
+        );
+        assert_eq!(version_in_user_agent(""), None);
+        assert_eq!(version_in_user_agent("codex-companion-broker"), None);
+        assert_eq!(version_in_user_agent("a/b (c/1.0)"), None);
+    }
+
+    #[test]
+    fn what_serves_a_broker_is_said_with_its_pid_and_version() {
+        let st = Status {
+            app_server: Some("listener".into()),
+            app_server_pid: Some(42),
+            app_server_user_agent: Some("Claude Code/0.171.0 (Linux)".into()),
+            ..Status::default()
+        };
+        assert!(st.on_listener());
+        let words = st.app_server_words().unwrap();
+        assert!(words.starts_with("Codex's own listener"), "{words}");
+        assert!(words.ends_with("(pid 42, 0.171.0)"), "{words}");
+        let child = Status {
+            app_server: Some("child".into()),
+            ..Status::default()
+        };
+        assert!(!child.on_listener());
+        assert_eq!(
+            child.app_server_words().unwrap(),
+            "its own codex app-server"
+        );
+        assert_eq!(Status::default().app_server_words(), None);
+    }
 
     /// The `broker/status` example of the module docs of `broker`.
     fn documented_status() -> Value {

@@ -80,6 +80,17 @@ pub struct Row {
     /// Ours: threads with a turn running.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threads_in_flight: Option<u64>,
+    /// Ours: what serves its clients, `listener` (the account's own Codex listener, shared with
+    /// a TUI, say) or `child` (its own `codex app-server`), with that process and its version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_server_pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_server_version: Option<String>,
+    /// The same in words, for the table.
+    #[serde(skip)]
+    pub app_server_words: Option<String>,
     pub pid: Option<u32>,
     pub endpoint: String,
     pub age_seconds: Option<u64>,
@@ -108,8 +119,39 @@ impl Row {
 /// Every broker: codex-as's own first, then the plugin's.
 pub async fn list(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
     let mut rows = own(reg, accounts).await;
+    note_listener_versions(&mut rows);
     rows.extend(plugin_rows(accounts));
     rows
+}
+
+/// A broker on a Codex listener of another version than the `codex` on PATH says so: that
+/// listener (the TUI's daemon, say) was started by another Codex and keeps running it.
+fn note_listener_versions(rows: &mut [Row]) {
+    let on_listener = |r: &Row| r.app_server.as_deref() == Some("listener");
+    if !rows
+        .iter()
+        .any(|r| on_listener(r) && r.app_server_version.is_some())
+    {
+        return;
+    }
+    let Some(on_path) = crate::sys::tools::codex()
+        .ok()
+        .and_then(|c| crate::sys::tools::version(&c))
+    else {
+        return;
+    };
+    let on_path = crate::sys::tools::version_number(&on_path);
+    for r in rows.iter_mut().filter(|r| on_listener(r)) {
+        if let Some(v) = r.app_server_version.as_deref()
+            && v != on_path
+        {
+            let note = format!("its Codex listener runs {v}, the codex on PATH is {on_path}");
+            r.note = Some(match r.note.take() {
+                Some(n) => format!("{n}; {note}"),
+                None => note,
+            });
+        }
+    }
 }
 
 /// codex-as's own brokers, each asked for its status; a record whose broker is gone is
@@ -149,6 +191,10 @@ impl Row {
             workspaces: Vec::new(),
             clients: None,
             threads_in_flight: None,
+            app_server: None,
+            app_server_pid: None,
+            app_server_version: None,
+            app_server_words: None,
             pid: record.as_ref().map(|r| r.pid),
             endpoint,
             age_seconds: record
@@ -174,6 +220,10 @@ impl Row {
         self.workspaces = st.workspaces.iter().map(PathBuf::from).collect();
         self.clients = st.clients;
         self.threads_in_flight = st.threads_in_flight;
+        self.app_server = st.app_server.clone();
+        self.app_server_pid = st.app_server.as_ref().and(st.app_server_pid);
+        self.app_server_version = st.app_server_version().map(str::to_string);
+        self.app_server_words = st.app_server_words();
         self.pid = st.pid.or(self.pid);
         self.age_seconds = st
             .started_at
@@ -255,6 +305,10 @@ fn plugin_row(
         workspaces: Vec::new(),
         clients: None,
         threads_in_flight: None,
+        app_server: None,
+        app_server_pid: None,
+        app_server_version: None,
+        app_server_words: None,
         pid,
         endpoint,
         age_seconds: None,

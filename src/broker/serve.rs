@@ -22,10 +22,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use super::BrokerError;
-use super::app_server::{self, AppServer, Output};
+use super::app_server::{self, Output};
 use super::endpoint;
 use super::lease;
 use super::lines::{self, Backlog};
+use super::link::AppServerLink;
 use super::presence::{Files, close_listener, keep_findable};
 use super::protocol::{self as p, Message};
 use super::registry::Registry;
@@ -205,10 +206,10 @@ struct Io {
     next_client: ClientId,
     places: Places,
     events: Sender<Event>,
-    app: AppServer,
+    app: AppServerLink,
     /// The home named by the environment, until the app-server names its own.
     home: PathBuf,
-    ready_fd: Option<OwnedFd>,
+    ready_fd: ReadyPipe,
     ready: bool,
     /// Clients with file work running for one of their requests (a thread carried in from
     /// another home, say), and their lines that came after it: a client's requests keep their
@@ -258,10 +259,23 @@ impl Io {
                         .and_then(Value::as_str)
                         .map(PathBuf::from);
                     if let Some(home) = reported {
+                        // A listener is found by a path inside the home, but any home's Codex
+                        // could have been told to listen there: its work would land in that
+                        // other home, under that other login.
+                        if let AppServerLink::Listener(link) = &self.app
+                            && !crate::account::same_home(&home, &self.home)
+                        {
+                            return Some(StopReason::InitFailed(format!(
+                                "the Codex listener at {} serves {}, not this account's home {}: not using it",
+                                link.path().display(),
+                                home.display(),
+                                self.home.display()
+                            )));
+                        }
                         self.home = home;
                     }
                     state.set_identity(Identity::of_home(&self.home));
-                    signal_ready(self.ready_fd.take());
+                    self.ready_fd.signal();
                     self.ready = true;
                 }
                 Action::Stop(reason) => return Some(reason),
@@ -477,6 +491,7 @@ impl Io {
 
 /// Runs the broker until it stops; Ok with the reason for a clean stop after it was ready.
 pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
+    let ready_fd = ReadyPipe(opts.ready.take());
     let socket_path = endpoint::socket_path(&opts.endpoint)?;
     let mut signals = Signals::new()?;
     // `listener` is bound after `files`, so that on an early return it closes before the
@@ -487,7 +502,7 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
     let lease_held = || lease.held();
 
     let (events_tx, mut events): (Sender<Event>, Receiver<Event>) = mpsc::channel(EVENT_QUEUE);
-    let (mut io, mut state, mut actions) = Io::start(&mut opts, events_tx)?;
+    let (mut io, mut state, mut actions) = Io::start(&mut opts, ready_fd, events_tx).await?;
     let mut backoff = Backoff::new();
     let mut app_exit = AppExit::default();
     let mut watch = tokio::time::interval(WATCH_INTERVAL);
@@ -599,12 +614,20 @@ struct AppExit {
 impl Io {
     /// Starts the app-server and the state machine: the I/O side, the state, and its first
     /// actions (the app-server's `initialize`).
-    fn start(
+    async fn start(
         opts: &mut Options,
+        ready_fd: ReadyPipe,
         events: Sender<Event>,
     ) -> Result<(Io, State, Vec<Action>), BrokerError> {
-        let app = AppServer::spawn(&opts.codex, &opts.cwd, events.clone(), Event::AppServer)?;
         let home = identity::codex_home_from_env().unwrap_or_default();
+        let app = AppServerLink::open(
+            &opts.codex,
+            &opts.cwd,
+            &home,
+            events.clone(),
+            Event::AppServer,
+        )
+        .await?;
         let facts = Facts {
             pid: std::process::id(),
             app_server_pid: app.pid(),
@@ -618,7 +641,8 @@ impl Io {
         let limits = Limits {
             max_clients: opts.max_clients,
         };
-        let (state, first) = State::with_limits(facts, limits, Instant::now());
+        let (mut state, first) = State::with_limits(facts, limits, Instant::now());
+        state.set_app_server_kind(app.kind());
         let io = Io {
             clients: HashMap::new(),
             next_client: 1,
@@ -626,7 +650,7 @@ impl Io {
             events,
             app,
             home,
-            ready_fd: opts.ready.take(),
+            ready_fd,
             ready: false,
             held: HashMap::new(),
             lists: HashMap::new(),
@@ -661,13 +685,8 @@ impl Io {
                 app_server_line_too_long(state, read, &head)
             }
             Event::AppServer(Output::Closed) => {
-                if !app_exit.waited {
-                    app_exit.status = tokio::time::timeout(EXIT_GRACE, self.app.wait())
-                        .await
-                        .ok()
-                        .and_then(Result::ok);
-                }
-                state.on_app_server_gone(app_server::describe_exit(app_exit.status))
+                let how = self.app.gone(app_exit.status, EXIT_GRACE).await;
+                state.on_app_server_gone(how)
             }
         }
     }
@@ -970,11 +989,27 @@ pub fn take_ready_fd(fd: i32) -> Result<OwnedFd, BrokerError> {
     Ok(owned)
 }
 
-/// Tells the spawner the broker is ready: one line, then end of file.
-fn signal_ready(fd: Option<OwnedFd>) {
-    if let Some(fd) = fd {
-        let mut f = File::from(fd);
-        let _ = f.write_all(b"ready\n");
+/// The readiness pipe to the spawner: `ready` once the broker serves, then end of file. A broker
+/// that never got ready leaves it open until the process exits: the spawner takes the end of
+/// file as "failed, the log says why", and the reason is printed on the way out, after this is
+/// dropped.
+struct ReadyPipe(Option<OwnedFd>);
+
+impl ReadyPipe {
+    fn signal(&mut self) {
+        if let Some(fd) = self.0.take() {
+            let mut f = File::from(fd);
+            let _ = f.write_all(b"ready\n");
+        }
+    }
+}
+
+impl Drop for ReadyPipe {
+    fn drop(&mut self) {
+        // Closed by the kernel at exit (close-on-exec keeps it from the app-server).
+        if let Some(fd) = self.0.take() {
+            std::mem::forget(fd);
+        }
     }
 }
 

@@ -13,14 +13,19 @@
 //! - Thread-less notifications go to every client with work in flight (a request or a turn),
 //!   as the plugin's broker sends them to its one owner; with none, they are dropped.
 //! - Server requests go to the client running the thread's turn (else another owner); with no
-//!   owner connected they get the plugin broker's refusal, `METHOD_NOT_FOUND`.
+//!   owner connected they get the plugin broker's refusal, `METHOD_NOT_FOUND`, except on a
+//!   shared listener ([`AppServerKind::Listener`]), where they are another client's to answer
+//!   and get nothing from the broker.
 //! - `turn/interrupt` from any client is forwarded (`cancel` runs in another process than the
-//!   task it stops). Only [`p::EXCLUSIVE_METHODS`] get `BUSY`, unless their client is alone.
+//!   task it stops); on a shared listener, only for a turn one of the broker's clients started.
+//!   Only [`p::EXCLUSIVE_METHODS`] get `BUSY`, unless their client is alone.
 //! - A client that disconnects takes only its own work with it: a turn no connected client owns
 //!   any more is interrupted (nobody can read it, and the account would keep paying for it);
 //!   every other client's threads are untouched.
 //! - If the app-server dies, every request in flight gets an error and every client with a turn
 //!   running the failed-turn ending (an `error`, then `turn/completed` with status `failed`).
+//!   A broker that stops with turns running on a shared listener interrupts them first (a
+//!   child's would end with it).
 //! - `broker/shutdown`, with or without `ifIdle`, stops only an idle broker (the asking client
 //!   aside), judged when it is acted on; one past its `deadlineMs` is void.
 //!
@@ -101,6 +106,27 @@ pub struct Facts {
     pub identity: Identity,
 }
 
+/// Which app-server the broker serves its clients through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AppServerKind {
+    /// Its own `codex app-server` child: nobody else talks to it.
+    #[default]
+    Child,
+    /// The account's own Codex listener, shared with other clients (a TUI): their threads,
+    /// turns and approvals are theirs, and the listener outlives the broker.
+    Listener,
+}
+
+impl AppServerKind {
+    /// As `broker/status` names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppServerKind::Child => "child",
+            AppServerKind::Listener => "listener",
+        }
+    }
+}
+
 /// Bounds that keep one broker's cost fixed however many clients come.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -136,6 +162,9 @@ enum Origin {
     OrphanInterrupt,
     /// The broker's own `thread/unsubscribe` of a thread no client owns any more.
     Release,
+    /// The broker's own `thread/loaded/list` on a shared listener: threads other clients opened
+    /// before it connected are open too.
+    LoadedList,
 }
 
 #[derive(Debug, Default)]
@@ -194,6 +223,9 @@ pub struct State {
     /// `broker/status`: codex-as's fallback asks after its companion exits, because the
     /// companion itself keeps only the message text.
     usage_limit_hits: VecDeque<p::UsageLimitHit>,
+    app_server: AppServerKind,
+    /// What the app-server said it is (`userAgent` of its `initialize` answer).
+    user_agent: Option<String>,
     out: Vec<Action>,
 }
 
@@ -227,6 +259,8 @@ impl State {
             workspaces: BTreeSet::new(),
             loaded: HashSet::new(),
             usage_limit_hits: VecDeque::new(),
+            app_server: AppServerKind::Child,
+            user_agent: None,
             out: Vec::new(),
         };
         s.send_upstream(Origin::Initialize, p::INITIALIZE, p::initialize_params());
@@ -282,11 +316,22 @@ impl State {
     /// Requests the app-server has not answered, but the broker's own releases: nobody waits
     /// for those, and a broker that stops before their answer loses nothing.
     fn requests_in_flight(&self) -> bool {
-        self.pending.values().any(|o| !matches!(o, Origin::Release))
+        self.pending
+            .values()
+            .any(|o| !matches!(o, Origin::Release | Origin::LoadedList))
     }
 
     fn turns_in_flight(&self) -> usize {
         self.threads.values().filter(|t| t.turn.is_some()).count()
+    }
+
+    /// Which app-server the broker speaks to; set before its first line arrives.
+    pub fn set_app_server_kind(&mut self, kind: AppServerKind) {
+        self.app_server = kind;
+    }
+
+    fn shares_app_server(&self) -> bool {
+        self.app_server == AppServerKind::Listener
     }
 
     /// The identity is settled once the app-server has started (it may create the home).
@@ -472,6 +517,8 @@ impl State {
             cwd: Some(f.cwd.clone()),
             endpoint: Some(f.endpoint.clone()),
             usage_limit_hits: self.usage_limit_hits.iter().cloned().collect(),
+            app_server: Some(self.app_server.as_str().into()),
+            app_server_user_agent: Some(self.user_agent.clone().unwrap_or_default()),
             open_threads: {
                 let mut open: Vec<String> = self.loaded.iter().cloned().collect();
                 open.sort();
@@ -517,6 +564,13 @@ impl State {
                 self.limits.max_clients
             );
             return self.send_to(client, Message::err(id, p::BUSY, why));
+        }
+        if method == p::TURN_INTERRUPT
+            && self.shares_app_server()
+            && !self.runs_our_turn(params.as_ref())
+        {
+            let why = "codex-as's broker interrupts only turns its own clients started; this one is another client's of the shared Codex app-server (or not running)";
+            return self.send_to(client, Message::err(id, p::SERVER_ERROR, why));
         }
         let exclusive = p::is_exclusive(&method);
         let blocked = match self.exclusive {
@@ -617,6 +671,11 @@ impl State {
             })
             .filter(|c| self.clients.contains_key(c));
         let Some(client) = target else {
+            if self.shares_app_server() {
+                // Another client's question (a TUI's approval): an answer from here, even a
+                // refusal, would be taken as theirs.
+                return;
+            }
             return self
                 .refuse_server_request(id, &format!("Unsupported server request: {method}"));
         };
@@ -654,11 +713,18 @@ impl State {
             Origin::Initialize => match outcome {
                 Ok(result) if self.phase == Phase::Starting => {
                     self.phase = Phase::Serving;
+                    self.user_agent = result
+                        .get("userAgent")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
                     self.out.push(Action::Ready(result));
                     self.out.push(Action::ToAppServer(Message::notification(
                         p::INITIALIZED,
                         json!({}),
                     )));
+                    if self.shares_app_server() {
+                        self.send_upstream(Origin::LoadedList, p::THREAD_LOADED_LIST, json!({}));
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -669,6 +735,16 @@ impl State {
                 }
             },
             Origin::OrphanInterrupt | Origin::Release => {}
+            Origin::LoadedList => {
+                let ids = outcome.ok();
+                let ids = ids
+                    .as_ref()
+                    .and_then(|r| r.get("data"))
+                    .and_then(Value::as_array);
+                for id in ids.into_iter().flatten().filter_map(Value::as_str) {
+                    self.loaded.insert(id.to_string());
+                }
+            }
             Origin::Client {
                 client,
                 id,
@@ -849,6 +925,21 @@ impl State {
         }
     }
 
+    /// Whether the turn a `turn/interrupt` names runs on a thread one of the broker's clients
+    /// started it on (its id matching, when both are known).
+    fn runs_our_turn(&self, params: Option<&Value>) -> bool {
+        let Some(turn) = p::str_param(params, "threadId")
+            .and_then(|t| self.threads.get(t))
+            .and_then(|t| t.turn.as_ref())
+        else {
+            return false;
+        };
+        match (&turn.id, p::str_param(params, "turnId")) {
+            (Some(ours), Some(asked)) => ours == asked,
+            _ => true,
+        }
+    }
+
     fn runs_a_turn(&self, client: ClientId) -> bool {
         self.threads
             .values()
@@ -929,6 +1020,10 @@ impl State {
         // exits 0 with nothing said).
         let mut running: Vec<(String, Thread)> = self.threads.drain().collect();
         running.sort_by(|a, b| a.0.cmp(&b.0));
+        let upstream_alive = !matches!(
+            reason,
+            StopReason::AppServerGone(_) | StopReason::InitFailed(_)
+        );
         for (thread, t) in running {
             let Some(Turn {
                 id: Some(turn_id), ..
@@ -936,6 +1031,12 @@ impl State {
             else {
                 continue;
             };
+            if self.shares_app_server() && upstream_alive {
+                // A child dies with the broker and its turns with it; a listener would run
+                // this turn on, for nobody, at the account's cost.
+                let params = json!({"threadId": thread, "turnId": turn_id});
+                self.send_upstream(Origin::OrphanInterrupt, p::TURN_INTERRUPT, params);
+            }
             for c in &t.owners {
                 if self.clients.contains_key(c) {
                     for msg in failed_turn(&thread, turn_id, &message) {
@@ -1839,5 +1940,137 @@ mod tests {
         let out = s.on_client_message(A, Err("Invalid JSON: x".into()), t0);
         assert_eq!(to(A, &out)[0]["id"], Value::Null);
         assert_eq!(error_code(&to(A, &out)[0]), Some(p::PARSE_ERROR));
+    }
+
+    /// A broker on the account's shared listener, clients A and B connected.
+    fn on_listener() -> (State, Instant) {
+        let (mut s, t0) = serving();
+        s.set_app_server_kind(AppServerKind::Listener);
+        (s, t0)
+    }
+
+    #[test]
+    fn on_a_listener_another_clients_approval_is_neither_forwarded_nor_answered() {
+        let (mut s, t0) = on_listener();
+        let ask = Message::Request {
+            id: json!(900),
+            method: "item/commandExecution/requestApproval".into(),
+            params: Some(json!({"threadId": "tui-thread", "turnId": "x"})),
+        };
+        let out = s.on_app_server_message(ask.clone(), t0);
+        assert!(out.is_empty(), "{out:?}");
+        // The same question on a child, where nobody else could answer it, is refused.
+        let (mut child, t0) = serving();
+        let out = child.on_app_server_message(ask, t0);
+        assert!(
+            matches!(&out[..], [Action::ToAppServer(Message::Response { outcome: Err(e), .. })]
+                if e["code"] == p::METHOD_NOT_FOUND),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn on_a_listener_an_approval_on_our_thread_still_reaches_its_client() {
+        let (mut s, t0) = on_listener();
+        start_stream(&mut s, t0, A, "t1");
+        let ask = Message::Request {
+            id: json!(901),
+            method: "item/commandExecution/requestApproval".into(),
+            params: Some(json!({"threadId": "t1", "turnId": "turn-t1"})),
+        };
+        let out = s.on_app_server_message(ask, t0);
+        assert_eq!(to(A, &out).len(), 1, "{out:?}");
+    }
+
+    #[test]
+    fn on_a_listener_only_turns_our_clients_started_are_interrupted() {
+        let (mut s, t0) = on_listener();
+        start_stream(&mut s, t0, A, "t1");
+        let theirs = req(
+            7,
+            "turn/interrupt",
+            json!({"threadId": "tui", "turnId": "u1"}),
+        );
+        let out = s.on_client_message(B, theirs, t0);
+        assert!(upstream(&out).is_empty(), "{out:?}");
+        assert_eq!(error_code(&to(B, &out)[0]), Some(p::SERVER_ERROR));
+        // Another turn id on our thread is not ours either.
+        let other = req(
+            8,
+            "turn/interrupt",
+            json!({"threadId": "t1", "turnId": "u2"}),
+        );
+        assert!(upstream(&s.on_client_message(B, other, t0)).is_empty());
+        // Ours, from any client of the broker (`cancel` runs in another process), goes on.
+        let ours = req(
+            9,
+            "turn/interrupt",
+            json!({"threadId": "t1", "turnId": "turn-t1"}),
+        );
+        assert_eq!(upstream(&s.on_client_message(B, ours, t0)).len(), 1);
+    }
+
+    #[test]
+    fn on_a_listener_other_clients_threads_are_not_heard() {
+        let (mut s, t0) = on_listener();
+        for m in [
+            Message::notification(
+                "thread/started",
+                json!({"thread": {"id": "tui", "parentThreadId": null}}),
+            ),
+            note("thread/status/changed", "tui"),
+            note("thread/closed", "tui"),
+        ] {
+            let out = s.on_app_server_message(m, t0);
+            assert!(to(A, &out).is_empty() && to(B, &out).is_empty(), "{out:?}");
+        }
+    }
+
+    #[test]
+    fn a_broker_leaving_a_listener_interrupts_its_own_running_turns_only() {
+        let (mut s, t0) = on_listener();
+        start_stream(&mut s, t0, A, "t1");
+        let out = s.on_stop(StopReason::Signal);
+        let ups: Vec<_> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::ToAppServer(Message::Request { method, params, .. }) => {
+                    Some((method.clone(), params.clone().unwrap_or_default()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ups.len(), 1, "{out:?}");
+        assert_eq!(ups[0].0, "turn/interrupt");
+        assert_eq!(ups[0].1["turnId"], "turn-t1");
+        // A listener that is gone is not written to.
+        let (mut s, t0) = on_listener();
+        start_stream(&mut s, t0, A, "t1");
+        assert!(upstream(&s.on_app_server_gone("closed".into())).is_empty());
+        // A child dies with the broker: nothing is sent to it.
+        let (mut child, t0) = serving();
+        start_stream(&mut child, t0, A, "t1");
+        assert!(upstream(&child.on_stop(StopReason::Signal)).is_empty());
+    }
+
+    #[test]
+    fn on_a_listener_threads_others_opened_before_it_connected_count_as_open() {
+        let t0 = Instant::now();
+        let (mut s, _) = State::new(facts(), t0);
+        s.set_app_server_kind(AppServerKind::Listener);
+        let out = s.on_app_server_message(Message::ok(json!(1), json!({})), t0);
+        let ups = upstream(&out);
+        assert_eq!(ups.len(), 1, "{out:?}");
+        assert_eq!(ups[0].1, "thread/loaded/list");
+        s.on_connect(A, t0);
+        assert!(s.is_quiet(), "nobody waits for that answer");
+        let answer = json!({"data": ["tui-1", "tui-2"], "nextCursor": null});
+        s.on_app_server_message(Message::ok(json!(ups[0].0), answer), t0);
+        assert!(s.is_loaded("tui-1") && s.is_loaded("tui-2"));
+        assert!(!s.is_loaded("other"));
+        // A child has nothing open that the broker did not open itself.
+        let (mut child, _) = State::new(facts(), t0);
+        let out = child.on_app_server_message(Message::ok(json!(1), json!({})), t0);
+        assert!(upstream(&out).is_empty(), "{out:?}");
     }
 }

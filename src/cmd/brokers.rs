@@ -79,6 +79,9 @@ fn print_rows(rows: &[Row], json: bool, empty: &str) -> anyhow::Result<()> {
                 served.join(" ")
             },
         ]);
+        if let Some(served) = &r.app_server_words {
+            table.note(format!("          app-server: {served}"));
+        }
         if let Some(note) = &r.note {
             table.note(format!("          {note}"));
         }

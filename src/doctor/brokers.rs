@@ -52,6 +52,7 @@ pub fn check(accounts: &Accounts, report: &mut Report) {
         return;
     };
     let mut live = 0;
+    let mut on_path: Option<Option<String>> = None;
     for probe in rt.block_on(pool::probe_all(&reg, client::PROBE_TIMEOUT)) {
         let id = &probe.id;
         let account = reg
@@ -61,6 +62,7 @@ pub fn check(accounts: &Accounts, report: &mut Report) {
         match probe.answer {
             Ok(st) => {
                 live += 1;
+                check_app_server(&account, &st, &mut on_path, report);
                 if pool::login_replaced(&st) {
                     report.finding(
                         "brokers",
@@ -112,4 +114,53 @@ pub fn check(accounts: &Accounts, report: &mut Report) {
             dir.display()
         ),
     );
+}
+
+/// Which app-server serves a broker, and what is wrong with it: a listener of another version
+/// than the `codex` on PATH (`on_path` is asked once, when first needed), or a child of its own
+/// next to a Codex listener of the same home (two processes refreshing one login).
+fn check_app_server(
+    account: &str,
+    st: &crate::broker::protocol::Status,
+    on_path: &mut Option<Option<String>>,
+    report: &mut Report,
+) {
+    let Some(words) = st.app_server_words() else {
+        return;
+    };
+    report.note(
+        "brokers",
+        format!("broker of '{account}': app-server: {words}"),
+    );
+    let home = st.codex_home.as_deref().map(std::path::Path::new);
+    if st.on_listener() {
+        let Some(theirs) = st.app_server_version() else {
+            return;
+        };
+        let ours = on_path.get_or_insert_with(|| {
+            crate::sys::tools::codex()
+                .ok()
+                .and_then(|c| crate::sys::tools::version(&c))
+        });
+        if let Some(ours) = ours.as_deref().map(crate::sys::tools::version_number)
+            && ours != theirs
+        {
+            report.finding(
+                "brokers",
+                format!("broker of '{account}'"),
+                format!("it serves through a Codex listener running {theirs}, and the codex on PATH is {ours}: that listener (the TUI's daemon, say) keeps running the other version"),
+                format!("codex-as {account} -- codex app-server daemon version   # then restart that listener when no work runs on it"),
+            );
+        }
+    } else if let Some(home) = home
+        && let crate::broker::listener::Found::Socket(path) = crate::broker::listener::find(home)
+        && std::os::unix::net::UnixStream::connect(&path).is_ok()
+    {
+        report.finding(
+            "brokers",
+            format!("broker of '{account}'"),
+            "it runs its own codex app-server next to the Codex listener of the same home (the listener came later): two processes hold and refresh one login",
+            "codex-as brokers stop   # the next broker serves through the listener",
+        );
+    }
 }

@@ -3,46 +3,10 @@
 
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use super::{Report, q};
 use crate::account::Accounts;
 use crate::account::login_state::{self, LoginState};
-
-const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// `codex --version`, or None when it fails or takes too long (it is killed then).
-fn version(codex: &Path) -> Option<String> {
-    let mut child = Command::new(codex)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let deadline = Instant::now() + VERSION_TIMEOUT;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
-    }
-    let out = child.wait_with_output().ok()?;
-    out.status.success().then(|| {
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap_or("")
-            .trim()
-            .to_string()
-    })
-}
 
 /// Where a home's app-server control socket is (Codex 0.169 and later).
 pub fn daemon_socket(home: &Path) -> std::path::PathBuf {
@@ -99,7 +63,7 @@ pub fn check(accounts: Option<&Accounts>, report: &mut Report) {
             "codex is not on PATH: nothing can run as an account",
             "npm install -g @openai/codex",
         ),
-        Ok(path) => match version(&path) {
+        Ok(path) => match crate::sys::tools::version(&path) {
             Some(v) => report.note("codex", format!("{v} at {}", path.display())),
             None => report.finding(
                 "codex",

@@ -2,7 +2,9 @@
 //! `quota --fresh`) and `node` (for the plugin's companion). One place, so that every caller
 //! honours the same override.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Names the `codex` to run instead of the first one on PATH.
 pub const CODEX_ENV: &str = "CODEX_AS_CODEX";
@@ -30,4 +32,45 @@ pub fn codex() -> Result<PathBuf, ToolError> {
 /// The `node` that runs the companion: the first on PATH, as Claude Code would find it.
 pub fn node() -> Result<PathBuf, ToolError> {
     which::which("node").map_err(|_| ToolError::NodeNotFound)
+}
+
+/// How long `PROGRAM --version` may take before it counts as failed.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The last line of `PROGRAM --version`, or None when it fails or takes too long (it is killed
+/// then).
+pub fn version(program: &Path) -> Option<String> {
+    let mut child = Command::new(program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + VERSION_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    let out = child.wait_with_output().ok()?;
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    })
+}
+
+/// The version number in what [`version`] returned (`codex-cli 0.171.0` -> `0.171.0`).
+pub fn version_number(line: &str) -> &str {
+    line.split_whitespace().last().unwrap_or("")
 }

@@ -20,6 +20,7 @@ mod fallback;
 mod first_hour;
 mod handover;
 mod harden;
+mod listener;
 mod model_stub;
 mod plugin_data;
 mod plugin_fixture;

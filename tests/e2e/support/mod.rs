@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod app_server;
+pub mod listener;
 pub mod model_stub;
 pub mod oracle;
 pub mod peers;

@@ -1,0 +1,483 @@
+//! An account whose home has Codex's own listener up (what the 0.171 TUI's daemon is): codex-as
+//! serves its companions through it, with the real plugin and the real `codex app-server`
+//! (every version of `support::real_codexes()`), whose homes use the model stub. Exactly one
+//! app-server serves the home through tasks (foreground, background, concurrent, cancelled),
+//! status, setup and review, work lands in that home, and a TUI-like client on the same
+//! listener keeps its own turn: never interrupted, never handed the companions' turns.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::listener::{self, TuiClient};
+use crate::support::model_stub::StubWorld as World;
+use crate::support::{real_codexes, stderr, stdout, wait_until};
+
+const KEY_A: &str = "sk-listener-a";
+const KEY_B: &str = "sk-listener-b";
+/// How long the TUI's turn runs (the stub pauses mid-answer): long enough that the companions'
+/// work below happens while it runs.
+const TUI_TURN_MS: u64 = 15_000;
+
+fn world(codex: &Path) -> Option<World> {
+    let plugin = crate::support::peers::current_plugin()?;
+    Some(World::new(codex, &plugin.root, [KEY_A, KEY_B]))
+}
+
+/// Whether `home` has a rollout of `thread`.
+fn holds(home: &Path, thread: &str) -> bool {
+    let mut stack = vec![home.join("sessions")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if p.is_dir() {
+                stack.push(p);
+            } else if name.starts_with("rollout-") && name.contains(thread) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// codex-as's own brokers, as `brokers --json` lists them.
+fn own_brokers(w: &World) -> Vec<Value> {
+    let out = w.run(&["brokers", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["owner"] == "codex-as")
+        .cloned()
+        .collect()
+}
+
+/// `broker/status` of codex-as's broker for `home`.
+fn broker_status(w: &World, home: &Path) -> Value {
+    let home = home.to_string_lossy();
+    for b in own_brokers(w) {
+        let endpoint = b["endpoint"].as_str().unwrap().to_owned();
+        let out = w.run(&["broker", "status", "--endpoint", &endpoint]);
+        if !out.status.success() {
+            continue;
+        }
+        let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+        if st["codexHome"].as_str() == Some(&*home) {
+            return st;
+        }
+    }
+    panic!("no codex-as broker serves {home}");
+}
+
+/// Samples how many app-servers serve `home` until `stop`: the most seen at once, and who they
+/// were then (pid, parent and command line).
+fn count_while(home: &Path, stop: &AtomicBool) -> (usize, String) {
+    let mut most = (0, String::new());
+    loop {
+        let last = stop.load(Ordering::Relaxed);
+        let pids = listener::app_servers_of(home);
+        if pids.len() > most.0 {
+            let who: Vec<String> = pids
+                .iter()
+                .map(|p| {
+                    let stat =
+                        std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+                    let ppid = stat
+                        .rsplit(')')
+                        .next()
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_owned();
+                    let parent = std::fs::read(format!("/proc/{ppid}/cmdline")).unwrap_or_default();
+                    format!(
+                        "{p} (parent {ppid}: {})",
+                        String::from_utf8_lossy(&parent).replace('\0', " ")
+                    )
+                })
+                .collect();
+            most = (pids.len(), who.join("; "));
+        }
+        if last {
+            return most;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `codex --version`'s number.
+fn version_of(codex: &Path) -> String {
+    let out = std::process::Command::new(codex)
+        .arg("--version")
+        .output()
+        .unwrap();
+    stdout(&out)
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `doctor --json`'s findings and notes of the brokers area, as text.
+fn doctor_brokers(w: &World) -> (Vec<Value>, Vec<String>) {
+    let out = w.run(&["doctor", "--json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), stderr(&out)));
+    let of = |key: &str| -> Vec<Value> {
+        doc[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["area"] == "brokers")
+            .cloned()
+            .collect()
+    };
+    let notes = of("notes")
+        .iter()
+        .map(|n| n["message"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    (of("findings"), notes)
+}
+
+/// `brokers` and `doctor` say a's broker serves through the listener, with its pid and version;
+/// with another Codex on PATH, both say the versions differ.
+fn check_lists_and_doctor(w: &World, codex: &Path, listener_pid: i32) {
+    let version = version_of(codex);
+    let own = own_brokers(w);
+    let row = own
+        .iter()
+        .find(|r| r["account"] == "a")
+        .unwrap_or_else(|| panic!("{own:?}"));
+    assert_eq!(row["appServer"], "listener", "{row}");
+    assert_eq!(
+        row["appServerPid"].as_i64(),
+        Some(i64::from(listener_pid)),
+        "{row}"
+    );
+    assert_eq!(row["appServerVersion"], version.as_str(), "{row}");
+    assert!(
+        row.get("note").is_none(),
+        "same version, nothing to say: {row}"
+    );
+    let table = stdout(&w.run(&["brokers"]));
+    assert!(
+        table.contains(&format!("app-server: Codex's own listener for the account (shared with other clients) (pid {listener_pid}, {version})")),
+        "{table}"
+    );
+    let (findings, notes) = doctor_brokers(w);
+    assert!(findings.is_empty(), "{findings:?}");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("broker of 'a': app-server: Codex's own listener")),
+        "{notes:?}"
+    );
+
+    let Some(other) = real_codexes()
+        .into_iter()
+        .find(|c| version_of(c) != version)
+    else {
+        return;
+    };
+    let other_version = version_of(&other);
+    w.sb.with_codex(&other);
+    let own = own_brokers(w);
+    let row = own.iter().find(|r| r["account"] == "a").unwrap();
+    let said = format!("its Codex listener runs {version}, the codex on PATH is {other_version}");
+    assert_eq!(row["note"], said.as_str(), "{row}");
+    let (findings, _) = doctor_brokers(w);
+    assert!(
+        findings.iter().any(|f| f["subject"] == "broker of 'a'"
+            && f["problem"].as_str().is_some_and(|p| p.contains(&format!(
+                "running {version}, and the codex on PATH is {other_version}"
+            )))),
+        "{findings:?}"
+    );
+    w.sb.with_codex(codex);
+}
+
+/// The brokers' logs, for a failure's message.
+fn logs(w: &World) -> String {
+    crate::support::files_under(&w.sb.path().join("rt"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .map(|p| {
+            format!(
+                "{}:\n{}",
+                p.display(),
+                std::fs::read_to_string(&p).unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The thread of the completed task whose prompt contains `tag`, once its record says so.
+fn thread_of(w: &World, tag: &str) -> String {
+    // The plugin rewrites its records in place: one may be half written right now.
+    assert!(
+        wait_until(60, || job_with(w, tag).is_some()),
+        "{tag}: {:?}",
+        w.jobs()
+    );
+    let job = job_with(w, tag).unwrap();
+    job["threadId"].as_str().unwrap().to_owned()
+}
+
+/// The job the companion recorded for a task whose prompt contains `tag`.
+fn job_with(w: &World, tag: &str) -> Option<Value> {
+    w.jobs().into_iter().find(|j| {
+        j.to_string().contains(tag)
+            && j["threadId"].as_str().is_some()
+            && j["status"] == "completed"
+    })
+}
+
+#[test]
+fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
+    for codex in real_codexes() {
+        eprintln!("-- against {}", codex.display());
+        let Some(w) = world(&codex) else { return };
+        let home_a = w.home("a");
+        let socket = listener::start(&w.sb, &codex, &home_a);
+        let listener_pids = listener::app_servers_of(&home_a);
+        assert_eq!(listener_pids.len(), 1, "the listener: {listener_pids:?}");
+
+        // The TUI's own thread, with a turn that runs through everything below.
+        let mut tui = TuiClient::connect(&socket, "codex-tui");
+        let tui_thread = tui.ok("thread/start", json!({"cwd": w.ws}))["thread"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let text = format!("tui turn stub:sleep={TUI_TURN_MS}");
+        let started = tui.ok(
+            "turn/start",
+            json!({"threadId": tui_thread, "input": [{"type": "text", "text": text}]}),
+        );
+        let tui_turn = started["turn"]["id"].as_str().unwrap().to_owned();
+        let done = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let done = done.clone();
+            let turn = tui_turn.clone();
+            std::thread::spawn(move || {
+                let completed = tui.until_turn_completed(&turn);
+                let at = Instant::now();
+                while !done.load(Ordering::Relaxed) {
+                    tui.poll();
+                }
+                (tui, completed, at)
+            })
+        };
+
+        let sampling = Arc::new(AtomicBool::new(false));
+        let most = {
+            let (home, stop) = (home_a.clone(), sampling.clone());
+            std::thread::spawn(move || count_while(&home, &stop))
+        };
+
+        // Foreground, then in the background, then several at once.
+        let out = w.run(&["a", "task", "foreground FG1"]);
+        assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+        assert!(
+            stdout(&out).contains("echo: foreground FG1"),
+            "{}",
+            stdout(&out)
+        );
+        let first_done = Instant::now();
+        let mut threads = vec![("FG1", thread_of(&w, "FG1"))];
+        let st = broker_status(&w, &home_a);
+        assert_eq!(st["appServer"], "listener", "{st}");
+        assert_eq!(
+            st["appServerPid"].as_u64(),
+            Some(listener_pids[0] as u64),
+            "{st}"
+        );
+        // The TUI opened its thread before the broker connected: the broker knows it is open
+        // (no newer copy of it may be carried into this home under the listener).
+        assert!(
+            st["openThreads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t == tui_thread.as_str()),
+            "{st}"
+        );
+        check_lists_and_doctor(&w, &codex, listener_pids[0]);
+        for args in [&["a", "status"][..], &["a", "setup"]] {
+            let out = w.run(args);
+            assert!(
+                out.status.success(),
+                "{args:?}: {} {}",
+                stdout(&out),
+                stderr(&out)
+            );
+        }
+        std::fs::write(w.ws.join("notes.txt"), "a change to review\n").unwrap();
+        let out = w.run(&["a", "review"]);
+        assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+        assert!(stdout(&out).contains("echo:"), "{}", stdout(&out));
+
+        let out = w.run(&["a", "task", "--background", "background BG1"]);
+        assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+        threads.push(("BG1", thread_of(&w, "BG1")));
+
+        // A background turn cancelled: the broker forwards the interrupt of its own turn.
+        let out = w.run(&["a", "task", "--background", "long CANCEL1 stub:sleep=15000"]);
+        assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+        let running = || {
+            w.jobs().into_iter().find(|j| {
+                j.to_string().contains("CANCEL1")
+                    && j["status"] == "running"
+                    && j["turnId"].as_str().is_some()
+            })
+        };
+        assert!(wait_until(60, || running().is_some()), "{:?}", w.jobs());
+        let job = running().unwrap();
+        let out = w.run(&["a", "cancel", job["id"].as_str().unwrap(), "--json"]);
+        assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+        let cancel: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)));
+        assert_eq!(cancel["status"], "cancelled", "{cancel}");
+        assert_eq!(cancel["turnInterrupted"], true, "{cancel}");
+
+        let ok = Arc::new(AtomicUsize::new(0));
+        std::thread::scope(|s| {
+            for n in 0..3 {
+                let (w, ok) = (&w, ok.clone());
+                s.spawn(move || {
+                    // A workspace each: companions of one workspace race on its job index
+                    // (the plugin's own race, not codex-as's).
+                    let ws = w.sb.mkdir(&format!("ws-cc{n}"));
+                    let git = std::process::Command::new("git")
+                        .args(["init", "-q"])
+                        .current_dir(&ws)
+                        .status();
+                    assert!(git.is_ok_and(|s| s.success()), "git init");
+                    let out =
+                        w.sb.codex_as()
+                            .env("CODEX_AS_PLUGIN_ROOT", &w.plugin)
+                            .env("CODEX_AS_RUNTIME_DIR", w.sb.path().join("rt"))
+                            .current_dir(&ws)
+                            .args(["a", "task", &format!("concurrent CC{n}")])
+                            .output()
+                            .unwrap();
+                    if out.status.success()
+                        && stdout(&out).contains(&format!("echo: concurrent CC{n}"))
+                    {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        eprintln!("CC{n}: {} {}", stdout(&out), stderr(&out));
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            ok.load(Ordering::Relaxed),
+            3,
+            "every concurrent task answered"
+        );
+        sampling.store(true, Ordering::Relaxed);
+        let most = most.join().unwrap();
+        assert_eq!(
+            most.0,
+            1,
+            "one app-server for a's home all along: {}; {}",
+            most.1,
+            logs(&w)
+        );
+
+        // Every companion thread landed in a's home; none in b's.
+        for tag in ["CC0", "CC1", "CC2"] {
+            threads.push((tag, thread_of(&w, tag)));
+        }
+        for (tag, thread) in &threads {
+            assert!(holds(&home_a, thread), "{tag}: {thread} in a's home");
+            assert!(!holds(&w.home("b"), thread), "{tag}: not in b's");
+        }
+
+        // The broker leaves; the listener and its TUI stay.
+        let out = w.run(&["brokers", "stop"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            wait_until(10, || own_brokers(&w).is_empty()),
+            "{:?}",
+            own_brokers(&w)
+        );
+        assert_eq!(listener::app_servers_of(&home_a), listener_pids);
+
+        done.store(true, Ordering::Relaxed);
+        let (mut tui, completed, tui_done) = reader.join().unwrap_or_else(|_| {
+            panic!(
+                "the TUI client failed; its listener's log ends:\n{}",
+                listener::log_tail(&home_a)
+            )
+        });
+        assert!(
+            first_done < tui_done,
+            "the companions ran while the TUI's turn did"
+        );
+        assert_eq!(completed["turn"]["status"], "completed", "{completed}");
+        let companion_threads: Vec<String> = threads.into_iter().map(|(_, t)| t).collect();
+        for (_, v) in &tui.seen {
+            let method = v["method"].as_str().unwrap_or_default();
+            let thread = v["params"]["threadId"].as_str().unwrap_or_default();
+            let theirs = companion_threads.iter().any(|t| t == thread);
+            assert!(
+                !(theirs && (method.starts_with("turn/") || method.starts_with("item/"))),
+                "the TUI was handed a companion's turn: {v}"
+            );
+            assert!(
+                v.get("id").is_none() || v.get("method").is_none() || !theirs,
+                "{v}"
+            );
+        }
+        // Its connection still works after the broker left.
+        let read = tui.ok("thread/read", json!({"threadId": tui_thread}));
+        assert_eq!(read["thread"]["id"], tui_thread.as_str(), "{read}");
+
+        // b has no listener: its broker runs its own child, as before.
+        let out = w.run(&["b", "task", "on b"]);
+        assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+        assert_eq!(broker_status(&w, &w.home("b"))["appServer"], "child");
+        // A listener that comes later makes two app-servers for b: doctor says so.
+        let b_socket = listener::start(&w.sb, &codex, &w.home("b"));
+        let (findings, _) = doctor_brokers(&w);
+        assert!(
+            findings.iter().any(|f| f["subject"] == "broker of 'b'"
+                && f["problem"]
+                    .as_str()
+                    .is_some_and(|p| p.contains("next to the Codex listener"))),
+            "{findings:?}"
+        );
+        let _ = std::fs::remove_file(&b_socket);
+        let _ = std::fs::remove_file(&socket);
+    }
+}
+
+#[test]
+fn a_listener_of_another_home_at_an_accounts_path_is_never_used() {
+    let Some(codex) = real_codexes().into_iter().next() else {
+        return;
+    };
+    let Some(w) = world(&codex) else { return };
+    let (home_a, home_b) = (w.home("a"), w.home("b"));
+    // b's Codex told to listen at a's standard path.
+    let socket = listener::start_at(&w.sb, &codex, &home_b, &listener::standard_path(&home_a));
+    let out = w.run(&["a", "task", "where does this land"]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{} {err}", stdout(&out));
+    assert!(err.contains("not this account's home"), "{err}");
+    assert!(
+        w.stub.turn_requests(KEY_A).is_empty() && w.stub.turn_requests(KEY_B).is_empty(),
+        "no turn ran anywhere: {:?}",
+        w.stub.requests()
+    );
+    assert!(own_brokers(&w).is_empty(), "{:?}", own_brokers(&w));
+    let _ = std::fs::remove_file(&socket);
+}
