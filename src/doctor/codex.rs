@@ -1,5 +1,6 @@
 //! Codex itself: on PATH and its version, accounts whose credentials live in the OS keyring,
-//! and the per-home `codex app-server daemon` socket (live, stale, or in an unsafe folder).
+//! the per-home `codex app-server daemon` socket (live, stale, or in an unsafe folder), and the
+//! daemon's package copy in a home.
 
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
@@ -85,5 +86,11 @@ pub fn check(accounts: Option<&Accounts>, report: &mut Report) {
             );
         }
         check_daemon(&a.name, &home, report);
+        let live = matches!(
+            crate::broker::listener::find(&home),
+            crate::broker::listener::Found::Socket(path)
+                if std::os::unix::net::UnixStream::connect(&path).is_ok()
+        );
+        super::daemon_copy::check(&a.name, &home, live, report);
     }
 }

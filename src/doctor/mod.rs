@@ -6,6 +6,7 @@ mod accounts;
 mod brokers;
 mod claude;
 mod codex;
+mod daemon_copy;
 mod plugin;
 mod shell;
 
@@ -39,6 +40,8 @@ pub struct Note {
 pub struct Report {
     pub ok: bool,
     pub findings: Vec<Finding>,
+    /// Worth knowing and acting on at leisure: they leave `ok` (and the exit status) alone.
+    pub warnings: Vec<Finding>,
     pub notes: Vec<Note>,
 }
 
@@ -51,6 +54,21 @@ impl Report {
         fix: impl Into<String>,
     ) {
         self.findings.push(Finding {
+            area,
+            subject: subject.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        });
+    }
+
+    pub fn warning(
+        &mut self,
+        area: &'static str,
+        subject: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        self.warnings.push(Finding {
             area,
             subject: subject.into(),
             problem: problem.into(),
@@ -115,6 +133,22 @@ pub fn render(report: &Report) -> String {
                 quote::for_terminal_str(&f.subject),
                 quote::for_terminal_str(&f.problem),
                 quote::for_terminal_str(&f.fix)
+            ));
+        }
+    }
+    if !report.warnings.is_empty() {
+        let n = report.warnings.len();
+        out.push_str(&format!(
+            "\n{n} warning{}:\n",
+            if n == 1 { "" } else { "s" }
+        ));
+        for w in &report.warnings {
+            out.push_str(&format!(
+                "\n[{}] {}: {}\n  what to do: {}\n",
+                w.area,
+                quote::for_terminal_str(&w.subject),
+                quote::for_terminal_str(&w.problem),
+                quote::for_terminal_str(&w.fix)
             ));
         }
     }

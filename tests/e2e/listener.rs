@@ -481,3 +481,94 @@ fn a_listener_of_another_home_at_an_accounts_path_is_never_used() {
     assert!(own_brokers(&w).is_empty(), "{:?}", own_brokers(&w));
     let _ = std::fs::remove_file(&socket);
 }
+
+/// Writes a stand-in for the daemon's package copy below `home`: `files` files of 100 kB.
+fn fake_daemon_copy(home: &Path, files: usize) -> std::path::PathBuf {
+    let dir = home.join("packages").join("app-server-daemon");
+    for n in 0..files {
+        let sub = dir.join(format!("lib{}", n % 4));
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join(format!("part{n}")), vec![1u8; 100_000]).unwrap();
+    }
+    dir
+}
+
+/// `doctor --json`'s warnings of `account`, and its exit status with its number of findings.
+fn doctor_warnings(w: &World, account: &str) -> ((Option<i32>, usize), Vec<Value>) {
+    let out = w.run(&["doctor", "--json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), stderr(&out)));
+    let findings = doc["findings"].as_array().map_or(0, Vec::len);
+    let warnings = doc["warnings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{doc}"))
+        .iter()
+        .filter(|f| f["subject"] == account)
+        .cloned()
+        .collect();
+    ((out.status.code(), findings), warnings)
+}
+
+#[test]
+fn doctor_warns_about_the_daemons_package_copy_without_failing() {
+    let Some(codex) = real_codexes().into_iter().next() else {
+        return;
+    };
+    let Some(w) = world(&codex) else { return };
+    let (home_a, home_b) = (w.home("a"), w.home("b"));
+    // Private, as Codex makes them: a home in use that others may read is a finding of its own.
+    for home in [&home_a, &home_b] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    // A first doctor leaves the default account's home (~/.codex) behind, a finding from then
+    // on: the baseline is taken after it.
+    let _ = w.run(&["doctor"]);
+    let (before, none) = doctor_warnings(&w, "a");
+    assert!(none.is_empty(), "{none:?}");
+
+    let copy_a = fake_daemon_copy(&home_a, 30);
+    let copy_b = fake_daemon_copy(&home_b, 12);
+    let (after, warned) = doctor_warnings(&w, "a");
+    assert_eq!(
+        after,
+        before,
+        "a warning is no finding: the exit status stays; {}",
+        stdout(&w.run(&["doctor"]))
+    );
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    let problem = warned[0]["problem"].as_str().unwrap();
+    assert!(problem.contains(&copy_a.display().to_string()), "{problem}");
+    assert!(problem.contains(" 3 MB "), "{problem}");
+    assert!(problem.contains("daemon"), "{problem}");
+    let fix = warned[0]["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("codex-as a -- codex features disable daemon_auto_start"),
+        "{fix}"
+    );
+    assert!(!fix.contains("daemon stop"), "no daemon runs: {fix}");
+    let (_, warned_b) = doctor_warnings(&w, "b");
+    let problem_b = warned_b[0]["problem"].as_str().unwrap();
+    assert!(
+        problem_b.contains(&copy_b.display().to_string()) && problem_b.contains(" 1 MB "),
+        "{problem_b}"
+    );
+    let text = stdout(&w.run(&["doctor"]));
+    assert!(text.contains("2 warnings:"), "{text}");
+
+    // With a listener up for a, deleting its copy is advised only after stopping it.
+    let socket = listener::start(&w.sb, &codex, &home_a);
+    let (_, warned) = doctor_warnings(&w, "a");
+    let fix = warned[0]["fix"].as_str().unwrap();
+    let stop = fix.find("codex-as a -- codex app-server daemon stop");
+    assert!(
+        stop.is_some_and(|s| fix.find("rm -rf").is_some_and(|rm| s < rm)),
+        "{fix}"
+    );
+    let (_, warned_b) = doctor_warnings(&w, "b");
+    assert!(
+        !warned_b[0]["fix"].as_str().unwrap().contains("daemon stop"),
+        "{warned_b:?}"
+    );
+    let _ = std::fs::remove_file(&socket);
+}
