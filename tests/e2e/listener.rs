@@ -21,6 +21,8 @@ const KEY_B: &str = "sk-listener-b";
 /// How long the TUI's turn runs (the stub pauses mid-answer): long enough that the companions'
 /// work below happens while it runs.
 const TUI_TURN_MS: u64 = 15_000;
+/// How many tasks run at once on the listener (what the issue asks of one app-server per home).
+const CONCURRENT: usize = 5;
 
 fn world(codex: &Path) -> Option<World> {
     let plugin = crate::support::peers::current_plugin()?;
@@ -290,7 +292,7 @@ fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
             stdout(&out)
         );
         let first_done = Instant::now();
-        let mut threads = vec![("FG1", thread_of(&w, "FG1"))];
+        let mut threads = vec![("FG1".to_owned(), thread_of(&w, "FG1"))];
         let st = broker_status(&w, &home_a);
         assert_eq!(st["appServer"], "listener", "{st}");
         assert_eq!(
@@ -325,7 +327,7 @@ fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
 
         let out = w.run(&["a", "task", "--background", "background BG1"]);
         assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
-        threads.push(("BG1", thread_of(&w, "BG1")));
+        threads.push(("BG1".to_owned(), thread_of(&w, "BG1")));
 
         // A background turn cancelled: the broker forwards the interrupt of its own turn.
         let out = w.run(&["a", "task", "--background", "long CANCEL1 stub:sleep=15000"]);
@@ -347,8 +349,9 @@ fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
         assert_eq!(cancel["turnInterrupted"], true, "{cancel}");
 
         let ok = Arc::new(AtomicUsize::new(0));
+        let at_once = Instant::now();
         std::thread::scope(|s| {
-            for n in 0..3 {
+            for n in 0..CONCURRENT {
                 let (w, ok) = (&w, ok.clone());
                 s.spawn(move || {
                     // A workspace each: companions of one workspace race on its job index
@@ -364,7 +367,8 @@ fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
                             .env("CODEX_AS_PLUGIN_ROOT", &w.plugin)
                             .env("CODEX_AS_RUNTIME_DIR", w.sb.path().join("rt"))
                             .current_dir(&ws)
-                            .args(["a", "task", &format!("concurrent CC{n}")])
+                            // A pause mid-answer, so that the turns overlap on the listener.
+                            .args(["a", "task", &format!("concurrent CC{n} stub:sleep=2000")])
                             .output()
                             .unwrap();
                     if out.status.success()
@@ -377,9 +381,13 @@ fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
                 });
             }
         });
+        eprintln!(
+            "{CONCURRENT} concurrent tasks: {:.1} s",
+            at_once.elapsed().as_secs_f32()
+        );
         assert_eq!(
             ok.load(Ordering::Relaxed),
-            3,
+            CONCURRENT,
             "every concurrent task answered"
         );
         sampling.store(true, Ordering::Relaxed);
@@ -393,8 +401,10 @@ fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
         );
 
         // Every companion thread landed in a's home; none in b's.
-        for tag in ["CC0", "CC1", "CC2"] {
-            threads.push((tag, thread_of(&w, tag)));
+        for n in 0..CONCURRENT {
+            let tag = format!("CC{n}");
+            let thread = thread_of(&w, &tag);
+            threads.push((tag, thread));
         }
         for (tag, thread) in &threads {
             assert!(holds(&home_a, thread), "{tag}: {thread} in a's home");
