@@ -9,7 +9,8 @@
 //!
 //! Needs node and the real plugin 1.0.5 (support/peers.rs); a skip otherwise. One scenario goes
 //! through the real Claude Code CLI, offline (CODEX_AS_CLAUDE_CODE; .ci/run installs it), and
-//! one puts the real codex app-server behind the broker (CODEX_AS_REAL_CODEX).
+//! one puts the real codex app-server behind the broker (CODEX_AS_REAL_CODEX), once with Codex's
+//! own listener up for the account.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -1578,4 +1579,114 @@ fn real_claude_code_rescue_finishes_on_b_when_a_is_out() {
     );
     let line = statusline(&w, &dir, &[]);
     assert!(line.starts_with("a,b → b · "), "{line}");
+}
+
+/// Through the real Claude Code (its model a local stand-in, as above) in a project pinned to
+/// `a`, whose home has Codex's own listener up (what the 0.171 TUI's daemon is), on the real
+/// codex app-server with the model stub: `/codex:rescue`'s task is served by that listener, and
+/// the home never has a second app-server.
+#[test]
+fn real_claude_code_on_an_account_with_a_listener_lands_on_it() {
+    for codex in real_codexes() {
+        eprintln!("-- against {}", codex.display());
+        let Some(w) = World::new() else { return };
+        let Some(claude) = real_claude_code() else {
+            return;
+        };
+        session_on_a_listener(&w, &claude, &codex);
+    }
+}
+
+fn session_on_a_listener(w: &World, claude: &Path, codex: &Path) {
+    w.sb.with_codex(codex);
+    let stub = crate::support::ModelStub::start(&w.sb);
+    stub.account_home(&w.sb.account_dir("a"), KEY_A);
+    let home = w.home("a");
+    let socket = crate::support::listener::start(&w.sb, codex, &home);
+    let listener_pids = crate::support::listener::app_servers_of(&home);
+    assert_eq!(listener_pids.len(), 1, "the listener: {listener_pids:?}");
+    let dir = w.project("pl", "a");
+    let out = w.cas_in(&dir, &["claude", "install"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let anthropic = AnthropicStub::start(w);
+    let task = "explain the listener";
+    let bash = format!(
+        "{} \"{task}\"",
+        w.line("agents/codex-rescue.md", "task", "")
+    );
+    anthropic.script(&format!("--fresh {task}"), &bash);
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (out, most) = std::thread::scope(|s| {
+        let most = s.spawn(|| {
+            let mut most = Vec::new();
+            loop {
+                let last = stop.load(std::sync::atomic::Ordering::Relaxed);
+                let pids = crate::support::listener::app_servers_of(&home);
+                if pids.len() > most.len() {
+                    most = pids;
+                }
+                if last {
+                    return most;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        let out = run_real_claude(
+            w,
+            claude,
+            &dir,
+            &anthropic.url,
+            &[
+                "-p",
+                &format!("/codex:rescue --fresh {task}"),
+                "--allowedTools",
+                "Bash(node:*)",
+            ],
+        );
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (out, most.join().unwrap())
+    });
+    let stream = stdout(&out);
+    let answered = anthropic
+        .requests()
+        .iter()
+        .flat_map(|r| {
+            r["body"]["messages"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+        .any(|b| {
+            b["type"] == "tool_result"
+                && b["content"].to_string().contains(&format!("echo: {task}"))
+        });
+    assert!(
+        answered,
+        "no Codex answer came back to Claude Code: {stream}\n{}",
+        stderr(&out)
+    );
+    assert_eq!(stub.turn_requests(KEY_A).len(), 1, "a ran the turn once");
+    assert_eq!(most, listener_pids, "one app-server for a's home all along");
+    // The broker that served the session's companion did so through the listener.
+    let out = w.cas_in(&dir, &["brokers", "--json"]);
+    let rows: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)));
+    let ours: Vec<&serde_json::Value> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["owner"] == "codex-as" && r["account"] == "a")
+        .collect();
+    assert!(!ours.is_empty(), "{rows}");
+    for row in ours {
+        assert_eq!(row["appServer"], "listener", "{row}");
+        assert_eq!(
+            row["appServerPid"].as_i64(),
+            Some(i64::from(listener_pids[0])),
+            "{row}"
+        );
+    }
+    let _ = std::fs::remove_file(&socket);
 }
