@@ -207,7 +207,8 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Machine-readable output: {"ok", "findings": [{area, subject, problem, fix}], "notes"}
+    /// Machine-readable output: {"ok", "findings": [{area, subject, problem, fix}], "warnings" (the
+    /// same shape; they leave "ok" and the exit status alone), "notes"}
     #[arg(long)]
     pub json: bool,
 }
