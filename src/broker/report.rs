@@ -136,7 +136,7 @@ fn note_listener_versions(rows: &mut [Row]) {
     }
     let Some(on_path) = crate::sys::tools::codex()
         .ok()
-        .and_then(|c| crate::sys::tools::version(&c))
+        .and_then(|c| crate::sys::tools::codex_version(&c))
     else {
         return;
     };

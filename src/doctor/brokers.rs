@@ -140,7 +140,7 @@ fn check_app_server(
         let ours = on_path.get_or_insert_with(|| {
             crate::sys::tools::codex()
                 .ok()
-                .and_then(|c| crate::sys::tools::version(&c))
+                .and_then(|c| crate::sys::tools::codex_version(&c))
         });
         if let Some(ours) = ours.as_deref().map(crate::sys::tools::version_number)
             && ours != theirs

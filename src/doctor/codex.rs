@@ -64,7 +64,7 @@ pub fn check(accounts: Option<&Accounts>, report: &mut Report) {
             "codex is not on PATH: nothing can run as an account",
             "npm install -g @openai/codex",
         ),
-        Ok(path) => match crate::sys::tools::version(&path) {
+        Ok(path) => match crate::sys::tools::codex_version(&path) {
             Some(v) => report.note("codex", format!("{v} at {}", path.display())),
             None => report.finding(
                 "codex",

@@ -37,10 +37,23 @@ pub fn node() -> Result<PathBuf, ToolError> {
 /// How long `PROGRAM --version` may take before it counts as failed.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The last line of `PROGRAM --version`, or None when it fails or takes too long (it is killed
-/// then).
-pub fn version(program: &Path) -> Option<String> {
-    let mut child = Command::new(program)
+/// The last line of `codex --version`, or None when it fails or takes too long (it is killed
+/// then); run without side effects on any account: Codex makes `$CODEX_HOME/tmp/arg0-*`
+/// at every start, which with CODEX_HOME unset creates `~/.codex` (world-readable, for an
+/// account that may never have been used). It gets a scratch home of its own instead, removed
+/// after.
+pub fn codex_version(codex: &Path) -> Option<String> {
+    let scratch = tempfile::Builder::new()
+        .prefix("codex-as-version-")
+        .tempdir()
+        .ok()?;
+    let mut cmd = Command::new(codex);
+    cmd.env("CODEX_HOME", scratch.path());
+    version_with(cmd)
+}
+
+fn version_with(mut cmd: Command) -> Option<String> {
+    let mut child = cmd
         .arg("--version")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -70,7 +83,7 @@ pub fn version(program: &Path) -> Option<String> {
     })
 }
 
-/// The version number in what [`version`] returned (`codex-cli 0.171.0` -> `0.171.0`).
+/// The version number in what [`codex_version`] returned (`codex-cli 0.171.0` -> `0.171.0`).
 pub fn version_number(line: &str) -> &str {
     line.split_whitespace().last().unwrap_or("")
 }

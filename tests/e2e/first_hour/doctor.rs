@@ -613,3 +613,32 @@ fn hooks_running_a_gone_or_other_codex_as_are_found() {
     let (code, found, text) = findings(&sb, &env);
     assert_eq!((code, found.len()), (Some(0), 0), "{text}");
 }
+
+/// Looking is not touching: with the real Codex, `doctor` (and `brokers`, which asks a listener's
+/// version of it too) leave no `~/.codex` behind in a setup that has none (the real `codex
+/// --version` makes `$CODEX_HOME/tmp` at every start), and a second run says what the first said.
+#[test]
+fn doctor_with_the_real_codex_creates_no_default_home() {
+    let codexes = crate::support::real_codexes();
+    if codexes.is_empty() {
+        crate::skip!("no real Codex CLI (CODEX_AS_REAL_CODEX)");
+        return;
+    }
+    for codex in codexes {
+        let sb = Sandbox::new();
+        logged_in_home(&sb.home().join(".codex-alice"));
+        sb.with_codex(&codex);
+        let run = sb.path().join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        chmod(&run, 0o700);
+        let (status, first, text) = findings(&sb, &[]);
+        assert!(text.contains("codex-cli"), "{}: {text}", codex.display());
+        assert!(
+            !sb.home().join(".codex").exists(),
+            "{}: doctor created ~/.codex",
+            codex.display()
+        );
+        let (again, second, _) = findings(&sb, &[]);
+        assert_eq!((status, &first), (again, &second), "{}", codex.display());
+    }
+}
