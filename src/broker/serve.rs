@@ -605,7 +605,7 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
             _ = sleep_until(idle_deadline), if idle_deadline.is_some() => {
                 if lease_held() {
                     state.set_lease_held(true);
-                    state.postpone_idle(now());
+                    state.restart_unused_clock(now());
                     continue;
                 }
                 // Decided here, between two events: no client can be half-accepted. Clients that

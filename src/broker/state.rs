@@ -29,10 +29,11 @@
 //!   `broker/status` counts from then.
 //! - **alone** (for a client): quiet, and no other client connected. What an exclusive method
 //!   needs.
-//! - **unused**: quiet, and no client connected at all. The idle exit counts from then; a
-//!   draining broker stops once unused.
-//! - **idle** (for the asker): alone, and no lease held. `busy` is its opposite, and only an idle
-//!   broker stops; the idle exit is unused for `--idle-exit` with no lease (the event loop asks).
+//! - **unused**: quiet, and no client connected at all. `--idle-exit` counts from then (and
+//!   stops the broker only if no lease holds it: the event loop asks); a draining broker stops
+//!   once unused.
+//! - **idle** (for the asker): alone, and no lease held. `busy` in `broker/status` is its
+//!   opposite, and `broker/shutdown` stops only an idle broker.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -268,8 +269,9 @@ impl State {
         self.unused_since
     }
 
-    /// The idle deadline passed while a lease holds the broker: count idleness from `now` again.
-    pub fn postpone_idle(&mut self, now: Instant) {
+    /// The `--idle-exit` deadline passed while a lease holds the broker: count unused time from
+    /// `now` again.
+    pub fn restart_unused_clock(&mut self, now: Instant) {
         if self.unused_since.is_some() {
             self.unused_since = Some(now);
         }
@@ -418,7 +420,8 @@ impl State {
         self.take()
     }
 
-    /// A signal, or the idle deadline (the caller checked `is_unused` in the same loop turn).
+    /// A signal, or the `--idle-exit` deadline (the caller checked `is_unused` in the same loop
+    /// turn).
     pub fn on_stop(&mut self, reason: StopReason) -> Vec<Action> {
         self.stop(reason);
         self.take()
@@ -427,7 +430,8 @@ impl State {
     /// `broker/status` as `asker` sees it (None: from outside any client).
     pub fn status(&self, asker: Option<ClientId>, now: Instant) -> p::Status {
         let f = &self.facts;
-        let idle_seconds = match self.quiet_since {
+        // The wire's `idleSeconds` is quiet time (see the module docs).
+        let quiet_seconds = match self.quiet_since {
             Some(t) => now.saturating_duration_since(t).as_secs(),
             None => 0,
         };
@@ -468,7 +472,7 @@ impl State {
             threads,
             workspaces: self.workspaces.iter().cloned().collect(),
             lease_held: Some(self.lease_held),
-            idle_seconds: Some(idle_seconds),
+            idle_seconds: Some(quiet_seconds),
             cwd: Some(f.cwd.clone()),
             endpoint: Some(f.endpoint.clone()),
             usage_limit_hits: self.usage_limit_hits.iter().cloned().collect(),
@@ -1157,7 +1161,7 @@ mod tests {
             "item/agentMessage/delta"
         );
         assert_eq!(s.phase(), Phase::Starting);
-        assert_eq!(s.unused_since(), None, "not idle before ready");
+        assert_eq!(s.unused_since(), None, "not unused before ready");
         let out = s.on_app_server_message(Message::ok(json!(1), json!({"codexHome": "/h"})), t0);
         assert!(matches!(out[0], Action::Ready(_)));
         assert!(
@@ -1620,7 +1624,7 @@ mod tests {
     }
 
     #[test]
-    fn idle_means_no_client_and_nothing_in_flight() {
+    fn unused_means_no_client_and_nothing_in_flight() {
         let (mut s, t0) = serving();
         assert_eq!(s.unused_since(), None);
         open_thread(&mut s, t0, A, "t1", "/w");
@@ -1812,20 +1816,20 @@ mod tests {
     }
 
     #[test]
-    fn idle_time_counts_from_when_work_ended_not_from_the_last_event() {
+    fn quiet_time_counts_from_when_work_ended_not_from_the_last_event() {
         let (mut s, t0) = serving();
         open_thread(&mut s, t0, A, "t1", "/w");
         start_stream(&mut s, t0, A, "t1");
         let t1 = t0 + Duration::from_secs(1);
         s.on_app_server_message(turn_completed("t1", "turn-t1"), t1);
-        // Events that start no work do not make the broker any less idle.
+        // Events that start no work do not make the broker any less quiet.
         let t2 = t0 + Duration::from_secs(3);
         s.on_app_server_message(note("thread/closed", "t1"), t2);
         s.on_client_message(A, Ok(Message::notification("initialized", json!({}))), t2);
         s.on_connect(C, t2);
         let st = status_of(&mut s, B, t0 + Duration::from_secs(6));
         assert_eq!(st["idleSeconds"], 5, "{st}");
-        // The same for the idle exit: unused counts from the last client leaving.
+        // Unused time (for `--idle-exit`) counts from the last client leaving.
         for c in [A, B, C] {
             s.on_disconnect(c, t2);
         }
