@@ -1838,6 +1838,104 @@ mod tests {
     }
 
     #[test]
+    fn a_held_lease_restarts_the_unused_clock_only_while_unused() {
+        let (mut s, t0) = serving();
+        let t5 = t0 + Duration::from_secs(5);
+        s.restart_unused_clock(t5);
+        assert_eq!(s.unused_since(), None, "clients are connected");
+        s.on_disconnect(A, t0);
+        s.on_disconnect(B, t0);
+        assert_eq!(s.unused_since(), Some(t0));
+        s.restart_unused_clock(t5);
+        assert_eq!(s.unused_since(), Some(t5));
+    }
+
+    #[test]
+    fn the_brokers_own_release_is_not_work_in_flight() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        s.on_disconnect(B, t0);
+        let out = s.on_disconnect(A, t0);
+        assert_eq!(upstream(&out)[0].1, "thread/unsubscribe");
+        assert_eq!(s.unused_since(), Some(t0), "nobody waits for its answer");
+        // A client's request is, even once its client left.
+        s.on_connect(C, t0);
+        only_upstream(&s.on_client_message(C, req(1, "account/read", json!({})), t0));
+        s.on_disconnect(C, t0);
+        assert_eq!(s.unused_since(), None);
+    }
+
+    #[test]
+    fn status_reports_the_identity_settled_after_start() {
+        let (mut s, t0) = serving();
+        s.set_identity(Identity {
+            codex_home: "/settled".into(),
+            auth: AuthIdentity {
+                method: LoginState::Chatgpt,
+                fingerprint: Some("sha256:fedcba9876543210".into()),
+            },
+        });
+        let st = status_of(&mut s, A, t0);
+        assert_eq!(st["codexHome"], "/settled");
+        assert_eq!(
+            st["auth"],
+            json!({"method": "chatgpt", "fingerprint": "sha256:fedcba9876543210"})
+        );
+    }
+
+    #[test]
+    fn status_counts_every_other_client() {
+        let (mut s, t0) = serving();
+        s.on_connect(C, t0);
+        let st = status_of(&mut s, C, t0);
+        assert_eq!((&st["connections"], &st["clients"]), (&json!(3), &json!(2)));
+        // Asked from outside any client, every client is another.
+        assert_eq!(s.status(None, t0).clients, Some(3));
+    }
+
+    #[test]
+    fn lines_are_served_only_from_connected_clients_of_a_ready_broker() {
+        let t0 = Instant::now();
+        let (mut s, _) = State::new(facts(), t0);
+        s.on_connect(A, t0);
+        let read = || req(1, "account/read", json!({}));
+        assert!(s.on_client_message(A, read(), t0).is_empty(), "starting");
+        s.on_app_server_message(Message::ok(json!(1), json!({})), t0);
+        s.on_connect(B, t0);
+        assert_eq!(upstream(&s.on_client_message(B, read(), t0)).len(), 1);
+        // A line read before its client's disconnect was handled is dropped with it.
+        s.on_disconnect(A, t0);
+        assert!(s.on_client_message(A, read(), t0).is_empty(), "gone");
+        s.on_stop(StopReason::Signal);
+        assert!(s.on_client_message(B, read(), t0).is_empty(), "stopped");
+    }
+
+    #[test]
+    fn a_signal_fails_the_work_in_flight_then_stops() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        start_stream(&mut s, t0, A, "t1");
+        only_upstream(&s.on_client_message(B, req(4, "account/read", json!({})), t0));
+        let out = s.on_stop(StopReason::Signal);
+        let b = to(B, &out);
+        assert_eq!(b.len(), 1, "{out:?}");
+        assert_eq!(b[0]["id"], 4);
+        assert_eq!(
+            b[0]["error"]["message"],
+            "codex-as broker is shutting down (signal)."
+        );
+        let ended: Vec<Value> = to(A, &out)
+            .into_iter()
+            .filter(|m| m["method"] == "turn/completed")
+            .collect();
+        assert_eq!(ended.len(), 1, "{out:?}");
+        assert_eq!(ended[0]["params"]["turn"]["status"], "failed");
+        assert_eq!(out.last(), Some(&Action::Stop(StopReason::Signal)));
+        assert_eq!(s.phase(), Phase::Stopped);
+        assert!(s.on_stop(StopReason::Signal).is_empty(), "stops once");
+    }
+
+    #[test]
     fn malformed_lines_get_a_parse_error() {
         let (mut s, t0) = serving();
         let out = s.on_client_message(A, Err("Invalid JSON: x".into()), t0);
