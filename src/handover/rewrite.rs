@@ -357,6 +357,42 @@ mod tests {
     }
 
     #[test]
+    fn only_a_change_to_system_error_is_held() {
+        let mut w = Watch::default();
+        w.start("th", "t1");
+        for kind in ["active", "idle"] {
+            let s = status("th", kind);
+            assert_eq!(w.on_upstream(s.clone()), Verdict::Forward(vec![s]));
+        }
+        // Another method carrying the same status shape is not a status change.
+        let other = json!({"method": "thread/started", "params": {"threadId": "th", "status": {"type": "systemError"}}});
+        assert!(!is_system_error_status(&other));
+        assert!(is_system_error_status(&status("th", "systemError")));
+    }
+
+    #[test]
+    fn only_a_usage_limit_error_is_held_in_either_of_its_forms() {
+        let with_info = |info: Value| {
+            json!({"method": "error", "params": {"threadId": "th", "turnId": "t1", "willRetry": false,
+                "error": {"message": "boom", "codexErrorInfo": info}}})
+        };
+        let mut w = Watch::default();
+        w.start("th", "t1");
+        for info in [
+            json!("internalServerError"),
+            json!({"responseStreamDisconnected": {"httpStatusCode": 502}}),
+            Value::Null,
+        ] {
+            let e = with_info(info);
+            assert_eq!(w.on_upstream(e.clone()), Verdict::Forward(vec![e]));
+        }
+        // A variant with data arrives as an object keyed by its name.
+        let limit = with_info(json!({"usageLimitExceeded": {"resetsAt": 1}}));
+        assert_eq!(usage_limit_error(&limit).as_deref(), Some("boom"));
+        assert_eq!(w.on_upstream(limit), Verdict::Hold);
+    }
+
+    #[test]
     fn a_completion_alone_that_says_usage_limit_is_enough() {
         let mut w = Watch::default();
         w.start("th", "t1");
