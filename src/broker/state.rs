@@ -1569,6 +1569,22 @@ mod tests {
     }
 
     #[test]
+    fn a_shutdown_is_void_only_past_its_deadline() {
+        let (mut s, t0) = serving();
+        s.on_disconnect(A, t0);
+        let params = json!({"ifIdle": true, "deadlineMs": s.wall_ms(t0)});
+        let late = t0 + Duration::from_millis(1);
+        let out = s.on_client_message(B, req(1, "broker/shutdown", params.clone()), late);
+        assert_eq!(
+            to(B, &out)[0]["result"]["expired"],
+            true,
+            "a millisecond past it"
+        );
+        let out = s.on_client_message(B, req(2, "broker/shutdown", params), t0);
+        assert_eq!(to(B, &out)[0]["result"]["shutdown"], true, "at it");
+    }
+
+    #[test]
     fn a_plain_shutdown_never_fails_anyones_work() {
         let (mut s, t0) = serving();
         open_thread(&mut s, t0, A, "t1", "/w");
@@ -1933,6 +1949,93 @@ mod tests {
         assert_eq!(out.last(), Some(&Action::Stop(StopReason::Signal)));
         assert_eq!(s.phase(), Phase::Stopped);
         assert!(s.on_stop(StopReason::Signal).is_empty(), "stops once");
+    }
+
+    #[test]
+    fn status_remembers_64_workspaces_and_still_the_ones_it_knows() {
+        let (mut s, t0) = serving();
+        for i in 0..64 {
+            open_thread(&mut s, t0, A, &format!("t{i}"), &format!("/w/{i:02}"));
+        }
+        open_thread(&mut s, t0, A, "t64", "/w/64");
+        open_thread(&mut s, t0, A, "again", "/w/00");
+        let ws = status_of(&mut s, B, t0)["workspaces"].clone();
+        let ws: Vec<&str> = ws
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(ws.len(), 64);
+        assert!(ws.contains(&"/w/00") && ws.contains(&"/w/63"));
+        assert!(!ws.contains(&"/w/64"));
+    }
+
+    #[test]
+    fn status_keeps_the_latest_32_usage_limit_hits() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        for i in 0..33 {
+            start_stream(&mut s, t0, A, "t1");
+            let params = json!({"threadId": "t1", "turn": {"id": "turn-t1", "status": "failed",
+                "error": {"message": format!("limit {i}"), "codexErrorInfo": "usageLimitExceeded"}}});
+            s.on_app_server_message(Message::notification("turn/completed", params), t0);
+        }
+        let hits = status_of(&mut s, B, t0)["usageLimitHits"].clone();
+        let messages: Vec<&str> = hits
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|h| h["message"].as_str())
+            .collect();
+        assert_eq!(messages.len(), 32);
+        assert_eq!((messages[0], messages[31]), ("limit 1", "limit 32"));
+    }
+
+    #[test]
+    fn a_fork_its_client_already_opened_is_not_shown_to_the_parents_owner() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        let up = only_upstream(&s.on_client_message(
+            B,
+            req(3, "thread/fork", json!({"threadId": "t1"})),
+            t0,
+        ));
+        let fork = json!({"thread": {"id": "f1", "forkedFromId": "t1"}});
+        s.on_app_server_message(Message::ok(json!(up), fork.clone()), t0);
+        // A's companion would adopt a thread/started it is shown.
+        let out = s.on_app_server_message(Message::notification("thread/started", fork), t0);
+        assert_eq!(to(B, &out).len(), 1);
+        assert!(to(A, &out).is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn a_detached_review_leaves_the_thread_it_was_asked_on_to_its_owner() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        let params = json!({"threadId": "t1", "delivery": "detached"});
+        let up = only_upstream(&s.on_client_message(A, req(5, "review/start", params), t0));
+        let result = json!({"turn": {"id": "rv-turn"}, "reviewThreadId": "rv"});
+        s.on_app_server_message(Message::ok(json!(up), result), t0);
+        let out = s.on_app_server_message(note("thread/name/updated", "t1"), t0);
+        assert_eq!(to(A, &out).len(), 1, "{out:?}");
+    }
+
+    #[test]
+    fn a_shutdown_deadline_is_the_timeout_from_now_in_unix_milliseconds() {
+        let unix_ms = || {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64
+        };
+        let before = unix_ms();
+        let deadline = shutdown_deadline_ms(Duration::from_secs(10));
+        let after = unix_ms();
+        assert!(
+            (before + 10_000..=after + 10_000).contains(&deadline),
+            "{before} {deadline} {after}"
+        );
     }
 
     #[test]
