@@ -357,6 +357,75 @@ mod tests {
     }
 
     #[test]
+    fn a_watch_holds_only_its_own_threads_failure_and_keeps_it_until_the_end() {
+        let mut w = Watch::default();
+        assert_eq!(w.watching(), None);
+        w.start("th", "t1");
+        assert_eq!(w.watching(), Some(("th", "t1")));
+        assert_eq!(w.on_upstream(status("th", "systemError")), Verdict::Hold);
+        // Another thread's failure is its own business, and does not let ours out early.
+        let elsewhere = status("other", "systemError");
+        assert_eq!(
+            w.on_upstream(elsewhere.clone()),
+            Verdict::Forward(vec![elsewhere])
+        );
+        assert_eq!(w.on_upstream(error("th", "t1", false)), Verdict::Hold);
+        // Once the usage limit is known, the turn's other news goes out and the failure stays held.
+        let it = item("th", "t1");
+        assert_eq!(w.on_upstream(it.clone()), Verdict::Forward(vec![it]));
+        // A plain failed completion after the limit's error is that limit.
+        assert_eq!(
+            w.on_upstream(completed("th", "t1", "failed", false)),
+            Verdict::HandOver {
+                message: LIMIT.into()
+            }
+        );
+        assert_eq!(
+            w.release(),
+            vec![
+                status("th", "systemError"),
+                error("th", "t1", false),
+                completed("th", "t1", "failed", false)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_status_that_was_no_usage_limit_goes_out_before_the_next_news() {
+        let mut w = Watch::default();
+        w.start("th", "t1");
+        assert_eq!(w.on_upstream(status("th", "systemError")), Verdict::Hold);
+        let it = item("th", "t1");
+        assert_eq!(
+            w.on_upstream(it.clone()),
+            Verdict::Forward(vec![status("th", "systemError"), it])
+        );
+        assert_eq!(w.watching(), Some(("th", "t1")), "the turn goes on");
+    }
+
+    #[test]
+    fn ids_map_both_ways_wherever_they_sit() {
+        let mut m = IdMap::default();
+        m.add("t2", "t1");
+        m.add("same", "same");
+        assert_eq!(m.client_of("t2"), "t1");
+        assert_eq!(m.client_of("t9"), "t9");
+        assert_eq!(m.upstream_of("t1"), "t2");
+        assert_eq!(m.upstream_of("same"), "same");
+        m.add("t3", "t1");
+        assert_eq!(m.upstream_of("t1"), "t3", "the latest");
+        assert_eq!(
+            (m.client_of("t2"), m.client_of("t3")),
+            ("t1".into(), "t1".into())
+        );
+        let mut v = json!({"turns": [{"id": "t2"}, "t3"]});
+        m.to_client(&mut v);
+        assert_eq!(v, json!({"turns": [{"id": "t1"}, "t1"]}));
+        m.to_upstream(&mut v);
+        assert_eq!(v, json!({"turns": [{"id": "t3"}, "t3"]}));
+    }
+
+    #[test]
     fn only_a_change_to_system_error_is_held() {
         let mut w = Watch::default();
         w.start("th", "t1");
