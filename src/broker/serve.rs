@@ -560,7 +560,7 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
             _ = sleep_until(idle_deadline), if idle_deadline.is_some() => {
                 if lease_held() {
                     state.set_lease_held(true);
-                    state.postpone_idle(Instant::now());
+                    state.restart_unused_clock(Instant::now());
                     continue;
                 }
                 // Decided here, between two events: no client can be half-accepted. Clients that

@@ -34,10 +34,11 @@
 //!   `broker/status` counts from then.
 //! - **alone** (for a client): quiet, and no other client connected. What an exclusive method
 //!   needs.
-//! - **unused**: quiet, and no client connected at all. The idle exit counts from then; a
-//!   draining broker stops once unused.
-//! - **idle** (for the asker): alone, and no lease held. `busy` is its opposite, and only an idle
-//!   broker stops; the idle exit is unused for `--idle-exit` with no lease (the event loop asks).
+//! - **unused**: quiet, and no client connected at all. `--idle-exit` counts from then (and
+//!   stops the broker only if no lease holds it: the event loop asks); a draining broker stops
+//!   once unused.
+//! - **idle** (for the asker): alone, and no lease held. `busy` in `broker/status` is its
+//!   opposite, and `broker/shutdown` stops only an idle broker.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -302,8 +303,9 @@ impl State {
         self.unused_since
     }
 
-    /// The idle deadline passed while a lease holds the broker: count idleness from `now` again.
-    pub fn postpone_idle(&mut self, now: Instant) {
+    /// The `--idle-exit` deadline passed while a lease holds the broker: count unused time from
+    /// `now` again.
+    pub fn restart_unused_clock(&mut self, now: Instant) {
         if self.unused_since.is_some() {
             self.unused_since = Some(now);
         }
@@ -463,7 +465,8 @@ impl State {
         self.take()
     }
 
-    /// A signal, or the idle deadline (the caller checked `is_unused` in the same loop turn).
+    /// A signal, or the `--idle-exit` deadline (the caller checked `is_unused` in the same loop
+    /// turn).
     pub fn on_stop(&mut self, reason: StopReason) -> Vec<Action> {
         self.stop(reason);
         self.take()
@@ -472,7 +475,8 @@ impl State {
     /// `broker/status` as `asker` sees it (None: from outside any client).
     pub fn status(&self, asker: Option<ClientId>, now: Instant) -> p::Status {
         let f = &self.facts;
-        let idle_seconds = match self.quiet_since {
+        // The wire's `idleSeconds` is quiet time (see the module docs).
+        let quiet_seconds = match self.quiet_since {
             Some(t) => now.saturating_duration_since(t).as_secs(),
             None => 0,
         };
@@ -513,7 +517,7 @@ impl State {
             threads,
             workspaces: self.workspaces.iter().cloned().collect(),
             lease_held: Some(self.lease_held),
-            idle_seconds: Some(idle_seconds),
+            idle_seconds: Some(quiet_seconds),
             cwd: Some(f.cwd.clone()),
             endpoint: Some(f.endpoint.clone()),
             usage_limit_hits: self.usage_limit_hits.iter().cloned().collect(),
@@ -1258,7 +1262,7 @@ mod tests {
             "item/agentMessage/delta"
         );
         assert_eq!(s.phase(), Phase::Starting);
-        assert_eq!(s.unused_since(), None, "not idle before ready");
+        assert_eq!(s.unused_since(), None, "not unused before ready");
         let out = s.on_app_server_message(Message::ok(json!(1), json!({"codexHome": "/h"})), t0);
         assert!(matches!(out[0], Action::Ready(_)));
         assert!(
@@ -1666,6 +1670,22 @@ mod tests {
     }
 
     #[test]
+    fn a_shutdown_is_void_only_past_its_deadline() {
+        let (mut s, t0) = serving();
+        s.on_disconnect(A, t0);
+        let params = json!({"ifIdle": true, "deadlineMs": s.wall_ms(t0)});
+        let late = t0 + Duration::from_millis(1);
+        let out = s.on_client_message(B, req(1, "broker/shutdown", params.clone()), late);
+        assert_eq!(
+            to(B, &out)[0]["result"]["expired"],
+            true,
+            "a millisecond past it"
+        );
+        let out = s.on_client_message(B, req(2, "broker/shutdown", params), t0);
+        assert_eq!(to(B, &out)[0]["result"]["shutdown"], true, "at it");
+    }
+
+    #[test]
     fn a_plain_shutdown_never_fails_anyones_work() {
         let (mut s, t0) = serving();
         open_thread(&mut s, t0, A, "t1", "/w");
@@ -1721,7 +1741,7 @@ mod tests {
     }
 
     #[test]
-    fn idle_means_no_client_and_nothing_in_flight() {
+    fn unused_means_no_client_and_nothing_in_flight() {
         let (mut s, t0) = serving();
         assert_eq!(s.unused_since(), None);
         open_thread(&mut s, t0, A, "t1", "/w");
@@ -1913,25 +1933,210 @@ mod tests {
     }
 
     #[test]
-    fn idle_time_counts_from_when_work_ended_not_from_the_last_event() {
+    fn quiet_time_counts_from_when_work_ended_not_from_the_last_event() {
         let (mut s, t0) = serving();
         open_thread(&mut s, t0, A, "t1", "/w");
         start_stream(&mut s, t0, A, "t1");
         let t1 = t0 + Duration::from_secs(1);
         s.on_app_server_message(turn_completed("t1", "turn-t1"), t1);
-        // Events that start no work do not make the broker any less idle.
+        // Events that start no work do not make the broker any less quiet.
         let t2 = t0 + Duration::from_secs(3);
         s.on_app_server_message(note("thread/closed", "t1"), t2);
         s.on_client_message(A, Ok(Message::notification("initialized", json!({}))), t2);
         s.on_connect(C, t2);
         let st = status_of(&mut s, B, t0 + Duration::from_secs(6));
         assert_eq!(st["idleSeconds"], 5, "{st}");
-        // The same for the idle exit: unused counts from the last client leaving.
+        // Unused time (for `--idle-exit`) counts from the last client leaving.
         for c in [A, B, C] {
             s.on_disconnect(c, t2);
         }
         s.on_app_server_message(note("thread/closed", "t9"), t0 + Duration::from_secs(4));
         assert_eq!(s.unused_since(), Some(t2));
+    }
+
+    #[test]
+    fn a_held_lease_restarts_the_unused_clock_only_while_unused() {
+        let (mut s, t0) = serving();
+        let t5 = t0 + Duration::from_secs(5);
+        s.restart_unused_clock(t5);
+        assert_eq!(s.unused_since(), None, "clients are connected");
+        s.on_disconnect(A, t0);
+        s.on_disconnect(B, t0);
+        assert_eq!(s.unused_since(), Some(t0));
+        s.restart_unused_clock(t5);
+        assert_eq!(s.unused_since(), Some(t5));
+    }
+
+    #[test]
+    fn the_brokers_own_release_is_not_work_in_flight() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        s.on_disconnect(B, t0);
+        let out = s.on_disconnect(A, t0);
+        assert_eq!(upstream(&out)[0].1, "thread/unsubscribe");
+        assert_eq!(s.unused_since(), Some(t0), "nobody waits for its answer");
+        // A client's request is, even once its client left.
+        s.on_connect(C, t0);
+        only_upstream(&s.on_client_message(C, req(1, "account/read", json!({})), t0));
+        s.on_disconnect(C, t0);
+        assert_eq!(s.unused_since(), None);
+    }
+
+    #[test]
+    fn status_reports_the_identity_settled_after_start() {
+        let (mut s, t0) = serving();
+        s.set_identity(Identity {
+            codex_home: "/settled".into(),
+            auth: AuthIdentity {
+                method: LoginState::Chatgpt,
+                fingerprint: Some("sha256:fedcba9876543210".into()),
+            },
+        });
+        let st = status_of(&mut s, A, t0);
+        assert_eq!(st["codexHome"], "/settled");
+        assert_eq!(
+            st["auth"],
+            json!({"method": "chatgpt", "fingerprint": "sha256:fedcba9876543210"})
+        );
+    }
+
+    #[test]
+    fn status_counts_every_other_client() {
+        let (mut s, t0) = serving();
+        s.on_connect(C, t0);
+        let st = status_of(&mut s, C, t0);
+        assert_eq!((&st["connections"], &st["clients"]), (&json!(3), &json!(2)));
+        // Asked from outside any client, every client is another.
+        assert_eq!(s.status(None, t0).clients, Some(3));
+    }
+
+    #[test]
+    fn lines_are_served_only_from_connected_clients_of_a_ready_broker() {
+        let t0 = Instant::now();
+        let (mut s, _) = State::new(facts(), t0);
+        s.on_connect(A, t0);
+        let read = || req(1, "account/read", json!({}));
+        assert!(s.on_client_message(A, read(), t0).is_empty(), "starting");
+        s.on_app_server_message(Message::ok(json!(1), json!({})), t0);
+        s.on_connect(B, t0);
+        assert_eq!(upstream(&s.on_client_message(B, read(), t0)).len(), 1);
+        // A line read before its client's disconnect was handled is dropped with it.
+        s.on_disconnect(A, t0);
+        assert!(s.on_client_message(A, read(), t0).is_empty(), "gone");
+        s.on_stop(StopReason::Signal);
+        assert!(s.on_client_message(B, read(), t0).is_empty(), "stopped");
+    }
+
+    #[test]
+    fn a_signal_fails_the_work_in_flight_then_stops() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        start_stream(&mut s, t0, A, "t1");
+        only_upstream(&s.on_client_message(B, req(4, "account/read", json!({})), t0));
+        let out = s.on_stop(StopReason::Signal);
+        let b = to(B, &out);
+        assert_eq!(b.len(), 1, "{out:?}");
+        assert_eq!(b[0]["id"], 4);
+        assert_eq!(
+            b[0]["error"]["message"],
+            "codex-as broker is shutting down (signal)."
+        );
+        let ended: Vec<Value> = to(A, &out)
+            .into_iter()
+            .filter(|m| m["method"] == "turn/completed")
+            .collect();
+        assert_eq!(ended.len(), 1, "{out:?}");
+        assert_eq!(ended[0]["params"]["turn"]["status"], "failed");
+        assert_eq!(out.last(), Some(&Action::Stop(StopReason::Signal)));
+        assert_eq!(s.phase(), Phase::Stopped);
+        assert!(s.on_stop(StopReason::Signal).is_empty(), "stops once");
+    }
+
+    #[test]
+    fn status_remembers_64_workspaces_and_still_the_ones_it_knows() {
+        let (mut s, t0) = serving();
+        for i in 0..64 {
+            open_thread(&mut s, t0, A, &format!("t{i}"), &format!("/w/{i:02}"));
+        }
+        open_thread(&mut s, t0, A, "t64", "/w/64");
+        open_thread(&mut s, t0, A, "again", "/w/00");
+        let ws = status_of(&mut s, B, t0)["workspaces"].clone();
+        let ws: Vec<&str> = ws
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(ws.len(), 64);
+        assert!(ws.contains(&"/w/00") && ws.contains(&"/w/63"));
+        assert!(!ws.contains(&"/w/64"));
+    }
+
+    #[test]
+    fn status_keeps_the_latest_32_usage_limit_hits() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        for i in 0..33 {
+            start_stream(&mut s, t0, A, "t1");
+            let params = json!({"threadId": "t1", "turn": {"id": "turn-t1", "status": "failed",
+                "error": {"message": format!("limit {i}"), "codexErrorInfo": "usageLimitExceeded"}}});
+            s.on_app_server_message(Message::notification("turn/completed", params), t0);
+        }
+        let hits = status_of(&mut s, B, t0)["usageLimitHits"].clone();
+        let messages: Vec<&str> = hits
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|h| h["message"].as_str())
+            .collect();
+        assert_eq!(messages.len(), 32);
+        assert_eq!((messages[0], messages[31]), ("limit 1", "limit 32"));
+    }
+
+    #[test]
+    fn a_fork_its_client_already_opened_is_not_shown_to_the_parents_owner() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        let up = only_upstream(&s.on_client_message(
+            B,
+            req(3, "thread/fork", json!({"threadId": "t1"})),
+            t0,
+        ));
+        let fork = json!({"thread": {"id": "f1", "forkedFromId": "t1"}});
+        s.on_app_server_message(Message::ok(json!(up), fork.clone()), t0);
+        // A's companion would adopt a thread/started it is shown.
+        let out = s.on_app_server_message(Message::notification("thread/started", fork), t0);
+        assert_eq!(to(B, &out).len(), 1);
+        assert!(to(A, &out).is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn a_detached_review_leaves_the_thread_it_was_asked_on_to_its_owner() {
+        let (mut s, t0) = serving();
+        open_thread(&mut s, t0, A, "t1", "/w");
+        let params = json!({"threadId": "t1", "delivery": "detached"});
+        let up = only_upstream(&s.on_client_message(A, req(5, "review/start", params), t0));
+        let result = json!({"turn": {"id": "rv-turn"}, "reviewThreadId": "rv"});
+        s.on_app_server_message(Message::ok(json!(up), result), t0);
+        let out = s.on_app_server_message(note("thread/name/updated", "t1"), t0);
+        assert_eq!(to(A, &out).len(), 1, "{out:?}");
+    }
+
+    #[test]
+    fn a_shutdown_deadline_is_the_timeout_from_now_in_unix_milliseconds() {
+        let unix_ms = || {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64
+        };
+        let before = unix_ms();
+        let deadline = shutdown_deadline_ms(Duration::from_secs(10));
+        let after = unix_ms();
+        assert!(
+            (before + 10_000..=after + 10_000).contains(&deadline),
+            "{before} {deadline} {after}"
+        );
     }
 
     #[test]

@@ -430,6 +430,17 @@ mod tests {
     }
 
     #[test]
+    fn skipped_any_says_whether_an_account_was_passed_over() {
+        let mut f = Fallback::list(accounts(&["alice", "bob"]));
+        assert!(!f.skipped_any());
+        f.passed_over(1, "not logged in".into(), false);
+        assert!(f.skipped_any());
+        let mut f = Fallback::list(accounts(&["alice", "bob"]));
+        f.handed_over(0, "usage limit reached".into());
+        assert!(f.skipped_any(), "a handover already told still counts");
+    }
+
+    #[test]
     fn a_pin_never_fails_over() {
         let pin = AccountSpec::parse("alice").unwrap();
         assert_eq!(Route::of(&pin), Route::Pin("alice"));

@@ -357,6 +357,111 @@ mod tests {
     }
 
     #[test]
+    fn a_watch_holds_only_its_own_threads_failure_and_keeps_it_until_the_end() {
+        let mut w = Watch::default();
+        assert_eq!(w.watching(), None);
+        w.start("th", "t1");
+        assert_eq!(w.watching(), Some(("th", "t1")));
+        assert_eq!(w.on_upstream(status("th", "systemError")), Verdict::Hold);
+        // Another thread's failure is its own business, and does not let ours out early.
+        let elsewhere = status("other", "systemError");
+        assert_eq!(
+            w.on_upstream(elsewhere.clone()),
+            Verdict::Forward(vec![elsewhere])
+        );
+        assert_eq!(w.on_upstream(error("th", "t1", false)), Verdict::Hold);
+        // Once the usage limit is known, the turn's other news goes out and the failure stays held.
+        let it = item("th", "t1");
+        assert_eq!(w.on_upstream(it.clone()), Verdict::Forward(vec![it]));
+        // A plain failed completion after the limit's error is that limit.
+        assert_eq!(
+            w.on_upstream(completed("th", "t1", "failed", false)),
+            Verdict::HandOver {
+                message: LIMIT.into()
+            }
+        );
+        assert_eq!(
+            w.release(),
+            vec![
+                status("th", "systemError"),
+                error("th", "t1", false),
+                completed("th", "t1", "failed", false)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_status_that_was_no_usage_limit_goes_out_before_the_next_news() {
+        let mut w = Watch::default();
+        w.start("th", "t1");
+        assert_eq!(w.on_upstream(status("th", "systemError")), Verdict::Hold);
+        let it = item("th", "t1");
+        assert_eq!(
+            w.on_upstream(it.clone()),
+            Verdict::Forward(vec![status("th", "systemError"), it])
+        );
+        assert_eq!(w.watching(), Some(("th", "t1")), "the turn goes on");
+    }
+
+    #[test]
+    fn ids_map_both_ways_wherever_they_sit() {
+        let mut m = IdMap::default();
+        m.add("t2", "t1");
+        m.add("same", "same");
+        assert_eq!(m.client_of("t2"), "t1");
+        assert_eq!(m.client_of("t9"), "t9");
+        assert_eq!(m.upstream_of("t1"), "t2");
+        assert_eq!(m.upstream_of("same"), "same");
+        m.add("t3", "t1");
+        assert_eq!(m.upstream_of("t1"), "t3", "the latest");
+        assert_eq!(
+            (m.client_of("t2"), m.client_of("t3")),
+            ("t1".into(), "t1".into())
+        );
+        let mut v = json!({"turns": [{"id": "t2"}, "t3"]});
+        m.to_client(&mut v);
+        assert_eq!(v, json!({"turns": [{"id": "t1"}, "t1"]}));
+        m.to_upstream(&mut v);
+        assert_eq!(v, json!({"turns": [{"id": "t3"}, "t3"]}));
+    }
+
+    #[test]
+    fn only_a_change_to_system_error_is_held() {
+        let mut w = Watch::default();
+        w.start("th", "t1");
+        for kind in ["active", "idle"] {
+            let s = status("th", kind);
+            assert_eq!(w.on_upstream(s.clone()), Verdict::Forward(vec![s]));
+        }
+        // Another method carrying the same status shape is not a status change.
+        let other = json!({"method": "thread/started", "params": {"threadId": "th", "status": {"type": "systemError"}}});
+        assert!(!is_system_error_status(&other));
+        assert!(is_system_error_status(&status("th", "systemError")));
+    }
+
+    #[test]
+    fn only_a_usage_limit_error_is_held_in_either_of_its_forms() {
+        let with_info = |info: Value| {
+            json!({"method": "error", "params": {"threadId": "th", "turnId": "t1", "willRetry": false,
+                "error": {"message": "boom", "codexErrorInfo": info}}})
+        };
+        let mut w = Watch::default();
+        w.start("th", "t1");
+        for info in [
+            json!("internalServerError"),
+            json!({"responseStreamDisconnected": {"httpStatusCode": 502}}),
+            Value::Null,
+        ] {
+            let e = with_info(info);
+            assert_eq!(w.on_upstream(e.clone()), Verdict::Forward(vec![e]));
+        }
+        // A variant with data arrives as an object keyed by its name.
+        let limit = with_info(json!({"usageLimitExceeded": {"resetsAt": 1}}));
+        assert_eq!(usage_limit_error(&limit).as_deref(), Some("boom"));
+        assert_eq!(w.on_upstream(limit), Verdict::Hold);
+    }
+
+    #[test]
     fn a_completion_alone_that_says_usage_limit_is_enough() {
         let mut w = Watch::default();
         w.start("th", "t1");

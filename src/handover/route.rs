@@ -138,6 +138,31 @@ mod tests {
     }
 
     #[test]
+    fn the_account_a_turn_failed_on_is_never_next_listed_as_tried_or_not() {
+        assert_eq!(next_after(3, 0, &[], |_| true), Some(1));
+        assert_eq!(next_after(1, 0, &[], |_| true), None);
+    }
+
+    #[test]
+    fn a_route_holds_its_homes_in_its_order() {
+        let r = Route::new(vec![
+            account("a", "/nonexistent/relay/a"),
+            account("b", "/nonexistent/relay/b"),
+        ]);
+        assert_eq!(
+            r.homes(),
+            [
+                PathBuf::from("/nonexistent/relay/a"),
+                PathBuf::from("/nonexistent/relay/b")
+            ]
+        );
+        assert_eq!(r.home(1), Path::new("/nonexistent/relay/b"));
+        assert_eq!((r.len(), r.is_empty()), (2, false));
+        let none = Route::new(Vec::new());
+        assert_eq!((none.len(), none.is_empty()), (0, true));
+    }
+
+    #[test]
     fn a_connection_starts_on_the_first_usable_and_a_thread_where_it_is_newest() {
         assert_eq!(first(3, |i| i > 0), 1);
         assert_eq!(first(3, |_| false), 0, "nothing usable: the first says why");

@@ -375,6 +375,133 @@ mod tests {
         assert_eq!(r.line(0), b"{\"a\":1}\n");
     }
 
+    fn event(payload: &str) -> String {
+        format!(r#"{{"timestamp":"t","type":"event_msg","payload":{payload}}}"#)
+    }
+
+    fn started(turn: &str) -> String {
+        event(&format!(r#"{{"type":"task_started","turn_id":"{turn}"}}"#))
+    }
+
+    fn out_of_quota(turn: &str) -> String {
+        event(&format!(
+            r#"{{"type":"task_complete","turn_id":"{turn}","last_agent_message":null,"error":{{"message":"You've hit your usage limit.","codex_error_info":"usage_limit_exceeded"}}}}"#
+        ))
+    }
+
+    fn item(text: &str) -> String {
+        format!(
+            r#"{{"timestamp":"t","type":"response_item","payload":{{"type":"message","role":"assistant","content":[{{"type":"output_text","text":"{text}"}}]}}}}"#
+        )
+    }
+
+    fn rollout(lines: &[String]) -> Rollout {
+        Rollout::from_bytes(
+            lines
+                .iter()
+                .flat_map(|l| format!("{l}\n").into_bytes())
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_turn_that_only_mentions_the_usage_limit_did_not_end_on_it() {
+        let done = event(
+            r#"{"type":"task_complete","turn_id":"a","last_agent_message":"usage_limit_exceeded is what Codex says","error":null}"#,
+        );
+        assert_eq!(usage_limit_end(done.as_bytes()), None);
+        let other = event(
+            r#"{"type":"task_complete","turn_id":"a","error":{"message":"see usage_limit_exceeded","codex_error_info":"other"}}"#,
+        );
+        assert_eq!(usage_limit_end(other.as_bytes()), None);
+        assert_eq!(
+            usage_limit_end(out_of_quota("a").as_bytes()).as_deref(),
+            Some("a")
+        );
+    }
+
+    #[test]
+    fn kept_leaves_out_encrypted_reasoning_and_finds_a_trailing_usage_limit_turn() {
+        let meta = r#"{"timestamp":"t","type":"session_meta","payload":{"id":"x"}}"#.to_string();
+        let mut lines = vec![
+            meta,
+            started("a"),
+            REASONING.to_string(),
+            item("one"),
+            started("b"),
+            item("two"),
+            out_of_quota("b"),
+        ];
+        let k = kept(&rollout(&lines));
+        assert_eq!(k.lines, [0, 1, 3, 4, 5, 6]);
+        assert_eq!(k.starts, [(1, "a".to_string()), (3, "b".to_string())]);
+        assert_eq!(k.failed_tail, Some(3));
+        // What Codex writes after a turn ended still leaves it the last one.
+        for trailer in [
+            event(r#"{"type":"token_count","info":null}"#),
+            event(r#"{"type":"thread_status","status":"idle"}"#),
+            r#"{"timestamp":"t","type":"token_usage_record","payload":{}}"#.to_string(),
+        ] {
+            lines.push(trailer);
+            assert_eq!(kept(&rollout(&lines)).failed_tail, Some(3), "{lines:?}");
+        }
+        // Anything else after it (a turn's items without a start line) makes it not the last.
+        lines.push(item("three"));
+        assert_eq!(kept(&rollout(&lines)).failed_tail, None);
+    }
+
+    #[test]
+    fn a_usage_limit_end_belongs_to_the_last_start_unless_ids_differ() {
+        let tail = |start: &str, end: &str| {
+            kept(&rollout(&[
+                started("a"),
+                item("x"),
+                started(start),
+                out_of_quota(end),
+            ]))
+            .failed_tail
+        };
+        assert_eq!(tail("b", "b"), Some(2));
+        assert_eq!(tail("b", "a"), None, "another turn's end");
+        // Older Codex names no turn on one side or the other: the last start is the turn.
+        assert_eq!(tail("", "b"), Some(2));
+        assert_eq!(tail("b", ""), Some(2));
+        // No start at all: nothing to drop.
+        assert_eq!(
+            kept(&rollout(&[item("x"), out_of_quota("b")])).failed_tail,
+            None
+        );
+    }
+
+    #[test]
+    fn a_history_base_without_an_offset_is_not_rewritten() {
+        let line = br#"{"type":"session_meta","payload":{"history_base":{"thread_id":"p","end_byte_offset":null}}}"#;
+        assert!(with_base_offset(line, 77).is_none());
+        assert_eq!(comparable(line).as_ref(), &line[..]);
+    }
+
+    #[test]
+    fn comparable_keeps_every_byte_but_the_offset() {
+        let a = br#"{"type":"session_meta","payload":{"history_base":{"thread_id":"p","end_byte_offset":12}},"x":1}"#;
+        let b = br#"{"type":"session_meta","payload":{"history_base":{"thread_id":"p","end_byte_offset":12}},"x":2}"#;
+        assert_ne!(comparable(a), comparable(b));
+        assert_eq!(
+            comparable(a).as_ref(),
+            &br#"{"type":"session_meta","payload":{"history_base":{"thread_id":"p","end_byte_offset":}},"x":1}"#[..]
+        );
+        let plain = item("hello");
+        assert_eq!(comparable(plain.as_bytes()).as_ref(), plain.as_bytes());
+    }
+
+    #[test]
+    fn parents_are_named_once_each_base_first() {
+        let meta = serde_json::json!({"history_base": {"thread_id": "p"}, "forked_from_id": "f"});
+        assert_eq!(parent_ids(&meta), ["p", "f"]);
+        let same = serde_json::json!({"history_base": {"thread_id": "p"}, "forked_from_id": "p"});
+        assert_eq!(parent_ids(&same), ["p"]);
+        assert!(parent_ids(&serde_json::json!({"id": "x"})).is_empty());
+    }
+
     #[test]
     fn find_handles_repeated_first_bytes() {
         assert_eq!(find(b"aaab", b"ab"), Some(2));
