@@ -2,40 +2,15 @@
 //! the real `codex app-server` (every version of `support::real_codexes()`), whose account
 //! homes use the local model stub; one account's key is made to hit the usage limit mid-thread.
 
-use std::path::Path;
-
 use serde_json::Value;
 
-use crate::support::model_stub::{StubWorld as World, fingerprint, user_texts};
+use crate::support::model_stub::{StubWorld as World, fingerprint, holds, user_texts};
 use crate::support::{real_codexes, stderr, stdout, wait_until};
 
 const KEY_A: &str = "sk-handover-a";
 const KEY_B: &str = "sk-handover-b";
 const NOTICE: &str =
     "codex-as: a: usage limit reached; the thread moved to 'b' and the turn goes on there";
-
-/// The world of a run on the route `a, b` with the current real plugin (none: a skip).
-fn world(codex: &Path) -> Option<World> {
-    let plugin = crate::support::peers::current_plugin()?;
-    Some(World::new(codex, &plugin.root, [KEY_A, KEY_B]))
-}
-
-/// Whether `home` has a rollout of `thread`.
-fn holds(home: &Path, thread: &str) -> bool {
-    let mut stack = vec![home.join("sessions")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            let name = e.file_name().to_string_lossy().into_owned();
-            if p.is_dir() {
-                stack.push(p);
-            } else if name.starts_with("rollout-") && name.contains(thread) {
-                return true;
-            }
-        }
-    }
-    false
-}
 
 /// Encrypted reasoning another key made, in a request.
 fn foreign_reasoning(body: &Value, of_key: &str) -> Vec<String> {
@@ -88,7 +63,9 @@ fn check_b_request(w: &World, new_input: &str) {
 fn a_turn_that_hits_the_limit_goes_on_on_the_next_account() {
     for codex in real_codexes() {
         eprintln!("-- against {}", codex.display());
-        let Some(w) = world(&codex) else { return };
+        let Some(w) = World::with_current_plugin(&codex, [KEY_A, KEY_B]) else {
+            return;
+        };
         let thread = thread_on_a_then_a_is_out(&w);
 
         let out = w.run(&["a,b", "task", "--resume-last", "what was the word?"]);
@@ -154,7 +131,9 @@ fn a_turn_that_hits_the_limit_goes_on_on_the_next_account() {
 fn a_background_task_that_hits_the_limit_goes_on_on_the_next_account() {
     for codex in real_codexes() {
         eprintln!("-- against {}", codex.display());
-        let Some(w) = world(&codex) else { return };
+        let Some(w) = World::with_current_plugin(&codex, [KEY_A, KEY_B]) else {
+            return;
+        };
         let thread = thread_on_a_then_a_is_out(&w);
 
         let out = w.run(&[
@@ -200,7 +179,9 @@ fn a_background_task_that_hits_the_limit_goes_on_on_the_next_account() {
 fn a_review_that_hits_the_limit_starts_again_on_the_next_account() {
     for codex in real_codexes() {
         eprintln!("-- against {}", codex.display());
-        let Some(w) = world(&codex) else { return };
+        let Some(w) = World::with_current_plugin(&codex, [KEY_A, KEY_B]) else {
+            return;
+        };
         std::fs::write(w.ws.join("notes.txt"), "a change to review\n").unwrap();
         w.stub.set_limited(KEY_A, true);
         let out = w.run(&["a,b", "review"]);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::listener::{self, TuiClient};
-use crate::support::model_stub::StubWorld as World;
+use crate::support::model_stub::{StubWorld as World, holds};
 use crate::support::{real_codexes, stderr, stdout, wait_until};
 
 const KEY_A: &str = "sk-listener-a";
@@ -23,28 +23,6 @@ const KEY_B: &str = "sk-listener-b";
 const TUI_TURN_MS: u64 = 15_000;
 /// How many tasks run at once on the listener (what the issue asks of one app-server per home).
 const CONCURRENT: usize = 5;
-
-fn world(codex: &Path) -> Option<World> {
-    let plugin = crate::support::peers::current_plugin()?;
-    Some(World::new(codex, &plugin.root, [KEY_A, KEY_B]))
-}
-
-/// Whether `home` has a rollout of `thread`.
-fn holds(home: &Path, thread: &str) -> bool {
-    let mut stack = vec![home.join("sessions")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            let name = e.file_name().to_string_lossy().into_owned();
-            if p.is_dir() {
-                stack.push(p);
-            } else if name.starts_with("rollout-") && name.contains(thread) {
-                return true;
-            }
-        }
-    }
-    false
-}
 
 /// codex-as's own brokers, as `brokers --json` lists them.
 fn own_brokers(w: &World) -> Vec<Value> {
@@ -245,7 +223,9 @@ fn job_with(w: &World, tag: &str) -> Option<Value> {
 fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
     for codex in real_codexes() {
         eprintln!("-- against {}", codex.display());
-        let Some(w) = world(&codex) else { return };
+        let Some(w) = World::with_current_plugin(&codex, [KEY_A, KEY_B]) else {
+            return;
+        };
         let home_a = w.home("a");
         let socket = listener::start(&w.sb, &codex, &home_a);
         let listener_pids = listener::app_servers_of(&home_a);
@@ -475,7 +455,9 @@ fn a_listener_of_another_home_at_an_accounts_path_is_never_used() {
     let Some(codex) = real_codexes().into_iter().next() else {
         return;
     };
-    let Some(w) = world(&codex) else { return };
+    let Some(w) = World::with_current_plugin(&codex, [KEY_A, KEY_B]) else {
+        return;
+    };
     let (home_a, home_b) = (w.home("a"), w.home("b"));
     // b's Codex told to listen at a's standard path.
     let socket = listener::start_at(&w.sb, &codex, &home_b, &listener::standard_path(&home_a));
@@ -524,7 +506,9 @@ fn doctor_warns_about_the_daemons_package_copy_without_failing() {
     let Some(codex) = real_codexes().into_iter().next() else {
         return;
     };
-    let Some(w) = world(&codex) else { return };
+    let Some(w) = World::with_current_plugin(&codex, [KEY_A, KEY_B]) else {
+        return;
+    };
     let (home_a, home_b) = (w.home("a"), w.home("b"));
     // Private, as Codex makes them: a home in use that others may read is a finding of its own.
     for home in [&home_a, &home_b] {

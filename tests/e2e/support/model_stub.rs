@@ -230,6 +230,13 @@ pub struct StubWorld {
 }
 
 impl StubWorld {
+    /// The world of a run on accounts `a` and `b` (API keys `keys`) with the current real plugin
+    /// (None when there is none: a skip).
+    pub fn with_current_plugin(codex: &Path, keys: [&str; 2]) -> Option<StubWorld> {
+        let plugin = super::peers::current_plugin()?;
+        Some(StubWorld::new(codex, &plugin.root, keys))
+    }
+
     pub fn new(codex: &Path, plugin: &Path, [key_a, key_b]: [&str; 2]) -> StubWorld {
         let sb = Sandbox::new();
         sb.with_codex(codex);
@@ -317,4 +324,21 @@ impl Drop for ModelStub {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether `home` has a rollout of `thread`.
+pub fn holds(home: &Path, thread: &str) -> bool {
+    let mut stack = vec![home.join("sessions")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if p.is_dir() {
+                stack.push(p);
+            } else if name.starts_with("rollout-") && name.contains(thread) {
+                return true;
+            }
+        }
+    }
+    false
 }
