@@ -161,8 +161,11 @@ fn a_background_task_that_hits_the_limit_goes_on_on_the_next_account() {
         };
         assert!(
             wait_until(60, done),
-            "the background job ended: {:?}",
-            w.jobs()
+            "the background job ended: {:?}\nthe start said: {} {}\njob logs:\n{}",
+            w.jobs(),
+            stdout(&out),
+            stderr(&out),
+            job_logs(&w)
         );
         let jobs = ended.into_inner();
         let job = jobs.last().unwrap();
@@ -197,4 +200,19 @@ fn a_review_that_hits_the_limit_starts_again_on_the_next_account() {
             stdout(&out)
         );
     }
+}
+
+/// Every job log of the plugin in the sandbox, for a failure's message.
+fn job_logs(w: &World) -> String {
+    w.sb.find("jobs")
+        .into_iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            format!("== {}\n{text}", p.display())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
