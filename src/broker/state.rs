@@ -2000,6 +2000,15 @@ mod tests {
         );
     }
 
+    /// `brokers`, `doctor` and the tests read which app-server serves a broker from its status.
+    #[test]
+    fn status_names_the_app_server_it_serves_through() {
+        let (mut s, t0) = serving();
+        assert_eq!(status_of(&mut s, A, t0)["appServer"], "child");
+        let (mut s, t0) = on_listener();
+        assert_eq!(status_of(&mut s, A, t0)["appServer"], "listener");
+    }
+
     #[test]
     fn status_counts_every_other_client() {
         let (mut s, t0) = serving();
