@@ -3,16 +3,12 @@
 //! and is this version; and whether the plugin they need is found.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use super::Report;
 use crate::claude::settings;
 
 /// What the hook commands of every codex-as version hold (with the program's path before it).
 const HOOK_COMMAND: &str = "codex-as claude hook";
-/// How long `PROGRAM --version` may take (the npm launcher starts node first).
-const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn check(accounts: Option<&crate::account::Accounts>, report: &mut Report) {
     // (file, whether it is the user's own settings rather than a project's)
@@ -131,31 +127,7 @@ fn same_program(program: &Path, this: &Path) -> bool {
 
 /// The version `PROGRAM --version` reports (`codex-as 1.2.3`), if it answers in time.
 fn version_of(program: &Path) -> Option<String> {
-    let mut child = Command::new(program)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let started = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if started.elapsed() < VERSION_TIMEOUT => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
-    }
-    let mut out = String::new();
-    use std::io::Read;
-    child.stdout.take()?.read_to_string(&mut out).ok()?;
-    parse_version(&out)
+    parse_version(&crate::sys::tools::version(program)?)
 }
 
 fn parse_version(out: &str) -> Option<String> {

@@ -37,8 +37,13 @@ pub fn node() -> Result<PathBuf, ToolError> {
 /// How long `PROGRAM --version` may take before it counts as failed.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The last line of `codex --version`, or None when it fails or takes too long (it is killed
-/// then); run without side effects on any account: Codex makes `$CODEX_HOME/tmp/arg0-*`
+/// The last line of `PROGRAM --version`, or None when it fails or takes too long (it is killed
+/// then).
+pub fn version(program: &Path) -> Option<String> {
+    version_with(Command::new(program))
+}
+
+/// [`version`] of `codex`, run without side effects on any account: Codex makes `$CODEX_HOME/tmp/arg0-*`
 /// at every start, which with CODEX_HOME unset creates `~/.codex` (world-readable, for an
 /// account that may never have been used). It gets a scratch home of its own instead, removed
 /// after.
