@@ -106,6 +106,31 @@ pub struct Row {
 }
 
 impl Row {
+    /// A row that knows only who owns the broker, where it listens and its state.
+    fn bare(owner: &'static str, endpoint: String, state: State) -> Row {
+        Row {
+            owner,
+            account: None,
+            codex_home: None,
+            workspace: None,
+            workspaces: Vec::new(),
+            clients: None,
+            threads_in_flight: None,
+            app_server: None,
+            app_server_pid: None,
+            app_server_version: None,
+            app_server_words: None,
+            pid: None,
+            endpoint,
+            age_seconds: None,
+            idle_seconds: None,
+            state,
+            note: None,
+            state_root: None,
+            id: None,
+        }
+    }
+
     /// The workspaces it served, or the one it was started from when it has not said.
     pub fn served(&self) -> Vec<&Path> {
         if self.workspaces.is_empty() {
@@ -184,27 +209,15 @@ impl Row {
     fn recorded(reg: &Registry, id: &str, endpoint: String) -> Row {
         let record = reg.record(id);
         Row {
-            owner: "codex-as",
             account: record.as_ref().map(|r| r.account.clone()),
             codex_home: record.as_ref().map(|r| r.codex_home.clone()),
             workspace: record.as_ref().map(|r| r.workspace.clone()),
-            workspaces: Vec::new(),
-            clients: None,
-            threads_in_flight: None,
-            app_server: None,
-            app_server_pid: None,
-            app_server_version: None,
-            app_server_words: None,
             pid: record.as_ref().map(|r| r.pid),
-            endpoint,
             age_seconds: record
                 .as_ref()
                 .map(|r| clock_now().saturating_sub(r.started_at)),
-            idle_seconds: None,
-            state: State::Unknown,
-            note: None,
-            state_root: None,
             id: Some(id.to_string()),
+            ..Row::bare("codex-as", endpoint, State::Unknown)
         }
     }
 
@@ -298,25 +311,11 @@ fn plugin_row(
     root: &StateRoot,
 ) -> Row {
     Row {
-        owner: "plugin",
-        account: None,
         codex_home,
-        workspace: None,
-        workspaces: Vec::new(),
-        clients: None,
-        threads_in_flight: None,
-        app_server: None,
-        app_server_pid: None,
-        app_server_version: None,
-        app_server_words: None,
         pid,
-        endpoint,
-        age_seconds: None,
-        idle_seconds: None,
-        state,
         note: Some(note),
         state_root: Some(root.clone()),
-        id: None,
+        ..Row::bare("plugin", endpoint, state)
     }
 }
 
