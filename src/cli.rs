@@ -321,6 +321,17 @@ pub struct BrokerServeArgs {
     /// Clients served at once; the next ones are answered busy (-32001)
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_clients: u16,
+    /// Without a Codex listener up for the home: start one (shared with a later TUI), or run
+    /// an app-server child of the broker's own
+    #[arg(long, value_enum, default_value_t = AppServerChoice::Listener)]
+    pub app_server: AppServerChoice,
+}
+
+/// `broker serve --app-server` (and the config's `broker.app_server`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AppServerChoice {
+    Listener,
+    Child,
 }
 
 #[derive(Debug, Subcommand)]

@@ -61,6 +61,10 @@ pub struct PluginConfig {
 pub struct BrokerConfig {
     /// How long an unused codex-as broker stays warm, e.g. "30m", "2h", "90s".
     pub idle_exit: Option<String>,
+    /// What a broker serves its clients through when the home has no Codex listener up:
+    /// `"listener"` (the default: start one at the home's standard path, shared with a later
+    /// `codex` TUI) or `"child"` (an app-server of the broker's own, as before Codex 0.169).
+    pub app_server: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -53,7 +53,7 @@ const TOP: &[&str] = &[
 ];
 const ACCOUNT: &[&str] = &["home", "pass_env"];
 const PLUGIN: &[&str] = &["root"];
-const BROKER: &[&str] = &["idle_exit"];
+const BROKER: &[&str] = &["idle_exit", "app_server"];
 const QUOTA: &[&str] = &["threshold", "max_age"];
 
 struct Walk<'a> {
@@ -288,6 +288,16 @@ impl Walk<'_> {
             self.known_keys(broker, "broker", BROKER);
             if let Some(item) = broker.get("idle_exit") {
                 self.duration("broker.idle_exit", item, "(\"30m\", \"2h\")");
+            }
+            if let Some(item) = broker.get("app_server")
+                && let Some(s) = self.string("broker.app_server", item)
+                && !matches!(s, "listener" | "child")
+            {
+                self.error(
+                    "broker.app_server",
+                    item.span(),
+                    format!("{s:?} is not a choice: write \"listener\" or \"child\""),
+                );
             }
         }
     }

@@ -3,50 +3,157 @@
 //! and one login refresh), else codex-as's own `codex app-server` child. The rest of the broker
 //! sends lines and reads [`Output`] the same way for both.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc::Sender;
 use tokio::sync::watch;
 
 use super::BrokerError;
 use super::app_server::{self, AppServer, Output};
+use super::lease::Holder;
 use super::listener::{self, ConnectError, Found, Link};
+use super::own_listener::{self, Record};
 use super::state::AppServerKind;
+use crate::sys::fsutil;
+
+/// What a broker serves through when its home has no Codex listener up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefer {
+    /// Start one at the home's standard path (shared with a later `codex` TUI).
+    Listener,
+    /// An app-server child of the broker's own.
+    Child,
+}
 
 pub enum AppServerLink {
     Child(AppServer),
+    /// A listener someone else started (the TUI's daemon): never stopped by codex-as.
     Listener(Link),
+    /// A listener codex-as started: stopped when its last broker leaves and nobody else is
+    /// connected to it.
+    OwnListener(Link, Box<Owned>),
+}
+
+/// What stopping a listener codex-as started needs.
+pub struct Owned {
+    record: Record,
+    files: own_listener::Files,
+}
+
+/// Where a broker's upstream is opened: the account's home, codex-as's runtime folder (for a
+/// listener's record and lock), and the `codex` to run.
+pub struct Place<'a> {
+    pub codex: &'a Path,
+    /// The child's working folder.
+    pub cwd: &'a Path,
+    pub home: &'a Path,
+    pub runtime: &'a Path,
+    pub prefer: Prefer,
 }
 
 impl AppServerLink {
-    /// The account's listener when `home` has a trusted, live one; else a new child in `cwd`.
-    /// Why a listener that is there was not used goes to the log.
+    /// The account's listener when `home` has a trusted, live one; else, as `prefer` says, a
+    /// listener codex-as starts, or a new child in `cwd`. Why a listener was not used (or could
+    /// not be started) goes to the log, and the child serves instead.
     pub async fn open<E: Send + 'static>(
-        codex: &Path,
-        cwd: &Path,
-        home: &Path,
+        at: &Place<'_>,
         events: Sender<E>,
         wrap: fn(Output) -> E,
     ) -> Result<AppServerLink, BrokerError> {
-        match listener::find(home) {
-            Found::None => {}
+        let home = fsutil::canonical(at.home);
+        let files = own_listener::Files::of(at.runtime, &home);
+        // Under the home's listener lock: no broker joins a listener another is stopping.
+        let lock = files.lock();
+        if let Err(e) = &lock {
+            eprintln!(
+                "codex-as broker: cannot lock the listener of this home ({e}); running its own app-server"
+            );
+            return AppServer::spawn(at.codex, at.cwd, events, wrap).map(AppServerLink::Child);
+        }
+        let found = match listener::find(at.home) {
+            Found::None => None,
             Found::Untrusted(why) => {
                 eprintln!("codex-as broker: not using the Codex listener of this home: {why}");
+                return AppServer::spawn(at.codex, at.cwd, events, wrap).map(AppServerLink::Child);
             }
-            Found::Socket(path) => match Link::connect(&path, events.clone(), wrap).await {
-                Ok(link) => return Ok(AppServerLink::Listener(link)),
+            Found::Socket(path) => Some(path),
+        };
+        if let Some(path) = found {
+            match Link::connect(&path, events.clone(), wrap).await {
+                Ok(link) => return Ok(Self::joined(link, &home, files)),
                 Err(ConnectError::Absent(_)) => {}
-                Err(e) => eprintln!("codex-as broker: not using the Codex listener: {e}"),
-            },
+                Err(e) => {
+                    eprintln!("codex-as broker: not using the Codex listener: {e}");
+                    return AppServer::spawn(at.codex, at.cwd, events, wrap)
+                        .map(AppServerLink::Child);
+                }
+            }
         }
-        AppServer::spawn(codex, cwd, events, wrap).map(AppServerLink::Child)
+        if at.prefer == Prefer::Listener {
+            match own_listener::start(at.codex, at.home, &files).await {
+                Ok(path) => match Link::connect(&path, events.clone(), wrap).await {
+                    Ok(link) => return Ok(Self::started(link, &home, &path, files)),
+                    Err(e) => eprintln!(
+                        "codex-as broker: cannot use the listener it started ({e}); running its own app-server"
+                    ),
+                },
+                Err(e) => eprintln!(
+                    "codex-as broker: no listener for this home ({e}); running its own app-server"
+                ),
+            }
+        }
+        AppServer::spawn(at.codex, at.cwd, events, wrap).map(AppServerLink::Child)
+    }
+
+    /// A listener that was up: codex-as's own when its record says so.
+    fn joined(link: Link, home: &Path, files: own_listener::Files) -> AppServerLink {
+        match files.started_by_codex_as(home, link.pid()) {
+            Some(record) => AppServerLink::OwnListener(link, Box::new(Owned { record, files })),
+            None => AppServerLink::Listener(link),
+        }
+    }
+
+    /// The listener codex-as just started, recorded as its own.
+    fn started(
+        link: Link,
+        home: &Path,
+        socket: &Path,
+        files: own_listener::Files,
+    ) -> AppServerLink {
+        let record = Record {
+            home: home.to_path_buf(),
+            server: Holder::of(link.pid()),
+            socket: PathBuf::from(socket),
+            started_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        };
+        if let Err(e) = files.write(&record) {
+            // Unrecorded, it is treated as anyone's listener: left running, never stopped.
+            eprintln!("codex-as broker: cannot record the listener it started: {e}");
+            return AppServerLink::Listener(link);
+        }
+        AppServerLink::OwnListener(link, Box::new(Owned { record, files }))
+    }
+
+    /// Whether a listener codex-as started has clients besides this broker (a TUI): the broker
+    /// then stays, to stop it once they are gone. False where that cannot be seen.
+    pub fn held_by_others(&self) -> bool {
+        match self {
+            AppServerLink::OwnListener(_, own) => {
+                own_listener::others_connected(&own.record.socket, 1).is_some_and(|n| n > 0)
+            }
+            _ => false,
+        }
     }
 
     pub fn kind(&self) -> AppServerKind {
         match self {
             AppServerLink::Child(_) => AppServerKind::Child,
             AppServerLink::Listener(_) => AppServerKind::Listener,
+            AppServerLink::OwnListener(..) => AppServerKind::OwnListener,
         }
     }
 
@@ -54,14 +161,14 @@ impl AppServerLink {
     pub fn pid(&self) -> u32 {
         match self {
             AppServerLink::Child(c) => c.pid(),
-            AppServerLink::Listener(l) => l.pid(),
+            AppServerLink::Listener(l) | AppServerLink::OwnListener(l, _) => l.pid(),
         }
     }
 
     pub fn send(&self, line: String) {
         match self {
             AppServerLink::Child(c) => c.send(line),
-            AppServerLink::Listener(l) => l.send(line),
+            AppServerLink::Listener(l) | AppServerLink::OwnListener(l, _) => l.send(line),
         }
     }
 
@@ -69,7 +176,7 @@ impl AppServerLink {
     pub fn gate(&self) -> watch::Receiver<bool> {
         match self {
             AppServerLink::Child(c) => c.gate(),
-            AppServerLink::Listener(l) => l.gate(),
+            AppServerLink::Listener(l) | AppServerLink::OwnListener(l, _) => l.gate(),
         }
     }
 
@@ -78,7 +185,9 @@ impl AppServerLink {
     pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
         match self {
             AppServerLink::Child(c) => c.wait().await,
-            AppServerLink::Listener(_) => std::future::pending().await,
+            AppServerLink::Listener(_) | AppServerLink::OwnListener(..) => {
+                std::future::pending().await
+            }
         }
     }
 
@@ -96,7 +205,7 @@ impl AppServerLink {
                 };
                 app_server::describe_exit(exit)
             }
-            AppServerLink::Listener(l) => format!(
+            AppServerLink::Listener(l) | AppServerLink::OwnListener(l, _) => format!(
                 "the Codex app-server listening at {} closed the connection.",
                 l.path().display()
             ),
@@ -104,12 +213,32 @@ impl AppServerLink {
     }
 
     /// Ends the link: the child is stopped and reaped; a listener is only left (it serves
-    /// others).
+    /// others), except one codex-as started that nobody else is connected to, which is stopped.
     pub async fn stop(self) -> Option<ExitStatus> {
         match self {
             AppServerLink::Child(c) => c.stop().await,
             AppServerLink::Listener(l) => {
                 l.close().await;
+                None
+            }
+            AppServerLink::OwnListener(l, own) => {
+                // Counted and stopped under the lock, so no broker joins in between; counted
+                // before leaving, with this broker's own connection still there.
+                let lock = own.files.lock();
+                let others = own_listener::others_connected(&own.record.socket, 1);
+                l.close().await;
+                match (lock, others) {
+                    (Ok(_held), Some(0)) => own_listener::stop(&own.record, &own.files).await,
+                    (Err(e), Some(0)) => eprintln!(
+                        "codex-as broker: leaving the listener it started running (cannot lock it: {e})"
+                    ),
+                    (_, Some(n)) => eprintln!(
+                        "codex-as broker: leaving the listener it started to its {n} other clients"
+                    ),
+                    (_, None) => eprintln!(
+                        "codex-as broker: leaving the listener it started running (its other clients cannot be seen here)"
+                    ),
+                }
                 None
             }
         }

@@ -128,6 +128,7 @@ pub mod lease;
 pub mod lines;
 pub mod link;
 pub mod listener;
+pub mod own_listener;
 pub mod pool;
 pub mod presence;
 pub mod protocol;

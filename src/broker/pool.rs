@@ -36,6 +36,8 @@ pub struct Request<'a> {
     pub workspace: &'a Path,
     pub plan: &'a EnvPlan,
     pub idle_exit: &'a str,
+    /// `broker serve --app-server`: `listener` or `child`.
+    pub app_server: &'a str,
 }
 
 /// What a probe found a broker to be.
@@ -140,6 +142,15 @@ pub async fn ensure_for(
         .unwrap_or_else(|| DEFAULT_IDLE_EXIT.to_string());
     crate::sys::duration::parse(&idle_exit)
         .map_err(|e| anyhow!("broker.idle_exit in the config: {e}"))?;
+    let app_server = match accounts.config.broker.app_server.as_deref() {
+        None | Some("listener") => "listener",
+        Some("child") => "child",
+        Some(other) => {
+            return Err(anyhow!(
+                "broker.app_server in the config: {other:?} is not a choice: write \"listener\" or \"child\""
+            ));
+        }
+    };
     let plan = EnvPlan::for_account(account);
     let home = account.canonical_home();
     let reg = Registry::open()?;
@@ -151,6 +162,7 @@ pub async fn ensure_for(
             workspace,
             plan: &plan,
             idle_exit: &idle_exit,
+            app_server,
         },
     )
     .await
@@ -300,6 +312,8 @@ fn serve_command(
         .arg(req.home)
         .arg("--idle-exit")
         .arg(req.idle_exit)
+        .arg("--app-server")
+        .arg(req.app_server)
         .arg("--pid-file")
         .arg(reg.pid_path(id))
         .current_dir(req.home)

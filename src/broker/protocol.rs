@@ -134,8 +134,9 @@ pub struct Status {
     /// carried into this home: the app-server would go on from the copy it holds in memory and
     /// write its next turns to the replaced file.
     pub open_threads: Vec<String>,
-    /// Ours: `"child"` (its own `codex app-server`) or `"listener"` (the account's Codex
-    /// listener, shared with other clients such as a TUI).
+    /// Ours: `"child"` (its own `codex app-server`), `"listener"` (the account's Codex
+    /// listener, shared with other clients such as a TUI) or `"codex-as-listener"` (such a
+    /// listener that codex-as started, and stops once nobody uses it).
     pub app_server: Option<String>,
     /// Ours: the `userAgent` the app-server answered `initialize` with (it names its version;
     /// empty when it gave none).
@@ -150,7 +151,10 @@ impl Status {
     /// Whether a codex-as broker serves its clients through the account's Codex listener
     /// (shared with a TUI, say) rather than a child of its own.
     pub fn on_listener(&self) -> bool {
-        self.app_server.as_deref() == Some("listener")
+        matches!(
+            self.app_server.as_deref(),
+            Some("listener" | "codex-as-listener")
+        )
     }
 
     /// The version of the app-server behind a codex-as broker, as its `userAgent` names it.
@@ -163,6 +167,9 @@ impl Status {
     pub fn app_server_words(&self) -> Option<String> {
         let what = match self.app_server.as_deref()? {
             "listener" => "Codex's own listener for the account (shared with other clients)",
+            "codex-as-listener" => {
+                "a Codex listener codex-as started for the account (shared with other clients)"
+            }
             "child" => "its own codex app-server",
             other => other,
         };

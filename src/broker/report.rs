@@ -81,7 +81,8 @@ pub struct Row {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threads_in_flight: Option<u64>,
     /// Ours: what serves its clients, `listener` (the account's own Codex listener, shared with
-    /// a TUI, say) or `child` (its own `codex app-server`), with that process and its version.
+    /// a TUI, say), `codex-as-listener` (one codex-as started) or `child` (its own `codex
+    /// app-server`), with that process and its version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app_server: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -152,7 +153,12 @@ pub async fn list(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
 /// A broker on a Codex listener of another version than the `codex` on PATH says so: that
 /// listener (the TUI's daemon, say) was started by another Codex and keeps running it.
 fn note_listener_versions(rows: &mut [Row]) {
-    let on_listener = |r: &Row| r.app_server.as_deref() == Some("listener");
+    let on_listener = |r: &Row| {
+        matches!(
+            r.app_server.as_deref(),
+            Some("listener" | "codex-as-listener")
+        )
+    };
     if !rows
         .iter()
         .any(|r| on_listener(r) && r.app_server_version.is_some())

@@ -26,7 +26,7 @@ use super::app_server::{self, Output};
 use super::endpoint;
 use super::lease;
 use super::lines::{self, Backlog};
-use super::link::AppServerLink;
+use super::link::{AppServerLink, Place, Prefer};
 use super::presence::{Files, close_listener, keep_findable};
 use super::protocol::{self as p, Message};
 use super::registry::Registry;
@@ -41,6 +41,8 @@ pub struct Options {
     pub pid_file: Option<PathBuf>,
     /// Clients served at once (see [`Limits`]).
     pub max_clients: usize,
+    /// What to serve through when the home has no Codex listener up.
+    pub app_server: Prefer,
     pub codex: PathBuf,
     /// Written `ready\n` once clients can be served, then closed.
     pub ready: Option<OwnedFd>,
@@ -563,6 +565,12 @@ pub async fn serve(mut opts: Options) -> Result<StopReason, BrokerError> {
                     state.restart_unused_clock(Instant::now());
                     continue;
                 }
+                if io.app.held_by_others() {
+                    // A TUI (say) uses the listener codex-as started: stay, to stop it once
+                    // they are gone.
+                    state.restart_unused_clock(Instant::now());
+                    continue;
+                }
                 // Decided here, between two events: no client can be half-accepted. Clients that
                 // connected in the meantime sit in the listen backlog; shutting the listener
                 // refuses all later ones, and those already queued are served before stopping.
@@ -620,14 +628,15 @@ impl Io {
         events: Sender<Event>,
     ) -> Result<(Io, State, Vec<Action>), BrokerError> {
         let home = identity::codex_home_from_env().unwrap_or_default();
-        let app = AppServerLink::open(
-            &opts.codex,
-            &opts.cwd,
-            &home,
-            events.clone(),
-            Event::AppServer,
-        )
-        .await?;
+        let runtime = endpoint::socket_path(&opts.endpoint)?;
+        let place = Place {
+            codex: &opts.codex,
+            cwd: &opts.cwd,
+            home: &home,
+            runtime: runtime.parent().unwrap_or(Path::new("/")),
+            prefer: opts.app_server,
+        };
+        let app = AppServerLink::open(&place, events.clone(), Event::AppServer).await?;
         let facts = Facts {
             pid: std::process::id(),
             app_server_pid: app.pid(),

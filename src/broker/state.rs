@@ -116,6 +116,9 @@ pub enum AppServerKind {
     /// The account's own Codex listener, shared with other clients (a TUI): their threads,
     /// turns and approvals are theirs, and the listener outlives the broker.
     Listener,
+    /// A listener codex-as started for the home, shared like any other; stopped when its
+    /// last broker leaves and nobody else is connected to it.
+    OwnListener,
 }
 
 impl AppServerKind {
@@ -124,6 +127,7 @@ impl AppServerKind {
         match self {
             AppServerKind::Child => "child",
             AppServerKind::Listener => "listener",
+            AppServerKind::OwnListener => "codex-as-listener",
         }
     }
 }
@@ -333,7 +337,10 @@ impl State {
     }
 
     fn shares_app_server(&self) -> bool {
-        self.app_server == AppServerKind::Listener
+        matches!(
+            self.app_server,
+            AppServerKind::Listener | AppServerKind::OwnListener
+        )
     }
 
     /// The identity is settled once the app-server has started (it may create the home).

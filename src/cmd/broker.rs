@@ -1,9 +1,10 @@
 //! `codex-as broker ...`: codex-as's own app-server broker, for codex-as's own use.
 
 use crate::broker::client;
+use crate::broker::link::Prefer;
 use crate::broker::serve::{self, Options};
 use crate::broker::state::StopReason;
-use crate::cli::{BrokerCommand, BrokerServeArgs};
+use crate::cli::{AppServerChoice, BrokerCommand, BrokerServeArgs};
 use crate::error::{UsageError, status};
 
 pub fn run(cmd: BrokerCommand) -> anyhow::Result<u8> {
@@ -57,6 +58,10 @@ fn serve_cmd(args: BrokerServeArgs) -> anyhow::Result<u8> {
         idle_exit: args.idle_exit,
         pid_file: args.pid_file,
         max_clients: usize::from(args.max_clients),
+        app_server: match args.app_server {
+            AppServerChoice::Listener => Prefer::Listener,
+            AppServerChoice::Child => Prefer::Child,
+        },
         codex: crate::sys::tools::codex()?,
         ready,
         observer: Some(quota_sensor()),

@@ -22,6 +22,7 @@ mod handover;
 mod harden;
 mod listener;
 mod model_stub;
+mod own_listener;
 mod plugin_data;
 mod plugin_fixture;
 mod quick_start;

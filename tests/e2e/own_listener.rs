@@ -1,0 +1,239 @@
+//! A home with no Codex listener up gets one that codex-as starts, at the home's standard path
+//! (Codex 0.169 has no daemon of its own; a later 0.171 TUI attaches to it instead of starting
+//! one). Real `codex app-server` of every version of `support::real_codexes()`, homes on the
+//! model stub, the real plugin: exactly one app-server serves the home, another client of the
+//! listener (TUI-like) keeps the broker from stopping it, and it goes once nobody uses it. Where
+//! a listener cannot work (a Codex that has none, or the config says `child`) the broker's own
+//! child serves, as before.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::listener::{TuiClient, app_servers_of, standard_path};
+use crate::support::model_stub::StubWorld as World;
+use crate::support::{Sandbox, alive, real_codexes, stderr, stdout, wait_until};
+
+const KEY_A: &str = "sk-own-listener-a";
+const KEY_B: &str = "sk-own-listener-b";
+
+fn own_brokers(run: impl Fn(&[&str]) -> std::process::Output) -> Vec<Value> {
+    let out = run(&["brokers", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["owner"] == "codex-as")
+        .cloned()
+        .collect()
+}
+
+/// The broker logs of a sandbox's runtime folder, for a failure's message.
+fn broker_logs(rt: &Path) -> String {
+    std::fs::read_dir(rt)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            format!("== {}\n{text}", p.display())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_home_without_a_listener_gets_one_that_a_tui_shares_and_it_goes_when_unused() {
+    for codex in real_codexes() {
+        eprintln!("-- against {}", codex.display());
+        let Some(w) = World::with_current_plugin(&codex, [KEY_A, KEY_B]) else {
+            return;
+        };
+        w.sb.write_config("[broker]\nidle_exit = \"2s\"\n");
+        let home = w.home("a");
+        let rt = w.sb.path().join("rt");
+        assert!(!standard_path(&home).exists(), "no listener before");
+
+        let out = w.run(&["a", "task", "hello FIRST"]);
+        assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+        assert!(
+            stdout(&out).contains("echo: hello FIRST"),
+            "{}",
+            stdout(&out)
+        );
+
+        // The broker serves through a listener it started, at the home's standard path: the
+        // one app-server of the home.
+        let brokers = own_brokers(|a| w.run(a));
+        assert_eq!(brokers.len(), 1, "{brokers:?}");
+        assert_eq!(brokers[0]["appServer"], "codex-as-listener", "{brokers:?}");
+        let broker_pid = brokers[0]["pid"].as_u64().unwrap() as u32;
+        let servers = app_servers_of(&home);
+        assert_eq!(servers.len(), 1, "one app-server for the home: {servers:?}");
+        assert_eq!(
+            brokers[0]["appServerPid"].as_u64(),
+            Some(servers[0] as u64),
+            "{brokers:?}"
+        );
+        let socket = std::fs::canonicalize(standard_path(&home))
+            .unwrap_or_else(|e| panic!("the standard path leads to a socket: {e}"));
+
+        // A TUI-like client attaches to it, as a later `codex` TUI would, and works there.
+        let mut tui = TuiClient::connect(&socket, "codex-tui");
+        let thread = tui.ok("thread/start", json!({"cwd": w.ws}))["thread"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let turn = tui.ok(
+            "turn/start",
+            json!({"threadId": thread, "input": [{"type": "text", "text": "tui ONE"}]}),
+        );
+        let done = tui.until_turn_completed(turn["turn"]["id"].as_str().unwrap());
+        assert_eq!(done["turn"]["status"], "completed", "{done}");
+
+        // Past the broker's idle time, the listener stays for its other client, and so does
+        // the broker that will stop it.
+        tui.drain_for(Duration::from_secs(5));
+        assert!(alive(broker_pid), "the broker waits for the TUI to leave");
+        assert_eq!(app_servers_of(&home), servers, "the listener is still up");
+        let turn = tui.ok(
+            "turn/start",
+            json!({"threadId": thread, "input": [{"type": "text", "text": "tui TWO"}]}),
+        );
+        let done = tui.until_turn_completed(turn["turn"]["id"].as_str().unwrap());
+        assert_eq!(done["turn"]["status"], "completed", "{done}");
+        // And a companion still lands on it meanwhile.
+        let out = w.run(&["a", "task", "hello SECOND"]);
+        assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+        assert_eq!(app_servers_of(&home), servers, "still the one app-server");
+
+        // The TUI leaves: the broker goes after its idle time, and takes the listener along.
+        drop(tui);
+        assert!(
+            wait_until(30, || !alive(broker_pid)
+                && app_servers_of(&home).is_empty()),
+            "broker alive: {}, app-servers: {:?}\n{}",
+            alive(broker_pid),
+            app_servers_of(&home),
+            broker_logs(&rt)
+        );
+        assert!(
+            std::fs::canonicalize(standard_path(&home)).is_err(),
+            "the standard path leads nowhere"
+        );
+        assert!(own_brokers(|a| w.run(a)).is_empty());
+
+        // The next call starts a new one: nothing stale is in the way.
+        let out = w.run(&["a", "task", "hello THIRD"]);
+        assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+        assert_eq!(app_servers_of(&home).len(), 1);
+        assert_eq!(
+            own_brokers(|a| w.run(a))[0]["appServer"],
+            "codex-as-listener"
+        );
+    }
+}
+
+#[test]
+fn a_broker_stopped_while_a_tui_is_attached_leaves_it_the_listener() {
+    let Some(codex) = real_codexes().into_iter().next_back() else {
+        return;
+    };
+    let Some(w) = World::with_current_plugin(&codex, [KEY_A, KEY_B]) else {
+        return;
+    };
+    let home = w.home("a");
+    let out = w.run(&["a", "setup"]);
+    assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+    let servers = app_servers_of(&home);
+    assert_eq!(servers.len(), 1, "{servers:?}");
+    let socket = std::fs::canonicalize(standard_path(&home)).unwrap();
+    let mut tui = TuiClient::connect(&socket, "codex-tui");
+
+    // `brokers stop` stops the idle broker, never the listener its TUI uses.
+    let out = w.run(&["brokers", "stop"]);
+    assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+    assert!(wait_until(10, || own_brokers(|a| w.run(a)).is_empty()));
+    assert_eq!(app_servers_of(&home), servers, "the TUI keeps its listener");
+    let thread = tui.ok("thread/start", json!({"cwd": w.ws}));
+    assert!(thread["thread"]["id"].is_string(), "{thread}");
+
+    // A later broker joins it and knows codex-as started it.
+    let out = w.run(&["a", "task", "again LATER"]);
+    assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+    let brokers = own_brokers(|a| w.run(a));
+    assert_eq!(brokers[0]["appServer"], "codex-as-listener", "{brokers:?}");
+    assert_eq!(app_servers_of(&home), servers, "the same one app-server");
+    drop(tui);
+    let out = w.run(&["brokers", "stop"]);
+    assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+    assert!(
+        wait_until(30, || app_servers_of(&home).is_empty()),
+        "the last one out stops it: {:?}",
+        app_servers_of(&home)
+    );
+}
+
+#[test]
+fn where_a_listener_cannot_work_the_brokers_own_child_serves() {
+    // A Codex without `--listen` (the fake one refuses it, as one before 0.169 does).
+    let sb = Sandbox::new();
+    sb.with_fake_codex();
+    let alice = sb.account_dir("alice");
+    std::fs::write(
+        alice.join("auth.json"),
+        r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-test-alice"}"#,
+    )
+    .unwrap();
+    let ws = sb.mkdir("ws");
+    let rt = sb.path().join("rt");
+    let run = |args: &[&str]| {
+        sb.codex_as()
+            .env(
+                "CODEX_AS_PLUGIN_ROOT",
+                crate::support::fixtures().join("plugin"),
+            )
+            .env("CODEX_AS_RUNTIME_DIR", &rt)
+            .current_dir(&ws)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["alice", "task", "hi"]);
+    assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+    let brokers = own_brokers(run);
+    assert_eq!(brokers[0]["appServer"], "child", "{brokers:?}");
+    let logs = broker_logs(&rt);
+    assert!(
+        logs.contains("no listener for this home") && logs.contains("--listen"),
+        "the log says why: {logs}"
+    );
+
+    // A real Codex, told so by the config.
+    let Some(codex) = real_codexes().into_iter().next() else {
+        return;
+    };
+    let Some(w) = World::with_current_plugin(&codex, [KEY_A, KEY_B]) else {
+        return;
+    };
+    w.sb.write_config("[broker]\napp_server = \"child\"\n");
+    let out = w.run(&["a", "task", "as a child"]);
+    assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+    let brokers = own_brokers(|a| w.run(a));
+    assert_eq!(brokers[0]["appServer"], "child", "{brokers:?}");
+    assert!(!standard_path(&w.home("a")).exists(), "no listener started");
+    assert_eq!(app_servers_of(&w.home("a")).len(), 1);
+    // A choice that is neither is refused before anything runs.
+    w.sb.write_config("[broker]\napp_server = \"daemon\"\n");
+    let out = w.run(&["a", "task", "nope"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("broker.app_server") && stderr(&out).contains("\"listener\""),
+        "{}",
+        stderr(&out)
+    );
+}
