@@ -1,6 +1,7 @@
 #!/bin/sh
-# One account, with and without Codex's own listener up for its home (what the 0.171 TUI's
-# daemon is: `codex app-server --listen unix://`): how many app-server processes serve the home
+# One account: with its broker's own child (`app_server = "child"`), with a listener codex-as
+# starts, and with Codex's own listener up for its home before (what the 0.171 TUI's daemon is:
+# `codex app-server --listen unix://`): how many app-server processes serve the home
 # and their memory while codex-as's broker is up, and how long a task takes to its answer, cold
 # (the broker starts: its own child, or a connection to the listener) and warm. The model is the
 # local stub (tests/fixtures/model-stub.mjs). Not a test: timing depends on the machine.
@@ -109,14 +110,24 @@ measure() {
     done
     kind=$("$CODEX_AS" broker status --endpoint "$("$CODEX_AS" brokers --json |
         sed -n 's/^ *"endpoint": *"\(unix:[^"]*\)".*/\1/p' | head -n 1)" |
-        sed -n 's/.*"appServer":"\([a-z]*\)".*/\1/p')
-    printf '%-22s broker on its %-8s %s; task cold %5s ms, warm:%s ms\n' \
+        sed -n 's/.*"appServer":"\([a-z-]*\)".*/\1/p')
+    printf '%-24s broker on %-18s %s; task cold %5s ms, warm:%s ms\n' \
         "$label" "$kind," "$(app_servers)" "$cold" "$warm"
     "$CODEX_AS" brokers stop --all --timeout 10s >/dev/null
 }
 
 echo "codex: $("$codex" --version 2>/dev/null | tail -n 1); plugin: $plugin"
-measure "without a listener"
+printf '[broker]\napp_server = "child"\n' >"$CODEX_AS_CONFIG"
+measure "no listener, child"
+rm -f "$CODEX_AS_CONFIG"
+measure "no listener, codex-as's"
+# The listener codex-as started goes with its broker; wait until it has.
+i=0
+while [ -e "$home/app-server-control/app-server-control.sock" ]; do
+    sleep 0.1
+    i=$((i + 1))
+    [ $i -lt 300 ] || { echo "codex-as's listener still up after 30 s" >&2; exit 1; }
+done
 
 CODEX_HOME=$home "$codex" app-server --listen unix:// </dev/null >/dev/null 2>&1 &
 listener_pid=$!
@@ -128,4 +139,4 @@ until [ -S "$home/app-server-control/app-server-control.sock" ] && [ $i -gt 0 ];
 done
 sleep 1
 echo "listener alone:        $(app_servers)"
-measure "with a listener"
+measure "the TUI's listener"

@@ -99,6 +99,8 @@ impl AppServerLink {
                         "codex-as broker: cannot use the listener it started ({e}); running its own app-server"
                     ),
                 },
+                // The child cannot be spawned either: its own error says it once.
+                Err(own_listener::StartError::Spawn { .. }) => {}
                 Err(e) => eprintln!(
                     "codex-as broker: no listener for this home ({e}); running its own app-server"
                 ),

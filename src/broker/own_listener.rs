@@ -146,9 +146,12 @@ pub async fn start(codex: &Path, home: &Path, files: &Files) -> Result<PathBuf, 
             return Ok(socket);
         }
         if let Ok(Some(status)) = child.try_wait() {
+            let tail = log_tail(&files.log);
+            // Its last line goes to the broker's log; an empty listener log need not stay.
+            let _ = std::fs::remove_file(&files.log);
             return Err(StartError::Exited {
                 status: status.to_string(),
-                tail: log_tail(&files.log),
+                tail,
             });
         }
         if Instant::now() >= deadline {
