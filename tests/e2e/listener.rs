@@ -3,9 +3,12 @@
 //! (every version of `support::real_codexes()`), whose homes use the model stub. Exactly one
 //! app-server serves the home through tasks (foreground, background, concurrent, cancelled),
 //! status, setup and review, work lands in that home, and a TUI-like client on the same
-//! listener keeps its own turn: never interrupted, never handed the companions' turns.
+//! listener keeps its own turn: never interrupted, never handed the companions' turns, and its
+//! pending approval stays its own to answer (the listener asks every subscribed client and takes
+//! the first answer, a refusal included).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -198,6 +201,28 @@ fn logs(w: &World) -> String {
         .join("\n")
 }
 
+/// A new git workspace `name` of the sandbox.
+fn workspace(w: &World, name: &str) -> PathBuf {
+    let ws = w.sb.mkdir(name);
+    let git = std::process::Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(&ws)
+        .status();
+    assert!(git.is_ok_and(|s| s.success()), "git init");
+    ws
+}
+
+/// `codex-as ARGS` in workspace `ws`, as [`World::run`] runs it in the world's own.
+fn run_in(w: &World, ws: &Path, args: &[&str]) -> Output {
+    w.sb.codex_as()
+        .env("CODEX_AS_PLUGIN_ROOT", &w.plugin)
+        .env("CODEX_AS_RUNTIME_DIR", w.sb.path().join("rt"))
+        .current_dir(ws)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// The thread of the completed task whose prompt contains `tag`, once its record says so.
 fn thread_of(w: &World, tag: &str) -> String {
     // The plugin rewrites its records in place: one may be half written right now.
@@ -336,21 +361,10 @@ fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
                 s.spawn(move || {
                     // A workspace each: companions of one workspace race on its job index
                     // (the plugin's own race, not codex-as's).
-                    let ws = w.sb.mkdir(&format!("ws-cc{n}"));
-                    let git = std::process::Command::new("git")
-                        .args(["init", "-q"])
-                        .current_dir(&ws)
-                        .status();
-                    assert!(git.is_ok_and(|s| s.success()), "git init");
-                    let out =
-                        w.sb.codex_as()
-                            .env("CODEX_AS_PLUGIN_ROOT", &w.plugin)
-                            .env("CODEX_AS_RUNTIME_DIR", w.sb.path().join("rt"))
-                            .current_dir(&ws)
-                            // A pause mid-answer, so that the turns overlap on the listener.
-                            .args(["a", "task", &format!("concurrent CC{n} stub:sleep=2000")])
-                            .output()
-                            .unwrap();
+                    let ws = workspace(w, &format!("ws-cc{n}"));
+                    // A pause mid-answer, so that the turns overlap on the listener.
+                    let prompt = format!("concurrent CC{n} stub:sleep=2000");
+                    let out = run_in(w, &ws, &["a", "task", &prompt]);
                     if out.status.success()
                         && stdout(&out).contains(&format!("echo: concurrent CC{n}"))
                     {
@@ -414,19 +428,7 @@ fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
         );
         assert_eq!(completed["turn"]["status"], "completed", "{completed}");
         let companion_threads: Vec<String> = threads.into_iter().map(|(_, t)| t).collect();
-        for (_, v) in &tui.seen {
-            let method = v["method"].as_str().unwrap_or_default();
-            let thread = v["params"]["threadId"].as_str().unwrap_or_default();
-            let theirs = companion_threads.iter().any(|t| t == thread);
-            assert!(
-                !(theirs && (method.starts_with("turn/") || method.starts_with("item/"))),
-                "the TUI was handed a companion's turn: {v}"
-            );
-            assert!(
-                v.get("id").is_none() || v.get("method").is_none() || !theirs,
-                "{v}"
-            );
-        }
+        assert_not_handed(&tui.seen, &companion_threads);
         // Its connection still works after the broker left.
         let read = tui.ok("thread/read", json!({"threadId": tui_thread}));
         assert_eq!(read["thread"]["id"], tui_thread.as_str(), "{read}");
@@ -447,6 +449,243 @@ fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
         );
         let _ = std::fs::remove_file(&b_socket);
         let _ = std::fs::remove_file(&socket);
+    }
+}
+
+/// Fails when `seen` (what a TUI client received) hands it one of `companion_threads`' turns,
+/// items or server requests.
+fn assert_not_handed(seen: &[(Instant, Value)], companion_threads: &[String]) {
+    for (_, v) in seen {
+        let method = v["method"].as_str().unwrap_or_default();
+        let thread = v["params"]["threadId"].as_str().unwrap_or_default();
+        let theirs = companion_threads.iter().any(|t| t == thread);
+        assert!(
+            !(theirs && (method.starts_with("turn/") || method.starts_with("item/"))),
+            "the TUI was handed a companion's turn: {v}"
+        );
+        assert!(
+            v.get("id").is_none() || v.get("method").is_none() || !theirs,
+            "{v}"
+        );
+    }
+}
+
+/// How many log lines the listener of `home` wrote about `turn/interrupt` requests (each
+/// request's lines name its method as `rpc.method="..."`, colour codes around the `=`).
+fn interrupts_asked(home: &Path) -> usize {
+    std::fs::read_to_string(listener::log_path(home))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("rpc.method") && l.contains(r#""turn/interrupt""#))
+        .count()
+}
+
+#[test]
+fn a_tui_clients_pending_approval_stays_its_own_while_companions_work() {
+    for codex in real_codexes() {
+        eprintln!("-- against {}", codex.display());
+        let began = Instant::now();
+        let Some(w) = World::with_current_plugin(&codex, [KEY_A, KEY_B]) else {
+            return;
+        };
+        let home_a = w.home("a");
+        let socket = listener::start(&w.sb, &codex, &home_a);
+        let listener_pids = listener::app_servers_of(&home_a);
+        assert_eq!(listener_pids.len(), 1, "the listener: {listener_pids:?}");
+        let sampling = Arc::new(AtomicBool::new(false));
+        let most = {
+            let (home, stop) = (home_a.clone(), sampling.clone());
+            std::thread::spawn(move || count_while(&home, &stop))
+        };
+
+        // The TUI's thread asks before running anything not known safe; its turn's model calls
+        // `touch`, so the turn waits on the TUI's user.
+        let mut tui = TuiClient::connect(&socket, "codex-tui");
+        let tui_thread = tui.ok(
+            "thread/start",
+            json!({"cwd": w.ws, "approvalPolicy": "untrusted"}),
+        )["thread"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let touched = w.ws.join("tui-approved");
+        let started = tui.ok(
+            "turn/start",
+            json!({
+                "threadId": tui_thread,
+                "input": [{"type": "text", "text": "tui turn stub:exec=tui-approved"}],
+            }),
+        );
+        let tui_turn = started["turn"]["id"].as_str().unwrap().to_owned();
+        let approval = tui.until("the TUI's approval request", |v| {
+            v["method"] == "item/commandExecution/requestApproval"
+                && v["params"]["threadId"] == tui_thread.as_str()
+                && v.get("id").is_some()
+        });
+        let approval_id = approval["id"].clone();
+        let item = approval["params"]["itemId"].as_str().unwrap().to_owned();
+        let interrupts_before = interrupts_asked(&home_a);
+
+        // The TUI reads on (its user has not decided) while the companions work.
+        let done = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    tui.poll();
+                }
+                tui
+            })
+        };
+        let out_bg = w.run(&["a", "task", "--background", "background APPROVAL-BG"]);
+        assert!(
+            out_bg.status.success(),
+            "{} {}",
+            stdout(&out_bg),
+            stderr(&out_bg)
+        );
+        // In a workspace of its own: two companions of one workspace race on its job index
+        // (the plugin's own race, not codex-as's).
+        let ws_fg = workspace(&w, "ws-fg");
+        let out_fg = run_in(&w, &ws_fg, &["a", "task", "foreground APPROVAL-FG"]);
+        assert!(
+            out_fg.status.success(),
+            "{} {}",
+            stdout(&out_fg),
+            stderr(&out_fg)
+        );
+        assert!(
+            stdout(&out_fg).contains("echo: foreground APPROVAL-FG"),
+            "{}",
+            stdout(&out_fg)
+        );
+        let threads: Vec<String> = ["APPROVAL-FG", "APPROVAL-BG"]
+            .iter()
+            .map(|tag| thread_of(&w, tag))
+            .collect();
+        for (tag, thread) in ["APPROVAL-FG", "APPROVAL-BG"].iter().zip(&threads) {
+            assert!(holds(&home_a, thread), "{tag}: {thread} in a's home");
+            assert!(!holds(&w.home("b"), thread), "{tag}: not in b's");
+            assert_ne!(thread, &tui_thread, "{tag}");
+        }
+        let st = broker_status(&w, &home_a);
+        assert_eq!(st["appServer"], "listener", "{st}");
+        // The broker leaves too (it interrupts its own clients' turns on the way out, no other).
+        let out = w.run(&["brokers", "stop"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            wait_until(10, || own_brokers(&w).is_empty()),
+            "{:?}",
+            own_brokers(&w)
+        );
+        done.store(true, Ordering::Relaxed);
+        let mut tui = reader.join().unwrap_or_else(|_| {
+            panic!(
+                "the TUI client failed; its listener's log ends:\n{}",
+                listener::log_tail(&home_a)
+            )
+        });
+        tui.drain_for(Duration::from_millis(500));
+
+        // Nobody answered the TUI's question, and its turn still waits on it.
+        let resolved: Vec<&Value> = tui
+            .seen
+            .iter()
+            .map(|(_, v)| v)
+            .filter(|v| {
+                v["method"] == "serverRequest/resolved" && v["params"]["requestId"] == approval_id
+            })
+            .collect();
+        assert!(
+            resolved.is_empty(),
+            "the TUI's approval was answered by someone else: {resolved:?}"
+        );
+        let ended: Vec<&Value> = tui
+            .seen
+            .iter()
+            .map(|(_, v)| v)
+            .filter(|v| {
+                (v["method"] == "turn/completed" && v["params"]["turn"]["id"] == tui_turn.as_str())
+                    || (v["method"] == "item/completed"
+                        && v["params"]["item"]["id"] == item.as_str())
+            })
+            .collect();
+        assert!(ended.is_empty(), "the TUI's turn went on: {ended:?}");
+        let status =
+            tui.ok("thread/read", json!({"threadId": tui_thread}))["thread"]["status"].clone();
+        assert_eq!(
+            status,
+            json!({"type": "active", "activeFlags": ["waitingOnApproval"]}),
+            "the TUI's thread"
+        );
+        assert!(
+            !touched.exists(),
+            "nothing ran before the TUI's user said so"
+        );
+        assert_eq!(
+            interrupts_asked(&home_a),
+            interrupts_before,
+            "nobody asked the listener to interrupt a turn"
+        );
+
+        // The companions never saw the TUI's thread or turn.
+        let mut theirs = vec![
+            stdout(&out_bg),
+            stderr(&out_bg),
+            stdout(&out_fg),
+            stderr(&out_fg),
+        ];
+        theirs.extend(
+            w.sb.find("jobs")
+                .iter()
+                .flat_map(|d| crate::support::files_under(d))
+                .map(|p| std::fs::read_to_string(p).unwrap_or_default()),
+        );
+        for id in [&tui_thread, &tui_turn] {
+            assert!(
+                !theirs.iter().any(|t| t.contains(id.as_str())),
+                "{id} in the companions' output or job records: {:?}",
+                w.jobs()
+            );
+        }
+        assert_not_handed(&tui.seen, &threads);
+
+        // The TUI's user approves: the command runs and the turn ends as the model says.
+        tui.answer(&approval_id, json!({"decision": "accept"}));
+        let completed = tui.until_turn_completed(&tui_turn);
+        assert_eq!(completed["turn"]["status"], "completed", "{completed}");
+        let said = completed["turn"]["items"].to_string();
+        assert!(
+            said.contains("echo: tui turn stub:exec=tui-approved"),
+            "{completed}"
+        );
+        let ran = tui.until("the approved command's end", |v| {
+            v["method"] == "item/completed" && v["params"]["item"]["id"] == item.as_str()
+        });
+        assert_eq!(ran["params"]["item"]["status"], "completed", "{ran}");
+        assert!(touched.exists(), "the approved command ran");
+        assert_eq!(
+            interrupts_asked(&home_a),
+            interrupts_before,
+            "nobody interrupted a turn"
+        );
+
+        sampling.store(true, Ordering::Relaxed);
+        let most = most.join().unwrap();
+        assert_eq!(
+            most.0,
+            1,
+            "one app-server for a's home all along: {}; {}",
+            most.1,
+            logs(&w)
+        );
+        assert_eq!(listener::app_servers_of(&home_a), listener_pids);
+        let _ = std::fs::remove_file(&socket);
+        eprintln!(
+            "-- {}: {:.1} s",
+            codex.display(),
+            began.elapsed().as_secs_f32()
+        );
     }
 }
 

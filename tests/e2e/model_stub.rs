@@ -356,7 +356,29 @@ fn stub_answers_records_limits_and_guards_reasoning() {
         &turn("x stub:http=503"),
     );
     assert_eq!(status, 503);
-    assert_eq!(stub.requests().len(), 7);
+
+    // `stub:exec=NAME`: Codex's shell tool called, then, with its output in, the echo.
+    let (status, body) = http(
+        stub.url(),
+        "POST",
+        path,
+        Some("sk-one"),
+        &turn("x stub:exec=made"),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""name":"exec_command""#), "{body}");
+    assert!(body.contains(r#"touch made"#), "{body}");
+    assert!(!body.contains("echo:"), "{body}");
+    let mut ran = turn("x stub:exec=made");
+    ran["input"].as_array_mut().unwrap().extend([
+        json!({"type": "function_call", "call_id": "c1", "name": "exec_command", "arguments": "{}"}),
+        json!({"type": "function_call_output", "call_id": "c1", "output": "done"}),
+    ]);
+    let (status, body) = http(stub.url(), "POST", path, Some("sk-one"), &ran);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("echo: x stub:exec=made"), "{body}");
+    assert!(!body.contains("exec_command"), "{body}");
+    assert_eq!(stub.requests().len(), 9);
 
     let pid = stub.pid();
     drop(stub);

@@ -226,18 +226,29 @@ impl TuiClient {
     pub fn until_turn_completed(&mut self, turn_id: &str) -> Value {
         let done =
             |v: &Value| v["method"] == "turn/completed" && v["params"]["turn"]["id"] == turn_id;
-        if let Some((_, v)) = self.seen.iter().find(|(_, v)| done(v)) {
-            return v["params"].clone();
+        self.until(&format!("turn {turn_id} completed"), done)["params"].clone()
+    }
+
+    /// The first message, seen already or read now, that `pred` accepts; panics saying `what`
+    /// did not come within [`HANG_GUARD`].
+    pub fn until(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some((_, v)) = self.seen.iter().find(|(_, v)| pred(v)) {
+            return v.clone();
         }
         let deadline = Instant::now() + HANG_GUARD;
         while Instant::now() < deadline {
             if let Some(v) = self.poll()
-                && done(&v)
+                && pred(&v)
             {
-                return v["params"].clone();
+                return v;
             }
         }
-        panic!("turn {turn_id} did not complete within {HANG_GUARD:?}");
+        panic!("{what}: not within {HANG_GUARD:?}");
+    }
+
+    /// Answers the server request `id` (an approval) with `result`, as the TUI's user does.
+    pub fn answer(&mut self, id: &Value, result: Value) {
+        self.send(json!({"id": id, "result": result}));
     }
 
     /// Reads whatever comes for `d`.
