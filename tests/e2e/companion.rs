@@ -134,10 +134,11 @@ impl World {
             .unwrap_or_else(|| panic!("no turn {tag} in {:?}", self.log()))
     }
 
-    /// Waits for a turn started by a process running in the background to reach its app-server.
+    /// Waits for a turn started by a process running in the background to reach its app-server
+    /// (a detached node worker; slow to start on a loaded machine).
     fn wait_for_turn(&self, tag: &str) -> LogLine {
         assert!(
-            wait_until(20, || self.find_turn(tag).is_some()),
+            wait_until(60, || self.find_turn(tag).is_some()),
             "no turn {tag} in {:?}",
             self.log()
         );
@@ -621,8 +622,14 @@ fn background_task_status_and_cancel_use_the_accounts_broker() {
         );
         let out = w.run(&["bob", "status"]);
         assert!(out.status.success(), "{}", stderr(&out));
-        let job = job_id(&stdout(&w.run(&["bob", "status", "--json"])))
-            .expect("a job id in status --json");
+        // Asked until listed: the plugin rewrites its job index in place, and a read that
+        // meets the worker's write sees none.
+        let listed = || job_id(&stdout(&w.run(&["bob", "status", "--json"])));
+        assert!(
+            wait_until(20, || listed().is_some()),
+            "a job id in status --json"
+        );
+        let job = listed().expect("a job id in status --json");
         let out = w.run(&["bob", "cancel", &job]);
         assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
         let interrupts: Vec<_> = w

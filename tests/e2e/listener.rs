@@ -130,14 +130,14 @@ fn doctor_brokers(w: &World) -> (Vec<Value>, Vec<String>) {
 
 /// `brokers` and `doctor` say a's broker serves through the listener, with its pid and version;
 /// with another Codex on PATH, both say the versions differ.
-fn check_lists_and_doctor(w: &World, codex: &Path, listener_pid: i32) {
+fn check_lists_and_doctor(w: &World, codex: &Path, listener_pid: i32, start: Start) {
     let version = version_of(codex);
     let own = own_brokers(w);
     let row = own
         .iter()
         .find(|r| r["account"] == "a")
         .unwrap_or_else(|| panic!("{own:?}"));
-    assert_eq!(row["appServer"], "listener", "{row}");
+    assert_eq!(row["appServer"], start.kind(), "{row}");
     assert_eq!(
         row["appServerPid"].as_i64(),
         Some(i64::from(listener_pid)),
@@ -150,7 +150,7 @@ fn check_lists_and_doctor(w: &World, codex: &Path, listener_pid: i32) {
     );
     let table = stdout(&w.run(&["brokers"]));
     assert!(
-        table.contains(&format!("app-server: Codex's own listener for the account (shared with other clients) (pid {listener_pid}, {version})")),
+        table.contains(&format!("app-server: {} for the account (shared with other clients) (pid {listener_pid}, {version})", start.words())),
         "{table}"
     );
     let (findings, notes) = doctor_brokers(w);
@@ -158,7 +158,7 @@ fn check_lists_and_doctor(w: &World, codex: &Path, listener_pid: i32) {
     assert!(
         notes
             .iter()
-            .any(|n| n.starts_with("broker of 'a': app-server: Codex's own listener")),
+            .any(|n| n.starts_with(&format!("broker of 'a': app-server: {}", start.words()))),
         "{notes:?}"
     );
 
@@ -244,15 +244,59 @@ fn job_with(w: &World, tag: &str) -> Option<Value> {
     })
 }
 
+/// Who started the account's listener.
+#[derive(Clone, Copy)]
+enum Start {
+    /// Up before codex-as came (the 0.171 TUI's daemon; the test starts it the same way).
+    Tui,
+    /// codex-as, because none was up (Codex 0.169 has no daemon); the TUI attaches to it.
+    CodexAs,
+}
+
+impl Start {
+    /// `appServer` in `broker/status` and `brokers --json`.
+    fn kind(self) -> &'static str {
+        match self {
+            Start::Tui => "listener",
+            Start::CodexAs => "codex-as-listener",
+        }
+    }
+
+    /// How `brokers` and `doctor` name it.
+    fn words(self) -> &'static str {
+        match self {
+            Start::Tui => "Codex's own listener",
+            Start::CodexAs => "a Codex listener codex-as started",
+        }
+    }
+}
+
 #[test]
 fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
+    share_the_listener(Start::Tui);
+}
+
+#[test]
+fn companions_share_a_listener_codex_as_started_with_a_tui_that_attached_later() {
+    share_the_listener(Start::CodexAs);
+}
+
+fn share_the_listener(start: Start) {
     for codex in real_codexes() {
         eprintln!("-- against {}", codex.display());
         let Some(w) = World::with_current_plugin(&codex, [KEY_A, KEY_B]) else {
             return;
         };
         let home_a = w.home("a");
-        let socket = listener::start(&w.sb, &codex, &home_a);
+        let socket = match start {
+            Start::Tui => listener::start(&w.sb, &codex, &home_a),
+            Start::CodexAs => {
+                let out = w.run(&["a", "setup"]);
+                assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+                std::fs::canonicalize(listener::standard_path(&home_a))
+                    .unwrap_or_else(|e| panic!("codex-as started no listener: {e}"))
+            }
+        };
         let listener_pids = listener::app_servers_of(&home_a);
         assert_eq!(listener_pids.len(), 1, "the listener: {listener_pids:?}");
 
@@ -299,7 +343,7 @@ fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
         let first_done = Instant::now();
         let mut threads = vec![("FG1".to_owned(), thread_of(&w, "FG1"))];
         let st = broker_status(&w, &home_a);
-        assert_eq!(st["appServer"], "listener", "{st}");
+        assert_eq!(st["appServer"], start.kind(), "{st}");
         assert_eq!(
             st["appServerPid"].as_u64(),
             Some(listener_pids[0] as u64),
@@ -315,7 +359,7 @@ fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
                 .any(|t| t == tui_thread.as_str()),
             "{st}"
         );
-        check_lists_and_doctor(&w, &codex, listener_pids[0]);
+        check_lists_and_doctor(&w, &codex, listener_pids[0], start);
         for args in [&["a", "status"][..], &["a", "setup"]] {
             let out = w.run(args);
             assert!(
@@ -433,7 +477,9 @@ fn companions_share_the_accounts_listener_and_leave_its_other_client_alone() {
         let read = tui.ok("thread/read", json!({"threadId": tui_thread}));
         assert_eq!(read["thread"]["id"], tui_thread.as_str(), "{read}");
 
-        // b has no listener: its broker runs its own child, as before.
+        // b has no listener, and the config asks for no shared one: its broker runs its own
+        // child, as before.
+        w.sb.write_config("[broker]\napp_server = \"child\"\n");
         let out = w.run(&["b", "task", "on b"]);
         assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
         assert_eq!(broker_status(&w, &w.home("b"))["appServer"], "child");
