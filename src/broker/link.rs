@@ -224,22 +224,11 @@ impl AppServerLink {
                 None
             }
             AppServerLink::OwnListener(l, own) => {
-                // Counted and stopped under the lock, so no broker joins in between; counted
-                // before leaving, with this broker's own connection still there.
-                let lock = own.files.lock();
-                let others = own_listener::others_connected(&own.record.socket, 1);
-                l.close().await;
-                match (lock, others) {
-                    (Ok(_held), Some(0)) => own_listener::stop(&own.record, &own.files).await,
-                    (Err(e), Some(0)) => eprintln!(
-                        "codex-as broker: leaving the listener it started running (cannot lock it: {e})"
-                    ),
-                    (_, Some(n)) => eprintln!(
-                        "codex-as broker: leaving the listener it started to its {n} other clients"
-                    ),
-                    (_, None) => eprintln!(
-                        "codex-as broker: leaving the listener it started running (its other clients cannot be seen here)"
-                    ),
+                // Counted with this broker's own connection still there.
+                let outcome =
+                    own_listener::stop_unless_used(&own.record, &own.files, 1, l.close()).await;
+                if let Some(why) = outcome.why_left() {
+                    eprintln!("codex-as broker: the listener it started is {why}");
                 }
                 None
             }

@@ -202,9 +202,88 @@ fn connections_to(table: &str, socket: &Path) -> usize {
         .count()
 }
 
+/// What became of a listener codex-as started, when asked to stop it unless someone uses it.
+#[derive(Debug)]
+pub enum Outcome {
+    Stopped,
+    /// Left to its other clients (how many).
+    Used(usize),
+    /// Left running: its other clients cannot be seen on this system.
+    Unseen,
+    /// Left running: its lock could not be taken.
+    Unlocked(std::io::Error),
+}
+
+impl Outcome {
+    /// Why it was left running, in words (None when it was stopped).
+    pub fn why_left(&self) -> Option<String> {
+        match self {
+            Outcome::Stopped => None,
+            Outcome::Used(n) => Some(format!("left to its {n} other clients")),
+            Outcome::Unseen => {
+                Some("left running: its other clients cannot be seen on this system".into())
+            }
+            Outcome::Unlocked(e) => Some(format!("left running: cannot lock it: {e}")),
+        }
+    }
+}
+
+/// Stops the listener of `record` unless a client besides the caller's `ours` connections uses
+/// it. Counted and stopped under the home's lock, so no broker joins in between; `leave` runs
+/// after the count and before the stop (the caller's own connection closing).
+pub async fn stop_unless_used(
+    record: &Record,
+    files: &Files,
+    ours: usize,
+    leave: impl std::future::Future<Output = ()>,
+) -> Outcome {
+    let lock = files.lock();
+    let others = others_connected(&record.socket, ours);
+    leave.await;
+    let _held = match lock {
+        Ok(held) => held,
+        Err(e) => return Outcome::Unlocked(e),
+    };
+    match others {
+        Some(0) => {
+            stop(record, files).await;
+            Outcome::Stopped
+        }
+        Some(n) => Outcome::Used(n),
+        None => Outcome::Unseen,
+    }
+}
+
+/// Every live listener codex-as recorded in `runtime`, with its files. A record is believed
+/// only under the name its home gives it, so none can speak for another home.
+pub fn recorded(runtime: &Path) -> Vec<(Record, Files)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(runtime).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !(name.starts_with("listener-") && name.ends_with(".json")) {
+            continue;
+        }
+        let mut text = String::new();
+        let read = runtime_dir::open_private_file(&entry.path(), false)
+            .and_then(|mut f| f.read_to_string(&mut text));
+        let Ok(record) = read
+            .map_err(drop)
+            .and_then(|_| serde_json::from_str::<Record>(&text).map_err(drop))
+        else {
+            continue;
+        };
+        let files = Files::of(runtime, &record.home);
+        if files.record == entry.path() && record.server.is_alive() {
+            found.push((record, files));
+        }
+    }
+    found
+}
+
 /// Stops the listener codex-as started: Codex's SIGTERM lets running turns end, then it removes
 /// its socket and exits. Waits for that (a second SIGTERM forces it past the time allowed).
-pub async fn stop(record: &Record, files: &Files) {
+async fn stop(record: &Record, files: &Files) {
     let Ok(pid) = i32::try_from(record.server.pid) else {
         return;
     };

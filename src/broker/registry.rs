@@ -141,6 +141,11 @@ impl Registry {
     }
 
     /// The broker's log, appended to, 0600, never through a link.
+    /// The runtime folder it keeps its files in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn open_log(&self, id: &str) -> std::io::Result<File> {
         let path = self.log_path(id);
         self.in_dir(|| {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::client::{self, ClientError};
+use super::own_listener;
 use super::pool;
 use super::protocol::Status;
 use super::registry::Registry;
@@ -33,6 +34,9 @@ pub enum State {
     Stopped,
     /// Served by another user's process: nothing was sent to it.
     Refused,
+    /// A listener codex-as started, up with no broker of codex-as's on it (its other clients
+    /// use it, or they could not be seen).
+    Listening,
     Unknown,
 }
 
@@ -45,6 +49,7 @@ impl State {
             State::StaleLogin => "stale-login",
             State::Stopped => "stopped",
             State::Refused => "refused",
+            State::Listening => "listening",
             State::Unknown => "unknown",
         }
     }
@@ -64,7 +69,8 @@ impl State {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Row {
-    /// "codex-as" or "plugin".
+    /// "codex-as" or "plugin" (a listener codex-as started, with no broker on it, is
+    /// codex-as's: state `listening`).
     pub owner: &'static str,
     /// The account name whose home it serves, when known.
     pub account: Option<String>,
@@ -145,6 +151,7 @@ impl Row {
 /// Every broker: codex-as's own first, then the plugin's.
 pub async fn list(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
     let mut rows = own(reg, accounts).await;
+    rows.extend(lone_listeners(reg, accounts, &rows));
     note_listener_versions(&mut rows);
     rows.extend(plugin_rows(accounts));
     rows
@@ -208,6 +215,67 @@ async fn own(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
         rows.push(row);
     }
     rows
+}
+
+/// The listeners codex-as started that no broker of its own (in `rows`) serves through: left
+/// to their other clients (a TUI) when a broker stopped, or left where those cannot be seen.
+fn lone_listeners(reg: &Registry, accounts: &Accounts, rows: &[Row]) -> Vec<Row> {
+    own_listener::recorded(reg.dir())
+        .into_iter()
+        .filter(|(r, _)| {
+            !rows
+                .iter()
+                .any(|b| b.codex_home.as_deref() == Some(&r.home))
+        })
+        .map(|(record, _)| {
+            let others = own_listener::others_connected(&record.socket, 0);
+            Row {
+                account: accounts.name_of_home(&record.home),
+                codex_home: Some(record.home.clone()),
+                app_server: Some("codex-as-listener".into()),
+                app_server_pid: Some(record.server.pid),
+                app_server_words: Some(format!(
+                    "a Codex listener codex-as started for the account (pid {})",
+                    record.server.pid
+                )),
+                pid: Some(record.server.pid),
+                age_seconds: Some(clock_now().saturating_sub(record.started_at)),
+                note: Some(match others {
+                    Some(0) => {
+                        "no broker and no other client: `codex-as brokers stop` stops it".into()
+                    }
+                    Some(n) => format!("no broker; {n} other clients (a codex TUI?) use it"),
+                    None => "no broker; its other clients cannot be seen on this system".into(),
+                }),
+                ..Row::bare(
+                    "codex-as",
+                    format!("unix:{}", record.socket.display()),
+                    State::Listening,
+                )
+            }
+        })
+        .collect()
+}
+
+/// Stops each listener codex-as started that no broker serves through and nobody else uses.
+async fn stop_lone_listeners(reg: &Registry, accounts: &Accounts, rows: &[Row]) -> Vec<Row> {
+    let mut out = lone_listeners(reg, accounts, rows);
+    let recorded = own_listener::recorded(reg.dir());
+    for row in &mut out {
+        let Some((record, files)) = recorded.iter().find(|(r, _)| Some(r.server.pid) == row.pid)
+        else {
+            continue;
+        };
+        let outcome = own_listener::stop_unless_used(record, files, 0, async {}).await;
+        match outcome.why_left() {
+            None => {
+                row.state = State::Stopped;
+                row.note = None;
+            }
+            Some(why) => row.note = Some(why),
+        }
+    }
+    out
 }
 
 impl Row {
@@ -354,6 +422,9 @@ pub async fn stop(reg: &Registry, accounts: &Accounts, all: bool, wait: Duration
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // After the brokers: one that stopped has already taken its listener along.
+    let listeners = stop_lone_listeners(reg, accounts, &rows).await;
+    rows.extend(listeners);
     for row in &mut rows {
         match row.state {
             State::Busy => {
@@ -377,7 +448,9 @@ mod tests {
     #[test]
     fn a_state_has_one_name_in_the_table_and_in_json() {
         use State::*;
-        for s in [Idle, Busy, Hung, StaleLogin, Stopped, Refused, Unknown] {
+        for s in [
+            Idle, Busy, Hung, StaleLogin, Stopped, Refused, Listening, Unknown,
+        ] {
             assert_eq!(serde_json::to_value(s).unwrap(), s.name());
         }
         assert_eq!(StaleLogin.name(), "stale-login");

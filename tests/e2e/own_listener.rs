@@ -157,10 +157,36 @@ fn a_broker_stopped_while_a_tui_is_attached_leaves_it_the_listener() {
     // `brokers stop` stops the idle broker, never the listener its TUI uses.
     let out = w.run(&["brokers", "stop"]);
     assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
-    assert!(wait_until(10, || own_brokers(|a| w.run(a)).is_empty()));
+    assert!(wait_until(10, || own_brokers(|a| w.run(a))
+        .iter()
+        .all(|r| r["state"] == "listening")));
     assert_eq!(app_servers_of(&home), servers, "the TUI keeps its listener");
     let thread = tui.ok("thread/start", json!({"cwd": w.ws}));
     assert!(thread["thread"]["id"].is_string(), "{thread}");
+    // `brokers` still shows it, as codex-as's, and who keeps it up.
+    let out = w.run(&["brokers", "--json"]);
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lone: Vec<&Value> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["state"] == "listening")
+        .collect();
+    assert_eq!(lone.len(), 1, "{rows}");
+    assert_eq!(lone[0]["owner"], "codex-as");
+    assert_eq!(lone[0]["account"], "a");
+    assert_eq!(lone[0]["pid"].as_u64(), Some(servers[0] as u64), "{rows}");
+    assert!(
+        lone[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("1 other clients"),
+        "{rows}"
+    );
+    // `brokers stop` leaves it to the TUI.
+    let out = w.run(&["brokers", "stop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(app_servers_of(&home), servers, "still the TUI's");
 
     // A later broker joins it and knows codex-as started it.
     let out = w.run(&["a", "task", "again LATER"]);
@@ -168,14 +194,31 @@ fn a_broker_stopped_while_a_tui_is_attached_leaves_it_the_listener() {
     let brokers = own_brokers(|a| w.run(a));
     assert_eq!(brokers[0]["appServer"], "codex-as-listener", "{brokers:?}");
     assert_eq!(app_servers_of(&home), servers, "the same one app-server");
-    drop(tui);
+    // That broker stops while the TUI is still there; once the TUI has gone, `brokers stop`
+    // stops the listener nobody uses any more.
     let out = w.run(&["brokers", "stop"]);
     assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+    assert!(wait_until(10, || own_brokers(|a| w.run(a))
+        .iter()
+        .all(|r| r["state"] == "listening")));
+    assert_eq!(app_servers_of(&home), servers, "left to the TUI again");
+    drop(tui);
+    let out = w.run(&["brokers", "stop", "--json"]);
+    assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["state"] == "stopped" && r["appServer"] == "codex-as-listener"),
+        "{rows}"
+    );
     assert!(
         wait_until(30, || app_servers_of(&home).is_empty()),
-        "the last one out stops it: {:?}",
+        "stopped once nobody used it: {:?}",
         app_servers_of(&home)
     );
+    assert!(own_brokers(|a| w.run(a)).is_empty());
 }
 
 #[test]
