@@ -16,6 +16,7 @@ use super::lease::Holder;
 use super::listener::{self, ConnectError, Found, Link};
 use super::own_listener::{self, Record};
 use super::state::AppServerKind;
+use crate::account::identity;
 use crate::sys::fsutil;
 
 /// What a broker serves through when its home has no Codex listener up.
@@ -82,7 +83,29 @@ impl AppServerLink {
         };
         if let Some(path) = found {
             match Link::connect(&path, events.clone(), wrap).await {
-                Ok(link) => return Ok(Self::joined(link, &home, files)),
+                Ok(link) => match files.started_by_codex_as(&home, link.pid()) {
+                    None => return Ok(AppServerLink::Listener(link)),
+                    Some(record) if record.login == identity::auth_fingerprint(&home) => {
+                        return Ok(AppServerLink::OwnListener(
+                            link,
+                            Box::new(Owned { record, files }),
+                        ));
+                    }
+                    // Started before the home logged in again: it serves the old login. Replaced
+                    // when nobody uses it; else this broker runs its own child meanwhile.
+                    Some(record) => {
+                        let outcome =
+                            own_listener::stop_unless_used_locked(&record, &files, 1, link.close())
+                                .await;
+                        if let Some(why) = outcome.why_left() {
+                            eprintln!(
+                                "codex-as broker: the listener codex-as started serves the login this home had before; it is {why}; running its own app-server"
+                            );
+                            return AppServer::spawn(at.codex, at.cwd, events, wrap)
+                                .map(AppServerLink::Child);
+                        }
+                    }
+                },
                 Err(ConnectError::Absent(_)) => {}
                 Err(e) => {
                     eprintln!("codex-as broker: not using the Codex listener: {e}");
@@ -109,14 +132,6 @@ impl AppServerLink {
         AppServer::spawn(at.codex, at.cwd, events, wrap).map(AppServerLink::Child)
     }
 
-    /// A listener that was up: codex-as's own when its record says so.
-    fn joined(link: Link, home: &Path, files: own_listener::Files) -> AppServerLink {
-        match files.started_by_codex_as(home, link.pid()) {
-            Some(record) => AppServerLink::OwnListener(link, Box::new(Owned { record, files })),
-            None => AppServerLink::Listener(link),
-        }
-    }
-
     /// The listener codex-as just started, recorded as its own.
     fn started(
         link: Link,
@@ -128,6 +143,7 @@ impl AppServerLink {
             home: home.to_path_buf(),
             server: Holder::of(link.pid()),
             socket: PathBuf::from(socket),
+            login: identity::auth_fingerprint(home),
             started_at: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),

@@ -64,6 +64,9 @@ pub struct Record {
     pub server: Holder,
     /// The socket its standard path led to when it was recorded.
     pub socket: PathBuf,
+    /// The home's login when it started (`identity::auth_fingerprint`): an app-server holds
+    /// the login it started with, so after another `codex login` it serves the old one.
+    pub login: Option<String>,
     /// Unix seconds.
     pub started_at: u64,
 }
@@ -237,13 +240,24 @@ pub async fn stop_unless_used(
     ours: usize,
     leave: impl std::future::Future<Output = ()>,
 ) -> Outcome {
-    let lock = files.lock();
+    match files.lock() {
+        Ok(_held) => stop_unless_used_locked(record, files, ours, leave).await,
+        Err(e) => {
+            leave.await;
+            Outcome::Unlocked(e)
+        }
+    }
+}
+
+/// [`stop_unless_used`] for a caller that holds the home's listener lock.
+pub async fn stop_unless_used_locked(
+    record: &Record,
+    files: &Files,
+    ours: usize,
+    leave: impl std::future::Future<Output = ()>,
+) -> Outcome {
     let others = others_connected(&record.socket, ours);
     leave.await;
-    let _held = match lock {
-        Ok(held) => held,
-        Err(e) => return Outcome::Unlocked(e),
-    };
     match others {
         Some(0) => {
             stop(record, files).await;
@@ -335,6 +349,7 @@ Num       RefCount Protocol Flags    Type St Inode Path
             home: PathBuf::from("/h"),
             server: Holder::of(me),
             socket: PathBuf::from("/s"),
+            login: None,
             started_at: 1,
         };
         assert_eq!(files.started_by_codex_as(Path::new("/h"), me), None);

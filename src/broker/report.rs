@@ -222,11 +222,7 @@ async fn own(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
 fn lone_listeners(reg: &Registry, accounts: &Accounts, rows: &[Row]) -> Vec<Row> {
     own_listener::recorded(reg.dir())
         .into_iter()
-        .filter(|(r, _)| {
-            !rows
-                .iter()
-                .any(|b| b.codex_home.as_deref() == Some(&r.home))
-        })
+        .filter(|(r, _)| !rows.iter().any(|b| b.app_server_pid == Some(r.server.pid)))
         .map(|(record, _)| {
             let others = own_listener::others_connected(&record.socket, 0);
             Row {

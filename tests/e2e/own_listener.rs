@@ -280,3 +280,68 @@ fn where_a_listener_cannot_work_the_brokers_own_child_serves() {
         stderr(&out)
     );
 }
+
+/// A listener holds the login it started with: after the home logs in again, the next call's
+/// turn goes out with the new login, never the old one, and the old listener is not left behind.
+#[test]
+fn after_another_login_no_turn_goes_out_with_the_old_one() {
+    for codex in real_codexes() {
+        eprintln!("-- against {}", codex.display());
+        let Some(w) = World::with_current_plugin(&codex, [KEY_A, KEY_B]) else {
+            return;
+        };
+        let home = w.home("a");
+        let out = w.run(&["a", "task", "before RELOGIN"]);
+        assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+        let first = app_servers_of(&home);
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert_eq!(w.stub.turn_requests(KEY_A).len(), 1);
+
+        // A TUI keeps the listener up, so it is still there when the home logs in again, with
+        // another key (a stand-in for another account's login).
+        let socket = std::fs::canonicalize(standard_path(&home)).unwrap();
+        let mut tui = TuiClient::connect(&socket, "codex-tui");
+        crate::support::model_stub::write_api_key_login(&home, "sk-own-listener-new");
+        let out = w.run(&["a", "task", "after RELOGIN"]);
+        assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+        assert_eq!(
+            w.stub.turn_requests(KEY_A).len(),
+            1,
+            "nothing more went out with the old login"
+        );
+        let new = w.stub.turn_requests("sk-own-listener-new");
+        assert_eq!(
+            new.len(),
+            1,
+            "the turn went out with the new login: {new:?}"
+        );
+        assert!(new[0].to_string().contains("after RELOGIN"));
+        let brokers = own_brokers(|a| w.run(a));
+        assert!(
+            brokers.iter().any(|b| b["appServer"] == "child"),
+            "the old listener is its TUI's; the new login runs in a child meanwhile: {brokers:?}"
+        );
+        // The TUI leaves: the old listener goes, and the next call gets one with the new login.
+        tui.drain_for(Duration::from_millis(100));
+        drop(tui);
+        let out = w.run(&["brokers", "stop"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(wait_until(30, || app_servers_of(&home).is_empty()));
+        let out = w.run(&["a", "task", "later RELOGIN"]);
+        assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+        assert_eq!(w.stub.turn_requests("sk-own-listener-new").len(), 2);
+        assert_eq!(
+            own_brokers(|a| w.run(a))[0]["appServer"],
+            "codex-as-listener"
+        );
+        // One app-server for the home, not the old one.
+        assert!(
+            wait_until(30, || {
+                let now = app_servers_of(&home);
+                now.len() == 1 && now != first
+            }),
+            "{:?} (first {first:?})",
+            app_servers_of(&home)
+        );
+    }
+}
