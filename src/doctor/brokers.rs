@@ -8,7 +8,7 @@ use super::{Report, q};
 use crate::account::Accounts;
 use crate::broker::client::{self, ClientError};
 use crate::broker::registry::Registry;
-use crate::broker::{pool, runtime_dir};
+use crate::broker::{own_listener, pool, runtime_dir};
 
 pub fn check(accounts: &Accounts, report: &mut Report) {
     let dir = runtime_dir::chosen();
@@ -53,6 +53,7 @@ pub fn check(accounts: &Accounts, report: &mut Report) {
     };
     let mut live = 0;
     let mut on_path: Option<Option<String>> = None;
+    let mut served = Vec::new();
     for probe in rt.block_on(pool::probe_all(&reg, client::PROBE_TIMEOUT)) {
         let id = &probe.id;
         let account = reg
@@ -62,6 +63,7 @@ pub fn check(accounts: &Accounts, report: &mut Report) {
         match probe.answer {
             Ok(st) => {
                 live += 1;
+                served.extend(st.app_server_pid);
                 check_app_server(&account, &st, &mut on_path, report);
                 if pool::login_replaced(&st) {
                     report.finding(
@@ -106,7 +108,7 @@ pub fn check(accounts: &Accounts, report: &mut Report) {
             Err(_) => {}
         }
     }
-    let _ = accounts;
+    lone_listeners(accounts, &reg, &served, report);
     report.note(
         "brokers",
         format!(
@@ -114,6 +116,32 @@ pub fn check(accounts: &Accounts, report: &mut Report) {
             dir.display()
         ),
     );
+}
+
+/// A listener codex-as started that no broker serves through (`served`: the app-servers the
+/// brokers use) is up for its other clients, or because they could not be seen: a note, with
+/// how to stop it once nobody uses it.
+fn lone_listeners(accounts: &Accounts, reg: &Registry, served: &[u32], report: &mut Report) {
+    for (record, _) in own_listener::recorded(reg.dir()) {
+        if served.contains(&record.server.pid) {
+            continue;
+        }
+        let who = accounts
+            .name_of_home(&record.home)
+            .unwrap_or_else(|| record.home.display().to_string());
+        let users = match own_listener::others_connected(&record.socket, 0) {
+            Some(0) => "nobody uses it: `codex-as brokers stop` stops it".to_string(),
+            Some(n) => format!("{n} other clients (a codex TUI?) use it"),
+            None => "its other clients cannot be seen on this system".to_string(),
+        };
+        report.note(
+            "brokers",
+            format!(
+                "a Codex listener codex-as started for '{who}' (pid {}) is up with no broker: {users}",
+                record.server.pid
+            ),
+        );
+    }
 }
 
 /// Which app-server serves a broker, and what is wrong with it: a listener of another version

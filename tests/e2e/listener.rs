@@ -35,7 +35,8 @@ fn own_brokers(w: &World) -> Vec<Value> {
     rows.as_array()
         .unwrap()
         .iter()
-        .filter(|r| r["owner"] == "codex-as")
+        // A listener codex-as started that no broker serves through is listed too; not a broker.
+        .filter(|r| r["owner"] == "codex-as" && r["state"] != "listening")
         .cloned()
         .collect()
 }

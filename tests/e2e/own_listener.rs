@@ -183,6 +183,14 @@ fn a_broker_stopped_while_a_tui_is_attached_leaves_it_the_listener() {
             .contains("1 other clients"),
         "{rows}"
     );
+    // And so does `doctor`, as a note (nothing is wrong).
+    let doctor = w.run(&["doctor", "--json"]);
+    let said = stdout(&doctor);
+    assert!(
+        said.contains("a Codex listener codex-as started for 'a'")
+            && said.contains("is up with no broker: 1 other clients"),
+        "{said}"
+    );
     // `brokers stop` leaves it to the TUI.
     let out = w.run(&["brokers", "stop"]);
     assert!(out.status.success(), "{}", stderr(&out));
