@@ -375,6 +375,20 @@ mod tests {
     }
 
     #[test]
+    fn the_brokers_app_server_is_listener_or_child() {
+        assert_eq!(keys("[broker]\napp_server = \"listener\"\n"), []);
+        assert_eq!(keys("[broker]\napp_server = \"child\"\n"), []);
+        assert_eq!(
+            keys("[broker]\napp_server = \"daemon\"\n"),
+            [("broker.app_server".into(), 2, 14, Severity::Error)]
+        );
+        assert_eq!(
+            keys("[broker]\napp_server = 1\n"),
+            [("broker.app_server".into(), 2, 14, Severity::Error)]
+        );
+    }
+
+    #[test]
     fn a_good_config_has_no_finding() {
         let text = "order = [\"work\"]\n[accounts.work]\nhome = \"~/w\"\npass_env = [\"OPENAI_API_KEY\"]\n\
                     [plugin]\nroot = \"/p\"\n[broker]\nidle_exit = \"30m\"\n[quota]\nthreshold = 95\nmax_age = \"15m\"\n";
