@@ -111,7 +111,7 @@ measure() {
     kind=$("$CODEX_AS" broker status --endpoint "$("$CODEX_AS" brokers --json |
         sed -n 's/^ *"endpoint": *"\(unix:[^"]*\)".*/\1/p' | head -n 1)" |
         sed -n 's/.*"appServer":"\([a-z-]*\)".*/\1/p')
-    printf '%-24s broker on %-18s %s; task cold %5s ms, warm:%s ms\n' \
+    printf '%-32s broker on %-18s %s; task cold %5s ms, warm:%s ms\n' \
         "$label" "$kind," "$(app_servers)" "$cold" "$warm"
     "$CODEX_AS" brokers stop --all --timeout 10s >/dev/null
 }
@@ -119,8 +119,8 @@ measure() {
 echo "codex: $("$codex" --version 2>/dev/null | tail -n 1); plugin: $plugin"
 printf '[broker]\napp_server = "child"\n' >"$CODEX_AS_CONFIG"
 measure "no listener, child"
-rm -f "$CODEX_AS_CONFIG"
-measure "no listener, codex-as's"
+: >"$CODEX_AS_CONFIG"
+measure "no listener, codex-as starts one"
 # The listener codex-as started goes with its broker; wait until it has.
 i=0
 while [ -e "$home/app-server-control/app-server-control.sock" ]; do
@@ -139,4 +139,4 @@ until [ -S "$home/app-server-control/app-server-control.sock" ] && [ $i -gt 0 ];
 done
 sleep 1
 echo "listener alone:        $(app_servers)"
-measure "the TUI's listener"
+measure "TUI listener up before"
