@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::support::outputs::background_job_id;
 use crate::support::{
     Sandbox, alive, fixtures, for_each_plugin, have_node, real_codexes, stderr, stdout, wait_until,
 };
@@ -123,13 +124,7 @@ impl World {
                                 "turn {tag} never started: {:?}",
                                 self.log()
                             );
-                            let text = stdout(&out);
-                            let id = text
-                                .split("in the background as ")
-                                .nth(1)
-                                .and_then(|rest| rest.split(['.', ' ', '\n']).next())
-                                .unwrap_or_else(|| panic!("no job id in {text}"))
-                                .to_string();
+                            let id = background_job_id(&stdout(&out));
                             (i, id)
                         })
                         .collect::<Vec<_>>()
@@ -203,15 +198,7 @@ impl World {
     }
 
     fn own_brokers(&self) -> Vec<Value> {
-        let out = self.run(0, &["brokers", "--json"]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
-        rows.as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["owner"] == "codex-as")
-            .cloned()
-            .collect()
+        crate::support::outputs::codex_as_rows(&self.run(0, &["brokers", "--json"]))
     }
 
     /// The endpoint's socket path of alice's one broker.

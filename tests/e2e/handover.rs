@@ -149,12 +149,7 @@ fn a_background_task_that_hits_the_limit_goes_on_on_the_next_account() {
         // job's record (its race, not codex-as's). A record half written right now is left out
         // of a read, so the one read that saw the job end is the one checked.
         let text = stdout(&out);
-        let id = text
-            .split("in the background as ")
-            .nth(1)
-            .and_then(|rest| rest.split(['.', ' ', '\n']).next())
-            .unwrap_or_else(|| panic!("no job id in {text}"))
-            .to_string();
+        let id = crate::support::outputs::background_job_id(&text);
         let ended = std::cell::RefCell::new(None);
         let done = || {
             let job = w.jobs().into_iter().find(|j| j["id"] == id.as_str());
@@ -211,14 +206,8 @@ fn a_review_that_hits_the_limit_starts_again_on_the_next_account() {
 /// Every job log of the plugin in the sandbox, for a failure's message.
 fn job_logs(w: &World) -> String {
     w.sb.find("jobs")
-        .into_iter()
-        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .map(|p| {
-            let text = std::fs::read_to_string(&p).unwrap_or_default();
-            format!("== {}\n{text}", p.display())
-        })
+        .iter()
+        .map(|d| crate::support::outputs::logs_under(d))
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -29,16 +29,21 @@ const CONCURRENT: usize = 5;
 
 /// codex-as's own brokers, as `brokers --json` lists them.
 fn own_brokers(w: &World) -> Vec<Value> {
-    let out = w.run(&["brokers", "--json"]);
+    let mut rows = crate::support::outputs::codex_as_rows(&w.run(&["brokers", "--json"]));
+    // A listener codex-as started that no broker serves through is listed too; not a broker.
+    rows.retain(|r| r["state"] != "listening");
+    rows
+}
+
+/// `brokers stop`, and waits until codex-as's brokers are gone.
+fn stop_brokers(w: &World) {
+    let out = w.run(&["brokers", "stop"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
-    rows.as_array()
-        .unwrap()
-        .iter()
-        // A listener codex-as started that no broker serves through is listed too; not a broker.
-        .filter(|r| r["owner"] == "codex-as" && r["state"] != "listening")
-        .cloned()
-        .collect()
+    assert!(
+        wait_until(10, || own_brokers(w).is_empty()),
+        "{:?}",
+        own_brokers(w)
+    );
 }
 
 /// `broker/status` of codex-as's broker for `home`.
@@ -56,6 +61,35 @@ fn broker_status(w: &World, home: &Path) -> Value {
         }
     }
     panic!("no codex-as broker serves {home}");
+}
+
+/// The app-servers of a home, sampled in the background from `start` to `one_all_along`.
+struct Census {
+    stop: Arc<AtomicBool>,
+    most: std::thread::JoinHandle<(usize, String)>,
+}
+
+impl Census {
+    fn start(home: &Path) -> Census {
+        let stop = Arc::new(AtomicBool::new(false));
+        let most = {
+            let (home, stop) = (home.to_path_buf(), stop.clone());
+            std::thread::spawn(move || count_while(&home, &stop))
+        };
+        Census { stop, most }
+    }
+
+    /// Fails unless exactly one app-server served the home all along.
+    fn one_all_along(self, w: &World) {
+        self.stop.store(true, Ordering::Relaxed);
+        let (most, who) = self.most.join().unwrap();
+        assert_eq!(
+            most,
+            1,
+            "one app-server for a's home all along: {who}; {}",
+            logs(w)
+        );
+    }
 }
 
 /// Samples how many app-servers serve `home` until `stop`: the most seen at once, and who they
@@ -188,18 +222,7 @@ fn check_lists_and_doctor(w: &World, codex: &Path, listener_pid: i32, start: Sta
 
 /// The brokers' logs, for a failure's message.
 fn logs(w: &World) -> String {
-    crate::support::files_under(&w.sb.path().join("rt"))
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .map(|p| {
-            format!(
-                "{}:\n{}",
-                p.display(),
-                std::fs::read_to_string(&p).unwrap_or_default()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    crate::support::outputs::logs_under(&w.sb.path().join("rt"))
 }
 
 /// A new git workspace `name` of the sandbox.
@@ -327,11 +350,7 @@ fn share_the_listener(start: Start) {
             })
         };
 
-        let sampling = Arc::new(AtomicBool::new(false));
-        let most = {
-            let (home, stop) = (home_a.clone(), sampling.clone());
-            std::thread::spawn(move || count_while(&home, &stop))
-        };
+        let census = Census::start(&home_a);
 
         // Foreground, then in the background, then several at once.
         let out = w.run(&["a", "task", "foreground FG1"]);
@@ -429,15 +448,7 @@ fn share_the_listener(start: Start) {
             CONCURRENT,
             "every concurrent task answered"
         );
-        sampling.store(true, Ordering::Relaxed);
-        let most = most.join().unwrap();
-        assert_eq!(
-            most.0,
-            1,
-            "one app-server for a's home all along: {}; {}",
-            most.1,
-            logs(&w)
-        );
+        census.one_all_along(&w);
 
         // Every companion thread landed in a's home; none in b's.
         for n in 0..CONCURRENT {
@@ -451,13 +462,7 @@ fn share_the_listener(start: Start) {
         }
 
         // The broker leaves; the listener and its TUI stay.
-        let out = w.run(&["brokers", "stop"]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        assert!(
-            wait_until(10, || own_brokers(&w).is_empty()),
-            "{:?}",
-            own_brokers(&w)
-        );
+        stop_brokers(&w);
         assert_eq!(listener::app_servers_of(&home_a), listener_pids);
 
         done.store(true, Ordering::Relaxed);
@@ -539,11 +544,7 @@ fn a_tui_clients_pending_approval_stays_its_own_while_companions_work() {
         let socket = listener::start(&w.sb, &codex, &home_a);
         let listener_pids = listener::app_servers_of(&home_a);
         assert_eq!(listener_pids.len(), 1, "the listener: {listener_pids:?}");
-        let sampling = Arc::new(AtomicBool::new(false));
-        let most = {
-            let (home, stop) = (home_a.clone(), sampling.clone());
-            std::thread::spawn(move || count_while(&home, &stop))
-        };
+        let census = Census::start(&home_a);
 
         // The TUI's thread asks before running anything not known safe; its turn's model calls
         // `touch`, so the turn waits on the TUI's user.
@@ -618,13 +619,7 @@ fn a_tui_clients_pending_approval_stays_its_own_while_companions_work() {
         let st = broker_status(&w, &home_a);
         assert_eq!(st["appServer"], "listener", "{st}");
         // The broker leaves too (it interrupts its own clients' turns on the way out, no other).
-        let out = w.run(&["brokers", "stop"]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        assert!(
-            wait_until(10, || own_brokers(&w).is_empty()),
-            "{:?}",
-            own_brokers(&w)
-        );
+        stop_brokers(&w);
         done.store(true, Ordering::Relaxed);
         let mut tui = reader.join().unwrap_or_else(|_| {
             panic!(
@@ -717,15 +712,7 @@ fn a_tui_clients_pending_approval_stays_its_own_while_companions_work() {
             "nobody interrupted a turn"
         );
 
-        sampling.store(true, Ordering::Relaxed);
-        let most = most.join().unwrap();
-        assert_eq!(
-            most.0,
-            1,
-            "one app-server for a's home all along: {}; {}",
-            most.1,
-            logs(&w)
-        );
+        census.one_all_along(&w);
         assert_eq!(listener::app_servers_of(&home_a), listener_pids);
         let _ = std::fs::remove_file(&socket);
         eprintln!(

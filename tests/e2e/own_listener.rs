@@ -6,44 +6,20 @@
 //! a listener cannot work (a Codex that has none, or the config says `child`) the broker's own
 //! child serves, as before.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::support::listener::{TuiClient, app_servers_of, standard_path};
 use crate::support::model_stub::StubWorld as World;
+use crate::support::outputs::{codex_as_rows, logs_under};
 use crate::support::{Sandbox, alive, real_codexes, stderr, stdout, wait_until};
 
 const KEY_A: &str = "sk-own-listener-a";
 const KEY_B: &str = "sk-own-listener-b";
 
 fn own_brokers(run: impl Fn(&[&str]) -> std::process::Output) -> Vec<Value> {
-    let out = run(&["brokers", "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
-    rows.as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["owner"] == "codex-as")
-        .cloned()
-        .collect()
-}
-
-/// The broker logs of a sandbox's runtime folder, for a failure's message.
-fn broker_logs(rt: &Path) -> String {
-    std::fs::read_dir(rt)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .map(|p| {
-            let text = std::fs::read_to_string(&p).unwrap_or_default();
-            format!("== {}\n{text}", p.display())
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    codex_as_rows(&run(&["brokers", "--json"]))
 }
 
 #[test]
@@ -119,7 +95,7 @@ fn a_home_without_a_listener_gets_one_that_a_tui_shares_and_it_goes_when_unused(
             "broker alive: {}, app-servers: {:?}\n{}",
             alive(broker_pid),
             app_servers_of(&home),
-            broker_logs(&rt)
+            logs_under(&rt)
         );
         assert!(
             std::fs::canonicalize(standard_path(&home)).is_err(),
@@ -258,7 +234,7 @@ fn where_a_listener_cannot_work_the_brokers_own_child_serves() {
     assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
     let brokers = own_brokers(run);
     assert_eq!(brokers[0]["appServer"], "child", "{brokers:?}");
-    let logs = broker_logs(&rt);
+    let logs = logs_under(&rt);
     assert!(
         logs.contains("no listener for this home") && logs.contains("--listen"),
         "the log says why: {logs}"

@@ -236,11 +236,7 @@ fn a_background_task_says_how_to_check_it_from_the_shell() {
 
 /// The job id in a companion's "started in the background as task-..." line.
 fn job_of(out: &Output) -> String {
-    stdout(out)
-        .split_whitespace()
-        .find(|w| w.starts_with("task-"))
-        .map(|w| w.trim_end_matches('.').to_string())
-        .unwrap_or_else(|| panic!("no job id in {}{}", stdout(out), stderr(out)))
+    crate::support::outputs::background_job_id(&format!("{}{}", stdout(out), stderr(out)))
 }
 
 #[test]

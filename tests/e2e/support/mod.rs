@@ -6,6 +6,7 @@ pub mod app_server;
 pub mod listener;
 pub mod model_stub;
 pub mod oracle;
+pub mod outputs;
 pub mod peers;
 pub mod proc;
 pub mod sandbox;
