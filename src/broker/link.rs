@@ -37,6 +37,16 @@ pub enum AppServerLink {
     OwnListener(Link, Box<Owned>),
 }
 
+/// What was found at a home's standard listener path.
+enum Joined {
+    /// A listener to serve through.
+    Link(AppServerLink),
+    /// One that must not be used, and why.
+    Refused(String),
+    /// None (or none any more).
+    Nothing,
+}
+
 /// What stopping a listener codex-as started needs.
 pub struct Owned {
     record: Record,
@@ -63,56 +73,26 @@ impl AppServerLink {
         events: Sender<E>,
         wrap: fn(Output) -> E,
     ) -> Result<AppServerLink, BrokerError> {
+        let child = |events| AppServer::spawn(at.codex, at.cwd, events, wrap).map(Self::Child);
         let home = fsutil::canonical(at.home);
         let files = own_listener::Files::of(at.runtime, &home);
         // Under the home's listener lock: no broker joins a listener another is stopping.
-        let lock = files.lock();
-        if let Err(e) = &lock {
-            eprintln!(
-                "codex-as broker: cannot lock the listener of this home ({e}); running its own app-server"
-            );
-            return AppServer::spawn(at.codex, at.cwd, events, wrap).map(AppServerLink::Child);
-        }
-        let found = match listener::find(at.home) {
-            Found::None => None,
-            Found::Untrusted(why) => {
-                eprintln!("codex-as broker: not using the Codex listener of this home: {why}");
-                return AppServer::spawn(at.codex, at.cwd, events, wrap).map(AppServerLink::Child);
+        let _lock = match files.lock() {
+            Ok(lock) => lock,
+            Err(e) => {
+                eprintln!(
+                    "codex-as broker: cannot lock the listener of this home ({e}); running its own app-server"
+                );
+                return child(events);
             }
-            Found::Socket(path) => Some(path),
         };
-        if let Some(path) = found {
-            match Link::connect(&path, events.clone(), wrap).await {
-                Ok(link) => match files.started_by_codex_as(&home, link.pid()) {
-                    None => return Ok(AppServerLink::Listener(link)),
-                    Some(record) if record.login == identity::auth_fingerprint(&home) => {
-                        return Ok(AppServerLink::OwnListener(
-                            link,
-                            Box::new(Owned { record, files }),
-                        ));
-                    }
-                    // Started before the home logged in again: it serves the old login. Replaced
-                    // when nobody uses it; else this broker runs its own child meanwhile.
-                    Some(record) => {
-                        let outcome =
-                            own_listener::stop_unless_used_locked(&record, &files, 1, link.close())
-                                .await;
-                        if let Some(why) = outcome.why_left() {
-                            eprintln!(
-                                "codex-as broker: the listener codex-as started serves the login this home had before; it is {why}; running its own app-server"
-                            );
-                            return AppServer::spawn(at.codex, at.cwd, events, wrap)
-                                .map(AppServerLink::Child);
-                        }
-                    }
-                },
-                Err(ConnectError::Absent(_)) => {}
-                Err(e) => {
-                    eprintln!("codex-as broker: not using the Codex listener: {e}");
-                    return AppServer::spawn(at.codex, at.cwd, events, wrap)
-                        .map(AppServerLink::Child);
-                }
+        match Self::join(at.home, &home, &files, events.clone(), wrap).await {
+            Joined::Link(link) => return Ok(link),
+            Joined::Refused(why) => {
+                eprintln!("codex-as broker: {why}; running its own app-server");
+                return child(events);
             }
+            Joined::Nothing => {}
         }
         if at.prefer == Prefer::Listener {
             match own_listener::start(at.codex, at.home, &files).await {
@@ -129,7 +109,51 @@ impl AppServerLink {
                 ),
             }
         }
-        AppServer::spawn(at.codex, at.cwd, events, wrap).map(AppServerLink::Child)
+        child(events)
+    }
+
+    /// The listener up at `home`'s standard path, when there is one to use: codex-as's own when
+    /// its record says so. One codex-as started before the home logged in again serves the old
+    /// login: it is stopped when nobody else uses it (and there is nothing to join), else
+    /// refused. `canonical` is the home's canonical path.
+    async fn join<E: Send + 'static>(
+        home: &Path,
+        canonical: &Path,
+        files: &own_listener::Files,
+        events: Sender<E>,
+        wrap: fn(Output) -> E,
+    ) -> Joined {
+        let path = match listener::find(home) {
+            Found::None => return Joined::Nothing,
+            Found::Untrusted(why) => {
+                return Joined::Refused(format!(
+                    "not using the Codex listener of this home: {why}"
+                ));
+            }
+            Found::Socket(path) => path,
+        };
+        let link = match Link::connect(&path, events, wrap).await {
+            Ok(link) => link,
+            Err(ConnectError::Absent(_)) => return Joined::Nothing,
+            Err(e) => return Joined::Refused(format!("not using the Codex listener: {e}")),
+        };
+        let Some(record) = files.started_by_codex_as(canonical, link.pid()) else {
+            return Joined::Link(AppServerLink::Listener(link));
+        };
+        if record.login == identity::auth_fingerprint(canonical) {
+            let files = files.clone();
+            return Joined::Link(AppServerLink::OwnListener(
+                link,
+                Box::new(Owned { record, files }),
+            ));
+        }
+        let outcome = own_listener::stop_unless_used_locked(&record, files, 1, link.close()).await;
+        match outcome.why_left() {
+            None => Joined::Nothing,
+            Some(why) => Joined::Refused(format!(
+                "the listener codex-as started serves the login this home had before; it is {why}"
+            )),
+        }
     }
 
     /// The listener codex-as just started, recorded as its own.

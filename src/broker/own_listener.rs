@@ -72,6 +72,7 @@ pub struct Record {
 }
 
 /// The files of one home's listener in codex-as's runtime folder.
+#[derive(Debug, Clone)]
 pub struct Files {
     record: PathBuf,
     lock: PathBuf,
@@ -95,8 +96,8 @@ impl Files {
         Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| errno.into())
     }
 
-    /// The record, when it is there, this user's, and still describes a live process that
-    /// serves `home` at `socket`.
+    /// The record, when it is there, this user's, and still describes the live process that
+    /// serves `home` (`server_pid`, as the listener's socket names it).
     pub fn started_by_codex_as(&self, home: &Path, server_pid: u32) -> Option<Record> {
         let mut text = String::new();
         runtime_dir::open_private_file(&self.record, false)
@@ -158,7 +159,13 @@ pub async fn start(codex: &Path, home: &Path, files: &Files) -> Result<PathBuf, 
             });
         }
         if Instant::now() >= deadline {
-            let _ = child.start_kill();
+            // The whole group: npm's launcher and the app-server it runs.
+            if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
             return Err(StartError::Timeout(START_TIMEOUT));
         }
         tokio::time::sleep(POLL).await;
@@ -184,6 +191,15 @@ fn log_tail(path: &Path) -> String {
 pub fn others_connected(socket: &Path, ours: usize) -> Option<usize> {
     let table = std::fs::read_to_string("/proc/net/unix").ok()?;
     Some(connections_to(&table, socket).saturating_sub(ours))
+}
+
+/// Who besides codex-as's brokers uses the listener of `record`, in words (`brokers`, `doctor`).
+pub fn others_in_words(record: &Record) -> String {
+    match others_connected(&record.socket, 0) {
+        Some(0) => "nobody uses it: `codex-as brokers stop` stops it".into(),
+        Some(n) => format!("{n} other clients (a codex TUI?) use it"),
+        None => "its other clients cannot be seen on this system".into(),
+    }
 }
 
 /// The connected sockets bound to `socket` in a `/proc/net/unix` table: the listener's end of

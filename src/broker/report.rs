@@ -223,32 +223,26 @@ fn lone_listeners(reg: &Registry, accounts: &Accounts, rows: &[Row]) -> Vec<Row>
     own_listener::recorded(reg.dir())
         .into_iter()
         .filter(|(r, _)| !rows.iter().any(|b| b.app_server_pid == Some(r.server.pid)))
-        .map(|(record, _)| {
-            let others = own_listener::others_connected(&record.socket, 0);
-            Row {
-                account: accounts.name_of_home(&record.home),
-                codex_home: Some(record.home.clone()),
-                app_server: Some("codex-as-listener".into()),
-                app_server_pid: Some(record.server.pid),
-                app_server_words: Some(format!(
-                    "a Codex listener codex-as started for the account (pid {})",
-                    record.server.pid
-                )),
-                pid: Some(record.server.pid),
-                age_seconds: Some(clock_now().saturating_sub(record.started_at)),
-                note: Some(match others {
-                    Some(0) => {
-                        "no broker and no other client: `codex-as brokers stop` stops it".into()
-                    }
-                    Some(n) => format!("no broker; {n} other clients (a codex TUI?) use it"),
-                    None => "no broker; its other clients cannot be seen on this system".into(),
-                }),
-                ..Row::bare(
-                    "codex-as",
-                    format!("unix:{}", record.socket.display()),
-                    State::Listening,
-                )
-            }
+        .map(|(record, _)| Row {
+            account: accounts.name_of_home(&record.home),
+            codex_home: Some(record.home.clone()),
+            app_server: Some("codex-as-listener".into()),
+            app_server_pid: Some(record.server.pid),
+            app_server_words: Some(format!(
+                "a Codex listener codex-as started for the account (pid {})",
+                record.server.pid
+            )),
+            pid: Some(record.server.pid),
+            age_seconds: Some(clock_now().saturating_sub(record.started_at)),
+            note: Some(format!(
+                "no broker; {}",
+                own_listener::others_in_words(&record)
+            )),
+            ..Row::bare(
+                "codex-as",
+                format!("unix:{}", record.socket.display()),
+                State::Listening,
+            )
         })
         .collect()
 }

@@ -129,11 +129,7 @@ fn lone_listeners(accounts: &Accounts, reg: &Registry, served: &[u32], report: &
         let who = accounts
             .name_of_home(&record.home)
             .unwrap_or_else(|| record.home.display().to_string());
-        let users = match own_listener::others_connected(&record.socket, 0) {
-            Some(0) => "nobody uses it: `codex-as brokers stop` stops it".to_string(),
-            Some(n) => format!("{n} other clients (a codex TUI?) use it"),
-            None => "its other clients cannot be seen on this system".to_string(),
-        };
+        let users = own_listener::others_in_words(&record);
         report.note(
             "brokers",
             format!(
