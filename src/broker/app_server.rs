@@ -5,16 +5,15 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use std::sync::Arc;
 use tokio::io::BufReader;
 use tokio::process::{Child, Command};
 
-use tokio::sync::mpsc::{self, Sender, UnboundedSender};
+use tokio::sync::mpsc::Sender;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::BrokerError;
-use super::lines::{self, Backlog};
+use super::lines::{self, Outbox};
 
 /// How much may wait for the app-server to read it before clients are read no further: a busy
 /// or stuck app-server slows its clients down instead of growing the broker's memory.
@@ -36,9 +35,8 @@ pub enum Output {
 pub struct AppServer {
     child: Child,
     pid: u32,
-    input: Option<UnboundedSender<String>>,
-    /// What `input` holds and the app-server has not read yet.
-    unread: Arc<Backlog>,
+    /// Its stdin; what it holds and the app-server has not read yet is bounded.
+    input: Outbox,
     writer: JoinHandle<()>,
     reader: JoinHandle<()>,
 }
@@ -70,9 +68,8 @@ impl AppServer {
                 "codex app-server started without pipes".into(),
             ));
         };
-        let (input, rx) = mpsc::unbounded_channel();
-        let unread = Backlog::new(MAX_UNREAD);
-        let writer = tokio::spawn(lines::write_lines(stdin, rx, Some(unread.clone())));
+        let (input, rx, unread) = Outbox::new(MAX_UNREAD);
+        let writer = tokio::spawn(lines::write_lines(stdin, rx, Some(unread)));
         let reader = tokio::spawn(async move {
             let mut out = BufReader::new(stdout);
             loop {
@@ -101,8 +98,7 @@ impl AppServer {
         Ok(AppServer {
             child,
             pid,
-            input: Some(input),
-            unread,
+            input,
             writer,
             reader,
         })
@@ -113,15 +109,12 @@ impl AppServer {
     }
 
     pub fn send(&self, line: String) {
-        if let Some(tx) = &self.input {
-            self.unread.add(line.len());
-            let _ = tx.send(line);
-        }
+        self.input.send(line);
     }
 
     /// True while the app-server keeps up with its input (see [`MAX_UNREAD`]).
     pub fn gate(&self) -> watch::Receiver<bool> {
-        self.unread.gate()
+        self.input.gate()
     }
 
     /// Waits for the child to exit (cancel-safe, for the event loop's `select!`).
@@ -132,7 +125,7 @@ impl AppServer {
     /// Ends the app-server the gentle way first: closing its stdin is how Codex (and the
     /// plugin's broker) ask it to exit; SIGTERM, then SIGKILL, only if it lingers. Always reaps.
     pub async fn stop(mut self) -> Option<ExitStatus> {
-        self.input = None;
+        self.input.close();
         let _ = tokio::time::timeout(Duration::from_secs(1), &mut self.writer).await;
         self.reader.abort();
         if let Ok(Ok(status)) =

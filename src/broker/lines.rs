@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 
 /// The longest line accepted from a peer: far above any real message (a long thread's history
@@ -124,6 +124,45 @@ impl Backlog {
     /// True while the backlog is under its limit.
     pub fn gate(&self) -> watch::Receiver<bool> {
         self.open.subscribe()
+    }
+}
+
+/// The sending side of a writer task's queue, bounded by its [`Backlog`]: each line sent counts
+/// until the writer has written it. Closing it (or dropping it) ends the queue, so the writer
+/// flushes what is queued and stops.
+pub struct Outbox {
+    tx: Option<UnboundedSender<String>>,
+    backlog: Arc<Backlog>,
+}
+
+impl Outbox {
+    /// An outbox holding up to `limit` unwritten bytes before its gate closes; the receiver and
+    /// the backlog go to the writer.
+    pub fn new(limit: usize) -> (Outbox, UnboundedReceiver<String>, Arc<Backlog>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let backlog = Backlog::new(limit);
+        let outbox = Outbox {
+            tx: Some(tx),
+            backlog: backlog.clone(),
+        };
+        (outbox, rx, backlog)
+    }
+
+    /// Queues `line`; nothing happens once closed.
+    pub fn send(&self, line: String) {
+        if let Some(tx) = &self.tx {
+            self.backlog.add(line.len());
+            let _ = tx.send(line);
+        }
+    }
+
+    /// True while the writer keeps up (see [`Backlog::gate`]).
+    pub fn gate(&self) -> watch::Receiver<bool> {
+        self.backlog.gate()
+    }
+
+    pub fn close(&mut self) {
+        self.tx = None;
     }
 }
 

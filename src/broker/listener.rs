@@ -6,19 +6,18 @@
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::UnixStream;
-use tokio::sync::mpsc::{self, Sender, UnboundedSender};
+use tokio::sync::mpsc::Sender;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::app_server::{MAX_UNREAD, Output};
-use super::lines::{self, Backlog};
+use super::lines::{self, Outbox};
 use crate::sys::fsutil;
 
 /// Where Codex puts the listener of a home, below the home.
@@ -129,8 +128,7 @@ pub struct Link {
     /// The listener's process, as its socket reported it.
     pid: u32,
     path: PathBuf,
-    input: Option<UnboundedSender<String>>,
-    unread: Arc<Backlog>,
+    input: Outbox,
     writer: JoinHandle<()>,
     reader: JoinHandle<()>,
 }
@@ -177,9 +175,7 @@ impl Link {
             Ok(Ok(ws)) => ws,
         };
         let (mut sink, mut frames) = ws.split();
-        let (input, mut rx) = mpsc::unbounded_channel::<String>();
-        let unread = Backlog::new(MAX_UNREAD);
-        let backlog = unread.clone();
+        let (input, mut rx, backlog) = Outbox::new(MAX_UNREAD);
         let writer = tokio::spawn(async move {
             while let Some(line) = rx.recv().await {
                 let n = line.len();
@@ -222,8 +218,7 @@ impl Link {
         Ok(Link {
             pid,
             path: path.to_path_buf(),
-            input: Some(input),
-            unread,
+            input,
             writer,
             reader,
         })
@@ -238,21 +233,18 @@ impl Link {
     }
 
     pub fn send(&self, line: String) {
-        if let Some(tx) = &self.input {
-            self.unread.add(line.len());
-            let _ = tx.send(line);
-        }
+        self.input.send(line);
     }
 
     /// True while the listener keeps up with what the broker sends it.
     pub fn gate(&self) -> watch::Receiver<bool> {
-        self.unread.gate()
+        self.input.gate()
     }
 
     /// Leaves the listener: what is queued goes out, then a close frame. The listener itself is
     /// never stopped: other clients (a TUI) may be using it.
     pub async fn close(mut self) {
-        self.input = None;
+        self.input.close();
         let _ = tokio::time::timeout(CLOSE_GRACE, &mut self.writer).await;
         self.writer.abort();
         self.reader.abort();
@@ -331,7 +323,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let (_home, socket, l) = home_with_listener(d.path());
         drop(l);
-        let (tx, _rx) = mpsc::channel::<Output>(4);
+        let (tx, _rx) = tokio::sync::mpsc::channel::<Output>(4);
         let got = Link::connect(&socket, tx, |o| o).await;
         assert!(
             matches!(got, Err(ConnectError::Absent(_))),
