@@ -286,7 +286,7 @@ pub async fn stop_unless_used_locked(
 
 /// Every live listener codex-as recorded in `runtime`, with its files. A record is believed
 /// only under the name its home gives it, so none can speak for another home.
-pub fn recorded(runtime: &Path) -> Vec<(Record, Files)> {
+fn recorded(runtime: &Path) -> Vec<(Record, Files)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(runtime).into_iter().flatten().flatten() {
         let name = entry.file_name();
@@ -308,6 +308,15 @@ pub fn recorded(runtime: &Path) -> Vec<(Record, Files)> {
             found.push((record, files));
         }
     }
+    found
+}
+
+/// The live listeners codex-as recorded in `runtime` that no broker serves through: `served`
+/// holds the app-server pids its brokers report. Left to their other clients (a TUI) when a
+/// broker stopped, or left where those cannot be seen.
+pub fn lone(runtime: &Path, served: &[u32]) -> Vec<(Record, Files)> {
+    let mut found = recorded(runtime);
+    found.retain(|(r, _)| !served.contains(&r.server.pid));
     found
 }
 

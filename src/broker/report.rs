@@ -217,46 +217,20 @@ async fn own(reg: &Registry, accounts: &Accounts) -> Vec<Row> {
     rows
 }
 
-/// The listeners codex-as started that no broker of its own (in `rows`) serves through: left
-/// to their other clients (a TUI) when a broker stopped, or left where those cannot be seen.
+/// The listeners codex-as started that no broker of its own (in `rows`) serves through.
 fn lone_listeners(reg: &Registry, accounts: &Accounts, rows: &[Row]) -> Vec<Row> {
-    own_listener::recorded(reg.dir())
-        .into_iter()
-        .filter(|(r, _)| !rows.iter().any(|b| b.app_server_pid == Some(r.server.pid)))
-        .map(|(record, _)| Row {
-            account: accounts.name_of_home(&record.home),
-            codex_home: Some(record.home.clone()),
-            app_server: Some("codex-as-listener".into()),
-            app_server_pid: Some(record.server.pid),
-            app_server_words: Some(format!(
-                "a Codex listener codex-as started for the account (pid {})",
-                record.server.pid
-            )),
-            pid: Some(record.server.pid),
-            age_seconds: Some(clock_now().saturating_sub(record.started_at)),
-            note: Some(format!(
-                "no broker; {}",
-                own_listener::others_in_words(&record)
-            )),
-            ..Row::bare(
-                "codex-as",
-                format!("unix:{}", record.socket.display()),
-                State::Listening,
-            )
-        })
+    own_listener::lone(reg.dir(), &served(rows))
+        .iter()
+        .map(|(record, _)| listening_row(accounts, record))
         .collect()
 }
 
 /// Stops each listener codex-as started that no broker serves through and nobody else uses.
 async fn stop_lone_listeners(reg: &Registry, accounts: &Accounts, rows: &[Row]) -> Vec<Row> {
-    let mut out = lone_listeners(reg, accounts, rows);
-    let recorded = own_listener::recorded(reg.dir());
-    for row in &mut out {
-        let Some((record, files)) = recorded.iter().find(|(r, _)| Some(r.server.pid) == row.pid)
-        else {
-            continue;
-        };
-        let outcome = own_listener::stop_unless_used(record, files, 0, async {}).await;
+    let mut out = Vec::new();
+    for (record, files) in own_listener::lone(reg.dir(), &served(rows)) {
+        let mut row = listening_row(accounts, &record);
+        let outcome = own_listener::stop_unless_used(&record, &files, 0, async {}).await;
         match outcome.why_left() {
             None => {
                 row.state = State::Stopped;
@@ -264,8 +238,39 @@ async fn stop_lone_listeners(reg: &Registry, accounts: &Accounts, rows: &[Row]) 
             }
             Some(why) => row.note = Some(why),
         }
+        out.push(row);
     }
     out
+}
+
+/// The app-servers codex-as's brokers in `rows` serve through.
+fn served(rows: &[Row]) -> Vec<u32> {
+    rows.iter().filter_map(|r| r.app_server_pid).collect()
+}
+
+/// A listener codex-as started, up with no broker on it, and who keeps it up.
+fn listening_row(accounts: &Accounts, record: &own_listener::Record) -> Row {
+    Row {
+        account: accounts.name_of_home(&record.home),
+        codex_home: Some(record.home.clone()),
+        app_server: Some("codex-as-listener".into()),
+        app_server_pid: Some(record.server.pid),
+        app_server_words: Some(format!(
+            "a Codex listener codex-as started for the account (pid {})",
+            record.server.pid
+        )),
+        pid: Some(record.server.pid),
+        age_seconds: Some(clock_now().saturating_sub(record.started_at)),
+        note: Some(format!(
+            "no broker; {}",
+            own_listener::others_in_words(record)
+        )),
+        ..Row::bare(
+            "codex-as",
+            format!("unix:{}", record.socket.display()),
+            State::Listening,
+        )
+    }
 }
 
 impl Row {

@@ -122,10 +122,7 @@ pub fn check(accounts: &Accounts, report: &mut Report) {
 /// brokers use) is up for its other clients, or because they could not be seen: a note, with
 /// how to stop it once nobody uses it.
 fn lone_listeners(accounts: &Accounts, reg: &Registry, served: &[u32], report: &mut Report) {
-    for (record, _) in own_listener::recorded(reg.dir()) {
-        if served.contains(&record.server.pid) {
-            continue;
-        }
+    for (record, _) in own_listener::lone(reg.dir(), served) {
         let who = accounts
             .name_of_home(&record.home)
             .unwrap_or_else(|| record.home.display().to_string());

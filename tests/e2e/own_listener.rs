@@ -210,12 +210,7 @@ fn where_a_listener_cannot_work_the_brokers_own_child_serves() {
     // A Codex without `--listen` (the fake one refuses it, as one before 0.169 does).
     let sb = Sandbox::new();
     sb.with_fake_codex();
-    let alice = sb.account_dir("alice");
-    std::fs::write(
-        alice.join("auth.json"),
-        r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-test-alice"}"#,
-    )
-    .unwrap();
+    crate::support::model_stub::write_api_key_login(&sb.account_dir("alice"), "sk-test-alice");
     let ws = sb.mkdir("ws");
     let rt = sb.path().join("rt");
     let run = |args: &[&str]| {
